@@ -1,0 +1,72 @@
+import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
+import { PartyServiceService } from '../gen/lanrage/v1/party.js';
+import { PeerServiceService } from '../gen/lanrage/v1/peer.js';
+import { NetworkServiceService } from '../gen/lanrage/v1/network.js';
+import { GameServiceService } from '../gen/lanrage/v1/games.js';
+import { ServerBrowserServiceService } from '../gen/lanrage/v1/servers.js';
+import { DiscordServiceService } from '../gen/lanrage/v1/discord.js';
+import type { Logger } from '../core/log.js';
+import { wrapService, unimplementedHandlers, type Handler } from './wrap.js';
+
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface ServiceEntry {
+  definition: ServiceDefinition;
+  handlers: Record<string, Handler>;
+  /** Methods that change state or send packets: they need the install token. */
+  mutating: ReadonlySet<string>;
+}
+
+// Services whose features a later version brings. They answer UNIMPLEMENTED with a reason, so
+// clients generated from the proto can already be written against them; they never fake data.
+export function plannedServices(): ServiceEntry[] {
+  const planned = (definition: ServiceDefinition, why: string, mutating: string[]): ServiceEntry => ({
+    definition,
+    handlers: unimplementedHandlers(definition, why),
+    mutating: new Set(mutating),
+  });
+  return [
+    planned(PartyServiceService, 'parties need the control plane, which is not built yet', ['createParty', 'joinParty', 'leaveParty', 'kickPartyMember']),
+    planned(PeerServiceService, 'peers exist only inside a party, which needs the control plane (not built yet)', ['pingPeer']),
+    planned(NetworkServiceService, 'the NAT report (netcheck) is not built yet', ['runNetcheck']),
+    planned(GameServiceService, 'game profiles and detection are not built yet', ['createCustomGameProfile', 'deleteCustomGameProfile']),
+    planned(ServerBrowserServiceService, 'the server browser is not built yet', ['addFavoriteServer', 'removeFavoriteServer']),
+    planned(DiscordServiceService, 'the Discord integration is not built yet', ['connectDiscord', 'disconnectDiscord']),
+  ];
+}
+
+export interface GrpcServerHandle {
+  port: number;
+  /** Graceful: lets calls finish for up to graceMs, then cancels the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGrpcServer(opts: { host: string; port: number; token: string; log: Logger; services: ServiceEntry[] }): Promise<GrpcServerHandle> {
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': 4 * MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  for (const s of opts.services) {
+    const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating });
+    server.addService(definition, implementation);
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    port,
+    close: (graceMs = 2000) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

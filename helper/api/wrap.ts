@@ -1,0 +1,125 @@
+import {
+  status as Status,
+  Metadata,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  type MethodDefinition,
+} from '@grpc/grpc-js';
+import { ApiError } from '../core/api-error.js';
+import type { Logger } from '../core/log.js';
+import { bearerToken, tokenMatches } from '../core/token.js';
+
+// Turns plain async handlers into grpc-js handlers with the rules every method shares:
+// - a request that does not decode gets INVALID_ARGUMENT (grpc-js alone would say INTERNAL);
+// - mutating methods need the install token (metadata "authorization: Bearer <token>");
+// - ApiError becomes its status; anything else becomes INTERNAL without internals.
+
+export interface CallContext {
+  metadata: Metadata;
+  /** Aborted when the client cancels or the deadline passes. */
+  signal: AbortSignal;
+}
+
+export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
+export type StreamHandler<Req, Res> = (req: Req, ctx: CallContext, call: ServerWritableStream<Req, Res>) => Promise<void>;
+export type Handler = UnaryHandler<never, unknown> | StreamHandler<never, unknown>;
+
+export interface WrapOptions {
+  token: string;
+  log: Logger;
+  /** Method names (as in the generated definition, e.g. "updateSettings") that need the token. */
+  mutating: ReadonlySet<string>;
+}
+
+const MALFORMED = Symbol('malformed');
+interface Malformed {
+  [MALFORMED]: string;
+}
+const isMalformed = (x: unknown): x is Malformed => typeof x === 'object' && x !== null && MALFORMED in x;
+
+type AnyDef = MethodDefinition<unknown, unknown>;
+
+export function wrapService(
+  def: ServiceDefinition,
+  handlers: Record<string, Handler>,
+  opts: WrapOptions,
+): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+  const definition: Record<string, AnyDef> = {};
+  const implementation: UntypedServiceImplementation = {};
+  for (const [name, m] of Object.entries(def as Record<string, AnyDef>)) {
+    const handler = handlers[name];
+    if (!handler) throw new Error(`no handler for ${m.path}`);
+    definition[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer): unknown => {
+        try {
+          return m.requestDeserialize(buf);
+        } catch (err) {
+          return { [MALFORMED]: (err as Error).message } satisfies Malformed;
+        }
+      },
+    };
+    const log = opts.log.child({ method: m.path });
+    const check = (req: unknown, md: Metadata): void => {
+      if (isMalformed(req)) throw new ApiError(Status.INVALID_ARGUMENT, `request is not a valid ${m.path} message: ${req[MALFORMED]}`);
+      if (opts.mutating.has(name)) {
+        const presented = bearerToken(md.get('authorization')[0]?.toString());
+        if (!tokenMatches(opts.token, presented)) {
+          throw new ApiError(
+            Status.UNAUTHENTICATED,
+            presented === undefined
+              ? 'this call changes the helper and needs the install token: send metadata "authorization: Bearer <token>" (the token is in the helper state directory, file api-token)'
+              : 'the install token is wrong',
+          );
+        }
+      }
+    };
+    implementation[name] = m.responseStream
+      ? async (call: ServerWritableStream<unknown, unknown>) => {
+          const ac = new AbortController();
+          call.on('cancelled', () => ac.abort());
+          try {
+            check(call.request, call.metadata);
+            await (handler as StreamHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }, call);
+            if (!call.cancelled) call.end();
+          } catch (err) {
+            if (!call.cancelled) call.emit('error', toServiceError(err, log));
+          }
+        }
+      : async (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => {
+          const ac = new AbortController();
+          call.on('cancelled', () => ac.abort());
+          try {
+            check(call.request, call.metadata);
+            cb(null, await (handler as UnaryHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }));
+          } catch (err) {
+            cb(toServiceError(err, log));
+          }
+        };
+  }
+  return { definition: definition as ServiceDefinition, implementation };
+}
+
+function toServiceError(err: unknown, log: Logger): { code: Status; details: string } {
+  if (err instanceof ApiError) {
+    log.debug('call refused', { code: Status[err.code], details: err.message });
+    return { code: err.code, details: err.message };
+  }
+  log.error('handler failed', { err: err instanceof Error ? err.stack ?? err.message : String(err) });
+  return { code: Status.INTERNAL, details: 'internal error in the helper; its log has the details' };
+}
+
+/** Handlers for every method of a service that this version does not have yet. */
+export function unimplementedHandlers(def: ServiceDefinition, why: string): Record<string, Handler> {
+  const out: Record<string, Handler> = {};
+  for (const [name, m] of Object.entries(def as Record<string, AnyDef>)) {
+    const fail = (): never => {
+      throw new ApiError(Status.UNIMPLEMENTED, `${m.path} is not available in this version of LANrage: ${why}`);
+    };
+    out[name] = m.responseStream ? async () => fail() : () => fail();
+  }
+  return out;
+}

@@ -1,0 +1,42 @@
+import { Metadata } from '@grpc/grpc-js';
+import { ControlPlaneMode, HelperServiceClient, type GetStatusResponse, type HelperStatus } from '../gen/lanrage/v1/helper.js';
+import { unary } from './call.js';
+import type { Command } from './commands.js';
+
+export function formatDuration(totalSeconds: number): string {
+  const d = Math.floor(totalSeconds / 86400);
+  const h = Math.floor((totalSeconds % 86400) / 3600);
+  const m = Math.floor((totalSeconds % 3600) / 60);
+  const s = totalSeconds % 60;
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+export function formatStatus(s: HelperStatus): string[] {
+  return [
+    `LANrage helper ${s.version}, running for ${formatDuration(s.uptimeSeconds)}`,
+    `  device   ${s.deviceName} (${s.os}/${s.arch}, host ${s.hostname})`,
+    `  control  ${s.controlPlane === ControlPlaneMode.CONTROL_PLANE_MODE_REMOTE ? 'remote control server' : 'embedded control server'}`,
+    `  party    ${s.inParty ? 'in a party' : 'not in a party'}`,
+    `  API      gRPC 127.0.0.1:${s.grpcPort}, PWA http://localhost:${s.httpPort}`,
+  ];
+}
+
+export const statusCommand: Command = {
+  name: 'status',
+  usage: 'status',
+  summary: "show the helper's state",
+  async run(_args, ctx) {
+    const client = new HelperServiceClient(ctx.target, ctx.creds);
+    try {
+      const res = await unary<object, GetStatusResponse>(client, client.getStatus, {}, new Metadata(), ctx.deadline());
+      if (!res.status) throw new Error('the helper sent an empty status');
+      if (ctx.json) ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString() }));
+      else formatStatus(res.status).forEach((l) => ctx.out(l));
+    } finally {
+      client.close();
+    }
+  },
+};

@@ -1,0 +1,137 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { flag, portFlag, type ParsedArgs } from '../core/args.js';
+import { HelperState } from '../core/helper-state.js';
+import type { Logger } from '../core/log.js';
+import { defaultStateDir, ensureStateDir } from '../core/state-dir.js';
+import { loadOrCreateToken } from '../core/token.js';
+import { packageVersion } from '../core/version.js';
+import { HISTORY_STEP_SECONDS, MetricsHistory } from '../metrics/history.js';
+import { systemReader } from '../metrics/reader.js';
+import { MetricsSampler } from '../metrics/sampler.js';
+import { openDatabase } from '../store/db.js';
+import { HELPER_MIGRATIONS } from '../store/migrations.js';
+import { SettingsRepo } from '../store/settings-repo.js';
+import { startHttpServer } from '../web/server.js';
+import { metricsDefinition, metricsHandlers, toProtoSample } from '../api/metrics-service.js';
+import { plannedServices, startGrpcServer } from '../api/server.js';
+import { settingsDefinition, settingsHandlers, settingsMutating } from '../api/settings-service.js';
+import { statusDefinition, statusHandlers } from '../api/status-service.js';
+import { watchDefinition, watchHandlers } from '../api/watch-service.js';
+
+export const DEFAULT_HTTP_PORT = 8666;
+export const DEFAULT_GRPC_PORT = 8667;
+
+export interface HelperOptions {
+  stateDir: string;
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  pwaDir: string | null;
+  allowedHosts: string[];
+}
+
+export function helperOptions(args: ParsedArgs): HelperOptions {
+  const builtPwa = fileURLToPath(new URL('../../pwa/', import.meta.url));
+  const host = flag(args, 'listen') ?? '127.0.0.1';
+  if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
+    throw new Error('--listen must be a loopback address: remote access comes through pairing, not by opening the local API');
+  }
+  return {
+    stateDir: flag(args, 'state-dir') ?? defaultStateDir(),
+    host,
+    httpPort: portFlag(args, 'http-port', DEFAULT_HTTP_PORT),
+    grpcPort: portFlag(args, 'grpc-port', DEFAULT_GRPC_PORT),
+    pwaDir: flag(args, 'pwa-dir') ?? (existsSync(join(builtPwa, 'index.html')) ? builtPwa : null),
+    allowedHosts: args.flags.get('allow-host') ?? [],
+  };
+}
+
+export interface RunningHelper {
+  grpcPort: number;
+  httpPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startHelper(opts: HelperOptions, log: Logger): Promise<RunningHelper> {
+  ensureStateDir(opts.stateDir);
+  const token = loadOrCreateToken(opts.stateDir);
+  const db = openDatabase(join(opts.stateDir, 'helper.db'), HELPER_MIGRATIONS);
+  const state = new HelperState(packageVersion(), new SettingsRepo(db));
+  const history = new MetricsHistory(db);
+  const shutdown = new AbortController();
+
+  let lastPrune = 0;
+  const sampler = new MetricsSampler({
+    reader: systemReader(),
+    log,
+    liveIntervalMs: 1000,
+    idleIntervalMs: HISTORY_STEP_SECONDS * 1000,
+    onSample: (s) => {
+      history.add(s);
+      if (s.atMs - lastPrune > 3600_000) {
+        history.pruneOlderThan(s.atMs - state.settings.metricsRetentionHours * 3600_000);
+        lastPrune = s.atMs;
+      }
+      state.events.publish({ metrics: toProtoSample(s) });
+    },
+  });
+  sampler.start();
+
+  const grpc = await startGrpcServer({
+    host: opts.host,
+    port: opts.grpcPort,
+    token,
+    log: log.child({ part: 'grpc' }),
+    services: [
+      { definition: statusDefinition, handlers: statusHandlers(state), mutating: new Set() },
+      { definition: settingsDefinition, handlers: settingsHandlers(state), mutating: settingsMutating },
+      {
+        definition: metricsDefinition,
+        handlers: metricsHandlers({ current: () => sampler.current(), history, retentionHours: () => state.settings.metricsRetentionHours }),
+        mutating: new Set(),
+      },
+      {
+        definition: watchDefinition,
+        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => sampler.watch(), shutdown: shutdown.signal }),
+        mutating: new Set(),
+      },
+      ...plannedServices(),
+    ],
+  });
+  state.grpcPort = grpc.port;
+
+  let http;
+  try {
+    http = await startHttpServer({
+      host: opts.host,
+      port: opts.httpPort,
+      grpcTarget: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${grpc.port}`,
+      staticDir: opts.pwaDir,
+      allowedHosts: opts.allowedHosts,
+      token,
+      log: log.child({ part: 'http' }),
+    });
+  } catch (err) {
+    await grpc.close(0);
+    sampler.stop();
+    db.close();
+    throw err;
+  }
+  state.httpPort = http.port;
+  if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
+
+  return {
+    grpcPort: grpc.port,
+    httpPort: http.port,
+    async stop() {
+      shutdown.abort();
+      await http.close();
+      await grpc.close(2000);
+      sampler.stop();
+      history.flush();
+      db.close();
+    },
+  };
+}

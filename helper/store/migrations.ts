@@ -1,0 +1,33 @@
+// Numbered schema migrations. Append only: a released migration is never edited, because
+// existing installs have already run it (PRAGMA user_version records how far each got).
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const HELPER_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'settings',
+    sql: `CREATE TABLE settings (
+      key   TEXT PRIMARY KEY,
+      value TEXT NOT NULL
+    ) STRICT;`,
+  },
+  {
+    version: 2,
+    name: 'metrics history',
+    // One row per step (10 s) of averaged samples; ts is the step start in unix seconds.
+    sql: `CREATE TABLE metrics_history (
+      ts          INTEGER PRIMARY KEY,
+      cpu         REAL NOT NULL,
+      mem_used    INTEGER NOT NULL,
+      mem_total   INTEGER NOT NULL,
+      rx          REAL NOT NULL,
+      tx          REAL NOT NULL,
+      helper_cpu  REAL NOT NULL,
+      helper_rss  INTEGER NOT NULL
+    ) STRICT;`,
+  },
+];
