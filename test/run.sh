@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `npm test`: installs what the tests need on a fresh Debian machine (Debian packages when
+# missing, npm packages from the lock file), builds everything, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\n== %s\n' "$*"; }
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+/usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "*** MISSING Debian packages: ${missing[*]} — the tests that need them will skip (or fail in CI)."
+    echo "*** Install them with: sudo apt-get install ${missing[*]}"
+  fi
+fi
+
+# npm ci only when the lock file changed since the last install: it rebuilds better-sqlite3 (~1 min).
+stamp=node_modules/.lanrage-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+log "build (buf generate, tsc, vite)"
+npm run build --silent
+log "buf lint"
+npx --no-install buf lint
+
+log "tests"
+shopt -s nullglob
+files=(dist/test/unit/*.test.js dist/test/integration/*.test.js dist/test/browser/*.test.js)
+exec node --test --test-reporter=spec --test-timeout=180000 "${files[@]}"
