@@ -35,5 +35,5 @@ npx --no-install buf lint
 
 log "tests"
 shopt -s nullglob
-files=(dist/test/unit/*.test.js dist/test/integration/*.test.js dist/test/browser/*.test.js)
+files=(dist/test/unit/*.test.js dist/test/integration/*.test.js dist/test/lab/*.test.js dist/test/browser/*.test.js)
 exec node --test --test-reporter=spec --test-timeout=180000 "${files[@]}"

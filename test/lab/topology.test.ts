@@ -1,0 +1,49 @@
+// The lab's plan, without root: names fit the kernel's limits, addresses do not overlap, and bad
+// site lists are refused before anything is created.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IFNAME_MAX, MAX_SITES, planLab, sanitizeSiteName, type NatKind } from './topology.js';
+
+const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public'];
+const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % 3] as NatKind }));
+
+test('largest lab: interface names fit IFNAMSIZ, every address and name is unique', () => {
+  const plan = planLab('abcdefgh', full);
+  const ifaces = plan.namespaces.flatMap((n) => n.ifaces);
+  for (const i of ifaces) assert.ok(i.length <= IFNAME_MAX, `${i} is longer than ${IFNAME_MAX}`);
+  assert.equal(new Set(ifaces).size, ifaces.length);
+  const names = plan.namespaces.map((n) => n.name);
+  assert.equal(new Set(names).size, names.length);
+  for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rh])?$/);
+  const addrs = plan.namespaces.flatMap((n) => n.ipBatch.filter((l) => l.startsWith('addr add')).map((l) => l.split(' ')[2]));
+  assert.equal(new Set(addrs).size, addrs.length);
+  for (const a of addrs) assert.match(a ?? '', /^(203\.0\.113|198\.51\.100)\.\d+\/(30|28)$/);
+});
+
+test('addresses follow the documented carving', () => {
+  const plan = planLab('x1', [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'public' }, { name: 'c', kind: 'symmetric' }]);
+  assert.equal(plan.control.inetIp, '203.0.113.1');
+  assert.equal(plan.control.peerIp, '203.0.113.2');
+  const [a, b, c] = plan.sites;
+  assert.deepEqual([a?.publicIp, a?.lanIp, a?.routerLanIp], ['203.0.113.6', '198.51.100.2', '198.51.100.1']);
+  assert.deepEqual([b?.publicIp, b?.lanIp, b?.routerNs], ['203.0.113.10', '203.0.113.10', null]);
+  assert.deepEqual([c?.publicIp, c?.lanIp, c?.routerLanIp], ['203.0.113.14', '198.51.100.34', '198.51.100.33']);
+  const router = plan.namespaces.find((n) => n.name === 'lrx1-c-r');
+  assert.match(router?.nft ?? '', /masquerade fully-random/);
+  assert.match(plan.namespaces.find((n) => n.name === 'lrx1-a-r')?.nft ?? '', /oifname "lrx1v1b" masquerade\n/);
+  for (const n of plan.namespaces) {
+    assert.ok(n.sysctls.includes('net.ipv6.conf.all.disable_ipv6=1'), `${n.name} keeps IPv6`);
+    assert.ok(n.sysctls.includes(`net.ipv4.ip_forward=${n.role === 'inet' || n.role === 'router' ? 1 : 0}`));
+  }
+});
+
+test('site names are sanitized; empty, clashing, reserved and surplus sites are refused', () => {
+  assert.equal(sanitizeSiteName('Alice’s PC #2'), 'alicespc');
+  assert.throws(() => planLab('x', [{ name: '!!', kind: 'public' }]), /no \[a-z0-9\]/);
+  assert.throws(() => planLab('x', [{ name: 'A-1', kind: 'public' }, { name: 'a1', kind: 'symmetric' }]), /both become a1/);
+  assert.throws(() => planLab('x', [{ name: 'inet', kind: 'public' }]), /reserved/);
+  assert.throws(() => planLab('x', [...full, { name: 'more', kind: 'public' }]), /at most/);
+  assert.throws(() => planLab('Bad-Id', []), /lab id/);
+  assert.throws(() => planLab('x', [{ name: 'a', kind: 'cone' as NatKind }]), /unknown NAT kind/);
+});

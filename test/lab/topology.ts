@@ -1,0 +1,238 @@
+// The lab's topology as data: names, addresses, and the exact ip/sysctl/nft input for every
+// namespace. Pure, so that naming limits and address carving are unit-tested without root;
+// lab.ts only executes what this plans.
+
+export type NatKind = 'public' | 'port-restricted' | 'symmetric';
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric'];
+
+/** Everything the lab creates carries this prefix; cleanup only ever looks at names that have it. */
+export const NS_PREFIX = 'lr';
+export const ID_RE = /^[a-z0-9]{1,8}$/;
+export const SLUG_RE = /^[a-z0-9]{1,8}$/;
+/** Linux IFNAMSIZ is 16 including the NUL. */
+export const IFNAME_MAX = 15;
+
+// TEST-NET-3 is the "internet" (64 point-to-point /30s), TEST-NET-2 the site LANs (16 /28s).
+const WAN_NET = '203.0.113';
+const LAN_NET = '198.51.100';
+export const MAX_LINKS = 64;
+export const MAX_SITES = 16;
+
+/** nft table names inside lab namespaces (one table each; nothing else lives there). */
+export const INET_TABLE = 'lanrage_lab';
+export const ROUTER_TABLE = 'lanrage_lab_nat';
+
+export interface LinkPlan {
+  k: number;
+  inetIf: string; // internet-router side
+  peerIf: string; // the other namespace's side
+  inetIp: string;
+  peerIp: string;
+  peerNs: string;
+}
+
+export interface SitePlan {
+  name: string; // as given
+  slug: string; // sanitized, used in names
+  kind: NatKind;
+  index: number;
+  hostNs: string;
+  routerNs: string | null;
+  link: LinkPlan; // router WAN link, or the public host's own link
+  lanIf: { router: string; host: string } | null;
+  routerLanIp: string | null;
+  lanIp: string;
+  publicIp: string;
+}
+
+export type NsRole = 'inet' | 'control' | 'router' | 'host';
+
+export interface NsPlan {
+  name: string;
+  role: NsRole;
+  ifaces: string[];
+  /** `key=value` arguments for one `sysctl -w` call. */
+  sysctls: string[];
+  /** Lines for `ip -n NAME -batch -`. */
+  ipBatch: string[];
+  /** An nft ruleset for `nft -f -`, or null. */
+  nft: string | null;
+}
+
+export interface LabPlan {
+  id: string;
+  inetNs: string;
+  ctlNs: string;
+  control: LinkPlan;
+  sites: SitePlan[];
+  namespaces: NsPlan[];
+  /** Lines for a root-namespace `ip -batch -`: creates every namespace and veth pair. */
+  rootBatch: string[];
+}
+
+/** Lowercase, keep [a-z0-9], at most 8 characters. */
+export function sanitizeSiteName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
+}
+
+export function nsNamesOf(id: string): { inet: string; ctl: string; router(slug: string): string; host(slug: string): string } {
+  const p = `${NS_PREFIX}${id}`;
+  return { inet: `${p}-inet`, ctl: `${p}-ctl`, router: (s) => `${p}-${s}-r`, host: (s) => `${p}-${s}-h` };
+}
+
+function link(id: string, k: number, peerNs: string): LinkPlan {
+  return {
+    k,
+    inetIf: `${NS_PREFIX}${id}v${k}a`,
+    peerIf: `${NS_PREFIX}${id}v${k}b`,
+    inetIp: `${WAN_NET}.${4 * k + 1}`,
+    peerIp: `${WAN_NET}.${4 * k + 2}`,
+    peerNs,
+  };
+}
+
+function sysctlsFor(ifaces: string[], forward: boolean): string[] {
+  const out = [
+    // No IPv6 at all, so that nothing can leave the lab by a path the test does not model.
+    'net.ipv6.conf.all.disable_ipv6=1',
+    'net.ipv6.conf.default.disable_ipv6=1',
+    // Effective rp_filter is max(all, iface): both must be 0 for asymmetric lab paths.
+    'net.ipv4.conf.all.rp_filter=0',
+    'net.ipv4.conf.default.rp_filter=0',
+    `net.ipv4.ip_forward=${forward ? 1 : 0}`,
+  ];
+  for (const i of ['lo', ...ifaces]) out.push(`net.ipv6.conf.${i}.disable_ipv6=1`, `net.ipv4.conf.${i}.rp_filter=0`);
+  return out;
+}
+
+function inetRuleset(links: LinkPlan[]): string {
+  // Named counters of what the internet router FORWARDS per link: ARP and packets that die at
+  // the router (TTL expiry) are not counted, so "0 packets to control" means exactly that.
+  const counters = links.map((l) => `  counter to_${l.k} {}\n  counter from_${l.k} {}\n`).join('');
+  const rules = links
+    .map((l) => `    iifname "${l.inetIf}" counter name "from_${l.k}"\n    oifname "${l.inetIf}" counter name "to_${l.k}"\n`)
+    .join('');
+  return `table ip ${INET_TABLE} {\n${counters}  chain forward {\n    type filter hook forward priority filter; policy accept;\n${rules}  }\n}\n`;
+}
+
+function routerRuleset(kind: NatKind, wan: string, lan: string): string {
+  // Plain masquerade keeps the mapping per source (endpoint-independent mapping) and conntrack
+  // only lets replies from the exact contacted ip:port back in (port-restricted filtering);
+  // fully-random draws a new port per destination (endpoint-dependent mapping = symmetric).
+  const masq = kind === 'symmetric' ? 'masquerade fully-random' : 'masquerade';
+  return (
+    `table ip ${ROUTER_TABLE} {\n` +
+    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" ${masq}\n  }\n` +
+    // A home router's firewall: nothing unsolicited enters the LAN (port forwards via DNAT may).
+    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n` +
+    `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
+    `}\n`
+  );
+}
+
+export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: NatKind }>): LabPlan {
+  if (!ID_RE.test(id)) throw new Error(`lab id must match ${ID_RE}: ${JSON.stringify(id)}`);
+  if (sites.length > MAX_SITES) throw new Error(`at most ${MAX_SITES} sites (got ${sites.length})`);
+  const names = nsNamesOf(id);
+  const seen = new Map<string, string>();
+  const control = link(id, 0, names.ctl);
+  const links: LinkPlan[] = [control];
+  const sitePlans: SitePlan[] = [];
+  const nsPlans: NsPlan[] = [];
+
+  sites.forEach((s, index) => {
+    if (!NAT_KINDS.includes(s.kind)) throw new Error(`site ${JSON.stringify(s.name)}: unknown NAT kind ${JSON.stringify(s.kind)}`);
+    const slug = sanitizeSiteName(s.name);
+    if (!SLUG_RE.test(slug)) throw new Error(`site name ${JSON.stringify(s.name)} has no [a-z0-9] characters`);
+    if (['inet', 'ctl'].includes(slug)) throw new Error(`site name ${JSON.stringify(s.name)} is reserved`);
+    const clash = seen.get(slug);
+    if (clash !== undefined) throw new Error(`site names ${JSON.stringify(clash)} and ${JSON.stringify(s.name)} both become ${slug}`);
+    seen.set(slug, s.name);
+
+    const hostNs = names.host(slug);
+    if (s.kind === 'public') {
+      const l = link(id, links.length, hostNs);
+      links.push(l);
+      sitePlans.push({ name: s.name, slug, kind: s.kind, index, hostNs, routerNs: null, link: l, lanIf: null, routerLanIp: null, lanIp: l.peerIp, publicIp: l.peerIp });
+      return;
+    }
+    const routerNs = names.router(slug);
+    const l = link(id, links.length, routerNs);
+    links.push(l);
+    const lanIf = { router: `${NS_PREFIX}${id}l${index}a`, host: `${NS_PREFIX}${id}l${index}b` };
+    sitePlans.push({
+      name: s.name, slug, kind: s.kind, index, hostNs, routerNs, link: l, lanIf,
+      routerLanIp: `${LAN_NET}.${16 * index + 1}`,
+      lanIp: `${LAN_NET}.${16 * index + 2}`,
+      publicIp: l.peerIp,
+    });
+  });
+  if (links.length > MAX_LINKS) throw new Error(`too many internet links (${links.length} > ${MAX_LINKS})`);
+
+  const wanNs = (l: LinkPlan, role: NsRole, extra: string[] = [], nft: string | null = null, forward = false): NsPlan => ({
+    name: l.peerNs,
+    role,
+    ifaces: [l.peerIf, ...extra],
+    sysctls: sysctlsFor([l.peerIf, ...extra], forward),
+    ipBatch: [
+      'link set lo up',
+      `addr add ${l.peerIp}/30 dev ${l.peerIf}`,
+      `link set ${l.peerIf} up`,
+    ],
+    nft,
+  });
+
+  const inetIfs = links.map((l) => l.inetIf);
+  nsPlans.push({
+    name: names.inet,
+    role: 'inet',
+    ifaces: inetIfs,
+    sysctls: sysctlsFor(inetIfs, true),
+    ipBatch: ['link set lo up', ...links.flatMap((l) => [`addr add ${l.inetIp}/30 dev ${l.inetIf}`, `link set ${l.inetIf} up`])],
+    nft: inetRuleset(links),
+  });
+  const ctl = wanNs(control, 'control');
+  ctl.ipBatch.push(`route add default via ${control.inetIp} dev ${control.peerIf}`);
+  nsPlans.push(ctl);
+
+  for (const s of sitePlans) {
+    if (s.routerNs === null || s.lanIf === null || s.routerLanIp === null) {
+      const h = wanNs(s.link, 'host');
+      h.ipBatch.push(`route add default via ${s.link.inetIp} dev ${s.link.peerIf}`);
+      nsPlans.push(h);
+      continue;
+    }
+    const r = wanNs(s.link, 'router', [s.lanIf.router], routerRuleset(s.kind, s.link.peerIf, s.lanIf.router), true);
+    r.ipBatch.push(
+      `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
+      `link set ${s.lanIf.router} up`,
+      `route add default via ${s.link.inetIp} dev ${s.link.peerIf}`,
+    );
+    nsPlans.push(r);
+    nsPlans.push({
+      name: s.hostNs,
+      role: 'host',
+      ifaces: [s.lanIf.host],
+      sysctls: sysctlsFor([s.lanIf.host], false),
+      ipBatch: [
+        'link set lo up',
+        `addr add ${s.lanIp}/28 dev ${s.lanIf.host}`,
+        `link set ${s.lanIf.host} up`,
+        `route add default via ${s.routerLanIp} dev ${s.lanIf.host}`,
+      ],
+      nft: null,
+    });
+  }
+
+  // veth pairs are created directly inside their namespaces: nothing ever appears in the root
+  // namespace, even for a moment.
+  const rootBatch = [
+    ...nsPlans.map((n) => `netns add ${n.name}`),
+    ...links.map((l) => `link add ${l.inetIf} netns ${names.inet} type veth peer name ${l.peerIf} netns ${l.peerNs}`),
+    ...sitePlans.flatMap((s) =>
+      s.lanIf && s.routerNs ? [`link add ${s.lanIf.router} netns ${s.routerNs} type veth peer name ${s.lanIf.host} netns ${s.hostNs}`] : [],
+    ),
+  ];
+
+  return { id, inetNs: names.inet, ctlNs: names.ctl, control, sites: sitePlans, namespaces: nsPlans, rootBatch };
+}
