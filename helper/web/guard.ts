@@ -1,0 +1,69 @@
+// Who may talk to the helper's HTTP port. The helper is privileged and listens on loopback, so the
+// threats are web pages in the user's own browser: DNS rebinding (a foreign name resolving to
+// 127.0.0.1 — caught by the Host check) and cross-origin requests from other sites or from other
+// local ports (caught by the Origin and Sec-Fetch-Site checks). Pure decisions; server.ts applies them.
+
+export type GuardDecision = { ok: true } | { ok: false; status: 403 | 421; reason: string };
+
+const OK: GuardDecision = { ok: true };
+
+// Host values we answer to, lower-cased. Browsers omit the port only when it is the default one.
+export function acceptedHosts(port: number, allowedHosts: readonly string[]): string[] {
+  const names = ['localhost', '127.0.0.1', '[::1]'];
+  const hosts = names.map((n) => `${n}:${port}`);
+  if (port === 80) hosts.push(...names);
+  for (const h of allowedHosts) {
+    const v = h.trim().toLowerCase();
+    if (v !== '' && !hosts.includes(v)) hosts.push(v);
+  }
+  return hosts;
+}
+
+export function checkHost(host: string | undefined, accepted: readonly string[]): GuardDecision {
+  if (host !== undefined && accepted.includes(host.trim().toLowerCase())) return OK;
+  return {
+    ok: false,
+    status: 421,
+    reason: `This LANrage helper answers only to the host names ${accepted.join(', ')}; open it through one of them.`,
+  };
+}
+
+// Only our own origin: an Origin header that is present must be exactly http://<Host>. 'null'
+// (sandboxed frames, file: pages, some redirects) is foreign too.
+export function checkOrigin(origin: string | undefined, host: string): GuardDecision {
+  if (origin === undefined) return OK;
+  if (origin.trim().toLowerCase() === `http://${host.trim().toLowerCase()}`) return OK;
+  return { ok: false, status: 403, reason: 'Cross-origin requests are not allowed; use the LANrage app served by this helper.' };
+}
+
+// Sec-Fetch-Site backs up the Origin check on the API. 'same-site' is not enough: every port on
+// localhost is the same site, so a dev server on localhost:3000 would pass. 'none' is a request the
+// user made directly (address bar, bookmark).
+export function checkFetchSite(secFetchSite: string | undefined, sensitive: boolean): GuardDecision {
+  if (!sensitive || secFetchSite === undefined) return OK;
+  const v = secFetchSite.trim().toLowerCase();
+  if (v === 'same-origin' || v === 'none') return OK;
+  return { ok: false, status: 403, reason: `Requests from other sites are not allowed (Sec-Fetch-Site: ${v === '' ? 'empty' : v.slice(0, 32)}).` };
+}
+
+export interface GuardInput {
+  host: string | undefined;
+  origin: string | undefined;
+  secFetchSite: string | undefined;
+  // True for the API: /api/* and anything that is not a plain GET/HEAD.
+  sensitive: boolean;
+}
+
+export function guardRequest(input: GuardInput, accepted: readonly string[]): GuardDecision {
+  const host = checkHost(input.host, accepted);
+  if (!host.ok || input.host === undefined) return host;
+  const origin = checkOrigin(input.origin, input.host);
+  if (!origin.ok) return origin;
+  return checkFetchSite(input.secFetchSite, input.sensitive);
+}
+
+// Which requests count as API calls for the Sec-Fetch-Site check. Navigations (GET/HEAD of the
+// app's pages) stay open so that a link to the app from elsewhere still works.
+export function isSensitive(method: string, pathname: string): boolean {
+  return pathname === '/api' || pathname.startsWith('/api/') || (method !== 'GET' && method !== 'HEAD');
+}

@@ -1,0 +1,132 @@
+import * as grpc from '@grpc/grpc-js';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../core/log.js';
+import { handleGrpcWeb } from './bridge.js';
+import { isGrpcWebPath } from './grpc-web-frames.js';
+import { acceptedHosts, guardRequest, isSensitive } from './guard.js';
+import { sendJson, sendPlain } from './respond.js';
+import { serveStatic } from './static.js';
+
+// The helper's HTTP port: the PWA's files, the session endpoint that hands the same-origin app its
+// token, and the gRPC-Web bridge, all behind the Host/Origin guards.
+
+export interface HttpServerOptions {
+  host: string;              // bind address, '127.0.0.1' by default in the helper
+  port: number;              // 8666 in production; 0 in tests (ephemeral)
+  grpcTarget: string;        // 'host:port' of the helper's native grpc-js server (insecure, loopback)
+  staticDir: string | null;  // directory with the built PWA (index.html, assets, sw.js, manifest); null = none
+  allowedHosts: string[];    // extra Host header values to accept besides localhost/127.0.0.1/[::1] with the bound port
+  token: string;             // per-install API token
+  log: Logger;
+  maxMessageBytes?: number;  // max gRPC-Web request body; default 1 MiB
+}
+
+export interface HttpServerHandle { port: number; close(): Promise<void>; }
+
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
+  const log = opts.log.child({ component: 'http' });
+  const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // One channel for every call: grpc-js multiplexes them over one HTTP/2 connection.
+  const client = new grpc.Client(opts.grpcTarget, grpc.credentials.createInsecure());
+  let accepted: string[] = [];
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = req.method ?? '';
+    const url = req.url ?? '';
+    // Origin-form targets only; absolute-form and '*' have no business here.
+    if (!url.startsWith('/')) {
+      sendPlain(res, 400, 'Bad request target.');
+      return;
+    }
+    const pathname = url.split('?', 1)[0] ?? '/';
+
+    const verdict = guardRequest(
+      {
+        host: one(req.headers.host),
+        origin: one(req.headers.origin),
+        secFetchSite: one(req.headers['sec-fetch-site']),
+        sensitive: isSensitive(method, pathname),
+      },
+      accepted,
+    );
+    if (!verdict.ok) {
+      log.debug('request refused', { status: verdict.status, method, path: pathname.slice(0, 200), host: one(req.headers.host)?.slice(0, 100), origin: one(req.headers.origin)?.slice(0, 100) });
+      sendPlain(res, verdict.status, verdict.reason);
+      return;
+    }
+
+    if (pathname === '/api/session') {
+      if (method !== 'GET' && method !== 'HEAD') {
+        sendPlain(res, 405, 'Method not allowed.', { allow: 'GET, HEAD' });
+        return;
+      }
+      sendJson(res, 200, { token: opts.token });
+      return;
+    }
+    if (pathname === '/api' || pathname.startsWith('/api/')) {
+      sendPlain(res, 404, 'Not found.');
+      return;
+    }
+    if (method === 'POST') {
+      if (!isGrpcWebPath(pathname)) {
+        sendPlain(res, 404, 'Not found.');
+        return;
+      }
+      await handleGrpcWeb(req, res, pathname, { client, maxMessageBytes, log });
+      return;
+    }
+    if (method === 'GET' || method === 'HEAD') {
+      if (opts.staticDir === null) {
+        sendPlain(res, 404, 'Not found.');
+        return;
+      }
+      await serveStatic(req, res, opts.staticDir, pathname, log);
+      return;
+    }
+    sendPlain(res, 405, 'Method not allowed.', { allow: 'GET, HEAD, POST' });
+  };
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      log.debug('request failed', { err: err instanceof Error ? err.message : String(err), path: req.url?.slice(0, 200) });
+      if (!res.headersSent) sendPlain(res, 500, 'Internal error.');
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      client.close();
+      reject(err);
+    };
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.warn('http server error', { err }));
+  const port = (server.address() as AddressInfo).port;
+  accepted = acceptedHosts(port, opts.allowedHosts);
+  log.info('http listening', { host: opts.host, port, staticDir: opts.staticDir });
+
+  let closing: Promise<void> | null = null;
+  return {
+    port,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Live streams would otherwise hold close() open forever.
+        server.closeAllConnections();
+        client.close();
+      });
+      return closing;
+    },
+  };
+}
