@@ -24,7 +24,14 @@ stamp=node_modules/.lanrage-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 leaves other platforms' optional packages (buf, rollup binaries) out of the lock file and
+  # then `npm ci` refuses it as out of sync (npm/cli#8320); `npm install` still installs the
+  # versions the lock pins.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/lanrage-npm-ci.err; then
+    grep -q EUSAGE /tmp/lanrage-npm-ci.err || { cat /tmp/lanrage-npm-ci.err; exit 1; }
+    echo "npm ci refused the lock file (npm/cli#8320); using npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
   echo "$want" > "$stamp"
 fi
 
