@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from '../core/log.js';
+import { wrapService } from '../api/wrap.js';
+import type { Clock } from './clock.js';
+import { ControlPlane } from './control-plane.js';
+import { controlDefinition, controlHandlers } from './service.js';
+import { SqliteControlStore } from './sqlite-store.js';
+import { startStunResponder, type StunResponder } from './stun-responder.js';
+
+export const CONTROL_MAX_MESSAGE_BYTES = 64 * 1024;
+
+export interface ControlServerOptions {
+  host: string;
+  grpcPort: number;
+  /** STUN answers on this port and the next one (0: any free pair). */
+  stunPort: number;
+  dbFile: string;
+  tls?: { certFile: string; keyFile: string };
+  log: Logger;
+  /** The address put in stun_servers (e.g. the public IP behind a port forward); see stunHost(). */
+  advertiseHost?: string;
+  /** For tests: shorter presence timers, a manual clock. */
+  awayAfterMs?: number;
+  dropAfterMs?: number;
+  clock?: Clock;
+}
+
+export interface ControlServer {
+  grpcPort: number;
+  stunPorts: [number, number];
+  close(): Promise<void>;
+}
+
+export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
+  const log = opts.log.child({ part: 'control' });
+  // Read the TLS files first: a typo in a path should fail before anything listens.
+  const credentials = opts.tls
+    ? ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(opts.tls.certFile), private_key: readFileSync(opts.tls.keyFile) }], false)
+    : ServerCredentials.createInsecure();
+  const store = SqliteControlStore.open(opts.dbFile);
+  const plane = new ControlPlane({
+    store,
+    log,
+    ...(opts.clock && { clock: opts.clock }),
+    ...(opts.awayAfterMs !== undefined && { awayAfterMs: opts.awayAfterMs }),
+    ...(opts.dropAfterMs !== undefined && { dropAfterMs: opts.dropAfterMs }),
+  });
+  const shutdown = new AbortController();
+  let stun: StunResponder | undefined;
+  const server = new Server({
+    'grpc.max_receive_message_length': CONTROL_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': 4 * 1024 * 1024,
+    // Pings find helpers that vanished without closing their connection, so presence is right.
+    'grpc.keepalive_time_ms': 15_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  try {
+    stun = await startStunResponder({ host: opts.host, port: opts.stunPort, log });
+    const { definition, implementation } = wrapService(
+      controlDefinition,
+      controlHandlers({ plane, stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(opts.advertiseHost && { advertiseHost: opts.advertiseHost }) }),
+      // Authentication is per device (session tokens), done by the handlers, not the install token.
+      { token: '', log, mutating: new Set() },
+    );
+    server.addService(definition, implementation);
+    const grpcPort = await new Promise<number>((resolve, reject) => {
+      const target = opts.host.includes(':') ? `[${opts.host}]:${opts.grpcPort}` : `${opts.host}:${opts.grpcPort}`;
+      server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    const stunPorts = stun.ports;
+    log.info('control server ready', { host: opts.host, grpcPort, stunPorts, tls: !!opts.tls });
+    let closing: Promise<void> | undefined;
+    return {
+      grpcPort,
+      stunPorts,
+      close: () =>
+        (closing ??= (async () => {
+          plane.close();
+          shutdown.abort();
+          await new Promise<void>((resolve) => {
+            const force = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, 1000);
+            server.tryShutdown(() => {
+              clearTimeout(force);
+              resolve();
+            });
+          });
+          await stun?.close();
+          store.close();
+        })()),
+    };
+  } catch (err) {
+    plane.close();
+    server.forceShutdown();
+    await stun?.close();
+    store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,75 @@
+import { invalidArgument } from '../core/api-error.js';
+import { INVITE_SECRET_RE, PARTY_ID_RE } from '../control/ids.js';
+
+// Invite links: lanrage://join?c=<control url>&p=<party id>&s=<secret>. They arrive from chat
+// messages and QR codes, so parsing is strict: exactly these three parameters, each once, each
+// in its exact format, and nothing else.
+
+const PREFIX = 'lanrage://join?';
+const MAX_LINK = 512;
+const MAX_URL = 256;
+
+export interface InviteLink {
+  controlUrl: string;
+  partyId: string;
+  secret: string;
+}
+
+/** "http(s)://host[:port]" with nothing else, normalised to its origin; throws otherwise. */
+export function normalizeControlUrl(raw: string): string {
+  if (raw.length > MAX_URL) throw invalidArgument(`the control server URL is longer than ${MAX_URL} characters`);
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw invalidArgument(`the control server URL ${JSON.stringify(raw.slice(0, 80))} is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidArgument('the control server URL must start with http:// or https://');
+  if (u.hostname === '' || u.username !== '' || u.password !== '' || (u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
+    throw invalidArgument('the control server URL must be http(s)://host[:port] with no user, path, query or fragment');
+  }
+  return u.origin;
+}
+
+export function formatInviteLink(controlUrl: string, partyId: string, secret: string): string {
+  if (!PARTY_ID_RE.test(partyId)) throw invalidArgument('not a party id');
+  if (!INVITE_SECRET_RE.test(secret)) throw invalidArgument('not an invite secret');
+  return `${PREFIX}c=${encodeURIComponent(normalizeControlUrl(controlUrl))}&p=${partyId}&s=${secret}`;
+}
+
+export function parseInviteLink(link: string): InviteLink {
+  const text = link.trim();
+  const bad = (why: string): Error => invalidArgument(`this is not a valid LANrage invite link: ${why}`);
+  if (text.length > MAX_LINK) throw bad(`longer than ${MAX_LINK} characters`);
+  if (!text.startsWith(PREFIX)) throw bad(`it must start with ${PREFIX}`);
+  const query = text.slice(PREFIX.length);
+  if (!/^[A-Za-z0-9%._~&=-]*$/.test(query)) throw bad('it contains characters an invite link never has');
+  const values = new Map<string, string>();
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw bad('each parameter must be name=value');
+    const name = part.slice(0, eq);
+    if (name !== 'c' && name !== 'p' && name !== 's') throw bad(`unknown parameter "${name.slice(0, 16)}"`);
+    if (values.has(name)) throw bad(`parameter "${name}" appears twice`);
+    let value: string;
+    try {
+      value = decodeURIComponent(part.slice(eq + 1));
+    } catch {
+      throw bad(`parameter "${name}" is not properly percent-encoded`);
+    }
+    values.set(name, value);
+  }
+  const c = values.get('c');
+  const p = values.get('p');
+  const s = values.get('s');
+  if (c === undefined || p === undefined || s === undefined) throw bad('it needs the parameters c (control server), p (party) and s (secret)');
+  if (!PARTY_ID_RE.test(p)) throw bad('the party id must be 16 characters a-z, 2-7');
+  if (!INVITE_SECRET_RE.test(s)) throw bad('the secret must be 43 characters of base64url');
+  let controlUrl: string;
+  try {
+    controlUrl = normalizeControlUrl(c);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  return { controlUrl, partyId: p, secret: s };
+}
