@@ -1,0 +1,119 @@
+// The Linux fast path: for confirmed direct paths WireGuard talks to the peer's public address
+// itself, and stateless nftables rules make its packets indistinguishable from the helper's:
+//   output      WireGuard's packets to a fast-path peer leave with the public port as source
+//   prerouting  WireGuard-typed datagrams from a fast-path peer to the public port go to WireGuard
+// Only the (ip, port) pairs in the `peers` set are touched, so peers still on the proxy path (and
+// WireGuard's traffic to our 127.0.0.1 proxy ports) are unaffected, and disco (not WireGuard-typed)
+// still reaches the helper for liveness. Raw priority runs before conntrack, so NAT state sees
+// the rewritten ports in both directions. The table belongs to one WireGuard interface and lives
+// in the current network namespace; nft gets the whole ruleset on stdin (no shell, no arguments
+// from outside) and replaces the table atomically.
+
+import { spawn } from 'node:child_process';
+import { parseEndpoint } from './addr.js';
+
+/** nft identifiers: keep them to [A-Za-z0-9_]. */
+export function fastPathTableName(iface: string): string {
+  const clean = iface.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 32);
+  return `lanrage_fp_${clean || 'wg'}`;
+}
+
+function checkPort(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`fast path: ${what} port ${n} is out of range`);
+}
+
+/** The table's full ruleset for these peer endpoints, or only its removal when there are none. */
+export function renderRuleset(table: string, wgPort: number, pubPort: number, endpoints: readonly string[]): string {
+  checkPort(wgPort, 'WireGuard');
+  checkPort(pubPort, 'public');
+  if (!/^[A-Za-z0-9_]+$/.test(table)) throw new Error(`fast path: bad table name ${JSON.stringify(table)}`);
+  // "add" first makes the "delete" valid whether or not the table exists; one transaction.
+  const head = `add table ip ${table}\ndelete table ip ${table}\n`;
+  const elems = endpoints.map((e) => {
+    const ep = parseEndpoint(e);
+    if (!ep) throw new Error(`fast path: bad endpoint ${JSON.stringify(e)}`);
+    return `${ep.ip} . ${ep.port}`;
+  });
+  if (elems.length === 0) return head;
+  return (
+    head +
+    `table ip ${table} {\n` +
+    `  set peers {\n    type ipv4_addr . inet_service\n    elements = { ${elems.join(', ')} }\n  }\n` +
+    `  chain output {\n    type filter hook output priority raw; policy accept;\n` +
+    `    udp sport ${wgPort} ip daddr . udp dport @peers udp sport set ${pubPort}\n  }\n` +
+    `  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n` +
+    `    udp dport ${pubPort} ip saddr . udp sport @peers @th,64,32 { 0x01000000, 0x02000000, 0x03000000, 0x04000000 } udp dport set ${wgPort}\n  }\n` +
+    `}\n`
+  );
+}
+
+export type NftRunner = (ruleset: string) => Promise<void>;
+
+export const runNft: NftRunner = (ruleset) =>
+  new Promise((resolve, reject) => {
+    const p = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => {
+      if (err.length < 4000) err += d.toString();
+    });
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`nft failed (${code}): ${err.trim()}`))));
+    p.stdin.on('error', () => {});
+    p.stdin.end(ruleset);
+  });
+
+export interface FastPathOptions {
+  iface: string;
+  wgPort(): number;
+  pubPort(): number;
+  run?: NftRunner;
+}
+
+/** The set of fast-path peers and the one table that serves them; applies are serialized. */
+export class FastPath {
+  readonly table: string;
+  private readonly peers = new Map<string, string>();
+  private chain: Promise<void> = Promise.resolve();
+  private installed = false;
+  private readonly run: NftRunner;
+
+  constructor(private readonly o: FastPathOptions) {
+    this.table = fastPathTableName(o.iface);
+    this.run = o.run ?? runNft;
+  }
+
+  /** Puts a peer on the fast path (endpoint) or takes it off (null); resolves when nft is done. */
+  set(peerId: string, endpoint: string | null): Promise<void> {
+    if (endpoint === null) this.peers.delete(peerId);
+    else this.peers.set(peerId, endpoint);
+    return this.apply();
+  }
+
+  has(peerId: string): boolean {
+    return this.peers.has(peerId);
+  }
+
+  private apply(): Promise<void> {
+    const next = this.chain.then(async () => {
+      const eps = [...new Set(this.peers.values())];
+      if (eps.length === 0 && !this.installed) return;
+      await this.run(renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps));
+      this.installed = eps.length > 0;
+    });
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  /** Removes a table a previous run may have left behind (errors ignored: nft may be absent). */
+  reset(): Promise<void> {
+    const next = this.chain.then(() => this.run(renderRuleset(this.table, 1, 1, [])).catch(() => {}));
+    this.chain = next;
+    return next;
+  }
+
+  /** Removes the table (whatever peers were on it). */
+  close(): Promise<void> {
+    this.peers.clear();
+    return this.apply();
+  }
+}

@@ -1,0 +1,663 @@
+// The one public UDP port (Tailscale's magicsock): STUN, disco and WireGuard share one socket so
+// that the NAT mapping STUN reports is the one WireGuard uses. Every datagram is classified by its
+// first bytes (demux.ts) and routed:
+//   disco      authenticated (disco.ts) → pings answered, pongs fed to the peer's PathMachine
+//   WireGuard  from an address that spoke authenticated disco for a peer → that peer's proxy port
+//   STUN       answers to our Binding transactions (stun.ts); anything else to onUnclaimed
+// Outbound, WireGuard's packets for a peer (sent to its 127.0.0.1 proxy port) leave on the peer's
+// active path, or wait in a 4-packet hold queue until a path answers. With the Linux fast path a
+// direct peer's WireGuard traffic bypasses Node entirely (fastpath.ts); disco keeps running.
+
+import { EventEmitter } from 'node:events';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import type { Logger } from '../core/log.js';
+import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
+import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
+import { systemClock, type Clock } from './clock.js';
+import { classify } from './demux.js';
+import { DiscoBox, isKey } from './disco.js';
+import { FastPath, type NftRunner } from './fastpath.js';
+import { PathMachine, type PathState, type PathTiming } from './path.js';
+import { PublicSocket } from './socket.js';
+import { StunClient, type NatInfo, type NatMapping } from './stun.js';
+import { HoldQueue, WgProxy } from './wgproxy.js';
+
+export type { PathState } from './path.js';
+export type { NatInfo, NatMapping } from './stun.js';
+
+export interface MagicPeer {
+  id: string;
+  discoPublicKey: string;
+  wgPublicKey: string;
+  candidates: string[];
+  natHint?: NatMapping;
+}
+
+export interface PingResult {
+  seq: number;
+  answered: boolean;
+  rttMs: number | null;
+  via: string | null;
+  path: 'direct' | 'none';
+}
+
+export interface MagicSockOptions {
+  port: number;
+  discoPrivateKey: string;
+  log: Logger;
+  /** Given by the control server; no other STUN server is ever contacted. */
+  stunServers(): string[];
+  /** WireGuard's own local UDP port. */
+  wgPort(): number;
+  setWgEndpoint(wgPublicKey: string, endpoint: string): Promise<void>;
+  sendCallMeMaybe(peerId: string, myCandidates: string[]): void;
+  /** Linux only: direct peers bypass Node via nftables (needs CAP_NET_ADMIN and `nft`). */
+  fastPath?: boolean;
+  /** TTL of priming packets (0 disables priming); 2 leaves a home NAT and dies one hop later. */
+  primingTtl?: number;
+  /** Tests only: 127.0.0.0/8 candidates. */
+  allowLoopbackCandidates?: boolean;
+  clock?: Clock;
+  /** Never a candidate, ours or a peer's. Default ['10.66.0.0/16'] (the virtual LAN). */
+  excludeSubnets?: string[];
+  /** Default 0.0.0.0; a specific address makes it the only local candidate. */
+  bindAddress?: string;
+  /** The helper's WireGuard interface: excluded from candidates, names the fast-path nft table. */
+  wgInterface?: string;
+  excludeInterfaces?: string[];
+  /** STUN refresh period (default 60 s, 0 = only when localCandidates() is called). */
+  stunRefreshMs?: number;
+  timing?: Partial<PathTiming>;
+  /** Tests: replaces os.networkInterfaces(). */
+  networkInterfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** Tests: replaces running `nft -f -`. */
+  nft?: NftRunner;
+  /** STUN/TURN datagrams that are not answers to our own STUN transactions (a relay client's). */
+  onUnclaimed?(kind: 'stun' | 'channeldata', msg: Buffer, from: string): void;
+}
+
+interface PeerRec {
+  peer: MagicPeer;
+  machine: PathMachine;
+  hold: HoldQueue;
+  proxyPort: number;
+  active: Endpoint | null;
+  activeKey: string | null;
+  /** Addresses that sent authenticated disco as this peer. */
+  known: Set<string>;
+  /** When we last sent a disco packet to each candidate (priming decisions). */
+  lastSent: Map<string, number>;
+  /** The endpoint WireGuard currently has on the fast path, or null. */
+  fastEp: string | null;
+  reconciling: boolean;
+  removed: boolean;
+}
+
+const PEER_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+const DEFAULT_PRIMING_TTL = 2;
+/** A mapping opened by our last packet is assumed gone after this much silence towards a candidate. */
+const REPRIME_AFTER_MS = 20_000;
+const PENDING_CMM_MS = 30_000;
+/** Source addresses remembered per peer (a symmetric NAT can show us many over time). */
+const MAX_KNOWN_ADDRS = 32;
+const MAX_PENDING_CMM = 256;
+
+const COUNTERS = [
+  'rx_wireguard', 'rx_disco', 'rx_stun', 'rx_channeldata', 'rx_unknown',
+  'tx_wireguard', 'tx_disco',
+  'disco_ping_rx', 'disco_pong_rx', 'disco_ping_tx', 'disco_pong_tx', 'disco_primes',
+  'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
+  'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed',
+  'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
+  'stun_unclaimed', 'stun_queries', 'stun_unanswered',
+  'fastpath_on', 'fastpath_off', 'fastpath_errors', 'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
+] as const;
+type CounterName = (typeof COUNTERS)[number];
+export type MagicCounters = Record<CounterName | 'dropped_while_priming' | 'peers' | 'peers_direct' | 'peers_fastpath', number>;
+
+export class MagicSock extends EventEmitter {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly box: DiscoBox;
+  private readonly policy: AddressPolicy;
+  private readonly primingTtl: number;
+  private readonly sock: PublicSocket;
+  private readonly stun: StunClient;
+  private readonly proxy: WgProxy;
+  private readonly fast: FastPath | null;
+  private readonly peers = new Map<string, PeerRec>();
+  private readonly byDisco = new Map<string, string>();
+  private readonly byAddr = new Map<string, string>();
+  private readonly pendingCmm = new Map<string, { candidates: string[]; at: number }>();
+  private readonly userPings = new Map<string, (rtt: number, via: string) => void>();
+  private readonly c: Record<CounterName, number>;
+  private localAddrs: LocalAddress[] = [];
+  private cands: string[] = [];
+  private nat: NatInfo = { mapping: 'unknown', publicAddress: null };
+  private refreshing: Promise<string[]> | null = null;
+  private cancelRefresh: () => void = () => {};
+  private boundPort = 0;
+  private started = false;
+  private closed = false;
+
+  constructor(private readonly o: MagicSockOptions) {
+    super();
+    this.clock = o.clock ?? systemClock;
+    this.log = o.log;
+    this.box = new DiscoBox(o.discoPrivateKey);
+    this.policy = makePolicy({
+      excludeSubnets: o.excludeSubnets,
+      excludeInterfaces: [...(o.excludeInterfaces ?? []), ...(o.wgInterface ? [o.wgInterface] : [])],
+      allowLoopback: o.allowLoopbackCandidates ?? false,
+    });
+    const ttl = o.primingTtl ?? DEFAULT_PRIMING_TTL;
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) throw new Error(`primingTtl must be 0-255, got ${ttl}`);
+    this.primingTtl = ttl;
+    this.c = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<CounterName, number>;
+    this.sock = new PublicSocket({
+      bindAddress: o.bindAddress ?? '0.0.0.0',
+      port: o.port,
+      primingTtl: ttl,
+      onMessage: (m, ip, port) => this.onMessage(m, ip, port),
+      onError: (err) => {
+        this.c.socket_errors++;
+        this.log.debug('public socket error', { err });
+      },
+    });
+    this.stun = new StunClient((b, ip, port) => this.sock.send(b, port, ip), this.clock);
+    this.proxy = new WgProxy({
+      wgPort: () => o.wgPort(),
+      fromWireGuard: (id, m) => this.fromWireGuard(id, m),
+      onError: (err) => {
+        this.c.socket_errors++;
+        this.log.debug('proxy socket error', { err });
+      },
+    });
+    const fastOk = (o.fastPath ?? false) && (process.platform === 'linux' || o.nft !== undefined);
+    this.fast = fastOk ? new FastPath({ iface: o.wgInterface ?? 'lanrage0', wgPort: () => o.wgPort(), pubPort: () => this.boundPort, run: o.nft }) : null;
+  }
+
+  async start(): Promise<{ port: number }> {
+    if (this.started) return { port: this.boundPort };
+    this.started = true;
+    this.boundPort = await this.sock.bind();
+    this.localAddrs = this.readAddresses();
+    this.cands = localCandidates(this.localAddrs, this.boundPort, null, this.policy);
+    if (this.fast) await this.fast.reset();
+    this.log.info('magicsock listening', { port: this.boundPort, primingTtl: this.primingTtl, fastPath: this.fast !== null });
+    void this.localCandidates().catch(() => undefined);
+    return { port: this.boundPort };
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get discoPublicKey(): string {
+    return this.box.publicKey;
+  }
+
+  /** Refreshes interface addresses and STUN; emits 'candidates' / 'nat' when they change. */
+  localCandidates(): Promise<string[]> {
+    if (!this.started || this.closed) return Promise.resolve([...this.cands]);
+    this.refreshing ??= this.refresh().finally(() => {
+      this.refreshing = null;
+      this.scheduleRefresh();
+    });
+    return this.refreshing;
+  }
+
+  natInfo(): NatInfo {
+    return { ...this.nat };
+  }
+
+  setPeers(peers: MagicPeer[]): void {
+    if (this.closed) return;
+    const want = new Map<string, MagicPeer>();
+    for (const p of peers) {
+      const v = this.validatePeer(p);
+      if (!v) {
+        this.c.peers_rejected++;
+        continue;
+      }
+      if (!want.has(v.id)) want.set(v.id, v);
+    }
+    for (const id of [...this.peers.keys()]) if (!want.has(id)) this.removePeer(id);
+    for (const p of want.values()) {
+      const rec = this.peers.get(p.id);
+      if (!rec || rec.peer.discoPublicKey !== p.discoPublicKey) {
+        if (rec) this.removePeer(p.id);
+        this.addPeer(p);
+        continue;
+      }
+      const oldWg = rec.peer.wgPublicKey;
+      rec.peer = p;
+      rec.machine.setCandidates(p.candidates);
+      if (oldWg !== p.wgPublicKey && rec.proxyPort) this.pushWgEndpoint(rec, rec.fastEp ?? `127.0.0.1:${rec.proxyPort}`);
+    }
+  }
+
+  handleCallMeMaybe(peerId: string, candidates: string[]): void {
+    if (this.closed || typeof peerId !== 'string' || !PEER_ID_RE.test(peerId)) return;
+    const valid = validatePeerCandidates(candidates, this.policy);
+    this.c.cmm_received++;
+    const rec = this.peers.get(peerId);
+    if (rec) {
+      rec.machine.callMeMaybe(valid);
+      return;
+    }
+    // The peer may know about us before the control plane tells us about it: keep its call.
+    this.c.cmm_buffered++;
+    if (this.pendingCmm.size >= MAX_PENDING_CMM) {
+      const oldest = this.pendingCmm.keys().next().value;
+      if (oldest !== undefined) this.pendingCmm.delete(oldest);
+    }
+    this.pendingCmm.delete(peerId);
+    this.pendingCmm.set(peerId, { candidates: valid, at: this.clock.now() });
+  }
+
+  path(peerId: string): PathState | undefined {
+    return this.peers.get(peerId)?.machine.state();
+  }
+
+  /** Disco pings over the active path (or every candidate while there is none), one after another. */
+  async ping(peerId: string, count: number, timeoutMs = 1000): Promise<PingResult[]> {
+    if (!Number.isInteger(count) || count < 1 || count > 100) throw new Error('ping count must be 1-100');
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) throw new Error('ping timeout must be 1-60000 ms');
+    const out: PingResult[] = [];
+    for (let seq = 1; seq <= count; seq++) {
+      const rec = this.peers.get(peerId);
+      if (!rec) throw new Error(`unknown peer ${peerId}`);
+      const active = rec.machine.state().endpoint;
+      const targets = active ? [active] : rec.machine.peerHasPunched ? rec.machine.candidates() : [];
+      const txids = targets.map((t) => rec.machine.pingNow(t)).filter((t): t is Buffer => t !== null).map((t) => t.toString('hex'));
+      const answer = await new Promise<{ rtt: number; via: string } | null>((resolve) => {
+        if (txids.length === 0) return resolve(null);
+        const cancel = this.clock.setTimeout(() => finish(null), timeoutMs);
+        const finish = (r: { rtt: number; via: string } | null): void => {
+          cancel();
+          for (const t of txids) this.userPings.delete(t);
+          resolve(r);
+        };
+        for (const t of txids) this.userPings.set(t, (rtt, via) => finish({ rtt, via }));
+      });
+      out.push(answer
+        ? { seq, answered: true, rttMs: answer.rtt, via: answer.via, path: 'direct' }
+        : { seq, answered: false, rttMs: null, via: null, path: 'none' });
+    }
+    return out;
+  }
+
+  counters(): MagicCounters {
+    return {
+      ...this.c,
+      disco_primes: this.sock.primesSent,
+      dropped_while_priming: this.sock.droppedWhilePriming,
+      peers: this.peers.size,
+      peers_direct: [...this.peers.values()].filter((r) => r.active !== null).length,
+      peers_fastpath: [...this.peers.values()].filter((r) => r.fastEp !== null).length,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelRefresh();
+    for (const id of [...this.peers.keys()]) this.removePeer(id);
+    this.userPings.clear();
+    this.stun.close();
+    this.proxy.close();
+    if (this.fast) await this.fast.close().catch((err: Error) => this.log.warn('fast path: could not remove nft table', { err }));
+    await this.sock.close();
+  }
+
+  // --- receive -----------------------------------------------------------------------------------
+
+  private onMessage(msg: Buffer, ip: string, port: number): void {
+    switch (classify(msg)) {
+      case 'wireguard': {
+        this.c.rx_wireguard++;
+        const id = this.byAddr.get(`${ip}:${port}`);
+        if (id === undefined) {
+          this.c.wg_unknown_source++;
+          return;
+        }
+        if (this.proxy.toWireGuard(id, msg)) this.c.wg_to_wireguard++;
+        else this.c.wg_no_proxy++;
+        return;
+      }
+      case 'disco':
+        this.c.rx_disco++;
+        return this.onDisco(msg, ip, port);
+      case 'stun':
+        this.c.rx_stun++;
+        if (this.stun.handle(msg, `${ip}:${port}`)) return;
+        this.c.stun_unclaimed++;
+        this.o.onUnclaimed?.('stun', msg, `${ip}:${port}`);
+        return;
+      case 'channeldata':
+        this.c.rx_channeldata++;
+        this.o.onUnclaimed?.('channeldata', msg, `${ip}:${port}`);
+        return;
+      default:
+        this.c.rx_unknown++;
+    }
+  }
+
+  private onDisco(msg: Buffer, ip: string, port: number): void {
+    const r = this.box.open(msg);
+    if (!r.ok) {
+      if (r.error === 'unknown-key') this.c.disco_unknown_key++;
+      else if (r.error === 'auth') this.c.disco_bad_auth++;
+      else this.c.disco_malformed++;
+      return;
+    }
+    const id = this.byDisco.get(r.sender);
+    const rec = id === undefined ? undefined : this.peers.get(id);
+    if (!rec || id === undefined) {
+      this.c.disco_unknown_key++;
+      return;
+    }
+    const from = `${ip}:${port}`;
+    // A path through the virtual LAN itself (tunnel in tunnel) or through loopback is no path.
+    if (!isCandidateAllowed(from, this.policy)) {
+      this.c.disco_bad_source++;
+      return;
+    }
+    this.learnAddress(rec, from);
+    const m = r.message;
+    if (m.type === 'ping') {
+      this.c.disco_ping_rx++;
+      this.sendDisco(rec, { ip, port }, this.box.seal(rec.peer.discoPublicKey, { type: 'pong', txid: m.txid, observed: from }));
+      this.c.disco_pong_tx++;
+      rec.machine.onPing(from);
+      return;
+    }
+    this.c.disco_pong_rx++;
+    const rtt = rec.machine.onPong(from, m.txid);
+    if (rtt === null) {
+      this.c.disco_pong_unmatched++;
+      return;
+    }
+    this.userPings.get(m.txid.toString('hex'))?.(rtt, from);
+  }
+
+  // --- send ----------------------------------------------------------------------------------------
+
+  private sendDisco(rec: PeerRec, ep: Endpoint, b: Buffer): void {
+    this.c.tx_disco++;
+    rec.lastSent.set(`${ep.ip}:${ep.port}`, this.clock.now());
+    this.sock.send(b, ep.port, ep.ip);
+  }
+
+  private fromWireGuard(id: string, msg: Buffer): void {
+    const rec = this.peers.get(id);
+    if (!rec) return;
+    const a = rec.active;
+    if (a) {
+      this.c.tx_wireguard++;
+      this.sock.send(msg, a.port, a.ip);
+      return;
+    }
+    const dropped = rec.hold.dropped;
+    rec.hold.push(msg);
+    this.c.wg_held++;
+    if (rec.hold.dropped > dropped) this.c.wg_hold_dropped++;
+  }
+
+  private isLan(endpoint: string): boolean {
+    const ep = parseEndpoint(endpoint);
+    if (!ep) return false;
+    if (isLoopback(ep.ip)) return this.policy.allowLoopback;
+    return isOnLink(ep.ip, this.localAddrs);
+  }
+
+  // --- peers ---------------------------------------------------------------------------------------
+
+  private validatePeer(p: MagicPeer): MagicPeer | null {
+    if (!p || typeof p.id !== 'string' || !PEER_ID_RE.test(p.id)) return null;
+    if (!isKey(p.discoPublicKey) || !isKey(p.wgPublicKey) || p.discoPublicKey === this.box.publicKey) return null;
+    const hint = p.natHint;
+    const natHint = hint === 'endpoint-independent' || hint === 'endpoint-dependent' || hint === 'unknown' ? hint : undefined;
+    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), ...(natHint ? { natHint } : {}) };
+  }
+
+  private addPeer(p: MagicPeer): void {
+    try {
+      this.box.addPeer(p.discoPublicKey);
+    } catch (err) {
+      this.c.peers_rejected++;
+      this.log.warn('peer rejected', { peer: p.id, err });
+      return;
+    }
+    const id = p.id;
+    const rec: PeerRec = {
+      peer: p,
+      hold: new HoldQueue(),
+      proxyPort: 0,
+      active: null,
+      activeKey: null,
+      known: new Set(),
+      lastSent: new Map(),
+      fastEp: null,
+      reconciling: false,
+      removed: false,
+      machine: null as unknown as PathMachine,
+    };
+    rec.machine = new PathMachine(
+      {
+        clock: this.clock,
+        gate: this.primingTtl > 0,
+        isLan: (ep) => this.isLan(ep),
+        localNat: () => this.nat.mapping,
+        peerNat: () => rec.peer.natHint,
+        timing: this.o.timing,
+        io: {
+          ping: (ep, txid, lowTtl) => this.machinePing(rec, ep, txid, lowTtl),
+          callMeMaybe: () => void this.callMeMaybe(rec),
+          state: (s) => this.onPathState(rec, s),
+        },
+      },
+      p.candidates,
+    );
+    this.peers.set(id, rec);
+    this.byDisco.set(p.discoPublicKey, id);
+    this.proxy.add(id).then(
+      (port) => {
+        if (rec.removed) return;
+        rec.proxyPort = port;
+        if (rec.fastEp === null) this.pushWgEndpoint(rec, `127.0.0.1:${port}`);
+      },
+      (err: Error) => {
+        if (!rec.removed) this.log.warn('could not open the WireGuard proxy port', { peer: id, err });
+      },
+    );
+    rec.machine.start();
+    const pend = this.pendingCmm.get(id);
+    if (pend) {
+      this.pendingCmm.delete(id);
+      if (this.clock.now() - pend.at < PENDING_CMM_MS) rec.machine.callMeMaybe(pend.candidates);
+    }
+  }
+
+  private removePeer(id: string): void {
+    const rec = this.peers.get(id);
+    if (!rec) return;
+    rec.removed = true;
+    rec.machine.close();
+    this.peers.delete(id);
+    this.byDisco.delete(rec.peer.discoPublicKey);
+    this.box.removePeer(rec.peer.discoPublicKey);
+    for (const a of rec.known) if (this.byAddr.get(a) === id) this.byAddr.delete(a);
+    this.proxy.remove(id);
+    if (rec.fastEp !== null && this.fast) {
+      rec.fastEp = null;
+      this.fast.set(id, null).catch((err: Error) => this.log.warn('fast path: removal failed', { peer: id, err }));
+    }
+  }
+
+  private machinePing(rec: PeerRec, endpoint: string, txid: Buffer, lowTtl: boolean): void {
+    const ep = parseEndpoint(endpoint);
+    if (!ep || rec.removed) return;
+    const b = this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid });
+    this.c.disco_ping_tx++;
+    const now = this.clock.now();
+    const last = rec.lastSent.get(endpoint);
+    if (lowTtl) {
+      rec.lastSent.set(endpoint, now);
+      this.sock.prime(b, ep.port, ep.ip);
+      return;
+    }
+    // The first packet towards a candidate (or the first after a long silence) is preceded by the
+    // same ping at the priming TTL, so our NAT mapping exists before the peer's packets arrive.
+    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) this.sock.prime(b, ep.port, ep.ip);
+    this.sendDisco(rec, ep, b);
+  }
+
+  private async callMeMaybe(rec: PeerRec): Promise<void> {
+    // The peer punches when this arrives: our priming packets must have left first.
+    await this.sock.whenPrimed();
+    if (rec.removed || this.closed) return;
+    this.c.cmm_sent++;
+    try {
+      this.o.sendCallMeMaybe(rec.peer.id, [...this.cands]);
+    } catch (err) {
+      this.log.warn('sendCallMeMaybe failed', { peer: rec.peer.id, err });
+    }
+  }
+
+  private onPathState(rec: PeerRec, s: PathState): void {
+    if (rec.removed) return;
+    const id = rec.peer.id;
+    if (s.kind === 'direct' && s.endpoint) {
+      if (s.endpoint !== rec.activeKey) {
+        rec.active = parseEndpoint(s.endpoint);
+        rec.activeKey = s.endpoint;
+        this.learnAddress(rec, s.endpoint);
+        this.flushHeld(rec);
+        this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs });
+      }
+    } else if (rec.active) {
+      rec.active = null;
+      rec.activeKey = null;
+      this.log.info('path lost', { peer: id, reason: s.reason });
+    }
+    if (this.fast) void this.reconcileFast(rec);
+    this.emit('path', id, s);
+  }
+
+  /** WireGuard datagrams from this address now belong to this peer. */
+  private learnAddress(rec: PeerRec, addr: string): void {
+    const id = rec.peer.id;
+    if (rec.known.has(addr)) rec.known.delete(addr); // re-insert: most recent last
+    else if (rec.known.size >= MAX_KNOWN_ADDRS) {
+      for (const old of rec.known) {
+        if (old === rec.activeKey) continue;
+        rec.known.delete(old);
+        if (this.byAddr.get(old) === id) this.byAddr.delete(old);
+        break;
+      }
+    }
+    rec.known.add(addr);
+    this.byAddr.set(addr, id);
+  }
+
+  private flushHeld(rec: PeerRec): void {
+    const a = rec.active;
+    if (!a) return;
+    for (const m of rec.hold.take()) {
+      this.c.wg_flushed++;
+      this.c.tx_wireguard++;
+      this.sock.send(m, a.port, a.ip);
+    }
+  }
+
+  private pushWgEndpoint(rec: PeerRec, endpoint: string): Promise<boolean> {
+    return this.o.setWgEndpoint(rec.peer.wgPublicKey, endpoint).then(
+      () => true,
+      (err: Error) => {
+        this.c.wg_endpoint_errors++;
+        this.log.warn('could not set the WireGuard endpoint', { peer: rec.peer.id, endpoint, err });
+        return false;
+      },
+    );
+  }
+
+  /** Moves a peer on or off the fast path until what WireGuard has matches the path state. */
+  private async reconcileFast(rec: PeerRec): Promise<void> {
+    const fast = this.fast;
+    if (!fast || rec.reconciling) return;
+    rec.reconciling = true;
+    try {
+      for (;;) {
+        const want = !rec.removed && !this.closed && rec.activeKey !== null && this.o.wgPort() > 0 ? rec.activeKey : null;
+        if (want === rec.fastEp) return;
+        if (want !== null) {
+          try {
+            await fast.set(rec.peer.id, want);
+          } catch (err) {
+            this.c.fastpath_errors++;
+            this.log.warn('fast path: nft failed, staying on the proxy path', { peer: rec.peer.id, err });
+            await fast.set(rec.peer.id, null).catch(() => undefined);
+            return;
+          }
+          if (!(await this.pushWgEndpoint(rec, want))) {
+            await fast.set(rec.peer.id, null).catch(() => undefined);
+            return;
+          }
+          rec.fastEp = want;
+          this.c.fastpath_on++;
+          rec.machine.setFastPath(true);
+        } else {
+          if (rec.proxyPort && !rec.removed) await this.pushWgEndpoint(rec, `127.0.0.1:${rec.proxyPort}`);
+          await fast.set(rec.peer.id, null).catch((err: Error) => this.log.warn('fast path: removal failed', { peer: rec.peer.id, err }));
+          rec.fastEp = null;
+          this.c.fastpath_off++;
+          if (!rec.removed) rec.machine.setFastPath(false);
+        }
+      }
+    } finally {
+      rec.reconciling = false;
+    }
+  }
+
+  // --- local candidates ------------------------------------------------------------------------------
+
+  private readAddresses(): LocalAddress[] {
+    const ifs = (this.o.networkInterfaces ?? networkInterfaces)();
+    return localAddresses(ifs, this.policy, this.o.bindAddress ?? '0.0.0.0');
+  }
+
+  private async refresh(): Promise<string[]> {
+    this.localAddrs = this.readAddresses();
+    const servers = this.o.stunServers().filter((s) => parseEndpoint(s) !== null).slice(0, 4);
+    let nat: NatInfo = this.nat;
+    if (servers.length > 0) {
+      this.c.stun_queries += servers.length;
+      const { nat: n, answers } = await this.stun.probe(servers);
+      this.c.stun_unanswered += answers.filter((a) => a === null).length;
+      if (n.publicAddress !== null || this.nat.publicAddress === null) nat = n;
+    }
+    if (this.closed) return [...this.cands];
+    // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
+    // because the peer-reflexive address learned from our pings covers the rest.
+    const next = localCandidates(this.localAddrs, this.boundPort, nat.publicAddress, this.policy);
+    const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
+    const changed = next.join(',') !== this.cands.join(',');
+    this.nat = nat;
+    this.cands = next;
+    if (natChanged) this.emit('nat', this.natInfo());
+    if (changed) {
+      this.emit('candidates', [...next]);
+      // Peers must learn new addresses at once (e.g. the public address changed).
+      for (const rec of this.peers.values()) void this.callMeMaybe(rec);
+    }
+    return [...next];
+  }
+
+  private scheduleRefresh(): void {
+    this.cancelRefresh();
+    const ms = this.o.stunRefreshMs ?? 60_000;
+    if (ms > 0 && !this.closed) this.cancelRefresh = this.clock.setTimeout(() => void this.localCandidates().catch(() => undefined), ms);
+  }
+}

@@ -1,0 +1,405 @@
+// One peer's path finding, as a state machine with no I/O of its own: it is told about
+// candidates, pings from and pongs of the peer, and asks (through PathIO) for pings and
+// call-me-maybe messages to be sent. Time comes from an injected Clock, so every rule below is
+// unit-tested with a manual clock. The model is Tailscale's magicsock endpoint:
+//
+//   connecting   ping every candidate every 500 ms for 10 s; the first pong confirms a path
+//   direct       ping the active path every 5 s (keepalive well under the 25 s NAT budget), every 2 s
+//                once one went unanswered; three unanswered in a row → lost (~14 s after the last
+//                pong) → connecting again; every 30 s ping all candidates and
+//                move to a clearly better one (hysteresis, LAN preferred when RTTs are close)
+//   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
+//
+// Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
+// the peer's router before the peer has sent anything towards us (STACK-NOTES). So, when `gate` is
+// on, packets to non-LAN candidates are sent with a low TTL (they only open our own NAT) until the
+// peer shows that it has opened its NAT too: it sent us call-me-maybe or a ping.
+
+import { randomBytes } from 'node:crypto';
+import type { Clock } from './clock.js';
+import type { NatMapping } from './stun.js';
+
+export type PathKind = 'connecting' | 'direct' | 'unreachable';
+
+export interface PathState {
+  kind: PathKind;
+  endpoint: string | null;
+  rttMs: number | null;
+  reason: string;
+  fastPath: boolean;
+}
+
+export interface PathTiming {
+  probeIntervalMs: number;
+  probeWindowMs: number;
+  upgradeIntervalMs: number;
+  keepaliveIntervalMs: number;
+  /** After an unanswered keepalive the next one goes sooner, so a dead path is noticed in ~14 s. */
+  suspectIntervalMs: number;
+  missedPongsForLoss: number;
+  rescanIntervalMs: number;
+  callMeMaybeIntervalMs: number;
+  /** After a call-me-maybe while unreachable: probe at the fast rate for this long. */
+  burstMs: number;
+  /** Pings older than this are forgotten; a pong for them is ignored. */
+  pingTtlMs: number;
+  maxLearned: number;
+}
+
+export const DEFAULT_TIMING: PathTiming = {
+  probeIntervalMs: 500,
+  probeWindowMs: 10_000,
+  upgradeIntervalMs: 5_000,
+  keepaliveIntervalMs: 5_000,
+  suspectIntervalMs: 2_000,
+  missedPongsForLoss: 3,
+  rescanIntervalMs: 30_000,
+  callMeMaybeIntervalMs: 30_000,
+  burstMs: 3_000,
+  pingTtlMs: 15_000,
+  maxLearned: 8,
+};
+
+export interface PathIO {
+  /** Send a disco ping; lowTtl = a priming packet that must not get past our own NAT. */
+  ping(endpoint: string, txid: Buffer, lowTtl: boolean): void;
+  /** Ask the peer (through the control plane) to punch towards our candidates now. */
+  callMeMaybe(): void;
+  state(s: PathState): void;
+}
+
+export interface PathOptions {
+  clock: Clock;
+  io: PathIO;
+  /** Candidates on one of our own subnets: no NAT between, always pinged at full TTL. */
+  isLan(endpoint: string): boolean;
+  /** Low-TTL priming until the peer has punched too (see above). */
+  gate: boolean;
+  localNat(): NatMapping;
+  peerNat(): NatMapping | undefined;
+  timing?: Partial<PathTiming>;
+  newTxid?: () => Buffer;
+}
+
+interface Cand {
+  endpoint: string;
+  lan: boolean;
+  /** Learned from the source of the peer's ping (peer-reflexive), not from the control plane. */
+  learned: boolean;
+  rttMs: number | null;
+  lastPongAt: number | null;
+}
+
+interface PendingPing {
+  endpoint: string;
+  sentAt: number;
+}
+
+const noop = (): void => {};
+
+/** Better enough to switch to: a clear RTT win, or a LAN path that is about as fast. */
+export function isClearlyBetter(cand: { rttMs: number; lan: boolean }, cur: { rttMs: number; lan: boolean }): boolean {
+  if (cand.lan && !cur.lan) return cand.rttMs <= cur.rttMs * 1.5 + 2;
+  if (!cand.lan && cur.lan) return cand.rttMs * 1.5 + 2 < cur.rttMs;
+  return cand.rttMs < cur.rttMs * 0.8 && cur.rttMs - cand.rttMs >= 1;
+}
+
+export interface UnreachableContext {
+  local: NatMapping;
+  peer: NatMapping | undefined;
+  candidates: number;
+  /** The peer answered call-me-maybe or pinged us. */
+  peerHeard: boolean;
+  windowMs: number;
+}
+
+export function unreachableReason(c: UnreachableContext): string {
+  const relay = 'a relay is needed';
+  if (c.candidates === 0) return `no direct path: the peer has no address candidates (it may be offline or not registered yet); ${relay}`;
+  const lsym = c.local === 'endpoint-dependent';
+  const psym = c.peer === 'endpoint-dependent';
+  if (lsym && psym) return `no direct path answered: both sides are behind NATs that change ports per destination (symmetric); ${relay}`;
+  if (lsym) return `no direct path answered: this side is behind a NAT that changes ports per destination (symmetric), so the peer never learns the port to answer; ${relay}`;
+  if (psym) return `no direct path answered: the peer is behind a NAT that changes ports per destination (symmetric), so its packets arrive from ports our NAT does not expect; ${relay}`;
+  if (!c.peerHeard) return `no direct path answered: nothing came back from the peer (it may be offline, or its helper has not punched towards us yet); ${relay}`;
+  return `no direct path answered within ${Math.round(c.windowMs / 1000)} s on ${c.candidates} candidate${c.candidates === 1 ? '' : 's'}: a firewall may be blocking UDP between the two sides; ${relay}`;
+}
+
+export class PathMachine {
+  private readonly t: PathTiming;
+  private readonly newTxid: () => Buffer;
+  private readonly cands = new Map<string, Cand>();
+  private readonly pending = new Map<string, PendingPing>();
+  private kind: PathKind = 'connecting';
+  private active: Cand | null = null;
+  private reason = 'looking for a direct path';
+  private windowEnd = 0;
+  private burstUntil = 0;
+  private peerReady = false;
+  private missed = 0;
+  private keepaliveTxid: string | null = null;
+  private lastRescan = 0;
+  private lastCallMeMaybe = -Infinity;
+  private fastPath = false;
+  /** Set while connecting again after a direct path died, so the reason says so. */
+  private lostFrom: string | null = null;
+  private lostWhy: string | null = null;
+  private cancelTimer: () => void = noop;
+  private started = false;
+  private closed = false;
+  private last: PathState | null = null;
+
+  constructor(private readonly o: PathOptions, candidates: readonly string[] = []) {
+    this.t = { ...DEFAULT_TIMING, ...o.timing };
+    this.newTxid = o.newTxid ?? (() => randomBytes(12));
+    for (const c of candidates) this.addCand(c, false);
+  }
+
+  /** Begins punching: pings (or primes) every candidate now and asks the peer to punch back. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.beginWindow();
+    this.round();
+  }
+
+  get peerHasPunched(): boolean {
+    return this.peerReady;
+  }
+
+  state(): PathState {
+    return {
+      kind: this.kind,
+      endpoint: this.active?.endpoint ?? null,
+      rttMs: this.active?.rttMs ?? null,
+      reason: this.reason,
+      fastPath: this.kind === 'direct' && this.fastPath,
+    };
+  }
+
+  candidates(): string[] {
+    return [...this.cands.keys()];
+  }
+
+  /** The peer's candidates as the control plane lists them now (learned ones are kept). */
+  setCandidates(list: readonly string[]): void {
+    if (this.closed) return;
+    const a = this.active;
+    if (this.kind === 'direct' && a && !a.learned && !list.includes(a.endpoint)) {
+      // The peer no longer lists the address we use: it restarted or its NAT gave it a new port.
+      // Waiting for three lost keepalives would cost WireGuard ~15 s; go probing at once.
+      this.cands.delete(a.endpoint);
+      this.lose(`the peer moved away from ${a.endpoint}`);
+    }
+    let added = false;
+    for (const [ep, c] of this.cands) if (!c.learned && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
+    for (const ep of list) {
+      const c = this.cands.get(ep);
+      if (c) c.learned = false;
+      else {
+        this.addCand(ep, false);
+        added = true;
+      }
+    }
+    if (added && this.started && this.kind !== 'direct') {
+      if (this.kind === 'unreachable') this.burstUntil = this.o.clock.now() + this.t.burstMs;
+      this.round();
+    }
+  }
+
+  /** The peer asks us to punch: it has opened its NAT towards these candidates. */
+  callMeMaybe(list: readonly string[]): void {
+    if (this.closed) return;
+    for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false);
+    this.peerReady = true;
+    if (!this.started) return this.start();
+    const now = this.o.clock.now();
+    if (this.kind === 'direct') {
+      for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
+      return;
+    }
+    if (this.kind === 'unreachable') this.burstUntil = now + this.t.burstMs;
+    else this.windowEnd = Math.max(this.windowEnd, now + this.t.probeWindowMs);
+    this.round();
+  }
+
+  /** An authenticated ping from the peer arrived from `from`: it punched, and `from` works one way. */
+  onPing(from: string): void {
+    if (this.closed) return;
+    let c = this.cands.get(from);
+    if (!c) c = this.addCand(from, true);
+    const wasReady = this.peerReady;
+    this.peerReady = true;
+    if (!this.started) return this.start();
+    if (this.kind === 'direct') return;
+    if (!wasReady) this.round();
+    else if (c.lastPongAt === null) this.sendPing(c, false);
+  }
+
+  /** A pong: returns its RTT when it answers one of our pings from the address pinged, else null. */
+  onPong(from: string, txid: Buffer): number | null {
+    if (this.closed) return null;
+    const key = txid.toString('hex');
+    const p = this.pending.get(key);
+    if (!p || p.endpoint !== from) return null;
+    this.pending.delete(key);
+    const c = this.cands.get(from);
+    const now = this.o.clock.now();
+    if (!c || now - p.sentAt > this.t.pingTtlMs) return null;
+    const rtt = Math.max(0, now - p.sentAt);
+    c.rttMs = rtt;
+    c.lastPongAt = now;
+    this.peerReady = true;
+    if (this.kind !== 'direct' || !this.active) {
+      this.setDirect(c);
+      return rtt;
+    }
+    if (c === this.active) {
+      this.missed = 0;
+      this.keepaliveTxid = null;
+      this.emit();
+    } else if (this.active.rttMs === null || isClearlyBetter({ rttMs: rtt, lan: c.lan }, { rttMs: this.active.rttMs, lan: this.active.lan })) {
+      this.setDirect(c);
+    }
+    return rtt;
+  }
+
+  /** A ping outside the schedule (the user's ping command); the pong comes back through onPong. */
+  pingNow(endpoint: string): Buffer | null {
+    const c = this.cands.get(endpoint);
+    if (!c || this.closed) return null;
+    return this.sendPing(c, false);
+  }
+
+  setFastPath(on: boolean): void {
+    this.fastPath = on;
+    this.emit();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.cancelTimer();
+    this.pending.clear();
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private addCand(endpoint: string, learned: boolean): Cand {
+    if (learned) {
+      const ls = [...this.cands.values()].filter((c) => c.learned && c !== this.active);
+      if (ls.length >= this.t.maxLearned && ls[0]) this.cands.delete(ls[0].endpoint);
+    }
+    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, rttMs: null, lastPongAt: null };
+    this.cands.set(endpoint, c);
+    return c;
+  }
+
+  private beginWindow(): void {
+    this.windowEnd = this.o.clock.now() + this.t.probeWindowMs;
+    this.reason = this.probingReason();
+    this.emit();
+  }
+
+  private probingReason(): string {
+    const lost = this.lostWhy ? `${this.lostWhy}; ` : this.lostFrom ? `the direct path via ${this.lostFrom} stopped answering (${this.t.missedPongsForLoss} pings lost); ` : '';
+    if (this.cands.size === 0) return `${lost}waiting for the peer's address candidates`;
+    if (this.o.gate && !this.peerReady && [...this.cands.values()].some((c) => !c.lan)) return `${lost}opened our NAT and asked the peer to punch back (call-me-maybe); waiting for it`;
+    return `${lost}probing ${this.cands.size} candidate${this.cands.size === 1 ? '' : 's'}`;
+  }
+
+  private sendPing(c: Cand, lowTtl: boolean): Buffer {
+    const txid = this.newTxid();
+    this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now() });
+    this.o.io.ping(c.endpoint, txid, lowTtl);
+    return txid;
+  }
+
+  private prune(now: number): void {
+    for (const [k, p] of this.pending) if (now - p.sentAt > this.t.pingTtlMs) this.pending.delete(k);
+  }
+
+  private schedule(ms: number): void {
+    this.cancelTimer();
+    this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
+  }
+
+  private round(): void {
+    if (this.closed) return;
+    this.cancelTimer();
+    const now = this.o.clock.now();
+    this.prune(now);
+    if (this.kind === 'direct' && this.active) {
+      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
+      if (this.missed >= this.t.missedPongsForLoss) return this.lose();
+      this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+      if (now - this.lastRescan >= this.t.rescanIntervalMs) {
+        this.lastRescan = now;
+        for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
+      }
+      return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+    }
+    for (const c of this.cands.values()) this.sendPing(c, this.o.gate && !this.peerReady && !c.lan);
+    if (now - this.lastCallMeMaybe >= this.t.callMeMaybeIntervalMs) {
+      this.lastCallMeMaybe = now;
+      this.o.io.callMeMaybe();
+    }
+    if (this.kind === 'connecting' && now >= this.windowEnd) {
+      this.kind = 'unreachable';
+      this.reason = unreachableReason({
+        local: this.o.localNat(),
+        peer: this.o.peerNat(),
+        candidates: this.cands.size,
+        peerHeard: this.peerReady,
+        windowMs: this.t.probeWindowMs,
+      });
+    } else if (this.kind === 'connecting') {
+      this.reason = this.probingReason();
+    }
+    this.emit();
+    const fast = this.kind === 'connecting' || now < this.burstUntil;
+    this.schedule(fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs);
+  }
+
+  private setDirect(c: Cand): void {
+    const first = this.kind !== 'direct';
+    this.kind = 'direct';
+    this.active = c;
+    this.lostFrom = null;
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    this.reason = `direct via ${c.endpoint} (${c.lan ? 'LAN' : 'internet'})`;
+    this.emit();
+    if (first) {
+      this.lastRescan = this.o.clock.now();
+      this.schedule(this.t.keepaliveIntervalMs);
+    }
+  }
+
+  private lose(why?: string): void {
+    this.lostFrom = this.active?.endpoint ?? '?';
+    this.lostWhy = why ?? null;
+    this.kind = 'connecting';
+    this.active = null;
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    // Mappings may have expired on either side: open ours again before pinging at full TTL.
+    this.peerReady = false;
+    this.lastCallMeMaybe = -Infinity;
+    this.windowEnd = this.o.clock.now() + this.t.probeWindowMs;
+    this.round();
+  }
+
+  private emit(): void {
+    const s = this.state();
+    const l = this.last;
+    if (l && l.kind === s.kind && l.endpoint === s.endpoint && l.reason === s.reason && l.fastPath === s.fastPath && !rttMoved(l.rttMs, s.rttMs)) return;
+    this.last = s;
+    this.o.io.state(s);
+  }
+}
+
+/** RTT changes worth telling anyone about: >25 % and >1 ms, or appearing/disappearing. */
+function rttMoved(a: number | null, b: number | null): boolean {
+  if (a === null || b === null) return a !== b;
+  return Math.abs(a - b) > 1 && Math.abs(a - b) > 0.25 * Math.max(a, b);
+}

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FastPath, fastPathTableName, renderRuleset } from '../../helper/net/fastpath.js';
+import { HoldQueue } from '../../helper/net/wgproxy.js';
+
+test('fastpath: the table is named after the interface, safely', () => {
+  assert.equal(fastPathTableName('lanrage0'), 'lanrage_fp_lanrage0');
+  assert.equal(fastPathTableName('wg-lab.1'), 'lanrage_fp_wg_lab_1');
+  assert.equal(fastPathTableName('"; flush ruleset'), 'lanrage_fp____flush_ruleset');
+});
+
+test('fastpath: ruleset rewrites only WireGuard traffic of fast-path peers, both ways', () => {
+  const r = renderRuleset('lanrage_fp_wg0', 51820, 41641, ['203.0.113.6:40001', '198.51.100.2:5']);
+  assert.match(r, /^add table ip lanrage_fp_wg0\ndelete table ip lanrage_fp_wg0\ntable ip lanrage_fp_wg0 \{/);
+  assert.match(r, /elements = \{ 203\.0\.113\.6 \. 40001, 198\.51\.100\.2 \. 5 \}/);
+  assert.match(r, /hook output priority raw;[^}]*udp sport 51820 ip daddr \. udp dport @peers udp sport set 41641/);
+  assert.match(r, /hook prerouting priority raw;[^}]*udp dport 41641 ip saddr \. udp sport @peers @th,64,32 \{ 0x01000000, 0x02000000, 0x03000000, 0x04000000 \} udp dport set 51820/);
+  // No peers: the table only goes away.
+  assert.equal(renderRuleset('lanrage_fp_wg0', 51820, 41641, []), 'add table ip lanrage_fp_wg0\ndelete table ip lanrage_fp_wg0\n');
+});
+
+test('fastpath: refuses anything that is not a plain endpoint or port', () => {
+  assert.throws(() => renderRuleset('t', 51820, 41641, ['203.0.113.6:1 } ; flush ruleset ; {']));
+  assert.throws(() => renderRuleset('t', 0, 41641, ['203.0.113.6:1']));
+  assert.throws(() => renderRuleset('t', 51820, 70000, ['203.0.113.6:1']));
+  assert.throws(() => renderRuleset('t;x', 51820, 41641, ['203.0.113.6:1']));
+});
+
+test('fastpath: installs on the first peer, updates the set, removes the table with the last', async () => {
+  const runs: string[] = [];
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => void runs.push(r) });
+  await fp.set('a', '203.0.113.6:40001');
+  await fp.set('b', '203.0.113.10:40002');
+  await fp.set('a', null);
+  await fp.set('b', null);
+  await fp.set('b', null); // nothing installed: nothing to run
+  assert.equal(runs.length, 4);
+  assert.match(runs[0] as string, /elements = \{ 203\.0\.113\.6 \. 40001 \}/);
+  assert.match(runs[1] as string, /203\.0\.113\.6 \. 40001, 203\.0\.113\.10 \. 40002/);
+  assert.match(runs[2] as string, /elements = \{ 203\.0\.113\.10 \. 40002 \}/);
+  assert.doesNotMatch(runs[3] as string, /table ip lanrage_fp_wg0 \{/);
+});
+
+test('fastpath: a failing nft is reported to the caller and does not wedge later applies', async () => {
+  let fail = true;
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: Operation not permitted'); } });
+  await assert.rejects(fp.set('a', '203.0.113.6:40001'), /not permitted/);
+  fail = false;
+  await fp.set('a', '203.0.113.6:40001');
+});
+
+test('hold queue: keeps the last 4 packets in order', () => {
+  const q = new HoldQueue();
+  for (let i = 1; i <= 6; i++) q.push(Buffer.from([i]));
+  assert.equal(q.dropped, 2);
+  assert.deepEqual(q.take().map((b) => b[0]), [3, 4, 5, 6]);
+  assert.equal(q.size, 0);
+});

@@ -1,0 +1,283 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../helper/net/clock.js';
+import { isClearlyBetter, PathMachine, unreachableReason, DEFAULT_TIMING, type PathState } from '../../helper/net/path.js';
+import type { NatMapping } from '../../helper/net/stun.js';
+
+interface Sent {
+  t: number;
+  ep: string;
+  txid: Buffer;
+  lowTtl: boolean;
+}
+
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping } = {}) {
+  const clock = new ManualClock(0);
+  const sent: Sent[] = [];
+  const states: PathState[] = [];
+  const cmm: number[] = [];
+  let n = 0;
+  const m = new PathMachine(
+    {
+      clock,
+      gate: o.gate ?? false,
+      isLan: (ep) => (o.lan ?? []).includes(ep),
+      localNat: () => o.local ?? 'unknown',
+      peerNat: () => o.peer,
+      newTxid: () => {
+        const b = Buffer.alloc(12);
+        b.writeUInt32BE(++n, 8);
+        return b;
+      },
+      io: {
+        ping: (ep, txid, lowTtl) => sent.push({ t: clock.now(), ep, txid, lowTtl }),
+        callMeMaybe: () => cmm.push(clock.now()),
+        state: (s) => states.push(s),
+      },
+    },
+    o.candidates ?? ['203.0.113.6:41641', '198.51.100.2:41641'],
+  );
+  /** Answers the most recent ping to ep after `rtt` ms. */
+  const pong = (ep: string, rtt = 0): number | null => {
+    const last = [...sent].reverse().find((s) => s.ep === ep);
+    if (!last) throw new Error(`no ping to ${ep}`);
+    clock.advance(rtt);
+    return m.onPong(ep, last.txid);
+  };
+  const to = (ep: string): number[] => sent.filter((s) => s.ep === ep).map((s) => s.t);
+  return { clock, sent, states, cmm, m, pong, to };
+}
+
+test('path: probing pings every candidate every 500 ms and the first pong confirms a direct path', () => {
+  const h = harness();
+  h.m.start();
+  assert.equal(h.m.state().kind, 'connecting');
+  assert.equal(h.cmm.length, 1, 'asks the peer to punch back at once');
+  h.clock.advance(1000);
+  assert.deepEqual(h.to('203.0.113.6:41641'), [0, 500, 1000]);
+  assert.deepEqual(h.to('198.51.100.2:41641'), [0, 500, 1000]);
+  assert.equal(h.pong('203.0.113.6:41641', 12), 12);
+  const s = h.m.state();
+  assert.deepEqual(s, { kind: 'direct', endpoint: '203.0.113.6:41641', rttMs: 12, reason: 'direct via 203.0.113.6:41641 (internet)', fastPath: false });
+  assert.deepEqual(h.states.at(-1), s, 'the change was announced');
+  // Probing stops: the next packet is the keepalive 5 s later, to the active path only.
+  const before = h.sent.length;
+  h.clock.advance(4999);
+  assert.equal(h.sent.length, before);
+  h.clock.advance(1);
+  assert.deepEqual(h.sent.slice(before).map((x) => x.ep), ['203.0.113.6:41641']);
+});
+
+test('path: keepalives to the active path stay well under 25 s', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 12; i++) {
+    h.clock.advance(i === 0 ? 5000 : 4997); // exactly to the next keepalive
+    h.pong('203.0.113.6:41641', 3);
+  }
+  const ka = h.to('203.0.113.6:41641').filter((t) => t > t0);
+  const gaps = ka.slice(1).map((t, i) => t - (ka[i] as number));
+  assert.ok(gaps.length >= 10);
+  assert.ok(Math.max(...gaps) < 25_000 && Math.max(...gaps) <= DEFAULT_TIMING.keepaliveIntervalMs, `gaps ${gaps.join(',')}`);
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().rttMs, 3);
+});
+
+test('path: three unanswered keepalives mean the path is lost, then probing starts again', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5); // last pong at t=5
+  h.clock.advance(5000); // keepalive 1 at 5005 (unanswered)
+  h.clock.advance(5000); // 1 missed; keepalive 2 sooner
+  assert.deepEqual(h.to('203.0.113.6:41641').slice(-2), [5005, 10005]);
+  h.clock.advance(2000); // 2 missed; keepalive 3
+  assert.equal(h.m.state().kind, 'direct');
+  assert.deepEqual(h.to('203.0.113.6:41641').slice(-1), [12005]);
+  h.clock.advance(1999);
+  assert.equal(h.m.state().kind, 'direct');
+  h.clock.advance(1); // 3 missed → lost, 14 s after the last pong
+  assert.equal(h.clock.now(), 14005);
+  const s = h.m.state();
+  assert.equal(s.kind, 'connecting');
+  assert.equal(s.endpoint, null);
+  assert.match(s.reason, /203\.0\.113\.6:41641 stopped answering/);
+  const t = h.clock.now();
+  h.clock.advance(1000);
+  assert.deepEqual(h.to('198.51.100.2:41641').filter((x) => x >= t), [t, t + 500, t + 1000], 'fast probing of every candidate again');
+  assert.ok(h.cmm.includes(t), 'and the peer is asked to punch again');
+  // A pong on the way back in restores the path.
+  h.pong('198.51.100.2:41641', 2);
+  assert.equal(h.m.state().kind, 'direct');
+});
+
+test('path: a slow pong for the active path still counts: no miss accumulates', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  for (let i = 0; i < 10; i++) {
+    h.clock.advance(i === 0 ? 5000 : 1);
+    h.pong('203.0.113.6:41641', 4999); // answered just before the next keepalive
+  }
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().rttMs, 4999);
+});
+
+test('path: the best RTT wins, with hysteresis, and a LAN path is preferred when close', () => {
+  const pub = '203.0.113.6:41641';
+  const lan = '192.168.1.5:41641';
+  const other = '198.51.100.2:41641';
+  const h = harness({ candidates: [pub, other, lan], lan: [lan] });
+  h.m.start();
+  // Three pings left at t=0; answers arrive in order of arrival.
+  const txOf = (ep: string): Buffer => ([...h.sent].reverse().find((s) => s.ep === ep) as Sent).txid;
+  const [tp, to, tl] = [txOf(pub), txOf(other), txOf(lan)];
+  h.clock.advance(30);
+  h.m.onPong(pub, tp);
+  assert.equal(h.m.state().endpoint, pub);
+  h.m.onPong(other, to); // 30 ms as well
+  assert.equal(h.m.state().endpoint, pub, 'equal RTT: no switch');
+  // The LAN path answers a little later (40 ms): still close enough to prefer the LAN.
+  h.clock.advance(10);
+  h.m.onPong(lan, tl);
+  assert.equal(h.m.state().endpoint, lan);
+  assert.match(h.m.state().reason, /LAN/);
+  assert.equal(isClearlyBetter({ rttMs: 29, lan: false }, { rttMs: 30, lan: false }), false);
+  assert.equal(isClearlyBetter({ rttMs: 20, lan: false }, { rttMs: 30, lan: false }), true);
+  assert.equal(isClearlyBetter({ rttMs: 0.2, lan: false }, { rttMs: 0.5, lan: false }), false, 'sub-millisecond jitter never flaps');
+  assert.equal(isClearlyBetter({ rttMs: 20, lan: false }, { rttMs: 25, lan: true }), false, 'LAN kept when internet is only a bit faster');
+  assert.equal(isClearlyBetter({ rttMs: 5, lan: false }, { rttMs: 25, lan: true }), true, 'a LAN path that is much slower loses');
+  assert.equal(isClearlyBetter({ rttMs: 1.4, lan: true }, { rttMs: 1, lan: false }), true);
+});
+
+test('path: every 30 s while direct all candidates are re-measured and a clearly better one takes over', () => {
+  const a = '203.0.113.6:41641';
+  const b = '198.51.100.2:41641';
+  const h = harness({ candidates: [a, b] });
+  h.m.start();
+  h.pong(a, 40);
+  const t0 = h.clock.now();
+  // Keepalives to a answered in 40 ms; b is pinged only at the rescan, 30 s after the path began.
+  for (let i = 0; i < 5; i++) {
+    h.clock.advance(i === 0 ? 5000 : 4960);
+    h.pong(a, 40);
+  }
+  h.clock.advance(4960);
+  assert.deepEqual(h.to(b).filter((t) => t > t0), [t0 + 30_000]);
+  assert.equal(h.m.state().endpoint, a);
+  assert.equal(h.pong(b, 3), 3);
+  assert.equal(h.m.state().endpoint, b, '3 ms vs 40 ms: switch');
+  assert.equal(h.m.state().rttMs, 3);
+});
+
+test('path: unreachable after the 10 s window with the symmetric reason, then upgrade attempts every 5 s forever', () => {
+  const h = harness({ local: 'endpoint-dependent', peer: 'endpoint-dependent' });
+  h.m.start();
+  h.m.callMeMaybe([]); // the peer punched too: it just never gets through
+  h.clock.advance(9999);
+  assert.equal(h.m.state().kind, 'connecting');
+  h.clock.advance(1);
+  const s = h.m.state();
+  assert.equal(s.kind, 'unreachable');
+  assert.equal(s.reason, 'no direct path answered: both sides are behind NATs that change ports per destination (symmetric); a relay is needed');
+  const t = h.clock.now();
+  h.clock.advance(60_000);
+  const after = h.to('203.0.113.6:41641').filter((x) => x > t);
+  assert.deepEqual(after, Array.from({ length: 12 }, (_, i) => t + 5000 * (i + 1)));
+  assert.equal(h.m.state().kind, 'unreachable');
+  assert.equal(h.cmm.length, 3, 'call-me-maybe repeated every 30 s while not direct');
+  // An upgrade attempt that finally gets an answer.
+  h.pong('203.0.113.6:41641', 20);
+  assert.equal(h.m.state().kind, 'direct');
+});
+
+test('path: unreachable reasons a person can act on', () => {
+  const base = { candidates: 2, peerHeard: true, windowMs: 10_000 };
+  assert.match(unreachableReason({ ...base, local: 'endpoint-dependent', peer: 'endpoint-independent' }), /this side is behind a NAT that changes ports per destination \(symmetric\).*relay is needed/);
+  assert.match(unreachableReason({ ...base, local: 'endpoint-independent', peer: 'endpoint-dependent' }), /the peer is behind a NAT that changes ports per destination \(symmetric\)/);
+  assert.match(unreachableReason({ ...base, local: 'unknown', peer: undefined, peerHeard: false }), /nothing came back from the peer/);
+  assert.match(unreachableReason({ ...base, local: 'endpoint-independent', peer: 'endpoint-independent' }), /within 10 s on 2 candidates: a firewall may be blocking UDP/);
+  assert.match(unreachableReason({ ...base, candidates: 0, local: 'unknown', peer: undefined }), /no address candidates/);
+});
+
+test('path: with priming, non-LAN candidates get low-TTL pings until the peer punches back', () => {
+  const pub = '203.0.113.6:41641';
+  const lan = '192.168.1.5:41641';
+  const h = harness({ candidates: [pub, lan], lan: [lan], gate: true });
+  h.m.start();
+  h.clock.advance(1000);
+  assert.ok(h.sent.filter((s) => s.ep === pub).every((s) => s.lowTtl), 'public candidate only primed');
+  assert.ok(h.sent.filter((s) => s.ep === lan).every((s) => !s.lowTtl), 'LAN candidate pinged at full TTL');
+  assert.match(h.m.state().reason, /call-me-maybe/);
+  const t = h.clock.now();
+  h.m.callMeMaybe([]);
+  const now = h.sent.filter((s) => s.t === t && s.ep === pub);
+  assert.ok(now.some((s) => !s.lowTtl), 'call-me-maybe from the peer: full-TTL pings at once');
+  h.clock.advance(500);
+  assert.ok(h.sent.filter((s) => s.t > t && s.ep === pub).every((s) => !s.lowTtl));
+});
+
+test('path: a ping from the peer opens the gate too, and its source becomes a candidate', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'], gate: true });
+  h.m.start();
+  const t = h.clock.now();
+  h.m.onPing('203.0.113.6:50001'); // the peer's NAT gave it another port towards us
+  assert.ok(h.m.candidates().includes('203.0.113.6:50001'));
+  const burst = h.sent.filter((s) => s.t === t && !s.lowTtl).map((s) => s.ep).sort();
+  assert.deepEqual(burst, ['203.0.113.6:41641', '203.0.113.6:50001']);
+  assert.equal(h.pong('203.0.113.6:50001', 3), 3);
+  assert.equal(h.m.state().endpoint, '203.0.113.6:50001');
+});
+
+test('path: pongs from the wrong address, unknown or stale txids are ignored', () => {
+  const h = harness();
+  h.m.start();
+  const ping = h.sent[0] as Sent;
+  assert.equal(h.m.onPong('203.0.113.99:1', ping.txid), null, 'right txid, wrong source');
+  assert.equal(h.m.onPong(ping.ep, Buffer.alloc(12, 0xee)), null, 'unknown txid');
+  h.clock.advance(DEFAULT_TIMING.pingTtlMs + 1000);
+  assert.equal(h.m.onPong(ping.ep, ping.txid), null, 'too old');
+  assert.notEqual(h.m.state().kind, 'direct');
+  // A txid answers once.
+  const last = [...h.sent].reverse().find((s) => s.ep === ping.ep) as Sent;
+  assert.notEqual(h.m.onPong(last.ep, last.txid), null);
+  assert.equal(h.m.onPong(last.ep, last.txid), null);
+});
+
+test('path: candidates from the control plane replace the old ones; new ones are pinged at once', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.clock.advance(200);
+  const t = h.clock.now();
+  h.m.setCandidates(['203.0.113.7:41641']);
+  assert.deepEqual(h.m.candidates(), ['203.0.113.7:41641']);
+  assert.deepEqual(h.sent.filter((s) => s.t === t).map((s) => s.ep), ['203.0.113.7:41641']);
+});
+
+test('path: a peer that stops listing our active address (restart, new NAT port) is re-probed at once', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 3);
+  assert.equal(h.m.state().kind, 'direct');
+  const t = h.clock.now();
+  h.m.setCandidates(['203.0.113.6:50000']);
+  assert.equal(h.m.state().kind, 'connecting');
+  assert.match(h.m.state().reason, /moved away from 203\.0\.113\.6:41641/);
+  assert.deepEqual(h.sent.filter((s) => s.t === t).map((s) => s.ep), ['203.0.113.6:50000'], 'the new address is pinged at once');
+  h.pong('203.0.113.6:50000', 2);
+  assert.deepEqual([h.m.state().kind, h.m.state().endpoint], ['direct', '203.0.113.6:50000']);
+  // Re-sending the same list while direct changes nothing.
+  h.m.setCandidates(['203.0.113.6:50000']);
+  assert.equal(h.m.state().kind, 'direct');
+});
+
+test('path: close() stops every timer', () => {
+  const h = harness();
+  h.m.start();
+  h.m.close();
+  const n = h.sent.length;
+  h.clock.advance(120_000);
+  assert.equal(h.sent.length, n);
+  assert.equal(h.clock.pending, 0);
+});
