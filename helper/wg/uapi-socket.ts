@@ -1,0 +1,62 @@
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { checkErrno, encodeSet, GET_REQUEST, isCompleteResponse, parseGet, type DeviceSet, type DeviceState } from './uapi.js';
+
+// The UAPI unix socket that wireguard-go (and the other userspace implementations) serve at
+// /var/run/wireguard/NAME.sock. Talking to it directly keeps the private key out of every argv
+// and file, and a path switch costs one socket round trip instead of a `wg` process.
+
+export const UAPI_DIR = '/var/run/wireguard';
+export const uapiSocketPath = (name: string): string => join(UAPI_DIR, `${name}.sock`);
+
+const MAX_ANSWER = 4 * 1024 * 1024;
+
+/** Sends one request on a fresh connection and returns the complete answer text. */
+export function uapiRequest(socketPath: string, request: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath);
+    let buf = '';
+    let done = false;
+    const finish = (err: Error | null, text?: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(text!);
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(request));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_ANSWER) finish(new Error(`answer from ${socketPath} exceeds ${MAX_ANSWER} bytes`));
+      else if (isCompleteResponse(buf)) finish(null, buf);
+    });
+    sock.on('error', (err) => finish(new Error(`UAPI socket ${socketPath}: ${err.message}`)));
+    sock.on('close', () => finish(new Error(`UAPI socket ${socketPath} closed before a complete answer`)));
+  });
+}
+
+export async function uapiSet(socketPath: string, set: DeviceSet): Promise<void> {
+  checkErrno(await uapiRequest(socketPath, encodeSet(set)), 'set');
+}
+
+export async function uapiGet(socketPath: string): Promise<DeviceState> {
+  return parseGet(await uapiRequest(socketPath, GET_REQUEST));
+}
+
+/** True if something accepts connections on the socket (a live device), false if stale/absent. */
+export function uapiSocketAlive(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection(socketPath);
+    const done = (alive: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(alive);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('connect', () => done(true));
+    sock.on('error', () => done(false));
+  });
+}
