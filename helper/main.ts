@@ -2,14 +2,22 @@
 import { parseArgs } from './core/args.js';
 import { createLogger } from './core/log.js';
 import { helperOptions, startHelper } from './roles/helper.js';
+import { runControlRole } from './roles/control.js';
 import { usageText, type Command } from './cli/commands.js';
 import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
 import { settingsCommand } from './cli/settings.js';
+import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 
 const COMMANDS: Command[] = [
-  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
+  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
+  { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--tls-cert F --tls-key F]', summary: 'run a control server on its own', run: async () => {} },
   statusCommand,
+  partyCommand,
+  createCommand,
+  joinCommand,
+  leaveCommand,
+  pingCommand,
   settingsCommand,
 ];
 
@@ -41,13 +49,28 @@ async function runHelperRole(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+async function runControl(argv: string[]): Promise<void> {
+  const log = createLogger({ role: 'control' });
+  const server = await runControlRole(parseArgs(argv), log);
+  log.info('control ready', { grpcPort: server.grpcPort, stunPorts: server.stunPorts });
+  const stop = (): void => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name = 'help', ...rest] = argv;
   if (name === 'helper') {
     await runHelperRole(rest);
     return -1;
   }
-  const cmd = COMMANDS.find((c) => c.name === name && c.name !== 'helper');
+  if (name === 'control') {
+    await runControl(rest);
+    return -1;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name && c.name !== 'helper' && c.name !== 'control');
   if (!cmd) {
     process.stdout.write(usageText(COMMANDS) + '\n');
     return name === 'help' || name === '--help' ? 0 : 2;

@@ -6,7 +6,16 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need chromium chromium
+# The network lab: real WireGuard (userspace: no kernel module here), NAT routers, probes.
+need wireguard-go wireguard-go
+need wg wireguard-tools
+need nft nftables
+need ip iproute2
+need conntrack conntrack
+need ping iputils-ping
+need iperf3 iperf3
 /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then

@@ -1,6 +1,4 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import { PartyServiceService } from '../gen/lanrage/v1/party.js';
-import { PeerServiceService } from '../gen/lanrage/v1/peer.js';
 import { NetworkServiceService } from '../gen/lanrage/v1/network.js';
 import { GameServiceService } from '../gen/lanrage/v1/games.js';
 import { ServerBrowserServiceService } from '../gen/lanrage/v1/servers.js';
@@ -26,8 +24,6 @@ export function plannedServices(): ServiceEntry[] {
     mutating: new Set(mutating),
   });
   return [
-    planned(PartyServiceService, 'parties need the control plane, which is not built yet', ['createParty', 'joinParty', 'leaveParty', 'kickPartyMember']),
-    planned(PeerServiceService, 'peers exist only inside a party, which needs the control plane (not built yet)', ['pingPeer']),
     planned(NetworkServiceService, 'the NAT report (netcheck) is not built yet', ['runNetcheck']),
     planned(GameServiceService, 'game profiles and detection are not built yet', ['createCustomGameProfile', 'deleteCustomGameProfile']),
     planned(ServerBrowserServiceService, 'the server browser is not built yet', ['addFavoriteServer', 'removeFavoriteServer']),

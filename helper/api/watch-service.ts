@@ -38,6 +38,8 @@ export interface WatchDeps {
   latestSample(): Sample | null;
   /** Asks the sampler to sample live while the stream is open; returns a release function. */
   holdLiveSampling(): () => void;
+  /** The party and every peer as events, for the start of a stream. */
+  partySnapshot(): WatchEvent[];
   /** Aborted when the helper shuts down, so streams end cleanly with a rotation event. */
   shutdown: AbortSignal;
 }
@@ -56,7 +58,7 @@ export function watchHandlers(deps: WatchDeps): Record<string, Handler> {
       call.on('drain', () => (congested = false));
 
       if (wants(WatchTopic.WATCH_TOPIC_HELPER_STATUS)) send({ helperStatus: deps.state.status() });
-      if (wants(WatchTopic.WATCH_TOPIC_PARTY)) send({ party: {} });
+      for (const e of deps.partySnapshot()) if (wants(topicOf(e))) send(e);
       const latest = deps.latestSample();
       if (latest && wants(WatchTopic.WATCH_TOPIC_METRICS)) send({ metrics: toProtoSample(latest) });
 

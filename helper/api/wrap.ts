@@ -109,7 +109,7 @@ function toServiceError(err: unknown, log: Logger): { code: Status; details: str
     return { code: err.code, details: err.message };
   }
   log.error('handler failed', { err: err instanceof Error ? err.stack ?? err.message : String(err) });
-  return { code: Status.INTERNAL, details: 'internal error in the helper; its log has the details' };
+  return { code: Status.INTERNAL, details: 'internal error; the server log has the details' };
 }
 
 /** Handlers for every method of a service that this version does not have yet. */

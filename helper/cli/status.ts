@@ -1,6 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
 import { ControlPlaneMode, HelperServiceClient, type GetStatusResponse, type HelperStatus } from '../gen/lanrage/v1/helper.js';
+import { PartyServiceClient, type GetPartyResponse } from '../gen/lanrage/v1/party.js';
 import { unary } from './call.js';
+import { showParty } from './party.js';
 import type { Command } from './commands.js';
 
 export function formatDuration(totalSeconds: number): string {
@@ -33,8 +35,17 @@ export const statusCommand: Command = {
     try {
       const res = await unary<object, GetStatusResponse>(client, client.getStatus, {}, new Metadata(), ctx.deadline());
       if (!res.status) throw new Error('the helper sent an empty status');
-      if (ctx.json) ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString() }));
-      else formatStatus(res.status).forEach((l) => ctx.out(l));
+      if (ctx.json) return ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString() }));
+      formatStatus(res.status).forEach((l) => ctx.out(l));
+      if (res.status.inParty) {
+        const pc = new PartyServiceClient(ctx.target, ctx.creds);
+        try {
+          const p = await unary<object, GetPartyResponse>(pc, pc.getParty, {}, new Metadata(), ctx.deadline());
+          await showParty(ctx, p.party);
+        } finally {
+          pc.close();
+        }
+      }
     } finally {
       client.close();
     }

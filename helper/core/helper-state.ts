@@ -15,6 +15,8 @@ export class HelperState {
   readonly startedAt = new Date();
   grpcPort = 0;
   httpPort = 0;
+  /** Set by the party engine once it exists. */
+  inParty: () => boolean = () => false;
   private settingsCache: Settings;
 
   constructor(readonly version: string, private readonly repo: SettingsRepo) {
@@ -47,7 +49,7 @@ export class HelperState {
       grpcPort: this.grpcPort,
       httpPort: this.httpPort,
       controlPlane: s.controlServerUrl === '' ? ControlPlaneMode.CONTROL_PLANE_MODE_EMBEDDED : ControlPlaneMode.CONTROL_PLANE_MODE_REMOTE,
-      inParty: false,
+      inParty: this.inParty(),
     };
   }
 }

@@ -19,9 +19,16 @@ import { plannedServices, startGrpcServer } from '../api/server.js';
 import { settingsDefinition, settingsHandlers, settingsMutating } from '../api/settings-service.js';
 import { statusDefinition, statusHandlers } from '../api/status-service.js';
 import { watchDefinition, watchHandlers } from '../api/watch-service.js';
+import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHandlers, peerMutating } from '../api/party-service.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
+import { PartyManager } from '../party/manager.js';
+import { StateRepo } from '../store/state-repo.js';
+import { advertisedControlUrl } from './control.js';
+import type { WatchEvent } from '../core/helper-state.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
+export const DEFAULT_CONTROL_PORT = 8670;
 
 export interface HelperOptions {
   stateDir: string;
@@ -30,6 +37,13 @@ export interface HelperOptions {
   grpcPort: number;
   pwaDir: string | null;
   allowedHosts: string[];
+  /** Control server to use; undefined: settings.control_server_url, else the embedded one. */
+  controlUrl: string | undefined;
+  /** Embedded control server: gRPC port (STUN on the next two ports) and the URL invite links carry. */
+  controlPort: number;
+  controlAdvertise: string | undefined;
+  interfaceName: string | undefined;
+  fastPath: boolean;
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -45,6 +59,11 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     grpcPort: portFlag(args, 'grpc-port', DEFAULT_GRPC_PORT),
     pwaDir: flag(args, 'pwa-dir') ?? (existsSync(join(builtPwa, 'index.html')) ? builtPwa : null),
     allowedHosts: args.flags.get('allow-host') ?? [],
+    controlUrl: flag(args, 'control-url'),
+    controlPort: portFlag(args, 'control-port', DEFAULT_CONTROL_PORT),
+    controlAdvertise: flag(args, 'control-advertise'),
+    interfaceName: flag(args, 'interface'),
+    fastPath: flag(args, 'fast-path') !== 'off',
   };
 }
 
@@ -61,6 +80,31 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
   const shutdown = new AbortController();
+
+  // The embedded control server, unless this helper is told to use another one.
+  const configuredControl = opts.controlUrl ?? (state.settings.controlServerUrl || undefined);
+  let control: ControlServer | undefined;
+  if (!configuredControl) {
+    control = await startControlServer({
+      host: '0.0.0.0',
+      grpcPort: opts.controlPort,
+      stunPort: opts.controlPort === 0 ? 0 : opts.controlPort + 1,
+      dbFile: join(opts.stateDir, 'control.db'),
+      log: log.child({ part: 'control' }),
+    });
+  }
+  const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
+  const party = new PartyManager({
+    stateDir: opts.stateDir,
+    log,
+    state,
+    store: new StateRepo(db),
+    defaultControlUrl: () => controlUrl,
+    interfaceName: () => opts.interfaceName ?? state.settings.interfaceName,
+    fastPath: opts.fastPath,
+  });
+  state.inParty = () => party.inParty();
+  const partySnapshot = (): WatchEvent[] => [{ party: { party: party.current() } }, ...party.peers().map((peer) => ({ peer: { peer, removed: false } }))];
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
@@ -94,9 +138,11 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       },
       {
         definition: watchDefinition,
-        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => sampler.watch(), shutdown: shutdown.signal }),
+        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => sampler.watch(), partySnapshot, shutdown: shutdown.signal }),
         mutating: new Set(),
       },
+      { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
+      { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       ...plannedServices(),
     ],
   });
@@ -115,12 +161,14 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     await grpc.close(0);
+    await control?.close();
     sampler.stop();
     db.close();
     throw err;
   }
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
+  await party.start();
 
   return {
     grpcPort: grpc.port,
@@ -129,6 +177,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       shutdown.abort();
       await http.close();
       await grpc.close(2000);
+      await party.close();
+      await control?.close();
       sampler.stop();
       history.flush();
       db.close();

@@ -30,4 +30,13 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
       helper_rss  INTEGER NOT NULL
     ) STRICT;`,
   },
+  {
+    version: 3,
+    name: 'helper state',
+    // Small named records the helper must find again after a restart (e.g. the party it is in).
+    sql: `CREATE TABLE state (
+      key   TEXT PRIMARY KEY,
+      value TEXT NOT NULL
+    ) STRICT;`,
+  },
 ];

@@ -1,0 +1,68 @@
+import { MemberPresence, type Party, type PartyMember } from '../gen/lanrage/v1/party.js';
+import { PathKind, type Peer, type PingResult } from '../gen/lanrage/v1/peer.js';
+import type { MemberState, PartyState } from '../controlclient/state.js';
+import type { PathState, PingResult as SockPing } from '../net/magicsock.js';
+import type { WgPeerStats } from '../wg/index.js';
+
+// Pure translations from the party machinery's own types to the local API's messages.
+
+export function toProtoMember(m: MemberState): PartyMember {
+  return {
+    deviceId: m.deviceId,
+    name: m.name,
+    virtualIp: m.virtualIp,
+    isHost: m.isHost,
+    isSelf: m.isSelf,
+    presence: m.presence === 'away' ? MemberPresence.MEMBER_PRESENCE_AWAY : MemberPresence.MEMBER_PRESENCE_ONLINE,
+    joinedAt: m.joinedAt,
+  };
+}
+
+export function toProtoParty(p: PartyState, inviteLink: string): Party {
+  return { id: p.id, name: p.name, inviteLink, members: p.members.map(toProtoMember), networkCidr: p.networkCidr, createdAt: p.createdAt };
+}
+
+export function pathKind(k: PathState['kind'] | undefined): PathKind {
+  switch (k) {
+    case 'direct':
+      return PathKind.PATH_KIND_DIRECT;
+    case 'unreachable':
+      return PathKind.PATH_KIND_UNREACHABLE;
+    default:
+      return PathKind.PATH_KIND_CONNECTING;
+  }
+}
+
+export function toProtoPeer(m: MemberState, path: PathState | undefined, stats: WgPeerStats | undefined): Peer {
+  const away = m.presence === 'away';
+  return {
+    deviceId: m.deviceId,
+    name: m.name,
+    virtualIp: m.virtualIp,
+    // An away member's last path says nothing about now.
+    path: away ? PathKind.PATH_KIND_UNREACHABLE : pathKind(path?.kind),
+    pathReason: away ? `${m.name} has lost contact with the control server` : (path?.reason ?? 'looking for a path'),
+    endpoint: path?.endpoint ?? '',
+    rttMs: path?.rttMs ?? 0,
+    lastHandshake: stats?.lastHandshakeMs ? new Date(stats.lastHandshakeMs) : undefined,
+    rxBytes: stats?.rxBytes ?? 0,
+    txBytes: stats?.txBytes ?? 0,
+    fastPath: path?.fastPath ?? false,
+  };
+}
+
+export function toProtoPing(r: SockPing): PingResult {
+  return {
+    sequence: r.seq,
+    answered: r.answered,
+    rttMs: r.rttMs ?? 0,
+    path: r.answered ? (r.path === 'direct' ? PathKind.PATH_KIND_DIRECT : PathKind.PATH_KIND_UNSPECIFIED) : PathKind.PATH_KIND_UNSPECIFIED,
+    via: r.via ?? '',
+  };
+}
+
+/** Finds a member by device id, virtual IP or (case-insensitive) name. */
+export function findMember(members: readonly MemberState[], key: string): MemberState | undefined {
+  const k = key.trim();
+  return members.find((m) => m.deviceId === k) ?? members.find((m) => m.virtualIp === k) ?? members.find((m) => m.name.toLowerCase() === k.toLowerCase());
+}

@@ -1,0 +1,314 @@
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { ApiError, Status } from '../core/api-error.js';
+import type { HelperState } from '../core/helper-state.js';
+import type { Logger } from '../core/log.js';
+import { ControlClient } from '../controlclient/client.js';
+import { loadOrCreateIdentity } from '../controlclient/identity.js';
+import { formatInviteLink, normalizeControlUrl, parseInviteLink } from '../controlclient/invite.js';
+import type { MemberState, PartyState } from '../controlclient/state.js';
+import type { Party } from '../gen/lanrage/v1/party.js';
+import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
+import { MagicSock, type PathState } from '../net/magicsock.js';
+import type { StateRepo } from '../store/state-repo.js';
+import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
+import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
+import type { PartyEngine } from './engine.js';
+import { loadOrCreateDiscoKey } from './keys.js';
+
+// The party engine: one control-server connection (to the server of the party we are in), one
+// WireGuard interface while in a party, and the magicsock that finds and keeps the paths.
+// Membership flows one way: control snapshot → WireGuard peers + magicsock peers → API events.
+
+const RESUME_KEY = 'party';
+interface Resume {
+  controlUrl: string;
+  partyId: string;
+  inviteSecret: string;
+}
+const isResume = (v: unknown): v is Resume =>
+  typeof v === 'object' && v !== null && ['controlUrl', 'partyId', 'inviteSecret'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
+
+export interface PartyManagerOptions {
+  stateDir: string;
+  log: Logger;
+  state: HelperState;
+  store: StateRepo;
+  /** Control server for new parties: the configured one, or the embedded server's advertised URL. */
+  defaultControlUrl(): string;
+  /** WireGuard interface name (settings, or a flag in labs where several helpers share a machine). */
+  interfaceName(): string;
+  /** Try the Linux nftables fast path for direct peers. */
+  fastPath: boolean;
+}
+
+export class PartyManager implements PartyEngine {
+  private readonly log: Logger;
+  private readonly identity: KeyObject;
+  private readonly wgKeys: WgKeyPair;
+  private readonly disco: { privateKey: string; publicKey: string };
+  private readonly sock: MagicSock;
+  private control: ControlClient | undefined;
+  private wg: WgDevice | undefined;
+  private wgAddress = '';
+  private partyState: PartyState | null = null;
+  private readonly wgPeers = new Set<string>();
+  private readonly paths = new Map<string, PathState>();
+  private stats = new Map<string, WgPeerStats>();
+  private applying: Promise<void> = Promise.resolve();
+  private candidates: string[] = [];
+  private closed = false;
+
+  constructor(private readonly opts: PartyManagerOptions) {
+    this.log = opts.log.child({ part: 'party' });
+    this.identity = loadOrCreateIdentity(join(opts.stateDir, 'identity.pem'));
+    this.wgKeys = loadOrCreateKeyPair(join(opts.stateDir, 'wireguard.key'));
+    this.disco = loadOrCreateDiscoKey(join(opts.stateDir, 'disco.key'));
+    this.sock = new MagicSock({
+      port: opts.state.settings.listenPort,
+      discoPrivateKey: this.disco.privateKey,
+      log: opts.log.child({ part: 'magicsock' }),
+      stunServers: () => this.control?.stunServers() ?? [],
+      wgPort: () => this.wg?.listenPort ?? 0,
+      setWgEndpoint: async (wgPublicKey, endpoint) => {
+        if (this.wg && this.wgPeers.has(wgPublicKey)) await this.wg.setEndpoint(wgPublicKey, endpoint);
+      },
+      sendCallMeMaybe: (peerId, cands) => {
+        this.control?.callMeMaybe(peerId, cands).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
+      },
+      fastPath: opts.fastPath,
+    });
+    this.sock.on('path', (peerId: string, path: PathState) => {
+      this.paths.set(peerId, path);
+      const m = this.partyState?.members.find((x) => x.deviceId === peerId);
+      if (m) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, path, this.statsFor(m)), removed: false } });
+    });
+    this.sock.on('candidates', (c: string[]) => {
+      this.candidates = c;
+      this.pushEndpoints();
+    });
+  }
+
+  async start(): Promise<void> {
+    // A helper killed with -9 leaves its interface (and wireguard-go) behind.
+    await removeStaleInterface(this.opts.interfaceName(), this.log);
+    await this.sock.start();
+    const resume = this.opts.store.get(RESUME_KEY, isResume);
+    if (resume) {
+      this.log.info('resuming the party', { partyId: resume.partyId, control: resume.controlUrl });
+      // In the background: the helper must come up even while its control server is away.
+      void this.connect(resume.controlUrl)
+        .then((c) => {
+          c.rememberInviteSecret(resume.partyId, resume.inviteSecret);
+          if (!c.party()) return c.joinParty(resume.partyId, resume.inviteSecret).then(() => undefined);
+          return undefined;
+        })
+        .catch((err: unknown) => this.log.warn('could not resume the party yet; the control client keeps trying', { err: String(err) }));
+    }
+  }
+
+  inParty(): boolean {
+    return this.partyState !== null;
+  }
+
+  current(): Party | undefined {
+    const p = this.partyState;
+    if (!p) return undefined;
+    return toProtoParty(p, this.inviteLink(p));
+  }
+
+  peers(): Peer[] {
+    return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)));
+  }
+
+  async refreshStats(): Promise<void> {
+    if (!this.wg) return;
+    const list = await this.wg.stats().catch(() => []);
+    this.stats = new Map(list.map((s) => [s.publicKey, s]));
+  }
+
+  async create(name: string): Promise<Party> {
+    const c = await this.connect(this.opts.defaultControlUrl());
+    const { party, inviteSecret } = await c.createParty(name);
+    this.remember(c.url, party.id, inviteSecret);
+    await this.apply(party);
+    return this.current()!;
+  }
+
+  async join(inviteLink: string): Promise<Party> {
+    let link;
+    try {
+      link = parseInviteLink(inviteLink);
+    } catch (err) {
+      throw new ApiError(Status.INVALID_ARGUMENT, `that is not a LANrage invite link: ${(err as Error).message}`);
+    }
+    const c = await this.connect(link.controlUrl);
+    const party = await c.joinParty(link.partyId, link.secret);
+    this.remember(c.url, party.id, link.secret);
+    await this.apply(party);
+    return this.current()!;
+  }
+
+  async leave(): Promise<void> {
+    if (!this.control || !this.partyState) throw new ApiError(Status.FAILED_PRECONDITION, 'not in a party');
+    await this.control.leaveParty();
+    this.opts.store.delete(RESUME_KEY);
+    await this.apply(null);
+  }
+
+  async kick(deviceId: string): Promise<void> {
+    if (!this.control || !this.partyState) throw new ApiError(Status.FAILED_PRECONDITION, 'not in a party');
+    await this.control.kick(deviceId);
+  }
+
+  async ping(peer: string, count: number): Promise<PingResult[]> {
+    const m = findMember((this.partyState?.members ?? []).filter((x) => !x.isSelf), peer);
+    if (!m) throw new ApiError(Status.NOT_FOUND, `no peer called "${peer}" in the party: use a name, device id or virtual IP from \`lanrage status\``);
+    const results = await this.sock.ping(m.deviceId, count);
+    return results.map(toProtoPing);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.control?.close().catch(() => undefined);
+    await this.sock.close().catch(() => undefined);
+    await this.applying.catch(() => undefined);
+    await this.wg?.close().catch((err: unknown) => this.log.warn('could not remove the WireGuard interface', { err: String(err) }));
+    this.wg = undefined;
+  }
+
+  private inviteLink(p: PartyState): string {
+    return p.inviteSecret && this.control ? formatInviteLink(this.control.url, p.id, p.inviteSecret) : '';
+  }
+
+  private statsFor(m: MemberState): WgPeerStats | undefined {
+    return this.stats.get(m.wgPublicKey);
+  }
+
+  private remember(controlUrl: string, partyId: string, inviteSecret: string): void {
+    this.opts.store.put(RESUME_KEY, { controlUrl, partyId, inviteSecret } satisfies Resume);
+  }
+
+  private async connect(url: string): Promise<ControlClient> {
+    const target = normalizeControlUrl(url);
+    if (this.control && this.control.url === target) return this.control;
+    if (this.control) {
+      await this.control.close().catch(() => undefined);
+      this.control = undefined;
+      await this.apply(null);
+    }
+    let c: ControlClient;
+    try {
+      c = await ControlClient.connect({
+        url: target,
+        identity: this.identity,
+        name: this.opts.state.settings.deviceName,
+        wgPublicKey: this.wgKeys.publicKey,
+        discoPublicKey: this.disco.publicKey,
+        log: this.log,
+      });
+    } catch (err) {
+      if (err instanceof ApiError && err.code === Status.UNAVAILABLE) {
+        throw new ApiError(Status.UNAVAILABLE, `the control server at ${target} is not answering: check the invite link or your connection`);
+      }
+      throw err;
+    }
+    this.control = c;
+    c.on('snapshot', (p) => void this.apply(p));
+    c.on('member', () => void this.apply(c.party()));
+    c.on('memberLeft', () => void this.apply(c.party()));
+    c.on('callMeMaybe', ({ fromDeviceId, candidates }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates));
+    c.on('kicked', () => {
+      this.log.info('kicked from the party');
+      this.opts.store.delete(RESUME_KEY);
+      void this.apply(null);
+    });
+    c.on('reconnected', () => this.pushEndpoints());
+    c.on('disconnected', ({ error }) => this.log.info('control server connection lost; reconnecting', { error }));
+    this.pushEndpoints();
+    // Candidates need the STUN servers this control server named.
+    void this.sock.localCandidates().catch((err: unknown) => this.log.debug('candidate refresh failed', { err: String(err) }));
+    return c;
+  }
+
+  private pushEndpoints(): void {
+    const c = this.control;
+    if (!c || this.candidates.length === 0) return;
+    const nat = this.sock.natInfo();
+    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: false, portDelta: 0 }).catch((err: unknown) =>
+      this.log.debug('endpoint update failed', { err: String(err) }),
+    );
+  }
+
+  /** Serialised: WireGuard and magicsock follow the newest membership, one change at a time. */
+  private apply(p: PartyState | null): Promise<void> {
+    this.applying = this.applying.then(() => this.applyNow(p)).catch((err: unknown) => this.log.error('could not apply the party', { err: String(err) }));
+    return this.applying;
+  }
+
+  private async applyNow(p: PartyState | null): Promise<void> {
+    if (this.closed) return;
+    const before = this.partyState;
+    this.partyState = p;
+    const self = p?.members.find((m) => m.isSelf);
+    if (!p || !self) {
+      this.sock.setPeers([]);
+      this.wgPeers.clear();
+      if (this.wg) {
+        await this.wg.close();
+        this.wg = undefined;
+        this.wgAddress = '';
+      }
+      this.partyState = null;
+      if (before) {
+        for (const m of before.members) if (!m.isSelf) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, undefined, undefined), removed: true } });
+      }
+      this.publishParty();
+      return;
+    }
+    const prefix = p.networkCidr.split('/')[1] ?? '16';
+    const address = `${self.virtualIp}/${prefix}`;
+    if (this.wg && this.wgAddress !== address) {
+      await this.wg.close();
+      this.wg = undefined;
+      this.wgPeers.clear();
+    }
+    if (!this.wg) {
+      const s = this.opts.state.settings;
+      this.wg = await createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: s.mtu, log: this.log });
+      this.wgAddress = address;
+      this.log.info('WireGuard interface up', { name: this.wg.name, backend: this.wg.backend, address, wgPort: this.wg.listenPort });
+    }
+    const others = p.members.filter((m) => !m.isSelf);
+    const keep = new Set(others.map((m) => m.wgPublicKey));
+    for (const key of [...this.wgPeers]) {
+      if (!keep.has(key)) {
+        await this.wg.removePeer(key);
+        this.wgPeers.delete(key);
+      }
+    }
+    for (const m of others) {
+      if (this.wgPeers.has(m.wgPublicKey)) continue;
+      await this.wg.setPeer({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`], persistentKeepaliveSeconds: 20 });
+      this.wgPeers.add(m.wgPublicKey);
+    }
+    this.sock.setPeers(
+      others
+        .filter((m) => m.presence === 'online' || m.candidates.length > 0)
+        .map((m) => ({ id: m.deviceId, discoPublicKey: m.discoPublicKey, wgPublicKey: m.wgPublicKey, candidates: m.candidates, natHint: m.nat.mapping === 'none' ? 'endpoint-independent' : m.nat.mapping })),
+    );
+    for (const m of before?.members ?? []) {
+      if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
+        this.paths.delete(m.deviceId);
+        this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, undefined, undefined), removed: true } });
+      }
+    }
+    this.publishParty();
+    for (const m of others) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)), removed: false } });
+  }
+
+  private publishParty(): void {
+    this.opts.state.events.publish({ party: { party: this.current() } });
+    this.opts.state.events.publish({ helperStatus: this.opts.state.status() });
+  }
+}

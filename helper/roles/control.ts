@@ -1,0 +1,38 @@
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { flag, portFlag, type ParsedArgs } from '../core/args.js';
+import type { Logger } from '../core/log.js';
+import { defaultStateDir, ensureStateDir } from '../core/state-dir.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
+
+export const DEFAULT_STUN_PORT = 3478;
+
+/** The URL friends reach an embedded control server at: this machine's first LAN IPv4 address. */
+export function advertisedControlUrl(port: number, ifaces = networkInterfaces()): string {
+  for (const list of Object.values(ifaces)) {
+    for (const a of list ?? []) {
+      // 10.66/16 is the virtual LAN itself: the control server must be reachable without it.
+      if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('10.66.') && !a.address.startsWith('169.254.')) return `http://${a.address}:${port}`;
+    }
+  }
+  return `http://127.0.0.1:${port}`;
+}
+
+// `lanrage control`: the coordination server on its own (self-hosted, or the lab's server host).
+export async function runControlRole(args: ParsedArgs, log: Logger): Promise<ControlServer> {
+  const stateDir = flag(args, 'state-dir') ?? defaultStateDir();
+  ensureStateDir(stateDir);
+  const cert = flag(args, 'tls-cert');
+  const key = flag(args, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together');
+  const advertiseHost = flag(args, 'advertise-host');
+  return startControlServer({
+    host: flag(args, 'listen') ?? '0.0.0.0',
+    grpcPort: portFlag(args, 'grpc-port', 8670),
+    stunPort: portFlag(args, 'stun-port', DEFAULT_STUN_PORT),
+    dbFile: join(stateDir, 'control.db'),
+    log,
+    ...(cert && key ? { tls: { certFile: cert, keyFile: key } } : {}),
+    ...(advertiseHost ? { advertiseHost } : {}),
+  });
+}

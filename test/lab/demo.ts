@@ -1,0 +1,77 @@
+// `npm run demo` (Linux, root): a lab internet with three players behind different NATs, a
+// control server, and a party they all joined; each player's PWA is shown on this machine.
+import { connect, createServer, type Server } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { createLab, labAvailable, type Lab } from './lab.js';
+import { PartyLab, type PartyJson } from './party-lab.js';
+
+const FORWARD = fileURLToPath(new URL('./ns-forward.js', import.meta.url));
+const SITES = [
+  { name: 'alice', kind: 'port-restricted' as const, port: 8701 },
+  { name: 'bob', kind: 'public' as const, port: 8702 },
+  { name: 'carol', kind: 'symmetric' as const, port: 8703 },
+];
+
+async function expose(lab: Lab, ns: string, hostPort: number): Promise<Server> {
+  mkdirSync('/run/lanrage-lab', { recursive: true });
+  const path = `/run/lanrage-lab/${lab.id}-${hostPort}.sock`;
+  const fwd = lab.spawn(ns, process.execPath, [FORWARD, path, '127.0.0.1:8666']);
+  await new Promise<void>((resolve) => createInterface({ input: fwd.stdout! }).once('line', () => resolve()));
+  const server = createServer((c) => {
+    const up = connect(path);
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(hostPort, '127.0.0.1', resolve));
+  return server;
+}
+
+async function main(): Promise<void> {
+  const avail = await labAvailable();
+  if (!avail.ok) {
+    process.stderr.write(`The demo needs root on Linux (network namespaces, nftables): ${avail.why}\nRun: sudo npm run demo\n`);
+    process.exit(1);
+  }
+  process.stdout.write('Building the lab internet...\n');
+  const lab = await createLab({ sites: SITES.map(({ name, kind }) => ({ name, kind })) });
+  const pl = new PartyLab(lab);
+  const servers: Server[] = [];
+  const stop = async (): Promise<void> => {
+    process.stdout.write('\nStopping the demo and removing the lab...\n');
+    servers.forEach((s) => s.close());
+    await lab.destroy();
+    pl.cleanup();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  try {
+    await pl.startControl();
+    for (const s of SITES) {
+      await pl.startHelper(lab.site(s.name), { extraArgs: ['--allow-host', `localhost:${s.port}`, '--allow-host', `127.0.0.1:${s.port}`] });
+      servers.push(await expose(lab, lab.site(s.name).host.ns, s.port));
+    }
+    const created = await pl.cli<PartyJson>(lab.site('alice'), ['create', 'Demo LAN party']);
+    for (const s of SITES.slice(1)) await pl.cli(lab.site(s.name), ['join', created.party!.inviteLink]);
+    process.stdout.write(`\nThree players are in the party "Demo LAN party":\n`);
+    for (const s of SITES) {
+      const site = lab.site(s.name);
+      process.stdout.write(`  ${s.name.padEnd(6)} behind a ${s.kind} NAT (public ${site.publicIp}): PWA at http://localhost:${s.port}\n`);
+    }
+    process.stdout.write(
+      `\nOpen the PWAs to watch paths and round-trip times live. From a shell:\n` +
+        `  sudo ip netns exec ${lab.site('alice').host.ns} node dist/helper/main.js party --state-dir ${pl.helpers.get('alice')!.stateDir}\n` +
+        `  sudo ip netns exec ${lab.site('alice').host.ns} ping 10.66.0.2\n` +
+        `(carol sits behind a symmetric NAT: direct paths to her need the relay of the next version.)\n` +
+        `Press Ctrl-C to stop and remove everything.\n`,
+    );
+  } catch (err) {
+    process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    await stop();
+  }
+}
+
+void main();
