@@ -1,33 +1,15 @@
 // `npm run demo` (Linux, root): a lab internet with three players behind different NATs, a
 // control server, and a party they all joined; each player's PWA is shown on this machine.
-import { connect, createServer, type Server } from 'node:net';
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { createLab, labAvailable, type Lab } from './lab.js';
+import type { Server } from 'node:net';
+import { createLab, labAvailable } from './lab.js';
+import { exposeNamespacePort } from './ns-expose.js';
 import { PartyLab, type PartyJson } from './party-lab.js';
 
-const FORWARD = fileURLToPath(new URL('./ns-forward.js', import.meta.url));
 const SITES = [
   { name: 'alice', kind: 'port-restricted' as const, port: 8701 },
   { name: 'bob', kind: 'public' as const, port: 8702 },
   { name: 'carol', kind: 'symmetric' as const, port: 8703 },
 ];
-
-async function expose(lab: Lab, ns: string, hostPort: number): Promise<Server> {
-  mkdirSync('/run/lanrage-lab', { recursive: true });
-  const path = `/run/lanrage-lab/${lab.id}-${hostPort}.sock`;
-  const fwd = lab.spawn(ns, process.execPath, [FORWARD, path, '127.0.0.1:8666']);
-  await new Promise<void>((resolve) => createInterface({ input: fwd.stdout! }).once('line', () => resolve()));
-  const server = createServer((c) => {
-    const up = connect(path);
-    c.pipe(up).pipe(c);
-    c.on('error', () => up.destroy());
-    up.on('error', () => c.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(hostPort, '127.0.0.1', resolve));
-  return server;
-}
 
 async function main(): Promise<void> {
   const avail = await labAvailable();
@@ -52,7 +34,7 @@ async function main(): Promise<void> {
     await pl.startControl();
     for (const s of SITES) {
       await pl.startHelper(lab.site(s.name), { extraArgs: ['--allow-host', `localhost:${s.port}`, '--allow-host', `127.0.0.1:${s.port}`] });
-      servers.push(await expose(lab, lab.site(s.name).host.ns, s.port));
+      servers.push(await exposeNamespacePort(lab, lab.site(s.name).host.ns, s.port));
     }
     const created = await pl.cli<PartyJson>(lab.site('alice'), ['create', 'Demo LAN party']);
     for (const s of SITES.slice(1)) await pl.cli(lab.site(s.name), ['join', created.party!.inviteLink]);
