@@ -214,14 +214,14 @@ export class PartyManager implements PartyEngine {
       throw err;
     }
     this.control = c;
-    c.on('snapshot', (p) => void this.apply(p));
-    c.on('member', () => void this.apply(c.party()));
-    c.on('memberLeft', () => void this.apply(c.party()));
+    c.on('snapshot', (p) => this.applyQuietly(p));
+    c.on('member', () => this.applyQuietly(c.party()));
+    c.on('memberLeft', () => this.applyQuietly(c.party()));
     c.on('callMeMaybe', ({ fromDeviceId, candidates }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates));
     c.on('kicked', () => {
       this.log.info('kicked from the party');
       this.opts.store.delete(RESUME_KEY);
-      void this.apply(null);
+      this.applyQuietly(null);
     });
     c.on('reconnected', () => this.pushEndpoints());
     c.on('disconnected', ({ error }) => this.log.info('control server connection lost; reconnecting', { error }));
@@ -240,10 +240,29 @@ export class PartyManager implements PartyEngine {
     );
   }
 
-  /** Serialised: WireGuard and magicsock follow the newest membership, one change at a time. */
+  /** For changes nobody waits on: failures are already logged by the chain. */
+  private applyQuietly(p: PartyState | null): void {
+    this.apply(p).catch(() => undefined);
+  }
+
+  /**
+   * Serialised: WireGuard and magicsock follow the newest membership, one change at a time.
+   * The returned promise fails when this change could not be applied (create/join report it);
+   * the chain itself goes on with the next change.
+   */
   private apply(p: PartyState | null): Promise<void> {
-    this.applying = this.applying.then(() => this.applyNow(p)).catch((err: unknown) => this.log.error('could not apply the party', { err: String(err) }));
-    return this.applying;
+    const run = this.applying.then(() => this.applyNow(p));
+    this.applying = run.catch((err: unknown) => this.log.error('could not apply the party', { err: String(err) }));
+    return run.catch((err: unknown) => {
+      const msg = err instanceof Error ? err.message : String(err);
+      const perm = /EPERM|EACCES|Operation not permitted|permission/i.test(msg);
+      throw new ApiError(
+        Status.FAILED_PRECONDITION,
+        perm
+          ? `joined the party, but the tunnel could not be set up: creating the WireGuard interface needs root (run the helper with sudo, or as the lanrage service). ${msg}`
+          : `joined the party, but the tunnel could not be set up: ${msg}`,
+      );
+    });
   }
 
   private async applyNow(p: PartyState | null): Promise<void> {

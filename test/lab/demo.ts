@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     process.stdout.write(`\nThree players are in the party "Demo LAN party":\n`);
     for (const s of SITES) {
       const site = lab.site(s.name);
-      process.stdout.write(`  ${s.name.padEnd(6)} behind a ${s.kind} NAT (public ${site.publicIp}): PWA at http://localhost:${s.port}\n`);
+      const where = s.kind === 'public' ? `on a public address (${site.publicIp})` : `behind a ${s.kind} NAT (public ${site.publicIp})`;
+      process.stdout.write(`  ${s.name.padEnd(6)} ${where}: PWA at http://localhost:${s.port}\n`);
     }
     process.stdout.write(
       `\nOpen the PWAs to watch paths and round-trip times live. From a shell:\n` +

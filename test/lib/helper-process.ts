@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,7 @@ process.on('exit', () => {
 
 export async function startHelper(opts: { stateDir?: string; pwaDir?: string | null; httpPort?: number; grpcPort?: number; env?: NodeJS.ProcessEnv } = {}): Promise<HelperProcess> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'lanrage-test-'));
-  const args = [HELPER_MAIN, 'helper', '--state-dir', stateDir, '--http-port', String(opts.httpPort ?? 0), '--grpc-port', String(opts.grpcPort ?? 0)];
+  const args = [HELPER_MAIN, 'helper', '--state-dir', stateDir, '--http-port', String(opts.httpPort ?? 0), '--grpc-port', String(opts.grpcPort ?? 0), '--control-port', '0', '--interface', `lrt${randomBytes(4).toString('hex')}`];
   const pwa = opts.pwaDir === undefined ? PWA_DIST : opts.pwaDir;
   if (pwa) args.push('--pwa-dir', pwa);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LANRAGE_LOG: 'debug', ...opts.env } });
