@@ -84,12 +84,19 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
     proc = await startWireguardGo(name, log);
     const sock = uapiSocketPath(name);
     const p = proc;
+    // Said plainly instead of "connection refused" on a socket file the dead process left behind.
     const alive = (): void => {
       if (!p.running()) throw new Error(`wireguard-go for ${name} has exited: the tunnel is down`);
     };
     control = {
-      set: async (s) => (alive(), uapiSet(sock, s)),
-      get: async () => (alive(), uapiGet(sock)),
+      async set(s) {
+        alive();
+        await uapiSet(sock, s);
+      },
+      async get() {
+        alive();
+        return uapiGet(sock);
+      },
     };
   }
 
