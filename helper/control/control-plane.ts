@@ -20,7 +20,7 @@ import {
   type SessionResponse,
   type UpdateEndpointsRequest,
 } from '../gen/lanrage/control/v1/control.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { deviceIdFromIdentityKey, hashSecret, newInviteSecret, newPartyId, newSessionToken, secretMatches } from './ids.js';
 import { DEFAULT_NETWORK_CIDR, allocateAddress, parsePool, type Pool } from './ip-pool.js';
 import { AWAY_AFTER_MS, DROP_AFTER_MS, PresenceTracker } from './presence.js';

@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 
 // Presence from Session streams: online while one is open; AWAY once none has been open for
 // awayAfterMs; dropped after dropAfterMs more of being away. Pure timers: the control plane

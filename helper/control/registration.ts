@@ -1,6 +1,6 @@
 import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { ApiError, Status } from '../core/api-error.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 
 // Device identity: the helper proves it holds an Ed25519 key by signing a fresh server nonce
 // together with the keys and name it registers, so a captured registration can neither be

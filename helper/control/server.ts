@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { wrapService } from '../api/wrap.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import { ControlPlane } from './control-plane.js';
 import { controlDefinition, controlHandlers } from './service.js';
 import { SqliteControlStore } from './sqlite-store.js';

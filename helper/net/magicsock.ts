@@ -13,7 +13,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { Logger } from '../core/log.js';
 import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';

@@ -16,7 +16,7 @@
 // peer shows that it has opened its NAT too: it sent us call-me-maybe or a ping.
 
 import { randomBytes } from 'node:crypto';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { NatMapping } from './stun.js';
 
 export type PathKind = 'connecting' | 'direct' | 'unreachable';

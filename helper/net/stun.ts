@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { isIPv4, parseEndpoint } from './addr.js';
 import { isStun } from './demux.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 
 interface StunAttr { value: { address?: unknown; port?: unknown; family?: unknown } }
 interface StunMsg {

@@ -8,7 +8,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { ApiError } from '../../helper/core/api-error.js';
 import { createLogger } from '../../helper/core/log.js';
 import { MemberLeftReason, Presence, type SessionResponse } from '../../helper/gen/lanrage/control/v1/control.js';
-import { ManualClock } from '../../helper/control/clock.js';
+import { ManualClock } from '../../helper/core/clock.js';
 import { ControlPlane } from '../../helper/control/control-plane.js';
 import { registrationMessage } from '../../helper/control/registration.js';
 import { SqliteControlStore } from '../../helper/control/sqlite-store.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../helper/net/clock.js';
+import { ManualClock } from '../../helper/core/clock.js';
 import { isClearlyBetter, PathMachine, unreachableReason, DEFAULT_TIMING, type PathState } from '../../helper/net/path.js';
 import type { NatMapping } from '../../helper/net/stun.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../helper/net/clock.js';
+import { ManualClock } from '../../helper/core/clock.js';
 import { decodeStun, encodeBindingRequest, encodeBindingResponse, natFromAnswers, StunClient } from '../../helper/net/stun.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -50,7 +50,7 @@ test('stun: mapping behaviour from two server ports', () => {
 });
 
 test('stun: client retransmits at 250/500/1000 ms intervals, then gives up', async () => {
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_000_000);
   const sent: number[] = [];
   const c = new StunClient(() => sent.push(clock.now() - 1_000_000), clock);
   let result: string | null | undefined;
@@ -65,7 +65,7 @@ test('stun: client retransmits at 250/500/1000 ms intervals, then gives up', asy
 });
 
 test('stun: client matches answers by transaction id and by the server it asked', async () => {
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_000_000);
   const reqs: Buffer[] = [];
   const c = new StunClient((b) => reqs.push(b), clock);
   const p = c.query('203.0.113.2:3478');

@@ -1,4 +1,4 @@
-// Time as a dependency, so presence and challenge expiry can be tested without waiting.
+// Time as a dependency, so timers (presence, challenges, disco paths, STUN) can be driven by tests without waiting.
 
 export interface Clock {
   now(): number;
