@@ -16,6 +16,7 @@ need ip iproute2
 need conntrack conntrack
 need ping iputils-ping
 need iperf3 iperf3
+need turnserver coturn
 /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
