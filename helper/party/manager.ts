@@ -97,13 +97,21 @@ export class PartyManager implements PartyEngine {
     if (resume) {
       this.log.info('resuming the party', { partyId: resume.partyId, control: resume.controlUrl });
       // In the background: the helper must come up even while its control server is away.
-      void this.connect(resume.controlUrl)
-        .then((c) => {
-          c.rememberInviteSecret(resume.partyId, resume.inviteSecret);
-          if (!c.party()) return c.joinParty(resume.partyId, resume.inviteSecret).then(() => undefined);
-          return undefined;
-        })
-        .catch((err: unknown) => this.log.warn('could not resume the party yet; the control client keeps trying', { err: String(err) }));
+      void this.resume(resume);
+    }
+  }
+
+  /** Reconnects to the party's control server until it answers (or the user moves on). */
+  private async resume(r: Resume, attempt = 0): Promise<void> {
+    if (this.closed || this.opts.store.get(RESUME_KEY, isResume)?.partyId !== r.partyId || this.control) return;
+    try {
+      const c = await this.connect(r.controlUrl);
+      c.rememberInviteSecret(r.partyId, r.inviteSecret);
+      if (!c.party()) await c.joinParty(r.partyId, r.inviteSecret);
+    } catch (err) {
+      const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
+      this.log.warn('could not resume the party yet; retrying', { err: String(err), inMs: delay });
+      setTimeout(() => void this.resume(r, attempt + 1), delay).unref();
     }
   }
 

@@ -153,11 +153,15 @@ test('helper restart (SIGTERM and kill -9) resumes the party and the tunnel; a c
       await exited;
       // The data path does not need the control server.
       assert.match(await ping(pl, a, ipB, 3), / 0% packet loss/, 'tunnel survives the control server going away');
-      const control2 = await pl.startControl();
-      assert.ok(control2);
-      const back = await waitParty(pl, a, (p) => p.party?.members.length === 2 && allDirect(1)(p), 30_000);
+      // A helper that restarts while its control server is down resumes once the server is back.
+      await pl.stopHelper(b, 'SIGTERM');
+      await pl.startHelper(b);
+      await pl.startControl();
+      const back = await waitParty(pl, a, (p) => p.party?.members.length === 2 && allDirect(1)(p), 40_000);
+      await waitParty(pl, b, allDirect(1), 40_000);
       assert.equal(back.party!.id, created.party!.id);
       assert.deepEqual(back.party!.members.map((m) => m.virtualIp).sort(), first.party!.members.map((m) => m.virtualIp).sort());
+      await waitPing(pl, a, ipB);
     } finally {
       pl.cleanup();
     }
