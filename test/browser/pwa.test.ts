@@ -3,30 +3,22 @@
 // Browser-side code is passed as strings: this file is compiled without the DOM library.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import { HelperServiceClient, type GetStatusResponse } from '../../helper/gen/lanrage/v1/helper.js';
 import { Settings, SettingsServiceClient, type GetSettingsResponse, type UpdateSettingsResponse } from '../../helper/gen/lanrage/v1/settings.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
-import { PWA_DIST, requireOrSkip } from '../lib/repo.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = process.env.LANRAGE_SCREENSHOTS ?? tmpdir();
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
+import { PWA_DIST } from '../lib/repo.js';
+import { DESKTOP, PHONE, browserReady, call, canRun, launchBrowser, until, shot as shotOf, waitLive as waitLiveOn, type Browser } from './browser-lib.js';
 
 let helper: HelperProcess | undefined;
+let browser: Browser | undefined;
 let context: BrowserContext | undefined;
 let page: Page;
-let userDataDir: string | undefined;
 let base = '';
-
-function call<Res>(fn: (cb: (err: ServiceError | null, res: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
-}
 
 async function nativeSettings(port: number): Promise<Settings> {
   const c = new SettingsServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
@@ -59,18 +51,7 @@ async function nativeDeviceName(port: number): Promise<string> {
 
 const testId = (id: string) => page.getByTestId(id);
 
-/** Polls `probe` until it returns true; fails with `what` after `timeoutMs`. */
-async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-// Playwright's CSS engine pierces open shadow roots, so these reach into the Lit components.
-const waitLive = (timeout: number) => page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout });
+const waitLive = (timeout: number) => waitLiveOn(page, timeout);
 
 async function connState(): Promise<string | null> {
   return testId('conn-state').getAttribute('data-state');
@@ -80,48 +61,28 @@ async function sampleCount(): Promise<number> {
   return Number(await testId('sample-count').getAttribute('data-count'));
 }
 
-async function shot(name: string, size: { width: number; height: number }): Promise<void> {
-  await page.setViewportSize(size);
-  await page.waitForTimeout(300);
-  await page.screenshot({ path: join(SHOTS, `lanrage-${name}.png`) });
-}
+const shot = (name: string, size: { width: number; height: number }): Promise<void> => shotOf(page, name, size);
 
 before(async () => {
   // Nothing is started when the suite will skip; each test checks `context` below.
-  if (!existsSync(CHROMIUM) || !existsSync(join(PWA_DIST, 'index.html'))) return;
+  if (!canRun()) return;
   helper = await startHelper();
   base = `http://localhost:${helper.httpPort}`;
-  userDataDir = mkdtempSync(join(tmpdir(), 'lanrage-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: DESKTOP,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (err) => process.stderr.write(`[page error] ${err.message}\n`));
+  browser = await launchBrowser();
+  context = browser.context;
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   if (helper) {
     await helper.stop('SIGKILL');
     removeStateDir(helper.stateDir);
   }
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 function ready(t: { skip(msg: string): void }): boolean {
-  if (!requireOrSkip(existsSync(CHROMIUM), `Chromium at ${CHROMIUM} (apt-get install chromium)`, t)) return false;
-  if (!requireOrSkip(existsSync(join(PWA_DIST, 'index.html')), `the built PWA in ${PWA_DIST} (npm run build:pwa)`, t)) return false;
+  if (!browserReady(t)) return false;
   if (context === undefined || helper === undefined) throw new Error('setup failed: no browser or helper (see the before hook)');
   return true;
 }

@@ -8,7 +8,9 @@ export const Code = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -41,9 +43,22 @@ export function toApiError(err: unknown): ApiError {
     const code = (err as { code?: unknown }).code;
     const message = (err as { message?: unknown }).message;
     if (typeof code === 'number') {
-      return new ApiError(code, typeof message === 'string' && message !== '' ? message : `gRPC status ${code}`);
+      return new ApiError(code, typeof message === 'string' && message !== '' ? decodeGrpcMessage(message) : `gRPC status ${code}`);
     }
     if (typeof message === 'string') return new ApiError(Code.UNKNOWN, message);
   }
   return new ApiError(Code.UNKNOWN, String(err));
+}
+
+/**
+ * grpc-message travels percent-encoded (the gRPC HTTP/2 spec) and grpc-web 2.1.1 hands it over
+ * as it came, so "café" would read "caf%C3%A9". Servers encode every '%', so one decode is right.
+ */
+function decodeGrpcMessage(message: string): string {
+  if (!/%[0-9A-Fa-f]{2}/.test(message)) return message;
+  try {
+    return decodeURIComponent(message);
+  } catch {
+    return message;
+  }
 }

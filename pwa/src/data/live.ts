@@ -53,7 +53,12 @@ export class LiveConnection {
     this.retryTimer = undefined;
     let rotated = false;
     const request = WatchRequest.fromPartial({
-      topics: [WatchTopic.WATCH_TOPIC_HELPER_STATUS, WatchTopic.WATCH_TOPIC_METRICS],
+      topics: [
+        WatchTopic.WATCH_TOPIC_HELPER_STATUS,
+        WatchTopic.WATCH_TOPIC_PARTY,
+        WatchTopic.WATCH_TOPIC_PEERS,
+        WatchTopic.WATCH_TOPIC_METRICS,
+      ],
       maxDurationSeconds: this.opts.maxDurationSeconds ?? 0,
     });
     this.store.streamOpened();
@@ -84,6 +89,11 @@ export class LiveConnection {
   private apply(msg: WatchResponse): void {
     if (msg.helperStatus) this.store.setStatus(msg.helperStatus);
     if (msg.metrics) this.store.addSample(msg.metrics);
+    if (msg.party) this.store.setParty(msg.party.party);
+    if (msg.peer?.peer) {
+      if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
+      else this.store.setPeer(msg.peer.peer);
+    }
   }
 
   private armSilenceTimer(): void {

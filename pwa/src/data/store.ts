@@ -1,6 +1,8 @@
 // The one place live state lives. The Watch stream (live.ts) writes it; views read and subscribe.
 import type { HelperStatus } from '../gen/lanrage/v1/helper.js';
 import type { MetricsSample } from '../gen/lanrage/v1/metrics.js';
+import type { Party } from '../gen/lanrage/v1/party.js';
+import type { Peer } from '../gen/lanrage/v1/peer.js';
 import { Ring } from './ring.js';
 
 export type ConnectionState = 'connecting' | 'live' | 'helper-down';
@@ -20,6 +22,12 @@ export interface LiveState {
   readonly streamsOpened: number;
   /** Why the last stream failed, for the helper-down view. */
   readonly lastError: string | undefined;
+  /** False until the helper has said whether it is in a party (stream snapshot or a call). */
+  readonly partyKnown: boolean;
+  /** The current party; undefined when not in one. */
+  readonly party: Party | undefined;
+  /** The other members' connections, by device id. */
+  readonly peers: ReadonlyMap<string, Peer>;
 }
 
 type Listener = (state: LiveState) => void;
@@ -35,6 +43,9 @@ class LiveStore {
     samples: [],
     streamsOpened: 0,
     lastError: undefined,
+    partyKnown: false,
+    party: undefined,
+    peers: new Map(),
   };
 
   get state(): LiveState {
@@ -69,6 +80,33 @@ class LiveStore {
     if (last !== undefined && now !== undefined && now < last) this.ring.clear();
     this.ring.push(sample);
     this.update({ latest: sample, samples: this.ring.toArray() });
+  }
+
+  /**
+   * The party as the helper last described it. Peers of devices that are no longer members are
+   * dropped here too: a `removed` event lost to a reconnect must not leave a ghost behind.
+   */
+  setParty(party: Party | undefined): void {
+    const members = new Set(party?.members.map((m) => m.deviceId) ?? []);
+    let peers = this.current.peers;
+    if ([...peers.keys()].some((id) => !members.has(id))) {
+      peers = new Map([...peers].filter(([id]) => members.has(id)));
+    }
+    this.update({ party, partyKnown: true, peers });
+  }
+
+  setPeer(peer: Peer): void {
+    if (peer.deviceId === '') return;
+    const peers = new Map(this.current.peers);
+    peers.set(peer.deviceId, peer);
+    this.update({ peers });
+  }
+
+  removePeer(deviceId: string): void {
+    if (!this.current.peers.has(deviceId)) return;
+    const peers = new Map(this.current.peers);
+    peers.delete(deviceId);
+    this.update({ peers });
   }
 
   private update(patch: Partial<LiveState>): void {

@@ -1,22 +1,28 @@
 // The app shell: header, navigation, hash routing, and the switch to the helper-down page.
 import { LitElement, css, html, nothing } from 'lit';
 import { LiveController } from '../data/store-controller.js';
+import { inviteFromPageUrl } from '../data/party.js';
 import type { ConnectionState } from '../data/store.js';
 import { shared } from '../styles/shared.js';
 import './lr-status-view.js';
 import './lr-settings-view.js';
+import './lr-party-view.js';
 import './lr-helper-down.js';
 import '../components/lr-update-prompt.js';
 
 const ROUTES = [
   { id: 'status', label: 'Status' },
+  { id: 'party', label: 'Party' },
   { id: 'settings', label: 'Settings' },
 ] as const;
 type Route = (typeof ROUTES)[number]['id'];
 
 // Hash routes need nothing from the server: any URL the helper serves is index.html's.
+// `#/join?invite=<lanrage link>` is the party page with the join form filled in: the link a
+// friend clicks opens their own helper's page.
 function routeFromHash(): Route {
   const id = window.location.hash.replace(/^#\/?/, '');
+  if (id === 'join' || id.startsWith('join?')) return 'party';
   return ROUTES.find((r) => r.id === id)?.id ?? 'status';
 }
 
@@ -27,17 +33,20 @@ const CONNECTION_LABEL: Record<ConnectionState, string> = {
 };
 
 export class LrApp extends LitElement {
-  static override properties = { route: { state: true } };
+  static override properties = { route: { state: true }, invite: { state: true } };
   declare route: Route;
+  declare invite: string | undefined;
 
   private readonly live = new LiveController(this);
   private readonly onHash = (): void => {
     this.route = routeFromHash();
+    this.invite = inviteFromPageUrl(window.location.hash);
   };
 
   constructor() {
     super();
     this.route = routeFromHash();
+    this.invite = inviteFromPageUrl(window.location.hash);
   }
 
   static override styles = [
@@ -183,7 +192,14 @@ export class LrApp extends LitElement {
   private renderView() {
     const { connection, lastError } = this.live.state;
     if (connection === 'helper-down') return html`<lr-helper-down .detail=${lastError}></lr-helper-down>`;
-    return this.route === 'settings' ? html`<lr-settings-view></lr-settings-view>` : html`<lr-status-view></lr-status-view>`;
+    switch (this.route) {
+      case 'settings':
+        return html`<lr-settings-view></lr-settings-view>`;
+      case 'party':
+        return html`<lr-party-view .invite=${this.invite}></lr-party-view>`;
+      default:
+        return html`<lr-status-view></lr-status-view>`;
+    }
   }
 
   protected override render() {

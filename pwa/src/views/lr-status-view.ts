@@ -109,6 +109,13 @@ export class LrStatusView extends LitElement {
       .dot.tx {
         background: var(--lr-tx);
       }
+      a.pill {
+        color: inherit;
+        text-decoration: none;
+      }
+      a.pill:hover {
+        border-color: var(--lr-accent);
+      }
       .pill {
         display: inline-block;
         font-size: 12px;
@@ -145,7 +152,7 @@ export class LrStatusView extends LitElement {
       <section class="card device" aria-labelledby="device-name">
         <div class="device-head">
           <h1 class="device-name" id="device-name" data-testid="device-name">${status.deviceName}</h1>
-          <span class="pill" data-testid="party-state">${status.inParty ? 'In a party' : 'Not in a party'}</span>
+          <a class="pill" href="#/party" data-testid="party-state">${status.inParty ? 'In a party' : 'Not in a party'}</a>
         </div>
         <dl>
           <div><dt>Host name</dt><dd data-testid="hostname">${status.hostname || '—'}</dd></div>
