@@ -132,6 +132,14 @@ export class MagicSock extends EventEmitter {
   private readonly userPings = new Map<string, (rtt: number, via: string) => void>();
   private readonly c: Record<CounterName, number>;
   private localAddrs: LocalAddress[] = [];
+
+  /** False once STUN shows our public address is one of our own (no NAT); true while unknown. */
+  private behindNat(): boolean {
+    const pub = this.nat.publicAddress;
+    if (pub === null) return true;
+    const ip = pub.slice(0, pub.lastIndexOf(':'));
+    return !this.localAddrs.some((a) => a.ip === ip);
+  }
   private cands: string[] = [];
   private nat: NatInfo = { mapping: 'unknown', publicAddress: null };
   private refreshing: Promise<string[]> | null = null;
@@ -450,6 +458,7 @@ export class MagicSock extends EventEmitter {
         gate: this.primingTtl > 0,
         isLan: (ep) => this.isLan(ep),
         localNat: () => this.nat.mapping,
+        behindNat: () => this.behindNat(),
         peerNat: () => rec.peer.natHint,
         timing: this.o.timing,
         io: {

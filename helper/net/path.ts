@@ -75,6 +75,13 @@ export interface PathOptions {
   isLan(endpoint: string): boolean;
   /** Low-TTL priming until the peer has punched too (see above). */
   gate: boolean;
+  /**
+   * False when this host is on a public address (no NAT of its own to open). Such a host must
+   * not send to a NATed peer before the peer punches: even a TTL-2 packet from a public host
+   * reaches the peer's router, whose conntrack entry then makes the peer's own mapping clash
+   * and move to another port (measured in the lab: a 3-player party deadlocked). Default: true.
+   */
+  behindNat?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
   timing?: Partial<PathTiming>;
@@ -185,8 +192,9 @@ export class PathMachine {
   setCandidates(list: readonly string[]): void {
     if (this.closed) return;
     const a = this.active;
-    if (this.kind === 'direct' && a && !a.learned && !list.includes(a.endpoint)) {
+    if (this.kind === 'direct' && a && !a.learned && list.length > 0 && !list.includes(a.endpoint)) {
       // The peer no longer lists the address we use: it restarted or its NAT gave it a new port.
+    // (An empty list only means its candidates are not known yet.)
       // Waiting for three lost keepalives would cost WireGuard ~15 s; go probing at once.
       this.cands.delete(a.endpoint);
       this.lose(`the peer moved away from ${a.endpoint}`);
@@ -338,8 +346,17 @@ export class PathMachine {
       }
       return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
     }
-    for (const c of this.cands.values()) this.sendPing(c, this.o.gate && !this.peerReady && !c.lan);
-    if (now - this.lastCallMeMaybe >= this.t.callMeMaybeIntervalMs) {
+    const gated = this.o.gate && !this.peerReady;
+    const hold = gated && this.o.behindNat?.() === false;
+    for (const c of this.cands.values()) {
+      if (hold && !c.lan) continue;
+      this.sendPing(c, gated && !c.lan);
+    }
+    // "Call me" tells the peer our NAT is open to it. Behind a NAT that is only true once we have
+    // primed one of its internet candidates; said earlier (its candidates not known yet), the
+    // peer's full-TTL reply reaches our router first and our mapping clashes (lab: 3 players).
+    const primed = !gated || hold || [...this.cands.values()].some((c) => !c.lan);
+    if (primed && now - this.lastCallMeMaybe >= this.t.callMeMaybeIntervalMs) {
       this.lastCallMeMaybe = now;
       this.o.io.callMeMaybe();
     }

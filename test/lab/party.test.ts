@@ -82,7 +82,12 @@ test('three players: full mesh, every pair pings; a player leaves and everyone d
       const ips = views.map((v) => v.party!.members.find((m) => m.isSelf)!.virtualIp);
       assert.equal(new Set(ips).size, 3);
       for (let i = 0; i < 3; i++) {
-        for (let j = 0; j < 3; j++) if (i !== j) assert.match(await ping(pl, sites[i]!, ips[j]!, 2), / 0% packet loss/, `${i} → ${j}`);
+        for (let j = 0; j < 3; j++) {
+          if (i === j) continue;
+          const took = await waitPing(pl, sites[i]!, ips[j]!);
+          t.diagnostic(`${sites[i]!.name} → ${sites[j]!.name}: first ping answered ${took} ms after all paths were direct`);
+          assert.match(await ping(pl, sites[i]!, ips[j]!, 2), / 0% packet loss/, `${i} → ${j}`);
+        }
       }
       await pl.cliText(sites[2]!, ['leave']);
       for (const s of sites.slice(0, 2)) {

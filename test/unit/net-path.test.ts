@@ -11,7 +11,7 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
@@ -21,6 +21,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
     {
       clock,
       gate: o.gate ?? false,
+      ...(o.behindNat !== undefined && { behindNat: () => o.behindNat! }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -270,6 +271,28 @@ test('path: a peer that stops listing our active address (restart, new NAT port)
   // Re-sending the same list while direct changes nothing.
   h.m.setCandidates(['203.0.113.6:50000']);
   assert.equal(h.m.state().kind, 'direct');
+});
+
+test('path: a host with no NAT sends nothing to internet candidates until the peer punches', () => {
+  const h = harness({ gate: true, behindNat: false, candidates: ['203.0.113.6:41641', '198.51.100.9:41641'], lan: ['198.51.100.9:41641'] });
+  h.m.start();
+  h.clock.advance(2000);
+  assert.deepEqual(h.to('203.0.113.6:41641'), [], 'not even a low-TTL ping: it would reach the peer router');
+  assert.ok(h.to('198.51.100.9:41641').length > 0, 'LAN candidates are pinged');
+  assert.equal(h.cmm.length, 1, 'the peer is asked to punch');
+  h.m.callMeMaybe([]);
+  const t = h.clock.now();
+  assert.deepEqual(h.sent.filter((s) => s.t === t && s.ep === '203.0.113.6:41641').map((s) => s.lowTtl), [false]);
+});
+
+test('path: behind a NAT, the peer is asked to punch only after one of its internet candidates was primed', () => {
+  const h = harness({ gate: true, candidates: [] });
+  h.m.start();
+  h.clock.advance(1000);
+  assert.equal(h.cmm.length, 0, 'nothing primed yet: a call-me-maybe would invite packets our NAT is not open to');
+  h.m.setCandidates(['203.0.113.6:41641']);
+  assert.equal(h.cmm.length, 1);
+  assert.deepEqual(h.sent.filter((s) => s.ep === '203.0.113.6:41641').map((s) => s.lowTtl), [true]);
 });
 
 test('path: close() stops every timer', () => {
