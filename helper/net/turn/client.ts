@@ -1,0 +1,769 @@
+// A TURN client (RFC 8656) for one relay: one allocation, permissions and channels for exactly the
+// party's peers, kept alive and recovered by itself.
+//
+// Liveness without poisoning the 5-tuple. coturn binds a 5-tuple's session to the first USERNAME it
+// sees on it, before checking the nonce; after a relay restart, an authenticated Refresh carrying
+// the old username therefore binds the new session to credentials that may be expired, and every
+// Allocate with fresh credentials then gets 437 for ~60 s (measured). So every sync starts with an
+// *unauthenticated* Allocate, which coturn answers before looking at credentials:
+//   437  this 5-tuple still has its allocation (alive: authenticated refreshes are now safe)
+//   401  no allocation here (relay restarted or allocation expired): re-allocate at once with
+//        fresh credentials, on the nonce this very answer carries
+//   none the relay is unreachable: report 'lost', retry with backoff
+// The probe runs every keepaliveMs (10 s: NAT mappings die after ~30 s of silence, STACK-NOTES),
+// so it is also the NAT keepalive. Refresh (lifetime/2), CreatePermission (4 min) and ChannelBind
+// (8 min) are sent only right after a probe said the allocation is alive.
+//
+// Credentials matter only at Allocate (coturn keeps the key of the session), so credentials that
+// expire seconds after the allocation keep a session running; every new allocation asks
+// getCredentials() for fresh ones.
+//
+// Permissions are per IP at the relay and cannot be revoked before they expire (5 min after the
+// last refresh): permit() stops refreshing removed peers, never sends to them and drops whatever
+// still arrives from them (data is accepted only from the exact "ip:port" of a permitted peer).
+
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/log.js';
+import { isIPv4, parseEndpoint, type Endpoint } from '../addr.js';
+import {
+  ATTR, CHANNEL_MAX, CHANNEL_MIN, CLASS, METHOD, attr, checkFingerprint, checkIntegrity, decodeMessage, encodeMessage,
+  errorCode, longTermKey, messageType, readAddress, readString, readUint32, type Auth, type Decoded, type OutAttrs,
+} from './codec.js';
+import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
+import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from './transactions.js';
+import { OwnUdpTransport, SharedUdpTransport, TcpTransport, type DatagramTransport, type TransportEvents, type TurnTransport } from './transport.js';
+
+export interface TurnCredentials {
+  username: string;
+  password: string;
+  /** When given, the relay's REALM must be this one. */
+  realm?: string;
+}
+
+export interface TurnServer {
+  /** IPv4 literal (the helper resolves names before it gets here). */
+  host: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+}
+
+export interface TurnTiming {
+  /** Probe period: NAT keepalive and restart detection. */
+  keepaliveMs: number;
+  /** LIFETIME asked for in Allocate/Refresh, seconds; refreshed at half of what the relay grants. */
+  requestedLifetimeS: number;
+  permissionRefreshMs: number;
+  channelRefreshMs: number;
+  /** A channel number is not reused for another peer for this long after its peer left. */
+  channelQuarantineMs: number;
+  /** Waits before successive re-allocation attempts; the last one repeats. */
+  reallocateBackoffMs: readonly number[];
+  retransmit: RetransmitTiming;
+  /** How long close() waits for the relay to confirm the allocation's deletion. */
+  closeWaitMs: number;
+}
+
+export const DEFAULT_TURN_TIMING: TurnTiming = {
+  keepaliveMs: 10_000,
+  // coturn grants at least 600 s whatever is asked (unless its max-allocate-lifetime is lower).
+  requestedLifetimeS: 600,
+  permissionRefreshMs: 240_000,
+  channelRefreshMs: 480_000,
+  channelQuarantineMs: 900_000,
+  reallocateBackoffMs: [0, 1000, 2000, 5000, 10_000, 20_000, 30_000],
+  retransmit: DEFAULT_RETRANSMIT,
+  closeWaitMs: 500,
+};
+
+export interface TurnClientOptions {
+  server: TurnServer;
+  getCredentials(): Promise<TurnCredentials>;
+  /** UDP on someone else's socket (magicsock): answers come back through handleDatagram(). */
+  transport?: DatagramTransport;
+  log: Logger;
+  clock?: Clock;
+  timing?: Partial<TurnTiming>;
+  /** Own UDP socket only: local address to bind (default 0.0.0.0). */
+  bindAddress?: string;
+  /**
+   * When the relay refuses the shared socket's 5-tuple (437: an allocation or session of an earlier
+   * run holds it, for up to coturn's 600 s minimum lifetime), carry on over a UDP socket of our
+   * own (default true). The relayed address works the same from any local socket.
+   */
+  sharedFallback?: boolean;
+}
+
+export type TurnState = 'idle' | 'allocating' | 'allocated' | 'recovering' | 'closed';
+
+export interface TurnClientEvents {
+  /** The first allocation of start(): our relayed "ip:port". */
+  allocated: [relayed: string];
+  /** An allocation after a loss (the same address when the old one was still alive). */
+  reallocated: [relayed: string, previous: string | null];
+  /** The allocation stopped working; recovery is under way. */
+  lost: [reason: string];
+  data: [peer: string, data: Buffer];
+}
+
+export interface TurnStats {
+  state: TurnState;
+  relayed: string | null;
+  /** Our address as the relay sees it (XOR-MAPPED-ADDRESS of the Allocate answer). */
+  mapped: string | null;
+  /** 'shared' (magicsock's socket), 'udp' (our own: configured, or the fallback) or 'tcp'. */
+  via: 'shared' | 'udp' | 'tcp';
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  txChannelData: number;
+  txSendIndications: number;
+  dropNotAllocated: number;
+  dropNotPermitted: number;
+  dropTooLarge: number;
+  rxDropUnknownPeer: number;
+  allocations: number;
+  refreshes: number;
+  losses: number;
+  /** Requests repeated with the relay's new nonce (438). */
+  staleNonces: number;
+}
+
+export class TurnError extends Error {
+  constructor(
+    readonly code: number | null,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TurnError';
+  }
+}
+
+const ALLOCATE_REQUEST = messageType(METHOD.ALLOCATE, CLASS.REQUEST);
+const REFRESH_REQUEST = messageType(METHOD.REFRESH, CLASS.REQUEST);
+const CREATE_PERMISSION_REQUEST = messageType(METHOD.CREATE_PERMISSION, CLASS.REQUEST);
+const CHANNEL_BIND_REQUEST = messageType(METHOD.CHANNEL_BIND, CLASS.REQUEST);
+const SEND_INDICATION = messageType(METHOD.SEND, CLASS.INDICATION);
+const DATA_INDICATION = messageType(METHOD.DATA, CLASS.INDICATION);
+const MAX_PEERS = 1024;
+const MAX_PASSWORD = 512;
+
+interface Allocation {
+  auth: Auth;
+  relayed: string;
+  mapped: string | null;
+  lifetimeS: number;
+  refreshDue: number;
+}
+
+interface PeerRec {
+  key: string;
+  ep: Endpoint;
+  channel: number | null;
+  bound: boolean;
+  due: number;
+  inflight: boolean;
+}
+
+interface PermRec {
+  ip: string;
+  installed: boolean;
+  due: number;
+  inflight: boolean;
+  /** Refused by the relay (403: an address it will not relay to). */
+  refused: string | null;
+}
+
+function checkCredentials(c: unknown): TurnCredentials {
+  const o = c as Partial<TurnCredentials> | null;
+  if (!o || typeof o.username !== 'string' || typeof o.password !== 'string') throw new TurnError(null, 'getCredentials() returned no username/password');
+  const u = Buffer.byteLength(o.username);
+  if (u === 0 || u > 513 || /[\x00-\x1f]/.test(o.username)) throw new TurnError(null, 'TURN username must be 1-513 printable bytes');
+  if (o.password.length === 0 || o.password.length > MAX_PASSWORD) throw new TurnError(null, 'TURN password must be 1-512 characters');
+  if (o.realm !== undefined && (typeof o.realm !== 'string' || o.realm.length > 763)) throw new TurnError(null, 'bad TURN realm');
+  return { username: o.username, password: o.password, ...(o.realm !== undefined ? { realm: o.realm } : {}) };
+}
+
+export class TurnClient extends EventEmitter<TurnClientEvents> {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly t: TurnTiming;
+  private readonly server: Endpoint;
+  private readonly serverKey: string;
+  private transport: TurnTransport;
+  private readonly ev: TransportEvents;
+  private readonly tx: Transactions;
+  private st: TurnState = 'idle';
+  private alloc: Allocation | null = null;
+  /** The allocation before a loss: resumed when the relay still has it. */
+  private previous: Allocation | null = null;
+  /** Bumped on every loss: work started for an older allocation ignores its results. */
+  private gen = 0;
+  private readonly peers = new Map<string, PeerRec>();
+  private readonly perms = new Map<string, PermRec>();
+  private readonly byChannel = new Map<number, PeerRec>();
+  private readonly quarantine = new Map<number, { until: number; peer: string }>();
+  private nextChannel = CHANNEL_MIN;
+  private cancelTimer: () => void = () => {};
+  /** A sync that has been asked for but not started: later requests share it. */
+  private queuedSync: Promise<void> | null = null;
+  private syncChain: Promise<void> = Promise.resolve();
+  private readonly s = {
+    txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txChannelData: 0, txSendIndications: 0,
+    dropNotAllocated: 0, dropNotPermitted: 0, dropTooLarge: 0, rxDropUnknownPeer: 0, allocations: 0, refreshes: 0, losses: 0, staleNonces: 0,
+  };
+
+  constructor(private readonly o: TurnClientOptions) {
+    super();
+    this.clock = o.clock ?? systemClock;
+    this.log = o.log.child({ relay: `${o.server.transport}:${o.server.host}:${o.server.port}` });
+    this.t = { ...DEFAULT_TURN_TIMING, ...o.timing };
+    if (!isIPv4(o.server.host) || !Number.isInteger(o.server.port) || o.server.port < 1 || o.server.port > 65535) {
+      throw new TurnError(null, `TURN server must be an IPv4 literal and a port: ${o.server.host}:${o.server.port}`);
+    }
+    if (o.server.transport !== 'udp' && o.server.transport !== 'tcp') throw new TurnError(null, `bad TURN transport ${String(o.server.transport)}`);
+    if (o.transport && o.server.transport !== 'udp') throw new TurnError(null, 'a shared socket carries UDP only');
+    this.server = { ip: o.server.host, port: o.server.port };
+    this.serverKey = `${o.server.host}:${o.server.port}`;
+    this.tx = new Transactions(this.clock, this.t.retransmit);
+    const ev: TransportEvents = { onMessage: (b) => void this.onMessage(b), onClosed: (why) => this.onTransportClosed(why) };
+    this.ev = ev;
+    if (o.transport) this.transport = new SharedUdpTransport(o.transport, this.server);
+    else if (o.server.transport === 'tcp') this.transport = new TcpTransport(this.server, ev);
+    else this.transport = new OwnUdpTransport(this.server, ev, o.bindAddress);
+  }
+
+  get state(): TurnState {
+    return this.st;
+  }
+
+  /** Our relayed "ip:port" while allocated, else null. */
+  get relayed(): string | null {
+    return this.st === 'allocated' ? (this.alloc?.relayed ?? null) : null;
+  }
+
+  stats(): TurnStats {
+    return { state: this.st, relayed: this.relayed, mapped: this.alloc?.mapped ?? null, via: this.transport.kind, ...this.s };
+  }
+
+  /** Allocates; resolves with the relayed "ip:port". Rejects (TurnError 401 for refused credentials). */
+  async start(): Promise<string> {
+    if (this.st !== 'idle') throw new TurnError(null, `start() in state ${this.st}`);
+    this.st = 'allocating';
+    try {
+      await this.transport.open();
+      let a: Allocation;
+      try {
+        a = await this.allocate();
+      } catch (err) {
+        if (!(await this.fresh5Tuple(err)) || this.isClosed()) throw err;
+        a = await this.allocate();
+      }
+      if (this.isClosed()) {
+        await this.release(a);
+        throw new TurnError(null, 'closed while allocating');
+      }
+      this.onAllocated(a, false);
+      return a.relayed;
+    } catch (err) {
+      if (!this.isClosed()) {
+        this.st = 'idle';
+        this.transport.close();
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Exactly these peers ("ip:port") may exchange data with us through the relay: new ones get a
+   * permission and a channel, removed ones are no longer refreshed, sent to or listened to.
+   * Resolves once the new set is installed (or at once while there is no allocation: it is
+   * installed on the next one). Rejects when the relay refuses a peer's address.
+   */
+  async permit(peers: readonly string[]): Promise<void> {
+    if (this.isClosed()) throw new TurnError(null, 'client closed');
+    if (peers.length > MAX_PEERS) throw new TurnError(null, `at most ${MAX_PEERS} peers`);
+    const want = new Map<string, Endpoint>();
+    for (const p of peers) {
+      const ep = parseEndpoint(p);
+      if (!ep) throw new TurnError(null, `peer must be "ip:port": ${JSON.stringify(p)}`);
+      want.set(`${ep.ip}:${ep.port}`, ep);
+    }
+    const now = this.clock.now();
+    for (const [key, rec] of this.peers) {
+      if (want.has(key)) continue;
+      this.peers.delete(key);
+      if (rec.channel !== null) {
+        this.byChannel.delete(rec.channel);
+        // The relay keeps the binding up to 10 min, then 5 more before the number is free again.
+        this.quarantine.set(rec.channel, { until: now + this.t.channelQuarantineMs, peer: key });
+      }
+    }
+    const ips = new Set([...want.values()].map((e) => e.ip));
+    for (const ip of this.perms.keys()) if (!ips.has(ip)) this.perms.delete(ip);
+    for (const [key, ep] of want) if (!this.peers.has(key)) this.peers.set(key, { key, ep, channel: null, bound: false, due: 0, inflight: false });
+    for (const ip of ips) if (!this.perms.has(ip)) this.perms.set(ip, { ip, installed: false, due: 0, inflight: false, refused: null });
+    if (this.st !== 'allocated') return;
+    await this.requestSync();
+    const refused = [...this.perms.values()].filter((p) => p.refused !== null && ips.has(p.ip));
+    if (refused.length > 0) throw new TurnError(403, `the relay refuses ${refused.map((p) => `${p.ip} (${p.refused})`).join(', ')}`);
+  }
+
+  /** The peers permit() installed ("ip:port"). */
+  permitted(): string[] {
+    return [...this.peers.keys()];
+  }
+
+  /** True when the peer's channel is bound (data goes as 4-byte-header ChannelData). */
+  hasChannel(peer: string): boolean {
+    return this.peers.get(peer)?.bound ?? false;
+  }
+
+  /**
+   * Relays `data` to a permitted peer: ChannelData when its channel is bound, else a Send
+   * indication. Returns false (and drops it) without an allocation or for a peer not permitted.
+   */
+  send(peer: string, data: Buffer): boolean {
+    if (this.st !== 'allocated') {
+      this.s.dropNotAllocated++;
+      return false;
+    }
+    const p = this.peers.get(peer);
+    if (!p) {
+      this.s.dropNotPermitted++;
+      return false;
+    }
+    if (data.length > MAX_CHANNELDATA_PAYLOAD) {
+      this.s.dropTooLarge++;
+      return false;
+    }
+    let out: Buffer;
+    if (p.bound && p.channel !== null) {
+      out = encodeChannelData(p.channel, data, this.transport.stream);
+      this.s.txChannelData++;
+    } else {
+      out = encodeMessage(SEND_INDICATION, randomBytes(12), { peer: p.ep, data });
+      this.s.txSendIndications++;
+    }
+    this.s.txPackets++;
+    this.s.txBytes += data.length;
+    this.transport.send(out);
+    return true;
+  }
+
+  /**
+   * For the shared socket: a datagram from `from` ("ip:port"). True when it was this relay's
+   * (then consumed); false for anything else, which the caller handles.
+   */
+  handleDatagram(buf: Buffer, from: string): boolean {
+    if (this.transport.kind !== 'shared' || from !== this.serverKey) return false;
+    return this.onMessage(buf);
+  }
+
+  /** Deletes the allocation (best effort, closeWaitMs at most) and stops. Emits nothing more. */
+  async close(): Promise<void> {
+    if (this.isClosed()) return;
+    this.st = 'closed';
+    this.gen++;
+    this.cancelTimer();
+    const a = this.alloc ?? this.previous;
+    this.alloc = null;
+    this.previous = null;
+    if (a) await this.release(a);
+    this.tx.failAll(new TurnError(null, 'client closed'));
+    this.transport.close();
+  }
+
+  // --- allocation --------------------------------------------------------------------------------
+
+  private isClosed(): boolean {
+    return this.st === 'closed';
+  }
+
+  /** Refresh with LIFETIME 0, waiting at most closeWaitMs. */
+  private async release(a: Allocation): Promise<void> {
+    let cancel = (): void => {};
+    const timeout = new Promise<void>((resolve) => {
+      cancel = this.clock.setTimeout(resolve, this.t.closeWaitMs);
+    });
+    await Promise.race([this.authed(a, REFRESH_REQUEST, { lifetime: 0 }).then(() => undefined, () => undefined), timeout]);
+    cancel();
+  }
+
+  /** One request/answer exchange; the answer is decoded and its FINGERPRINT checked. */
+  private async exchange(type: number, attrs: OutAttrs, auth?: Auth): Promise<Decoded> {
+    const msg = encodeMessage(type, randomBytes(12), attrs, auth);
+    const what = `TURN request 0x${type.toString(16)}`;
+    const raw = await this.tx.request(msg, (b) => this.transport.send(b), this.transport.stream, what);
+    const d = decodeMessage(raw);
+    // A mangled answer is as good as none.
+    if (!d || !checkFingerprint(d)) throw new TransactionTimeout(`${what} (unreadable answer)`);
+    return d;
+  }
+
+  /**
+   * An authenticated request on allocation `a`: a stale nonce (438, or a 401 carrying a new nonce)
+   * is taken from the answer and the request retried; a success must carry valid integrity.
+   */
+  private async authed(a: Allocation, type: number, attrs: OutAttrs): Promise<Decoded> {
+    for (let attempt = 0; ; attempt++) {
+      const d = await this.exchange(type, attrs, a.auth);
+      const err = errorCode(d);
+      if (!err) {
+        if (!checkIntegrity(d, a.auth.key)) throw new TurnError(null, 'answer failed MESSAGE-INTEGRITY');
+        return d;
+      }
+      const nonce = readString(attr(d, ATTR.NONCE));
+      if (attempt < 2 && nonce && (err.code === 438 || (err.code === 401 && nonce !== a.auth.nonce))) {
+        a.auth = { ...a.auth, nonce };
+        this.s.staleNonces++;
+        continue;
+      }
+      throw new TurnError(err.code, `${err.code} ${err.reason}`);
+    }
+  }
+
+  /**
+   * The unauthenticated Allocate that starts every sync and every allocation. 'alive' when this
+   * 5-tuple has an allocation; otherwise the relay's realm and a nonce for this 5-tuple.
+   */
+  private async probe(): Promise<'alive' | { realm: string; nonce: string }> {
+    const d = await this.exchange(ALLOCATE_REQUEST, { requestedTransport: 'udp' });
+    const err = errorCode(d);
+    if (err?.code === 437) return 'alive';
+    if (err?.code === 401) {
+      const realm = readString(attr(d, ATTR.REALM));
+      const nonce = readString(attr(d, ATTR.NONCE));
+      if (realm === null || nonce === null) throw new TurnError(401, 'relay challenge without REALM/NONCE');
+      return { realm, nonce };
+    }
+    // A relay that allocates without credentials is an open relay: refuse to use it.
+    if (!err) throw new TurnError(null, 'relay allocated without authentication (open relay): refused');
+    throw new TurnError(err.code, `${err.code} ${err.reason}`);
+  }
+
+  /** A fresh allocation (fresh credentials), or the previous one when the relay still holds it. */
+  private async allocate(): Promise<Allocation> {
+    const p = await this.probe();
+    if (p === 'alive') {
+      if (this.previous && (await this.resume(this.previous))) return this.previous;
+      throw new TurnError(437, 'the relay still holds an allocation for this address');
+    }
+    const creds = checkCredentials(await this.o.getCredentials());
+    if (creds.realm !== undefined && creds.realm !== p.realm) throw new TurnError(null, `relay realm ${JSON.stringify(p.realm)} is not ${JSON.stringify(creds.realm)}`);
+    const a: Allocation = {
+      auth: { username: creds.username, realm: p.realm, nonce: p.nonce, key: longTermKey(creds.username, p.realm, creds.password) },
+      relayed: '',
+      mapped: null,
+      lifetimeS: 0,
+      refreshDue: 0,
+    };
+    let d: Decoded;
+    try {
+      d = await this.authed(a, ALLOCATE_REQUEST, { requestedTransport: 'udp', lifetime: this.t.requestedLifetimeS });
+    } catch (err) {
+      // 437 here: the session is bound to other credentials (an authenticated request reached a
+      // restarted relay first); if those are still good, the old username works, else wait it out.
+      if (err instanceof TurnError && err.code === 437 && this.previous && (await this.resume(this.previous))) return this.previous;
+      throw err;
+    }
+    const relayed = readAddress(attr(d, ATTR.XOR_RELAYED_ADDRESS), true);
+    if (!relayed) throw new TurnError(null, 'Allocate answer without an IPv4 XOR-RELAYED-ADDRESS');
+    const mapped = readAddress(attr(d, ATTR.XOR_MAPPED_ADDRESS), true);
+    a.relayed = `${relayed.ip}:${relayed.port}`;
+    a.mapped = mapped ? `${mapped.ip}:${mapped.port}` : null;
+    this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+    return a;
+  }
+
+  /** Refreshes an allocation the relay may still hold; true when it does. */
+  private async resume(a: Allocation): Promise<boolean> {
+    try {
+      const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
+      this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+      return true;
+    } catch (err) {
+      if (err instanceof TransactionTimeout) throw err;
+      return false;
+    }
+  }
+
+  private setLifetime(a: Allocation, lifetimeS: number | null): void {
+    // Never trust a lifetime of 0 or none: refresh soon rather than lose the allocation.
+    a.lifetimeS = lifetimeS !== null && lifetimeS > 0 ? lifetimeS : 60;
+    a.refreshDue = this.clock.now() + (a.lifetimeS * 1000) / 2;
+  }
+
+  private onAllocated(a: Allocation, again: boolean): void {
+    const prev = this.previous;
+    const resumed = prev === a;
+    this.alloc = a;
+    this.previous = null;
+    this.st = 'allocated';
+    this.s.allocations++;
+    if (!resumed) {
+      // A new allocation has no permissions and no channels: install everything again.
+      this.byChannel.clear();
+      this.quarantine.clear();
+      this.nextChannel = CHANNEL_MIN;
+      for (const p of this.peers.values()) Object.assign(p, { channel: null, bound: false, due: 0, inflight: false });
+    } else {
+      for (const p of this.peers.values()) Object.assign(p, { due: 0, inflight: false });
+    }
+    for (const r of this.perms.values()) Object.assign(r, { installed: resumed && r.installed, due: 0, inflight: false, refused: null });
+    this.log.info(again ? (resumed ? 'relay allocation resumed' : 'relay re-allocated') : 'relay allocated', {
+      relayed: a.relayed, mapped: a.mapped, lifetimeS: a.lifetimeS, via: this.transport.kind, local: this.transport.local(),
+    });
+    if (again) this.emit('reallocated', a.relayed, prev?.relayed ?? null);
+    else this.emit('allocated', a.relayed);
+    void this.requestSync();
+  }
+
+  /** The allocation stopped working: say so once, then recover in the background. */
+  private lose(reason: string): void {
+    if (this.st !== 'allocated') return;
+    this.gen++;
+    this.st = 'recovering';
+    this.s.losses++;
+    this.cancelTimer();
+    this.previous = this.alloc;
+    this.alloc = null;
+    for (const p of this.peers.values()) p.bound = false;
+    this.tx.failAll(new TurnError(null, `relay lost: ${reason}`));
+    this.log.warn('relay lost', { reason });
+    this.emit('lost', reason);
+    void this.recover(this.gen);
+  }
+
+  private async recover(gen: number): Promise<void> {
+    let lastErr: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      const backoff = this.t.reallocateBackoffMs;
+      const wait = backoff[Math.min(attempt, backoff.length - 1)] ?? 30_000;
+      if (wait > 0) await new Promise<void>((r) => this.clock.setTimeout(r, wait));
+      if (gen !== this.gen || this.st !== 'recovering') return;
+      try {
+        if (this.transport.kind === 'tcp') await this.transport.open();
+        else await this.fresh5Tuple(lastErr);
+        const a = await this.allocate();
+        if (gen !== this.gen || this.st !== 'recovering') {
+          if (!this.isClosed()) await this.release(a);
+          return;
+        }
+        this.onAllocated(a, true);
+        return;
+      } catch (err) {
+        lastErr = err;
+        this.log.debug('relay re-allocation failed', { attempt, err: err as Error });
+      }
+    }
+  }
+
+  /**
+   * After a 437 (the relay holds this 5-tuple for an allocation or session we cannot use), moves to
+   * a new one where we can: our own sockets reopen, the shared socket gives way to one of our own.
+   * True when it did.
+   */
+  private async fresh5Tuple(err: unknown): Promise<boolean> {
+    if (!(err instanceof TurnError && err.code === 437)) return false;
+    if (this.transport.kind === 'shared') {
+      if (this.o.sharedFallback === false) return false;
+      this.log.warn('relay refuses the shared socket (437): using a socket of our own', { err });
+      this.transport = new OwnUdpTransport(this.server, this.ev, this.o.bindAddress);
+      // The old allocation is not ours to resume from a different 5-tuple.
+      this.previous = null;
+    } else if (!this.transport.renewable) return false;
+    await this.transport.open();
+    return true;
+  }
+
+  private onTransportClosed(why: string): void {
+    this.tx.failAll(new TurnError(null, why));
+    this.lose(why);
+  }
+
+  // --- sync: probe, then whatever is due ---------------------------------------------------------
+
+  /** Runs a sync after the one in progress, one at a time; resolves when it is done. */
+  private requestSync(): Promise<void> {
+    if (this.queuedSync) return this.queuedSync;
+    const p = this.syncChain
+      .then(() => {
+        this.queuedSync = null;
+        return this.st === 'allocated' ? this.sync() : undefined;
+      })
+      .catch((err: unknown) => this.log.warn('relay sync failed', { err: err as Error }));
+    this.queuedSync = p;
+    this.syncChain = p;
+    return p;
+  }
+
+  private schedule(): void {
+    this.cancelTimer();
+    if (this.st !== 'allocated' || !this.alloc) return;
+    const now = this.clock.now();
+    let next = now + this.t.keepaliveMs;
+    next = Math.min(next, this.alloc.refreshDue);
+    for (const r of this.perms.values()) if (r.refused === null) next = Math.min(next, Math.max(r.due, now + 1000));
+    for (const p of this.peers.values()) if (this.perms.get(p.ep.ip)?.installed) next = Math.min(next, Math.max(p.due, now + 1000));
+    this.cancelTimer = this.clock.setTimeout(() => void this.requestSync(), Math.max(0, next - now));
+  }
+
+  private async sync(): Promise<void> {
+    const a = this.alloc;
+    const gen = this.gen;
+    if (!a) return;
+    try {
+      let p: Awaited<ReturnType<TurnClient['probe']>>;
+      try {
+        p = await this.probe();
+      } catch (err) {
+        if (gen === this.gen) this.lose(err instanceof TransactionTimeout ? 'relay silent' : `probe failed: ${(err as Error).message}`);
+        return;
+      }
+      if (gen !== this.gen) return;
+      if (p !== 'alive') return this.lose('allocation gone (relay restarted or allocation expired)');
+      const now = this.clock.now();
+      if (now >= a.refreshDue) {
+        const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
+        this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+        this.s.refreshes++;
+        this.log.debug('relay allocation refreshed', { lifetimeS: a.lifetimeS });
+      }
+      await Promise.all([...this.perms.values()].filter((r) => !r.inflight && r.refused === null && r.due <= now).map((r) => this.installPermission(a, r)));
+      if (gen !== this.gen) return;
+      await Promise.all([...this.peers.values()].filter((p2) => !p2.inflight && p2.due <= now && this.perms.get(p2.ep.ip)?.installed).map((p2) => this.bindChannel(a, p2)));
+    } catch (err) {
+      if (gen !== this.gen) return;
+      if (err instanceof TransactionTimeout) return this.lose('relay silent');
+      if (err instanceof TurnError && err.code === 437) return this.lose('allocation gone (437)');
+      this.log.warn('relay refresh failed', { err: err as Error });
+    } finally {
+      if (gen === this.gen) this.schedule();
+    }
+  }
+
+  private async installPermission(a: Allocation, r: PermRec): Promise<void> {
+    const port = [...this.peers.values()].find((p) => p.ep.ip === r.ip)?.ep.port ?? 9;
+    r.inflight = true;
+    try {
+      await this.authed(a, CREATE_PERMISSION_REQUEST, { peer: { ip: r.ip, port } });
+      r.installed = true;
+      r.due = this.clock.now() + this.t.permissionRefreshMs;
+    } catch (err) {
+      if (err instanceof TurnError && err.code === 403) {
+        r.refused = err.message;
+        this.log.warn('relay refuses a peer address', { peer: r.ip, err });
+        return;
+      }
+      r.due = this.clock.now() + this.t.keepaliveMs;
+      throw err;
+    } finally {
+      r.inflight = false;
+    }
+  }
+
+  private async bindChannel(a: Allocation, p: PeerRec): Promise<void> {
+    if (p.channel === null) {
+      const ch = this.takeChannel(p.key);
+      if (ch === null) {
+        p.due = this.clock.now() + this.t.keepaliveMs;
+        return;
+      }
+      p.channel = ch;
+      this.byChannel.set(ch, p);
+    }
+    p.inflight = true;
+    try {
+      await this.authed(a, CHANNEL_BIND_REQUEST, { channel: p.channel, peer: p.ep });
+      if (this.peers.get(p.key) !== p) return;
+      p.bound = true;
+      const now = this.clock.now();
+      p.due = now + this.t.channelRefreshMs;
+      // A ChannelBind refreshes its peer's permission too (RFC 8656 §11.2).
+      const perm = this.perms.get(p.ep.ip);
+      if (perm) perm.due = Math.max(perm.due, now + this.t.permissionRefreshMs);
+    } catch (err) {
+      if (err instanceof TurnError && (err.code === 400 || err.code === 403)) {
+        // The number is taken at the relay (or the peer refused): try another one later; until
+        // then the peer's data goes as Send indications.
+        if (p.channel !== null && this.byChannel.get(p.channel) === p) this.byChannel.delete(p.channel);
+        if (p.channel !== null) this.quarantine.set(p.channel, { until: this.clock.now() + this.t.channelQuarantineMs, peer: '' });
+        p.channel = null;
+        p.due = this.clock.now() + this.t.keepaliveMs;
+        this.log.warn('relay refused a channel', { peer: p.key, err });
+        return;
+      }
+      p.due = this.clock.now() + this.t.keepaliveMs;
+      throw err;
+    } finally {
+      p.inflight = false;
+    }
+  }
+
+  /** A free channel number; the one this peer had before, if it is still waiting out its quarantine. */
+  private takeChannel(peer: string): number | null {
+    const now = this.clock.now();
+    for (const [ch, q] of this.quarantine) {
+      if (q.until <= now) this.quarantine.delete(ch);
+      else if (q.peer === peer && !this.byChannel.has(ch)) {
+        this.quarantine.delete(ch);
+        return ch;
+      }
+    }
+    const span = CHANNEL_MAX - CHANNEL_MIN + 1;
+    for (let i = 0; i < span; i++) {
+      const ch = CHANNEL_MIN + ((this.nextChannel - CHANNEL_MIN + i) % span);
+      if (this.byChannel.has(ch) || this.quarantine.has(ch)) continue;
+      this.nextChannel = ch + 1 > CHANNEL_MAX ? CHANNEL_MIN : ch + 1;
+      return ch;
+    }
+    return null;
+  }
+
+  // --- receive -----------------------------------------------------------------------------------
+
+  private onMessage(b: Buffer): boolean {
+    if (b.length < 4) return false;
+    const top = (b[0] as number) >> 6;
+    // Answers still count while closing (the deleting Refresh); data does not.
+    if (top === 1) {
+      if (this.isClosed()) return false;
+      const cd = decodeChannelData(b);
+      if (!cd) return true;
+      const p = this.byChannel.get(cd.channel);
+      // Numbers map only to peers we bound them to; data may beat the ChannelBind answer.
+      if (!p) {
+        this.s.rxDropUnknownPeer++;
+        return true;
+      }
+      this.deliver(p.key, cd.data);
+      return true;
+    }
+    if (top !== 0) return false;
+    const type = b.readUInt16BE(0);
+    const cls = type & 0x0110;
+    if (cls === CLASS.SUCCESS || cls === CLASS.ERROR) return this.tx.handle(b);
+    if (type !== DATA_INDICATION || this.isClosed()) return false;
+    const d = decodeMessage(b);
+    if (!d || !checkFingerprint(d)) return true;
+    const peer = readAddress(attr(d, ATTR.XOR_PEER_ADDRESS), true);
+    const data = attr(d, ATTR.DATA);
+    if (!peer || !data) return true;
+    const key = `${peer.ip}:${peer.port}`;
+    if (!this.peers.has(key)) {
+      this.s.rxDropUnknownPeer++;
+      return true;
+    }
+    this.deliver(key, data);
+    return true;
+  }
+
+  private deliver(peer: string, data: Buffer): void {
+    this.s.rxPackets++;
+    this.s.rxBytes += data.length;
+    this.emit('data', peer, data);
+  }
+}

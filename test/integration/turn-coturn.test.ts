@@ -1,0 +1,505 @@
+// The TURN client against a real coturn (Debian's turnserver) on loopback: what a player relying on
+// the relay would check. Each test starts its own coturn (command-line options only, `-n`, temp
+// dir for pid/log/db, random free ports) and kills it by PID; the three groups run concurrently.
+// Loopback peers: the relay's own addresses are 127.0.0.1; 127.0.0.2/.3 play outsiders.
+
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { createLogger } from '../../helper/core/log.js';
+import { mintTurnCredentials } from '../../helper/control/turn-credentials.js';
+import { classify } from '../../helper/net/demux.js';
+import { ATTR, attr, CLASS, decodeMessage, encodeMessage, errorCode, longTermKey, messageType, METHOD, readString } from '../../helper/net/turn/codec.js';
+import { TurnClient, TurnError, type TurnCredentials, type TurnServer, type TurnTiming } from '../../helper/net/turn/index.js';
+import { REPO_ROOT, requireOrSkip } from '../lib/repo.js';
+
+const REALM = 'lanrage.test';
+const log = createLogger({ test: 'turn-coturn' });
+
+function findTurnserver(): string | null {
+  for (const dir of (process.env.PATH ?? '/usr/bin').split(delimiter).concat(['/usr/bin', '/usr/sbin'])) {
+    const p = join(dir, 'turnserver');
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+const TURNSERVER = findTurnserver();
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of running) if (c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1 (coturn listens on both). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const port = (srv.address() as net.AddressInfo).port;
+    const u = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      u.once('error', () => resolve(false));
+      u.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((r) => u.close(() => r()));
+    await new Promise<void>((r) => srv.close(() => r()));
+    if (ok) return port;
+  }
+}
+
+interface Coturn {
+  port: number;
+  secret: string;
+  dir: string;
+  pid(): number;
+  /** SIGKILL, then the same command again (same ports). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  logTail(): string;
+}
+
+/** Environment-specific lines of the shipped config, replaced for a loopback test. */
+const SITE_KEYS = /^(listening-port|listening-ip|external-ip|relay-ip|min-port|max-port|tls-listening-port|static-auth-secret|realm|syslog|log-file|pidfile|userdb)\b/;
+
+/**
+ * coturn with command-line options only, or (shipped) with installers/server/turnserver.conf where
+ * only the site lines (addresses, ports, secret, realm, logs) are replaced, plus `extraConf` lines.
+ */
+async function startCoturn(extra: string[] = [], shipped?: { extraConf: string[] }): Promise<Coturn> {
+  const dir = mkdtempSync(join(tmpdir(), 'lanrage-coturn-'));
+  const port = await freePort();
+  const minPort = 20_000 + Math.floor(Math.random() * 400) * 100;
+  const secret = randomBytes(18).toString('base64url');
+  const conf = join(dir, 'turnserver.conf');
+  if (shipped) {
+    const lines = readFileSync(join(REPO_ROOT, 'installers', 'server', 'turnserver.conf'), 'utf8').split('\n').filter((l) => !SITE_KEYS.test(l));
+    lines.push(
+      'listening-ip=127.0.0.1', 'relay-ip=127.0.0.1', `listening-port=${port}`, `min-port=${minPort}`, `max-port=${minPort + 99}`,
+      `static-auth-secret=${secret}`, `realm=${REALM}`, `log-file=${join(dir, 'turn.log')}`, 'simple-log', 'no-stdout-log',
+      `pidfile=${join(dir, 'turnserver.pid')}`, `userdb=${join(dir, 'turndb')}`, 'verbose', ...shipped.extraConf,
+    );
+    writeFileSync(conf, lines.join('\n') + '\n');
+  }
+  const args = shipped ? ['-c', conf] : [
+    '-n', '--listening-ip', '127.0.0.1', '--relay-ip', '127.0.0.1', '--listening-port', String(port),
+    '--min-port', String(minPort), '--max-port', String(minPort + 99),
+    '--use-auth-secret', '--static-auth-secret', secret, '--realm', REALM, '--fingerprint',
+    '--no-cli', '--no-rfc5780', '--no-tls', '--no-dtls', '--no-multicast-peers',
+    // coturn refuses loopback peers (403 Forbidden IP) unless told, even when allowed-peer-ip lists them.
+    '--allow-loopback-peers', '--allowed-peer-ip=127.0.0.1-127.0.0.3',
+    '--pidfile', join(dir, 'turnserver.pid'), '--log-file', join(dir, 'turn.log'), '--simple-log', '--no-stdout-log',
+    '--userdb', join(dir, 'turndb'), '-v',
+    ...extra,
+  ];
+  let child: ChildProcess | null = null;
+  const launch = async (): Promise<void> => {
+    const c = spawn(TURNSERVER as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = c;
+    running.add(c);
+    c.once('exit', () => running.delete(c));
+    await ready(port, c, dir);
+  };
+  const kill = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const gone = once(c, 'exit');
+    process.kill(c.pid as number, 'SIGKILL');
+    await gone;
+  };
+  await launch();
+  return {
+    port,
+    secret,
+    dir,
+    pid: () => (child?.pid as number),
+    restart: async () => {
+      await kill();
+      await launch();
+    },
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    logTail: () => {
+      try {
+        return readFileSync(join(dir, 'turn.log'), 'utf8').split('\n').slice(-30).join('\n');
+      } catch {
+        return '(no log)';
+      }
+    },
+  };
+}
+
+/** Listening on TCP and answering a STUN Binding on UDP. */
+async function ready(port: number, c: ChildProcess, dir: string): Promise<void> {
+  const u = dgram.createSocket('udp4');
+  u.bind(0, '127.0.0.1');
+  await once(u, 'listening');
+  let answered = false;
+  u.on('message', (m) => (answered ||= classify(m) === 'stun'));
+  try {
+    const end = Date.now() + 10_000;
+    while (!answered) {
+      if (c.exitCode !== null || Date.now() > end) throw new Error(`coturn did not come up:\n${readFileSync(join(dir, 'turn.log'), 'utf8').slice(-2000)}`);
+      u.send(encodeMessage(messageType(METHOD.BINDING, CLASS.REQUEST), randomBytes(12)), port, '127.0.0.1');
+      await sleep(20);
+    }
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      });
+      if (ok) break;
+      if (Date.now() > end) throw new Error('coturn TCP listener did not come up');
+      await sleep(20);
+    }
+  } finally {
+    u.close();
+  }
+}
+
+/** The helper's one public socket, as magicsock runs it: STUN and ChannelData it does not claim go to the TURN client. */
+interface SharedSocket {
+  sock: dgram.Socket;
+  port: number;
+  other: number;
+  close(): void;
+}
+
+async function sharedSocket(handle: () => TurnClient | null): Promise<SharedSocket> {
+  const sock = dgram.createSocket('udp4');
+  const s: SharedSocket = { sock, port: 0, other: 0, close: () => sock.close() };
+  sock.on('message', (m, r) => {
+    const kind = classify(m);
+    const c = handle();
+    if ((kind === 'stun' || kind === 'channeldata') && c?.handleDatagram(m, `${r.address}:${r.port}`)) return;
+    s.other++;
+  });
+  sock.bind(0, '127.0.0.1');
+  await once(sock, 'listening');
+  s.port = sock.address().port;
+  return s;
+}
+
+interface Player {
+  name: string;
+  client: TurnClient;
+  creds: TurnCredentials[];
+  got: Array<[string, string]>;
+  events: string[];
+  shared: SharedSocket | null;
+}
+
+async function player(name: string, turn: Coturn, how: 'shared' | 'udp' | 'tcp', o: { ttl?: number; timing?: Partial<TurnTiming>; mint?: (n: number) => TurnCredentials } = {}): Promise<Player> {
+  const p: Player = { name, client: null as unknown as TurnClient, creds: [], got: [], events: [], shared: null };
+  const server: TurnServer = { host: '127.0.0.1', port: turn.port, transport: how === 'tcp' ? 'tcp' : 'udp' };
+  if (how === 'shared') p.shared = await sharedSocket(() => p.client);
+  const shared = p.shared;
+  p.client = new TurnClient({
+    server,
+    ...(shared ? { transport: { send: (b: Buffer, ip: string, port: number) => shared.sock.send(b, port, ip) } } : { bindAddress: '127.0.0.1' }),
+    getCredentials: async () => {
+      const c = o.mint ? o.mint(p.creds.length) : mintTurnCredentials(turn.secret, `${name}${p.creds.length}`, Date.now(), o.ttl ?? 600);
+      p.creds.push(c);
+      return c;
+    },
+    log: log.child({ player: name }),
+    ...(o.timing ? { timing: o.timing } : {}),
+  });
+  p.client.on('data', (peer, d) => p.got.push([peer, d.toString()]));
+  p.client.on('allocated', (r) => p.events.push(`allocated ${r}`));
+  p.client.on('reallocated', (r, prev) => p.events.push(`reallocated ${r} was ${prev}`));
+  p.client.on('lost', (why) => p.events.push(`lost ${why}`));
+  return p;
+}
+
+async function closeAll(...ps: Player[]): Promise<void> {
+  for (const p of ps) {
+    await p.client.close();
+    p.shared?.close();
+  }
+}
+
+/** Sends from a to b's relayed address until one arrives (the first may beat the permission). */
+async function exchange(a: Player, b: Player, tag: string): Promise<void> {
+  const to = b.client.relayed as string;
+  const from = a.client.relayed as string;
+  const n = b.got.length;
+  await until(`${a.name} → ${b.name} (${tag})`, () => {
+    a.client.send(to, Buffer.from(tag));
+    return b.got.slice(n).find(([peer, d]) => peer === from && d === tag);
+  }, 5000);
+}
+
+/** What a previous run of the helper left behind: an allocation on this socket's 5-tuple. */
+async function rawAllocate(sock: dgram.Socket, turn: Coturn, c: TurnCredentials): Promise<void> {
+  const ask = async (m: Buffer): Promise<Buffer> => {
+    const answer = new Promise<Buffer>((resolve) => sock.once('message', (b) => resolve(b)));
+    sock.send(m, turn.port, '127.0.0.1');
+    return answer;
+  };
+  const alloc = messageType(METHOD.ALLOCATE, CLASS.REQUEST);
+  const challenge = decodeMessage(await ask(encodeMessage(alloc, randomBytes(12), { requestedTransport: 'udp' })))!;
+  const nonce = readString(attr(challenge, ATTR.NONCE))!;
+  const auth = { username: c.username, realm: REALM, nonce, key: longTermKey(c.username, REALM, c.password) };
+  const ok = decodeMessage(await ask(encodeMessage(alloc, randomBytes(12), { requestedTransport: 'udp', lifetime: 600 }, auth)))!;
+  assert.equal(errorCode(ok), null, 'the previous run allocated');
+}
+
+async function outsider(ip: string): Promise<{ sock: dgram.Socket; got: string[]; addr: string }> {
+  const sock = dgram.createSocket('udp4');
+  const got: string[] = [];
+  sock.on('message', (m) => got.push(m.toString()));
+  sock.bind(0, ip);
+  await once(sock, 'listening');
+  return { sock, got, addr: `${ip}:${sock.address().port}` };
+}
+
+describe('TURN client with a real coturn', { concurrency: true }, () => {
+  const coturns: Coturn[] = [];
+  after(async () => {
+    for (const c of coturns) await c.stop();
+  });
+
+  test('players relay to each other over UDP (shared socket and own socket) and TCP; credentials are checked; permissions hold', async (t) => {
+    if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+    const turn = await startCoturn();
+    coturns.push(turn);
+    const a = await player('alice', turn, 'shared');
+    const b = await player('bob', turn, 'udp');
+    const c = await player('carol', turn, 'tcp');
+    try {
+      const [ra, rb, rc] = await Promise.all([a.client.start(), b.client.start(), c.client.start()]);
+      for (const r of [ra, rb, rc]) assert.match(r, /^127\.0\.0\.1:\d+$/);
+      assert.deepEqual(a.events, [`allocated ${ra}`]);
+      await Promise.all([a.client.permit([rb, rc]), b.client.permit([ra]), c.client.permit([ra])]);
+      assert.ok(a.client.hasChannel(rb) && a.client.hasChannel(rc) && b.client.hasChannel(ra) && c.client.hasChannel(ra));
+      await exchange(a, b, 'a→b');
+      await exchange(b, a, 'b→a');
+      await exchange(a, c, 'a→c over TCP');
+      await exchange(c, a, 'c→a over TCP');
+      // A burst of odd sizes over TCP: every ChannelData padded, or the stream falls out of step.
+      const sizes = [1, 2, 3, 5, 7, 100, 1001, 1399];
+      const n0 = a.got.length;
+      for (const s of sizes) c.client.send(ra, Buffer.alloc(s, 'x'));
+      const burst = (): string[] => a.got.slice(n0).map(([, d]) => d).filter((d) => /^x+$/.test(d));
+      await until('the TCP burst', () => burst().length >= sizes.length);
+      assert.deepEqual(burst().map((d) => d.length), sizes);
+      await exchange(c, a, 'still in step');
+      assert.ok(a.client.stats().txChannelData > 0 && c.client.stats().txChannelData > 0);
+
+      // Nobody outside the permitted set reaches alice through her relayed address...
+      const eve = await outsider('127.0.0.2');
+      try {
+        for (let i = 0; i < 5; i++) eve.sock.send(`eve${i}`, Number(ra.split(':')[1]), '127.0.0.1');
+        await sleep(300);
+        assert.ok(!a.got.some(([, d]) => d.startsWith('eve')), 'an address without permission is not relayed to us');
+        // ...and alice's allocation relays to nobody outside it, even with a hand-made Send indication.
+        const send = encodeMessage(messageType(METHOD.SEND, CLASS.INDICATION), randomBytes(12), { peer: { ip: '127.0.0.2', port: eve.sock.address().port }, data: Buffer.from('leak') });
+        a.shared?.sock.send(send, turn.port, '127.0.0.1');
+        assert.equal(a.client.send(eve.addr, Buffer.from('leak2')), false, 'the client refuses a peer outside the set');
+        await sleep(300);
+        assert.deepEqual(eve.got, [], 'the relay forwards nothing to an address without permission');
+        // The same outsider, once permitted, gets through both ways: the drops above were the permission.
+        await a.client.permit([rb, rc, eve.addr]);
+        a.client.send(eve.addr, Buffer.from('hello eve'));
+        await until('eve hears alice', () => eve.got.includes('hello eve'), 3000);
+        eve.sock.send('eve again', Number(ra.split(':')[1]), '127.0.0.1');
+        await until('alice hears eve', () => a.got.some(([peer, d]) => peer === eve.addr && d === 'eve again'), 3000);
+        // Removed again: the relay still has the permission (it cannot be revoked) but alice drops it.
+        await a.client.permit([rb, rc]);
+        const before = a.client.stats().rxDropUnknownPeer;
+        eve.sock.send('eve late', Number(ra.split(':')[1]), '127.0.0.1');
+        await until('the late datagram dropped', () => a.client.stats().rxDropUnknownPeer > before, 3000);
+        assert.ok(!a.got.some(([, d]) => d === 'eve late'));
+      } finally {
+        eve.sock.close();
+      }
+
+      // Credentials: expired and forged are refused with 401 (ERROR-CODE read from the raw bytes).
+      const expired = await player('mallory', turn, 'udp', { mint: () => mintTurnCredentials(turn.secret, 'mallory', Date.now() - 3_600_000, 60) });
+      await assert.rejects(expired.client.start(), (e: unknown) => e instanceof TurnError && e.code === 401);
+      const forged = await player('trudy', turn, 'udp', {
+        mint: () => {
+          const m = mintTurnCredentials(turn.secret, 'trudy', Date.now(), 600);
+          return { username: m.username, password: createHmac('sha1', 'not-the-secret').update(m.username).digest('base64') };
+        },
+      });
+      await assert.rejects(forged.client.start(), (e: unknown) => e instanceof TurnError && e.code === 401);
+      const stolen = await player('oscar', turn, 'tcp', { mint: () => ({ ...a.creds[0]!, password: a.creds[0]!.password.slice(1) + 'A' }) });
+      await assert.rejects(stolen.client.start(), (e: unknown) => e instanceof TurnError && e.code === 401);
+      await closeAll(expired, forged, stolen);
+
+      // A helper restarted on the same port: its previous run's allocation still holds the shared
+      // socket's 5-tuple (coturn keeps it 600 s) and cannot be deleted without those credentials.
+      const dave = await player('dave', turn, 'shared');
+      try {
+        const ds = dave.shared as SharedSocket;
+        await rawAllocate(ds.sock, turn, mintTurnCredentials(turn.secret, 'dave-previous-run', Date.now(), 600));
+        const rd = await dave.client.start();
+        assert.equal(dave.client.stats().via, 'udp', 'carried on over a socket of its own');
+        await Promise.all([dave.client.permit([rb]), b.client.permit([ra, rd])]);
+        await exchange(dave, b, 'dave→b');
+        await exchange(b, dave, 'b→dave');
+        assert.match(rd, /^127\.0\.0\.1:\d+$/);
+      } finally {
+        await closeAll(dave);
+      }
+    } catch (err) {
+      process.stderr.write(`coturn log tail:\n${turn.logTail()}\n`);
+      throw err;
+    } finally {
+      await closeAll(a, b, c);
+    }
+  });
+
+  test('the shipped turnserver.conf: REST credentials over UDP and TCP; private, loopback and TEST-NET peers refused', async (t) => {
+    if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+    // The lab exception the config's comment describes, for one address: proves the ranges parse.
+    const turn = await startCoturn([], { extraConf: ['allowed-peer-ip=10.9.9.9'] });
+    coturns.push(turn);
+    const u = await player('uma', turn, 'udp');
+    const v = await player('victor', turn, 'tcp');
+    try {
+      await Promise.all([u.client.start(), v.client.start()]);
+      const refused = async (p: Player, peer: string): Promise<void> => {
+        await assert.rejects(p.client.permit([peer]), (e: unknown) => e instanceof TurnError && e.code === 403, `${peer} must be refused`);
+      };
+      for (const peer of ['127.0.0.1:9', '10.1.2.3:9', '172.16.5.5:9', '192.168.1.1:9', '169.254.1.1:9', '100.64.0.1:9', '203.0.113.5:9', '198.51.100.5:9', '239.255.255.250:1900']) {
+        await refused(u, peer);
+      }
+      await refused(v, '192.168.0.10:9');
+      // Permissions only: nothing is sent to these addresses.
+      await u.client.permit(['10.9.9.9:9']);
+      assert.ok(u.client.hasChannel('10.9.9.9:9'), 'allowed-peer-ip wins over denied-peer-ip');
+      await assert.rejects(player('mallory', turn, 'udp', { mint: () => mintTurnCredentials('a-different-secret-entirely', 'm', Date.now(), 600) }).then((m) => m.client.start()), (e: unknown) => e instanceof TurnError && e.code === 401);
+      const log = readFileSync(join(turn.dir, 'turn.log'), 'utf8');
+      assert.doesNotMatch(log, /CONFIG ERROR|wrong.*(address|range)|cannot parse/i, 'coturn accepted every line');
+    } catch (err) {
+      process.stderr.write(`coturn log tail:\n${turn.logTail()}\n`);
+      throw err;
+    } finally {
+      await closeAll(u, v);
+    }
+  });
+
+  test('credentials that expire 3 s after the allocation keep a relayed session running for 40 s', async (t) => {
+    if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+    // Everything short, so that 40 s sees many refreshes: allocation 8 s, permission 8 s, channel
+    // 10 s, and a nonce that goes stale every 5 s (438, retried with the new one). coturn ignores
+    // these options silently unless written with '='. Without refreshes data stops after ~10 s.
+    const turn = await startCoturn(['--max-allocate-lifetime=8', '--permission-lifetime=8', '--channel-lifetime=10', '--stale-nonce=5']);
+    coturns.push(turn);
+    const timing: Partial<TurnTiming> = { keepaliveMs: 2000, permissionRefreshMs: 4000, channelRefreshMs: 5000 };
+    const a = await player('alice', turn, 'shared', { ttl: 3, timing });
+    const b = await player('bob', turn, 'tcp', { ttl: 3, timing });
+    try {
+      const [ra, rb] = await Promise.all([a.client.start(), b.client.start()]);
+      const allocatedAt = Date.now();
+      await Promise.all([a.client.permit([rb]), b.client.permit([ra])]);
+      await exchange(a, b, 'warm-up');
+      await exchange(b, a, 'warm-up');
+      const sentAt = Date.now();
+      let sent = 0;
+      while (Date.now() - allocatedAt < 40_000) {
+        a.client.send(rb, Buffer.from(`a${sent}`));
+        b.client.send(ra, Buffer.from(`b${sent}`));
+        sent++;
+        await sleep(200);
+      }
+      await sleep(300);
+      const expiredFor = Math.round(Date.now() / 1000 - Number(a.creds[0]!.username.split(':')[0]));
+      // Distinct tags: the warm-up exchange may leave duplicates of its own message behind.
+      const tags = (p: Player, re: RegExp): number => new Set(p.got.map(([, d]) => d).filter((d) => re.test(d))).size;
+      const aGot = tags(a, /^b\d+$/);
+      const bGot = tags(b, /^a\d+$/);
+      log.info('40 s session', { sent, sendingS: (Date.now() - sentAt) / 1000, aGot, bGot, credentialsExpiredForS: expiredFor, aStats: a.client.stats(), bStats: b.client.stats() });
+      assert.ok(expiredFor >= 36, `credentials expired ${expiredFor} s ago`);
+      assert.equal(bGot, sent, 'every datagram alice sent reached bob');
+      assert.equal(aGot, sent, 'every datagram bob sent reached alice');
+      assert.equal(a.creds.length, 1);
+      assert.equal(b.creds.length, 1);
+      assert.deepEqual(a.events, [`allocated ${ra}`], 'never lost');
+      assert.deepEqual(b.events, [`allocated ${rb}`], 'never lost');
+      for (const p of [a, b]) {
+        const st = p.client.stats();
+        assert.ok(st.refreshes >= 8, `${p.name}: refreshes ${st.refreshes}`);
+        assert.ok(st.staleNonces >= 4, `${p.name}: stale nonces ${st.staleNonces}`);
+      }
+    } catch (err) {
+      process.stderr.write(`coturn log tail:\n${turn.logTail()}\n`);
+      throw err;
+    } finally {
+      await closeAll(a, b);
+    }
+  });
+
+  test('a relay restart: both clients notice, re-allocate with fresh credentials by themselves, and data flows again', async (t) => {
+    if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+    const turn = await startCoturn();
+    coturns.push(turn);
+    // Credentials expire 3 s after minting: re-allocating with the old ones would be refused.
+    const timing: Partial<TurnTiming> = { keepaliveMs: 2000 };
+    const a = await player('alice', turn, 'shared', { ttl: 3, timing });
+    const b = await player('bob', turn, 'tcp', { ttl: 3, timing });
+    // What the party manager will do: tell the other side the new relayed address.
+    const repermit = (): void => {
+      if (a.client.relayed && b.client.relayed) {
+        void a.client.permit([b.client.relayed]).catch(() => undefined);
+        void b.client.permit([a.client.relayed]).catch(() => undefined);
+      }
+    };
+    a.client.on('reallocated', repermit);
+    b.client.on('reallocated', repermit);
+    try {
+      const [ra, rb] = await Promise.all([a.client.start(), b.client.start()]);
+      await Promise.all([a.client.permit([rb]), b.client.permit([ra])]);
+      await exchange(a, b, 'before');
+      await exchange(b, a, 'before');
+      await sleep(3500); // the first credentials are now expired
+      const oldPid = turn.pid();
+      const t0 = Date.now();
+      await turn.restart();
+      assert.notEqual(turn.pid(), oldPid);
+      await until('both re-allocated', () => a.client.state === 'allocated' && b.client.state === 'allocated' && a.creds.length === 2 && b.creds.length === 2, 15_000);
+      const recoveredMs = Date.now() - t0;
+      await exchange(a, b, 'after');
+      await exchange(b, a, 'after');
+      log.info('relay restart', { recoveredMs, alice: a.events, bob: b.events });
+      assert.match(a.events[1] ?? '', /^lost /);
+      assert.match(a.events[2] ?? '', /^reallocated 127\.0\.0\.1:\d+ was 127\.0\.0\.1:\d+$/);
+      assert.equal(b.events[1], 'lost TCP connection closed');
+      assert.match(b.events[2] ?? '', /^reallocated /);
+      assert.notEqual(a.creds[1]!.username, a.creds[0]!.username, 'fresh credentials');
+      assert.ok(recoveredMs < 10_000, `recovered in ${recoveredMs} ms`);
+    } catch (err) {
+      process.stderr.write(`coturn log tail:\n${turn.logTail()}\n`);
+      throw err;
+    } finally {
+      await closeAll(a, b);
+    }
+  });
+});
