@@ -52,7 +52,8 @@ export class PartyManager implements PartyEngine {
   private wg: WgDevice | undefined;
   private wgAddress = '';
   private partyState: PartyState | null = null;
-  private readonly wgPeers = new Set<string>();
+  /** WireGuard public key → the peer's allowed IP (its virtual address /32). */
+  private readonly wgPeers = new Map<string, string>();
   private readonly paths = new Map<string, PathState>();
   private stats = new Map<string, WgPeerStats>();
   private applying: Promise<void> = Promise.resolve();
@@ -71,12 +72,17 @@ export class PartyManager implements PartyEngine {
       stunServers: () => this.control?.stunServers() ?? [],
       wgPort: () => this.wg?.listenPort ?? 0,
       setWgEndpoint: async (wgPublicKey, endpoint) => {
-        if (this.wg && this.wgPeers.has(wgPublicKey)) await this.wg.setEndpoint(wgPublicKey, endpoint);
+        const allowedIp = this.wgPeers.get(wgPublicKey);
+        if (!this.wg || allowedIp === undefined) return;
+        // The keepalive starts only now: set without an endpoint, WireGuard's first handshake
+        // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
+        await this.wg.setPeer({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
       sendCallMeMaybe: (peerId, cands) => {
         this.control?.callMeMaybe(peerId, cands).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
       },
       fastPath: opts.fastPath,
+      wgInterface: opts.interfaceName(),
     });
     this.sock.on('path', (peerId: string, path: PathState) => {
       this.paths.set(peerId, path);
@@ -308,16 +314,18 @@ export class PartyManager implements PartyEngine {
     }
     const others = p.members.filter((m) => !m.isSelf);
     const keep = new Set(others.map((m) => m.wgPublicKey));
-    for (const key of [...this.wgPeers]) {
+    for (const key of [...this.wgPeers.keys()]) {
       if (!keep.has(key)) {
         await this.wg.removePeer(key);
         this.wgPeers.delete(key);
       }
     }
     for (const m of others) {
-      if (this.wgPeers.has(m.wgPublicKey)) continue;
-      await this.wg.setPeer({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`], persistentKeepaliveSeconds: 20 });
-      this.wgPeers.add(m.wgPublicKey);
+      const allowed = `${m.virtualIp}/32`;
+      if (this.wgPeers.get(m.wgPublicKey) === allowed) continue;
+      // No keepalive yet: see setWgEndpoint.
+      await this.wg.setPeer({ publicKey: m.wgPublicKey, allowedIps: [allowed] });
+      this.wgPeers.set(m.wgPublicKey, allowed);
     }
     this.sock.setPeers(
       others

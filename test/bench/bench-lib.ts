@@ -1,0 +1,158 @@
+// Small measurement helpers shared by the benchmarks: percentiles, ping output, iperf3 JSON, and
+// per-process CPU and memory from /proc. Pure parsing is separate from the /proc reads.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+
+/** Nearest-rank percentile (p in 0..100) of a non-empty list. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export interface PingResult {
+  rtts: number[];
+  transmitted: number;
+  received: number;
+}
+
+/** Per-packet `time=X ms` lines and the summary counts of iputils ping (run without -q). */
+export function parsePing(stdout: string): PingResult {
+  const rtts = [...stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  const sum = /(\d+) packets transmitted, (\d+) received/.exec(stdout);
+  return { rtts, transmitted: Number(sum?.[1] ?? 0), received: Number(sum?.[2] ?? rtts.length) };
+}
+
+export interface IperfResult {
+  mbits: number;
+  retransmits: number;
+}
+
+export function parseIperf(json: string): IperfResult {
+  const j = JSON.parse(json) as { end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } }; error?: string };
+  if (j.error || j.end?.sum_received?.bits_per_second === undefined) throw new Error(`iperf3: ${j.error ?? 'no result'}`);
+  return { mbits: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent?.retransmits ?? 0 };
+}
+
+// --- /proc -------------------------------------------------------------------------------------
+
+let clkTck: number | undefined;
+/** Clock ticks per second (utime/stime unit). */
+export function clockTicks(): number {
+  clkTck ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return clkTck;
+}
+
+/** Fields of /proc/PID/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime. */
+function statFields(pid: number): string[] {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return s.slice(s.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime + stime of a process, in clock ticks (its reaped children are not included). */
+export function cpuTicks(pid: number): number {
+  const f = statFields(pid);
+  return Number(f[11]) + Number(f[12]);
+}
+
+export function comm(pid: number): string {
+  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+}
+
+/** Resident set size in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN);
+}
+
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (Number(statFields(Number(e))[1]) === pid) out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * The process named `name` at `pid` or below it (e.g. node under `ip netns exec`, which normally
+ * execs but may fork on some iproute2 versions).
+ */
+export function findProcess(pid: number, name: string, depth = 3): number | null {
+  try {
+    if (comm(pid) === name) return pid;
+  } catch {
+    return null;
+  }
+  if (depth === 0) return null;
+  for (const c of childrenOf(pid)) {
+    const found = findProcess(c, name, depth - 1);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/** CPU use of a set of processes between start() and stop(), in percent of one core each. */
+export class CpuMeter {
+  private readonly t0: number;
+  private readonly ticks0: Map<number, number>;
+
+  constructor(readonly pids: readonly number[]) {
+    this.t0 = performance.now();
+    this.ticks0 = new Map(pids.map((p) => [p, safeTicks(p)]));
+  }
+
+  /** Percent of one core per pid (NaN when the process went away). */
+  stop(): Map<number, number> {
+    const secs = (performance.now() - this.t0) / 1000;
+    const out = new Map<number, number>();
+    for (const p of this.pids) out.set(p, ((safeTicks(p) - this.ticks0.get(p)!) / clockTicks() / secs) * 100);
+    return out;
+  }
+}
+
+function safeTicks(pid: number): number {
+  try {
+    return cpuTicks(pid);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Machine-wide CPU time from /proc/stat, in clock ticks summed over all cores. */
+export interface SystemCpu {
+  user: number;
+  system: number;
+  softirq: number;
+  idle: number;
+  total: number;
+}
+
+export function systemCpu(): SystemCpu {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  const u = (user ?? 0) + (nice ?? 0);
+  const sys = (system ?? 0) + (irq ?? 0);
+  const idl = (idle ?? 0) + (iowait ?? 0);
+  return { user: u, system: sys, softirq: softirq ?? 0, idle: idl, total: u + sys + idl + (softirq ?? 0) + (steal ?? 0) };
+}
+
+/** Shares (percent of all cores) of each kind of CPU time between two samples. */
+export function systemCpuShares(a: SystemCpu, b: SystemCpu): { user: number; system: number; softirq: number; idle: number } {
+  const t = b.total - a.total || 1;
+  const pct = (k: keyof SystemCpu): number => ((b[k] - a[k]) / t) * 100;
+  return { user: pct('user'), system: pct('system'), softirq: pct('softirq'), idle: pct('idle') };
+}
+
+/** "load 1.23 0.98 0.70" for the run's header. */
+export function loadLine(): string {
+  return `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+}
+
+export const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toFixed(digits) : '-');
