@@ -17,12 +17,28 @@ need conntrack conntrack
 need ping iputils-ping
 need iperf3 iperf3
 need turnserver coturn
+# LAN discovery tests use a real mDNS stack (avahi) with its own dbus per lab site.
+need avahi-daemon avahi-daemon
+need avahi-browse avahi-utils
+need dbus-daemon dbus-daemon
 /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
+    # Tests start coturn and avahi themselves, inside lab namespaces; the packages must not start
+    # them on this machine's own network (avahi would announce on the real LAN).
+    blocker=/usr/sbin/policy-rc.d
+    ours=no
+    if [ ! -e "$blocker" ]; then
+      ours=yes
+      printf '#!/bin/sh\nexit 101\n' > "$blocker"
+      chmod +x "$blocker"
+      trap 'rm -f "$blocker"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # The trap covers a failed install; `exec` below would skip it, so remove ours now.
+    if [ "$ours" = yes ]; then rm -f "$blocker"; trap - EXIT; fi
   else
     echo "*** MISSING Debian packages: ${missing[*]} — the tests that need them will skip (or fail in CI)."
     echo "*** Install them with: sudo apt-get install ${missing[*]}"
