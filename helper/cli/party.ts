@@ -12,7 +12,7 @@ import {
 } from '../gen/lanrage/v1/party.js';
 import { PeerServiceClient, PathKind, type ListPeersResponse, type Peer, type PingPeerRequest, type PingPeerResponse } from '../gen/lanrage/v1/peer.js';
 import { flag } from '../core/args.js';
-import { unary } from './call.js';
+import { unary, withClient } from './call.js';
 import { CliError, type CliContext } from './context.js';
 import type { Command } from './commands.js';
 
@@ -44,19 +44,12 @@ export function formatParty(party: Party | undefined, peers: Peer[]): string[] {
   return lines;
 }
 
-function partyClient(ctx: CliContext): PartyServiceClient {
-  return new PartyServiceClient(ctx.target, ctx.creds);
-}
-
 async function show(ctx: CliContext, party: Party | undefined): Promise<void> {
-  const peers = new PeerServiceClient(ctx.target, ctx.creds);
-  try {
+  await withClient(PeerServiceClient, ctx, async (peers) => {
     const res = party ? await unary<object, ListPeersResponse>(peers, peers.listPeers, {}, new Metadata(), ctx.deadline()) : { peers: [] };
     if (ctx.json) ctx.out(JSON.stringify({ party: party ?? null, peers: res.peers }));
     else formatParty(party, res.peers).forEach((l) => ctx.out(l));
-  } finally {
-    peers.close();
-  }
+  });
 }
 
 export const createCommand: Command = {
@@ -66,13 +59,10 @@ export const createCommand: Command = {
   async run(args, ctx) {
     const name = args.positional.slice(1).join(' ');
     if (!name) throw new CliError('usage: lanrage create NAME');
-    const c = partyClient(ctx);
-    try {
+    await withClient(PartyServiceClient, ctx, async (c) => {
       const res = await unary<CreatePartyRequest, CreatePartyResponse>(c, c.createParty, { name }, ctx.authMetadata(), ctx.deadline());
       await show(ctx, res.party);
-    } finally {
-      c.close();
-    }
+    });
   },
 };
 
@@ -83,13 +73,10 @@ export const joinCommand: Command = {
   async run(args, ctx) {
     const link = args.positional[1];
     if (!link) throw new CliError('usage: lanrage join LINK (the lanrage://join?... link the host shared)');
-    const c = partyClient(ctx);
-    try {
+    await withClient(PartyServiceClient, ctx, async (c) => {
       const res = await unary<JoinPartyRequest, JoinPartyResponse>(c, c.joinParty, { inviteLink: link }, ctx.authMetadata(), new Date(Date.now() + 15_000));
       await show(ctx, res.party);
-    } finally {
-      c.close();
-    }
+    });
   },
 };
 
@@ -98,13 +85,10 @@ export const leaveCommand: Command = {
   usage: 'leave',
   summary: 'leave the party',
   async run(_args, ctx) {
-    const c = partyClient(ctx);
-    try {
+    await withClient(PartyServiceClient, ctx, async (c) => {
       await unary<object, LeavePartyResponse>(c, c.leaveParty, {}, ctx.authMetadata(), ctx.deadline());
       ctx.out(ctx.json ? '{}' : 'left the party');
-    } finally {
-      c.close();
-    }
+    });
   },
 };
 
@@ -116,17 +100,14 @@ export const pingCommand: Command = {
     const peer = args.positional[1];
     if (!peer) throw new CliError('usage: lanrage ping PEER [--count N]');
     const count = Number(flag(args, 'count') ?? 4);
-    const c = new PeerServiceClient(ctx.target, ctx.creds);
-    try {
+    await withClient(PeerServiceClient, ctx, async (c) => {
       const res = await unary<PingPeerRequest, PingPeerResponse>(c, c.pingPeer, { peer, count }, ctx.authMetadata(), new Date(Date.now() + 5000 + count * 2000));
       if (ctx.json) return ctx.out(JSON.stringify(res));
       for (const r of res.results) {
         ctx.out(r.answered ? `seq ${r.sequence}: ${r.rttMs.toFixed(2)} ms via ${r.via} (${pathLabel(r.path)})` : `seq ${r.sequence}: no answer`);
       }
       if (!res.results.some((r) => r.answered)) throw new CliError(`${peer} did not answer`);
-    } finally {
-      c.close();
-    }
+    });
   },
 };
 
@@ -135,13 +116,10 @@ export const partyCommand: Command = {
   usage: 'party',
   summary: 'show the party: members, virtual IPs, paths and round-trip times',
   async run(_args, ctx) {
-    const c = partyClient(ctx);
-    try {
+    await withClient(PartyServiceClient, ctx, async (c) => {
       const res = await unary<object, GetPartyResponse>(c, c.getParty, {}, new Metadata(), ctx.deadline());
       await show(ctx, res.party);
-    } finally {
-      c.close();
-    }
+    });
   },
 };
 

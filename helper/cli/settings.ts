@@ -1,6 +1,6 @@
 import { Metadata } from '@grpc/grpc-js';
 import { Settings, SettingsServiceClient, type GetSettingsResponse, type UpdateSettingsResponse } from '../gen/lanrage/v1/settings.js';
-import { unary } from './call.js';
+import { unary, withClient } from './call.js';
 import { CliError } from './context.js';
 import type { Command } from './commands.js';
 
@@ -28,8 +28,7 @@ export const settingsCommand: Command = {
   usage: 'settings [set NAME VALUE]',
   summary: 'show the settings, or change one (needs the install token)',
   async run(args, ctx) {
-    const client = new SettingsServiceClient(ctx.target, ctx.creds);
-    try {
+    await withClient(SettingsServiceClient, ctx, async (client) => {
       const [, verb, name, value] = args.positional;
       if (verb === undefined) {
         const res = await unary<object, GetSettingsResponse>(client, client.getSettings, {}, new Metadata(), ctx.deadline());
@@ -49,8 +48,6 @@ export const settingsCommand: Command = {
         ctx.deadline(),
       );
       if (res.settings) print(res.settings, ctx.out, ctx.json);
-    } finally {
-      client.close();
-    }
+    });
   },
 };

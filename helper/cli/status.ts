@@ -1,7 +1,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import { ControlPlaneMode, HelperServiceClient, type GetStatusResponse, type HelperStatus } from '../gen/lanrage/v1/helper.js';
 import { PartyServiceClient, type GetPartyResponse } from '../gen/lanrage/v1/party.js';
-import { unary } from './call.js';
+import { unary, withClient } from './call.js';
 import { showParty } from './party.js';
 import type { Command } from './commands.js';
 
@@ -31,23 +31,17 @@ export const statusCommand: Command = {
   usage: 'status',
   summary: "show the helper's state",
   async run(_args, ctx) {
-    const client = new HelperServiceClient(ctx.target, ctx.creds);
-    try {
+    await withClient(HelperServiceClient, ctx, async (client) => {
       const res = await unary<object, GetStatusResponse>(client, client.getStatus, {}, new Metadata(), ctx.deadline());
       if (!res.status) throw new Error('the helper sent an empty status');
       if (ctx.json) return ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString() }));
       formatStatus(res.status).forEach((l) => ctx.out(l));
       if (res.status.inParty) {
-        const pc = new PartyServiceClient(ctx.target, ctx.creds);
-        try {
+        await withClient(PartyServiceClient, ctx, async (pc) => {
           const p = await unary<object, GetPartyResponse>(pc, pc.getParty, {}, new Metadata(), ctx.deadline());
           await showParty(ctx, p.party);
-        } finally {
-          pc.close();
-        }
+        });
       }
-    } finally {
-      client.close();
-    }
+    });
   },
 };
