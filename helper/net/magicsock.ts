@@ -7,6 +7,11 @@
 // Outbound, WireGuard's packets for a peer (sent to its 127.0.0.1 proxy port) leave on the peer's
 // active path, or wait in a 4-packet hold queue until a path answers. With the Linux fast path a
 // direct peer's WireGuard traffic bypasses Node entirely (fastpath.ts); disco keeps running.
+//
+// Relayed paths (relayconn.ts, relaypath.ts): when the control server offers a TURN relay we keep
+// one allocation on it; each peer publishes its relayed address, and our allocation sends to it.
+// Until a direct path answers, WireGuard's packets go that way as soon as a disco pong through the
+// relay confirms it; direct probing goes on meanwhile and the first direct pong takes over.
 
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
@@ -17,12 +22,17 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
-import { PathMachine, type PathState, type PathTiming } from './path.js';
+import { PathMachine, type PathTiming } from './path.js';
+import { RelayConn, type RelayOffer } from './relayconn.js';
+import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
+import type { TurnTiming } from './turn/index.js';
 import { PublicSocket } from './socket.js';
 import { StunClient, type NatInfo, type NatMapping } from './stun.js';
 import { HoldQueue, WgProxy } from './wgproxy.js';
 
-export type { PathState } from './path.js';
+/** A peer's path as players see it: direct, relayed, connecting or unreachable. */
+export type PathState = ViewState;
+export type { RelayOffer } from './relayconn.js';
 export type { NatInfo, NatMapping } from './stun.js';
 
 export interface MagicPeer {
@@ -31,6 +41,8 @@ export interface MagicPeer {
   wgPublicKey: string;
   candidates: string[];
   natHint?: NatMapping;
+  /** The peer's TURN relayed addresses (from the control plane). */
+  relayed?: string[];
 }
 
 export interface PingResult {
@@ -38,7 +50,7 @@ export interface PingResult {
   answered: boolean;
   rttMs: number | null;
   via: string | null;
-  path: 'direct' | 'none';
+  path: 'direct' | 'relayed' | 'none';
 }
 
 export interface MagicSockOptions {
@@ -72,13 +84,23 @@ export interface MagicSockOptions {
   networkInterfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Tests: replaces running `nft -f -`. */
   nft?: NftRunner;
-  /** STUN/TURN datagrams that are not answers to our own STUN transactions (a relay client's). */
+  /** STUN/TURN datagrams that are neither ours nor our relay's. */
   onUnclaimed?(kind: 'stun' | 'channeldata', msg: Buffer, from: string): void;
+  /** Relays with fresh credentials from the control server; without it, no relayed paths. */
+  fetchRelayOffers?(): Promise<RelayOffer[]>;
+  relayTiming?: Partial<RelayPathTiming>;
+  turnTiming?: Partial<TurnTiming>;
+  /** Start TURN over TCP when UDP to the relay has not answered by then (default 1500 ms). */
+  relayTcpAfterMs?: number;
 }
 
 interface PeerRec {
   peer: MagicPeer;
   machine: PathMachine;
+  relay: RelayPath;
+  /** The peer's relayed address our allocation sends to (null: no relayed path). */
+  relayTarget: string | null;
+  view: ViewState | null;
   hold: HoldQueue;
   proxyPort: number;
   active: Endpoint | null;
@@ -110,10 +132,11 @@ const COUNTERS = [
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
+  'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
   'fastpath_on', 'fastpath_off', 'fastpath_errors', 'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
 ] as const;
 type CounterName = (typeof COUNTERS)[number];
-export type MagicCounters = Record<CounterName | 'dropped_while_priming' | 'peers' | 'peers_direct' | 'peers_fastpath', number>;
+export type MagicCounters = Record<CounterName | 'dropped_while_priming' | 'peers' | 'peers_direct' | 'peers_relayed' | 'peers_fastpath', number>;
 
 export class MagicSock extends EventEmitter {
   private readonly clock: Clock;
@@ -128,6 +151,10 @@ export class MagicSock extends EventEmitter {
   private readonly peers = new Map<string, PeerRec>();
   private readonly byDisco = new Map<string, string>();
   private readonly byAddr = new Map<string, string>();
+  /** A peer's relayed address → its id (WireGuard and disco arriving through our relay). */
+  private readonly byRelay = new Map<string, string>();
+  private readonly relayConn: RelayConn | null;
+  private relayedAddr: string | null = null;
   private readonly pendingCmm = new Map<string, { candidates: string[]; at: number }>();
   private readonly userPings = new Map<string, (rtt: number, via: string) => void>();
   private readonly c: Record<CounterName, number>;
@@ -183,6 +210,20 @@ export class MagicSock extends EventEmitter {
     });
     const fastOk = (o.fastPath ?? false) && (process.platform === 'linux' || o.nft !== undefined);
     this.fast = fastOk ? new FastPath({ iface: o.wgInterface ?? 'lanrage0', wgPort: () => o.wgPort(), pubPort: () => this.boundPort, run: o.nft }) : null;
+    const fetch = o.fetchRelayOffers;
+    this.relayConn = fetch
+      ? new RelayConn({
+          log: this.log,
+          clock: this.clock,
+          fetchOffers: () => fetch(),
+          shared: { send: (b, ip, port) => this.sock.send(b, port, ip) },
+          measure: (server) => this.measure(server),
+          onData: (from, data) => this.onRelayData(from, data),
+          onChange: () => this.onRelayChange(),
+          ...(o.turnTiming ? { turnTiming: o.turnTiming } : {}),
+          ...(o.relayTcpAfterMs !== undefined ? { tcpAfterMs: o.relayTcpAfterMs } : {}),
+        })
+      : null;
   }
 
   async start(): Promise<{ port: number }> {
@@ -219,6 +260,29 @@ export class MagicSock extends EventEmitter {
     return { ...this.nat };
   }
 
+  /** Keeps an allocation on the control server's best relay (while in a party). */
+  startRelay(): void {
+    if (!this.closed && this.started) this.relayConn?.start();
+  }
+
+  async stopRelay(): Promise<void> {
+    await this.relayConn?.stop();
+  }
+
+  /** Ask the control server for relays again (it may have restarted or changed them). */
+  refreshRelay(): void {
+    this.relayConn?.refresh();
+  }
+
+  /** Our TURN relayed "ip:port", to publish to the party; null without an allocation. */
+  relayedAddress(): string | null {
+    return this.relayConn?.relayed() ?? null;
+  }
+
+  relayStats(): ReturnType<RelayConn['stats']> {
+    return this.relayConn?.stats() ?? null;
+  }
+
   setPeers(peers: MagicPeer[]): void {
     if (this.closed) return;
     const want = new Map<string, MagicPeer>();
@@ -243,6 +307,7 @@ export class MagicSock extends EventEmitter {
       rec.machine.setCandidates(p.candidates);
       if (oldWg !== p.wgPublicKey && rec.proxyPort) this.pushWgEndpoint(rec, rec.fastEp ?? `127.0.0.1:${rec.proxyPort}`);
     }
+    this.updateRelayTargets();
   }
 
   handleCallMeMaybe(peerId: string, candidates: string[]): void {
@@ -265,7 +330,8 @@ export class MagicSock extends EventEmitter {
   }
 
   path(peerId: string): PathState | undefined {
-    return this.peers.get(peerId)?.machine.state();
+    const rec = this.peers.get(peerId);
+    return rec ? this.viewOf(rec) : undefined;
   }
 
   /** Disco pings over the active path (or every candidate while there is none), one after another. */
@@ -277,8 +343,11 @@ export class MagicSock extends EventEmitter {
       const rec = this.peers.get(peerId);
       if (!rec) throw new Error(`unknown peer ${peerId}`);
       const active = rec.machine.state().endpoint;
-      const targets = active ? [active] : rec.machine.peerHasPunched ? rec.machine.candidates() : [];
-      const txids = targets.map((t) => rec.machine.pingNow(t)).filter((t): t is Buffer => t !== null).map((t) => t.toString('hex'));
+      const relayed = !active && rec.relay.state().up;
+      const targets = active ? [active] : relayed ? [] : rec.machine.peerHasPunched ? rec.machine.candidates() : [];
+      const txids = (relayed ? [rec.relay.pingNow()] : targets.map((t) => rec.machine.pingNow(t)))
+        .filter((t): t is Buffer => t !== null)
+        .map((t) => t.toString('hex'));
       const answer = await new Promise<{ rtt: number; via: string } | null>((resolve) => {
         if (txids.length === 0) return resolve(null);
         const cancel = this.clock.setTimeout(() => finish(null), timeoutMs);
@@ -290,7 +359,7 @@ export class MagicSock extends EventEmitter {
         for (const t of txids) this.userPings.set(t, (rtt, via) => finish({ rtt, via }));
       });
       out.push(answer
-        ? { seq, answered: true, rttMs: answer.rtt, via: answer.via, path: 'direct' }
+        ? { seq, answered: true, rttMs: answer.rtt, via: answer.via, path: answer.via.startsWith('relay ') ? 'relayed' : 'direct' }
         : { seq, answered: false, rttMs: null, via: null, path: 'none' });
     }
     return out;
@@ -303,6 +372,7 @@ export class MagicSock extends EventEmitter {
       dropped_while_priming: this.sock.droppedWhilePriming,
       peers: this.peers.size,
       peers_direct: [...this.peers.values()].filter((r) => r.active !== null).length,
+      peers_relayed: [...this.peers.values()].filter((r) => r.active === null && r.relay.state().up).length,
       peers_fastpath: [...this.peers.values()].filter((r) => r.fastEp !== null).length,
     };
   }
@@ -315,6 +385,7 @@ export class MagicSock extends EventEmitter {
     this.userPings.clear();
     this.stun.close();
     this.proxy.close();
+    await this.relayConn?.stop().catch(() => undefined);
     if (this.fast) await this.fast.close().catch((err: Error) => this.log.warn('fast path: could not remove nft table', { err }));
     await this.sock.close();
   }
@@ -340,11 +411,13 @@ export class MagicSock extends EventEmitter {
       case 'stun':
         this.c.rx_stun++;
         if (this.stun.handle(msg, `${ip}:${port}`)) return;
+        if (this.relayConn?.handleDatagram(msg, `${ip}:${port}`)) return;
         this.c.stun_unclaimed++;
         this.o.onUnclaimed?.('stun', msg, `${ip}:${port}`);
         return;
       case 'channeldata':
         this.c.rx_channeldata++;
+        if (this.relayConn?.handleDatagram(msg, `${ip}:${port}`)) return;
         this.o.onUnclaimed?.('channeldata', msg, `${ip}:${port}`);
         return;
       default:
@@ -407,6 +480,7 @@ export class MagicSock extends EventEmitter {
       this.sock.send(msg, a.port, a.ip);
       return;
     }
+    if (this.sendRelayed(rec, msg)) return;
     const dropped = rec.hold.dropped;
     rec.hold.push(msg);
     this.c.wg_held++;
@@ -451,7 +525,26 @@ export class MagicSock extends EventEmitter {
       reconciling: false,
       removed: false,
       machine: null as unknown as PathMachine,
+      relay: null as unknown as RelayPath,
+      relayTarget: null,
+      view: null,
     };
+    rec.relay = new RelayPath({
+      clock: this.clock,
+      timing: this.o.relayTiming,
+      ping: (target, txid) => {
+        this.c.disco_ping_tx++;
+        this.sendViaRelay(target, this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid }), 'disco');
+      },
+      changed: (st) => {
+        if (rec.removed) return;
+        if (st.up && rec.active === null) {
+          this.log.info('relayed path', { peer: id, target: st.target, rttMs: st.rttMs, relay: this.relayConn?.server() });
+          this.flushHeld(rec);
+        }
+        this.emitView(rec);
+      },
+    });
     rec.machine = new PathMachine(
       {
         clock: this.clock,
@@ -494,6 +587,8 @@ export class MagicSock extends EventEmitter {
     if (!rec) return;
     rec.removed = true;
     rec.machine.close();
+    rec.relay.close();
+    if (rec.relayTarget !== null && this.byRelay.get(rec.relayTarget) === id) this.byRelay.delete(rec.relayTarget);
     this.peers.delete(id);
     this.byDisco.delete(rec.peer.discoPublicKey);
     this.box.removePeer(rec.peer.discoPublicKey);
@@ -552,7 +647,141 @@ export class MagicSock extends EventEmitter {
       this.log.info('path lost', { peer: id, reason: s.reason });
     }
     if (this.fast) void this.reconcileFast(rec);
-    this.emit('path', id, s);
+    // A direct path carries everything: the relayed one rests until the direct one is lost.
+    rec.relay.setPaused(rec.active !== null);
+    this.emitView(rec);
+  }
+
+  private viewOf(rec: PeerRec): ViewState {
+    return combinePath({
+      direct: rec.machine.state(),
+      relay: rec.relay.state(),
+      relayServer: this.relayConn?.server() ?? null,
+      noRelayWhy: this.relayConn ? (rec.relayTarget === null && this.relayedAddr !== null ? 'the peer has no relay allocation yet' : this.relayConn.unavailableReason()) : 'no relay is configured',
+    });
+  }
+
+  private emitView(rec: PeerRec): void {
+    if (rec.removed) return;
+    const v = this.viewOf(rec);
+    const l = rec.view;
+    if (l && l.kind === v.kind && l.endpoint === v.endpoint && l.reason === v.reason && l.fastPath === v.fastPath && l.rttMs === v.rttMs) return;
+    rec.view = v;
+    this.emit('path', rec.peer.id, v);
+  }
+
+  // --- relayed paths ---------------------------------------------------------------------------------
+
+  /** WireGuard through the relay once it is confirmed for this peer (see relaypath.ts). */
+  private sendRelayed(rec: PeerRec, msg: Buffer): boolean {
+    const t = rec.relayTarget;
+    if (t === null || !rec.relay.state().up) return false;
+    this.c.tx_wireguard++;
+    return this.sendViaRelay(t, msg, 'wireguard');
+  }
+
+  private sendViaRelay(target: string, b: Buffer, what: 'disco' | 'wireguard'): boolean {
+    const ok = this.relayConn?.send(target, b) ?? false;
+    if (ok) {
+      this.c.tx_relay++;
+      if (what === 'disco') this.c.tx_disco++;
+    } else this.c.relay_send_failed++;
+    return ok;
+  }
+
+  private onRelayData(from: string, data: Buffer): void {
+    const kind = classify(data);
+    if (kind === 'wireguard') {
+      const id = this.byRelay.get(from);
+      if (id === undefined) {
+        this.c.relay_bad_source++;
+        return;
+      }
+      this.c.rx_relay_wireguard++;
+      if (this.proxy.toWireGuard(id, data)) this.c.wg_to_wireguard++;
+      else this.c.wg_no_proxy++;
+      return;
+    }
+    if (kind !== 'disco') {
+      this.c.relay_bad_source++;
+      return;
+    }
+    this.c.rx_relay_disco++;
+    const r = this.box.open(data);
+    if (!r.ok) {
+      if (r.error === 'unknown-key') this.c.disco_unknown_key++;
+      else if (r.error === 'auth') this.c.disco_bad_auth++;
+      else this.c.disco_malformed++;
+      return;
+    }
+    const id = this.byDisco.get(r.sender);
+    const rec = id === undefined ? undefined : this.peers.get(id);
+    // Only from the relayed address this very peer published: another member cannot speak for it.
+    if (!rec || rec.relayTarget !== from) {
+      this.c.relay_bad_source++;
+      return;
+    }
+    const m = r.message;
+    if (m.type === 'ping') {
+      this.c.disco_ping_rx++;
+      this.c.disco_pong_tx++;
+      this.sendViaRelay(from, this.box.seal(rec.peer.discoPublicKey, { type: 'pong', txid: m.txid, observed: from }), 'disco');
+      return;
+    }
+    this.c.disco_pong_rx++;
+    const rtt = rec.relay.onPong(m.txid);
+    if (rtt === null) {
+      this.c.disco_pong_unmatched++;
+      return;
+    }
+    this.userPings.get(m.txid.toString('hex'))?.(rtt, `relay ${this.relayConn?.server() ?? '?'}`);
+  }
+
+  private onRelayChange(): void {
+    if (this.closed) return;
+    const now = this.relayConn?.relayed() ?? null;
+    const changed = now !== this.relayedAddr;
+    this.relayedAddr = now;
+    this.updateRelayTargets();
+    for (const rec of this.peers.values()) this.emitView(rec);
+    if (changed) this.emit('relayed', now);
+  }
+
+  /** Each peer's relayed target follows our allocation and the address the peer published. */
+  private updateRelayTargets(): void {
+    const conn = this.relayConn;
+    if (!conn) return;
+    const hosts = conn.relayHosts();
+    const permits: string[] = [];
+    const targets = new Map<PeerRec, string | null>();
+    for (const rec of this.peers.values()) {
+      let target: string | null = null;
+      for (const r of rec.peer.relayed ?? []) {
+        const ep = parseEndpoint(r);
+        if (ep && hosts.has(ep.ip)) {
+          target = `${ep.ip}:${ep.port}`;
+          break;
+        }
+        this.c.relay_target_refused++;
+      }
+      if (target !== null) permits.push(target);
+      targets.set(rec, this.relayedAddr !== null ? target : null);
+    }
+    conn.permit(permits);
+    for (const [rec, target] of targets) {
+      if (rec.relayTarget === target) continue;
+      if (rec.relayTarget !== null && this.byRelay.get(rec.relayTarget) === rec.peer.id) this.byRelay.delete(rec.relayTarget);
+      rec.relayTarget = target;
+      if (target !== null) this.byRelay.set(target, rec.peer.id);
+      rec.relay.setTarget(target);
+    }
+  }
+
+  /** RTT of one STUN Binding to a relay over the public socket (relay choice). */
+  private async measure(server: string): Promise<number | null> {
+    const t0 = this.clock.now();
+    const mapped = await this.stun.query(server);
+    return mapped === null ? null : this.clock.now() - t0;
   }
 
   /** WireGuard datagrams from this address now belong to this peer. */
@@ -573,7 +802,10 @@ export class MagicSock extends EventEmitter {
 
   private flushHeld(rec: PeerRec): void {
     const a = rec.active;
-    if (!a) return;
+    if (!a) {
+      if (rec.relayTarget !== null && rec.relay.state().up) for (const m of rec.hold.take()) if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
+      return;
+    }
     for (const m of rec.hold.take()) {
       this.c.wg_flushed++;
       this.c.tx_wireguard++;

@@ -26,6 +26,8 @@ export function pathKind(k: PathState['kind'] | undefined): PathKind {
   switch (k) {
     case 'direct':
       return PathKind.PATH_KIND_DIRECT;
+    case 'relayed':
+      return PathKind.PATH_KIND_RELAYED;
     case 'unreachable':
       return PathKind.PATH_KIND_UNREACHABLE;
     default:
@@ -56,7 +58,7 @@ export function toProtoPing(r: SockPing): PingResult {
     sequence: r.seq,
     answered: r.answered,
     rttMs: r.rttMs ?? 0,
-    path: r.answered ? (r.path === 'direct' ? PathKind.PATH_KIND_DIRECT : PathKind.PATH_KIND_UNSPECIFIED) : PathKind.PATH_KIND_UNSPECIFIED,
+    path: !r.answered ? PathKind.PATH_KIND_UNSPECIFIED : r.path === 'direct' ? PathKind.PATH_KIND_DIRECT : r.path === 'relayed' ? PathKind.PATH_KIND_RELAYED : PathKind.PATH_KIND_UNSPECIFIED,
     via: r.via ?? '',
   };
 }

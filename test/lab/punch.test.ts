@@ -89,7 +89,7 @@ test('punch: symmetric ↔ symmetric → both unreachable, with the reason, with
       waitPath(p.a, 'b', (s) => s.kind === 'unreachable', 13_000, 'unreachable'),
       waitPath(p.b, 'a', (s) => s.kind === 'unreachable', 13_000, 'unreachable'),
     ]);
-    for (const u of [ua, ub]) assert.equal(u.reason, 'no direct path answered: both sides are behind NATs that change ports per destination (symmetric); a relay is needed');
+    for (const u of [ua, ub]) assert.equal(u.reason, 'no direct path answered: both sides are behind NATs that change ports per destination (symmetric); no relay is configured');
     t.diagnostic(`unreachable after ${(ua.at - p.t0).toFixed(0)} / ${(ub.at - p.t0).toFixed(0)} ms`);
     assert.ok(p.a.driver.paths('b').every((s) => s.kind !== 'direct'));
     // Still alive and still trying (upgrade attempts), nothing crashed.

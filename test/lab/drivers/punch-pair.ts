@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createLab, labAvailable, type Lab, type NatKind } from '../lab.js';
 import { requireOrSkip } from '../../lib/repo.js';
 import { generateDiscoKey } from '../../../helper/net/disco.js';
-import type { PathState } from '../../../helper/net/path.js';
+import type { PathState } from '../../../helper/net/magicsock.js';
 import { STUN_ANSWERER_SCRIPT } from './stun-answerer.js';
 import { MagicDriver, type ReadyInfo } from './magicsock-client.js';
 

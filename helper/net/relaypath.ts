@@ -1,0 +1,211 @@
+// One peer's relayed path, as a state machine with no I/O of its own (like path.ts for direct
+// paths). The relayed path is our TURN allocation sending to the peer's relayed address: nothing
+// is punched, so there is nothing to gate; it only has to be confirmed (a disco pong through it
+// proves that both allocations permit each other) and kept measured.
+//
+// WireGuard uses the relay only once it is confirmed. Sent earlier, the first handshake can arrive
+// before the peer's allocation permits ours and is dropped by the relay; WireGuard then waits 5 s.
+// The hold queue keeps it instead, for the one round trip that confirmation costs.
+//
+//   idle       no target (no allocation of ours, or the peer published no relayed address)
+//   probing    ping the target every probeIntervalMs until a pong
+//   up         ping every keepaliveIntervalMs (suspectIntervalMs after a miss); missedForLoss
+//              unanswered in a row → probing again
+// While the peer has a direct path the caller pauses the machine (no traffic, no keepalive); on
+// resume it probes at once, so a lost direct path falls back to the relay within one round trip.
+
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+
+export interface RelayPathTiming {
+  probeIntervalMs: number;
+  keepaliveIntervalMs: number;
+  suspectIntervalMs: number;
+  missedForLoss: number;
+  pingTtlMs: number;
+}
+
+export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
+  probeIntervalMs: 250,
+  keepaliveIntervalMs: 5_000,
+  suspectIntervalMs: 1_000,
+  missedForLoss: 3,
+  pingTtlMs: 10_000,
+};
+
+export interface RelayPathState {
+  up: boolean;
+  /** The peer's relayed address we send to. */
+  target: string | null;
+  rttMs: number | null;
+}
+
+export interface RelayPathOptions {
+  clock: Clock;
+  ping(target: string, txid: Buffer): void;
+  /** Called when up/target/rtt (noticeably) change. */
+  changed(s: RelayPathState): void;
+  timing?: Partial<RelayPathTiming>;
+  newTxid?: () => Buffer;
+}
+
+const noop = (): void => {};
+
+export class RelayPath {
+  private readonly t: RelayPathTiming;
+  private readonly newTxid: () => Buffer;
+  private readonly pending = new Map<string, number>();
+  private target: string | null = null;
+  private up = false;
+  private rtt: number | null = null;
+  private missed = 0;
+  private keepaliveTxid: string | null = null;
+  private paused = false;
+  private closed = false;
+  private cancelTimer: () => void = noop;
+
+  constructor(private readonly o: RelayPathOptions) {
+    this.t = { ...DEFAULT_RELAY_PATH_TIMING, ...o.timing };
+    this.newTxid = o.newTxid ?? (() => randomBytes(12));
+  }
+
+  state(): RelayPathState {
+    return { up: this.up, target: this.target, rttMs: this.rtt };
+  }
+
+  /** The address to reach the peer through the relay, or null when there is none (either side). */
+  setTarget(target: string | null): void {
+    if (this.closed || target === this.target) return;
+    this.target = target;
+    this.reset();
+    this.o.changed(this.state());
+    this.round();
+  }
+
+  /** Paused while a direct path carries the traffic; resuming probes at once. */
+  setPaused(paused: boolean): void {
+    if (this.closed || paused === this.paused) return;
+    this.paused = paused;
+    if (paused) {
+      this.cancelTimer();
+      return;
+    }
+    // Not known to be up any more: confirm again before WireGuard relies on it.
+    if (this.up) {
+      this.up = false;
+      this.o.changed(this.state());
+    }
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    this.round();
+  }
+
+  /** A pong that came through the relay; its RTT when it answers one of our pings, else null. */
+  onPong(txid: Buffer): number | null {
+    if (this.closed) return null;
+    const key = txid.toString('hex');
+    const sentAt = this.pending.get(key);
+    if (sentAt === undefined) return null;
+    this.pending.delete(key);
+    const now = this.o.clock.now();
+    if (now - sentAt > this.t.pingTtlMs) return null;
+    const rtt = Math.max(0, now - sentAt);
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    const was = this.up;
+    const moved = this.rtt === null || (Math.abs(rtt - this.rtt) > 1 && Math.abs(rtt - this.rtt) > 0.25 * Math.max(rtt, this.rtt));
+    this.rtt = rtt;
+    this.up = true;
+    if (!was || moved) this.o.changed(this.state());
+    if (!was && !this.paused) this.schedule(this.t.keepaliveIntervalMs);
+    return rtt;
+  }
+
+  /** A ping outside the schedule (the user's ping command); the pong comes back through onPong. */
+  pingNow(): Buffer | null {
+    if (this.closed || this.target === null) return null;
+    return this.send(this.target);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.cancelTimer();
+    this.pending.clear();
+  }
+
+  private reset(): void {
+    this.cancelTimer();
+    this.pending.clear();
+    this.up = false;
+    this.rtt = null;
+    this.missed = 0;
+    this.keepaliveTxid = null;
+  }
+
+  private send(target: string): Buffer {
+    const txid = this.newTxid();
+    this.pending.set(txid.toString('hex'), this.o.clock.now());
+    this.o.ping(target, txid);
+    return txid;
+  }
+
+  private schedule(ms: number): void {
+    this.cancelTimer();
+    this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
+  }
+
+  private round(): void {
+    this.cancelTimer();
+    if (this.closed || this.paused || this.target === null) return;
+    const now = this.o.clock.now();
+    for (const [k, at] of this.pending) if (now - at > this.t.pingTtlMs) this.pending.delete(k);
+    if (this.up) {
+      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
+      if (this.missed >= this.t.missedForLoss) {
+        this.up = false;
+        this.missed = 0;
+        this.keepaliveTxid = null;
+        this.o.changed(this.state());
+      } else {
+        this.keepaliveTxid = this.send(this.target).toString('hex');
+        return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+      }
+    }
+    this.send(this.target);
+    this.schedule(this.t.probeIntervalMs);
+  }
+}
+
+/** Drops the suffix the direct machine adds when it gives up; the relayed reason says more. */
+function directWhy(reason: string): string {
+  return reason.replace(/;\s*a relay is needed$/, '');
+}
+
+export interface ViewInput {
+  direct: { kind: 'connecting' | 'direct' | 'unreachable'; endpoint: string | null; rttMs: number | null; reason: string; fastPath: boolean };
+  relay: RelayPathState;
+  /** "udp:203.0.113.1:3478" style description of our relay, or null without an allocation. */
+  relayServer: string | null;
+  /** Why there is no relay to fall back on, when there is none. */
+  noRelayWhy: string | null;
+}
+
+export interface ViewState {
+  kind: 'connecting' | 'direct' | 'relayed' | 'unreachable';
+  endpoint: string | null;
+  rttMs: number | null;
+  reason: string;
+  fastPath: boolean;
+}
+
+/** What a player sees: the direct path when there is one, else the relay when it answers. */
+export function combinePath(v: ViewInput): ViewState {
+  const d = v.direct;
+  if (d.kind === 'direct') return { ...d };
+  if (v.relay.up && v.relayServer !== null) {
+    const why = d.kind === 'unreachable' ? directWhy(d.reason) : `still looking for a direct path (${d.reason})`;
+    return { kind: 'relayed', endpoint: v.relayServer, rttMs: v.relay.rttMs, reason: `relayed through ${v.relayServer}: ${why}`, fastPath: false };
+  }
+  if (d.kind === 'unreachable' && v.noRelayWhy) return { ...d, reason: `${directWhy(d.reason)}; ${v.noRelayWhy}` };
+  return { ...d };
+}

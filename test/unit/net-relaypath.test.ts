@@ -1,0 +1,123 @@
+// The relayed path's rules, on a manual clock: confirmation before use, keepalive and loss,
+// pausing under a direct path, and what a player reads (combinePath).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../helper/core/clock.js';
+import { combinePath, RelayPath, type RelayPathState } from '../../helper/net/relaypath.js';
+import { chooseRelay, type RelayOffer } from '../../helper/net/relayconn.js';
+
+function rig() {
+  const clock = new ManualClock();
+  const pings: Array<{ target: string; txid: Buffer; at: number }> = [];
+  const states: RelayPathState[] = [];
+  let n = 0;
+  const rp = new RelayPath({
+    clock,
+    ping: (target, txid) => pings.push({ target, txid, at: clock.now() }),
+    changed: (s) => states.push(s),
+    newTxid: () => Buffer.alloc(12, ++n),
+  });
+  return { clock, pings, states, rp };
+}
+
+test('relay path: probes a new target at once, is up on the first pong, then keeps alive every 5 s', () => {
+  const { clock, pings, states, rp } = rig();
+  rp.setTarget('203.0.113.1:50000');
+  assert.equal(pings.length, 1);
+  assert.equal(rp.state().up, false, 'not usable before a pong proves both permissions');
+  clock.advance(250);
+  assert.equal(pings.length, 2, 'probing every 250 ms');
+  clock.advance(10);
+  const rtt = rp.onPong(pings[1]!.txid);
+  assert.equal(rtt, 10);
+  assert.deepEqual(rp.state(), { up: true, target: '203.0.113.1:50000', rttMs: 10 });
+  assert.equal(states.at(-1)?.up, true);
+  const before = pings.length;
+  clock.advance(4_900);
+  assert.equal(pings.length, before, 'no ping before the keepalive is due');
+  clock.advance(200);
+  assert.equal(pings.length, before + 1);
+});
+
+test('relay path: three unanswered keepalives → down and probing again; a pong brings it back', () => {
+  const { clock, pings, rp } = rig();
+  rp.setTarget('203.0.113.1:50000');
+  rp.onPong(pings[0]!.txid);
+  clock.advance(5_000); // keepalive 1 (unanswered)
+  clock.advance(5_000); // miss 1 → suspect rate
+  clock.advance(1_000); // miss 2
+  assert.equal(rp.state().up, true);
+  clock.advance(1_000); // miss 3 → down, 12 s after the last pong
+  assert.equal(rp.state().up, false);
+  const n = pings.length;
+  clock.advance(250);
+  assert.ok(pings.length > n, 'probing resumed');
+  rp.onPong(pings.at(-1)!.txid);
+  assert.equal(rp.state().up, true);
+});
+
+test('relay path: paused while direct (no traffic); resuming must confirm again before use', () => {
+  const { clock, pings, rp } = rig();
+  rp.setTarget('203.0.113.1:50000');
+  rp.onPong(pings[0]!.txid);
+  rp.setPaused(true);
+  const n = pings.length;
+  clock.advance(60_000);
+  assert.equal(pings.length, n, 'silent while paused');
+  rp.setPaused(false);
+  assert.equal(rp.state().up, false);
+  assert.equal(pings.length, n + 1, 'probes at once on resume');
+  rp.onPong(pings.at(-1)!.txid);
+  assert.equal(rp.state().up, true);
+});
+
+test('relay path: a pong for an unknown or expired ping, or after a target change, is ignored', () => {
+  const { clock, pings, rp } = rig();
+  rp.setTarget('203.0.113.1:50000');
+  assert.equal(rp.onPong(Buffer.alloc(12, 99)), null);
+  const old = pings[0]!.txid;
+  rp.setTarget('203.0.113.1:50002');
+  assert.equal(rp.onPong(old), null, 'a pong meant for the old target proves nothing');
+  clock.advance(11_000);
+  assert.equal(rp.onPong(pings[1]!.txid), null, 'older than the ping TTL');
+  rp.setTarget(null);
+  const n = pings.length;
+  clock.advance(10_000);
+  assert.equal(pings.length, n, 'no target, no pings');
+  assert.equal(rp.pingNow(), null);
+});
+
+const direct = (kind: 'connecting' | 'direct' | 'unreachable', reason: string) => ({ kind, endpoint: kind === 'direct' ? '198.51.100.2:41641' : null, rttMs: kind === 'direct' ? 1 : null, reason, fastPath: false });
+
+test('combinePath: direct wins; relay while looking; relayed with the direct reason; unreachable says why no relay', () => {
+  const up = { up: true, target: '203.0.113.1:50000', rttMs: 3 };
+  const down = { up: false, target: null, rttMs: null };
+  assert.equal(combinePath({ direct: direct('direct', 'direct via x'), relay: up, relayServer: 'udp:203.0.113.1:3478', noRelayWhy: null }).kind, 'direct');
+  const looking = combinePath({ direct: direct('connecting', 'probing 2 candidates'), relay: up, relayServer: 'udp:203.0.113.1:3478', noRelayWhy: null });
+  assert.equal(looking.kind, 'relayed');
+  assert.equal(looking.endpoint, 'udp:203.0.113.1:3478');
+  assert.equal(looking.rttMs, 3);
+  assert.match(looking.reason, /still looking for a direct path/);
+  const sym = combinePath({ direct: direct('unreachable', 'no direct path answered: both sides are behind NATs that change ports per destination (symmetric); a relay is needed'), relay: up, relayServer: 'tcp:203.0.113.1:3478', noRelayWhy: null });
+  assert.equal(sym.kind, 'relayed');
+  assert.equal(sym.reason, 'relayed through tcp:203.0.113.1:3478: no direct path answered: both sides are behind NATs that change ports per destination (symmetric)');
+  const none = combinePath({ direct: direct('unreachable', 'no direct path answered: x; a relay is needed'), relay: down, relayServer: null, noRelayWhy: 'the control server offers no relay' });
+  assert.equal(none.kind, 'unreachable');
+  assert.equal(none.reason, 'no direct path answered: x; the control server offers no relay');
+});
+
+const offer = (host: string, transports: Array<'udp' | 'tcp'> = ['udp', 'tcp']): RelayOffer => ({ host, port: 3478, transports, username: 'u', password: 'p', realm: 'r', expiresAt: 0 });
+
+test('chooseRelay: fastest UDP relay, kept unless another is clearly better; TCP when UDP never answered', () => {
+  const a = offer('203.0.113.1');
+  const b = offer('203.0.113.2');
+  assert.equal(chooseRelay([a, b], new Map([['203.0.113.1:3478', 30], ['203.0.113.2:3478', 10]]), null)?.offer.host, '203.0.113.2');
+  assert.equal(chooseRelay([a, b], new Map([['203.0.113.1:3478', 12], ['203.0.113.2:3478', 10]]), '203.0.113.1:3478')?.offer.host, '203.0.113.1', 'hysteresis');
+  assert.equal(chooseRelay([a, b], new Map([['203.0.113.1:3478', 40], ['203.0.113.2:3478', 10]]), '203.0.113.1:3478')?.offer.host, '203.0.113.2', 'clearly better');
+  const udpOnly = offer('203.0.113.3', ['udp']);
+  const c = chooseRelay([udpOnly, b], new Map([['203.0.113.3:3478', null], ['203.0.113.2:3478', null]]), null);
+  assert.equal(c?.offer.host, '203.0.113.2', 'UDP blocked: the first relay that takes TCP');
+  assert.equal(c?.rttMs, null);
+  assert.equal(chooseRelay([], new Map(), null), null);
+});
