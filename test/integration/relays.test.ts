@@ -4,7 +4,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
@@ -17,6 +19,7 @@ import type { RelayConfig } from '../../helper/control/relay-config.js';
 import { verifyTurnCredentials } from '../../helper/control/turn-credentials.js';
 import { ControlClient, type ControlClientEvents } from '../../helper/controlclient/client.js';
 import { identityPublicKeyRaw } from '../../helper/controlclient/identity.js';
+import { HELPER_MAIN } from '../lib/repo.js';
 
 const log = createLogger({ test: 'relays' }, process.env.LANRAGE_TEST_LOG ? undefined : () => {});
 const dir = mkdtempSync(join(tmpdir(), 'lanrage-relays-it-'));
@@ -46,9 +49,9 @@ async function server(name: string, relays?: RelayConfig): Promise<ControlServer
   return s;
 }
 
-async function client(s: ControlServer, name: string): Promise<ControlClient> {
+async function client(grpcPort: number, name: string): Promise<ControlClient> {
   const c = await ControlClient.connect({
-    url: `http://127.0.0.1:${s.grpcPort}`,
+    url: `http://127.0.0.1:${grpcPort}`,
     identity: generateKeyPairSync('ed25519').privateKey,
     name,
     wgPublicKey: randomBytes(32).toString('base64'),
@@ -85,7 +88,7 @@ const rejectsWith = (p: Promise<unknown>, code: Status, re?: RegExp): Promise<vo
 
 test('GetRelays: members only, one entry per configured relay, credentials the relay accepts, fresh on every call', async () => {
   const s = await server('with-relays', RELAYS);
-  const host = await client(s, 'Host');
+  const host = await client(s.grpcPort, 'Host');
   await rejectsWith(host.getRelays(), Status.FAILED_PRECONDITION, /join a party first: relays are for party members/);
   await host.createParty('Relay night');
   const t0 = Date.now();
@@ -113,7 +116,7 @@ test('GetRelays: members only, one entry per configured relay, credentials the r
 
 test('GetRelays on a server without relays: an empty list', async () => {
   const s = await server('no-relays');
-  const c = await client(s, 'Solo');
+  const c = await client(s.grpcPort, 'Solo');
   await rejectsWith(c.getRelays(), Status.FAILED_PRECONDITION);
   await c.createParty('Plain');
   assert.deepEqual(await c.getRelays(), []);
@@ -121,8 +124,8 @@ test('GetRelays on a server without relays: an empty list', async () => {
 
 test('relayed addresses: published to the party as member_updated; too many or malformed ones refused, nothing changes', async () => {
   const s = await server('relayed', RELAYS);
-  const host = await client(s, 'Host');
-  const bob = await client(s, 'Bob');
+  const host = await client(s.grpcPort, 'Host');
+  const bob = await client(s.grpcPort, 'Bob');
   const { party, inviteSecret } = await host.createParty('Relayed');
   await bob.joinParty(party.id, inviteSecret);
 
@@ -175,5 +178,50 @@ test('relayed addresses: published to the party as member_updated; too many or m
     assert.deepEqual([rawSeen?.candidates, rawSeen?.relayed], [['127.0.0.1:9'], ['127.0.0.1:60000']], 'candidates and relayed unchanged');
   } finally {
     raw.close();
+  }
+});
+
+test('`lanrage helper --relay ... --turn-secret-file F --turn-ttl N`: the embedded control server hands out that relay', async () => {
+  const state = mkdtempSync(join(dir, 'helper-'));
+  const secretFile = join(state, 'turn-secret');
+  writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
+  const args = [
+    HELPER_MAIN, 'helper', '--state-dir', state, '--http-port', '0', '--grpc-port', '0', '--control-port', '0', '--interface', `lrt${randomBytes(4).toString('hex')}`,
+    '--relay', '127.0.0.1:3478/tcp', '--turn-secret-file', secretFile, '--turn-ttl', '45', '--turn-realm', 'lab.test',
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LANRAGE_LOG: 'info' } });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    const logs: string[] = [];
+    const ready = await new Promise<{ grpcPort: number; relays: string[] }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "control server ready" in 15 s:\n${logs.join('\n')}`)), 15_000);
+      createInterface({ input: child.stderr! }).on('line', (line) => {
+        logs.push(line);
+        try {
+          const rec = JSON.parse(line) as { msg?: string; grpcPort?: number; relays?: string[] };
+          if (rec.msg === 'control server ready' && rec.grpcPort) {
+            clearTimeout(timer);
+            resolve({ grpcPort: rec.grpcPort, relays: rec.relays ?? [] });
+          }
+        } catch {
+          // not a log record
+        }
+      });
+      void exited.then(() => reject(new Error(`helper exited:\n${logs.join('\n')}`)));
+    });
+    assert.deepEqual(ready.relays, ['127.0.0.1:3478/tcp']);
+    assert.ok(!logs.join('\n').includes(SECRET) && !args.includes(SECRET), 'the secret is neither logged nor on the command line');
+    const c = await client(ready.grpcPort, 'Embedded');
+    await c.createParty('Embedded');
+    const t0 = Date.now();
+    const [r, ...rest] = await c.getRelays();
+    assert.equal(rest.length, 0);
+    assert.deepEqual([r?.host, r?.port, r?.transports, r?.realm], ['127.0.0.1', 3478, ['tcp'], 'lab.test']);
+    assert.ok(verifyTurnCredentials(SECRET, r!.username, r!.password, Date.now()));
+    assert.ok(Math.abs(r!.expiresAt - (t0 + 45_000)) < 3000);
+    await c.close();
+  } finally {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
   }
 });
