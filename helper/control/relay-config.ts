@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ParsedArgs } from '../core/args.js';
+import { flag, type ParsedArgs } from '../core/args.js';
 import { parseCandidate } from './validate.js';
 import { DEFAULT_TURN_TTL_SECONDS, MAX_TURN_TTL_SECONDS, checkTurnSecret } from './turn-credentials.js';
 
@@ -113,9 +113,8 @@ export function relayConfigFromFlags(f: RelayFlags, readFile: (path: string) => 
 }
 
 export function relayConfigFromArgs(args: ParsedArgs, readFile?: (path: string) => string): RelayConfig | undefined {
-  const last = (name: string): string | undefined => args.flags.get(name)?.at(-1);
   return relayConfigFromFlags(
-    { relay: args.flags.get('relay') ?? [], turnSecretFile: last('turn-secret-file'), turnTtl: last('turn-ttl'), turnRealm: last('turn-realm') },
+    { relay: args.flags.get('relay') ?? [], turnSecretFile: flag(args, 'turn-secret-file'), turnTtl: flag(args, 'turn-ttl'), turnRealm: flag(args, 'turn-realm') },
     readFile,
   );
 }

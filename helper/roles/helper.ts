@@ -44,7 +44,7 @@ export interface HelperOptions {
   controlPort: number;
   controlAdvertise: string | undefined;
   /** Embedded control server: TURN relays it hands to party members (--relay, --turn-*). */
-  relays: RelayConfig | undefined;
+  relays?: RelayConfig | undefined;
   interfaceName: string | undefined;
   fastPath: boolean;
 }
