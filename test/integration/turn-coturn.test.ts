@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../../helper/core/log.js';
 import { mintTurnCredentials } from '../../helper/control/turn-credentials.js';
@@ -146,6 +146,9 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
     if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
     const turn = await startLoopbackCoturn();
     coturns.push(turn);
+    // The shared secret lives in a file only root can read, never on the command line.
+    assert.equal(statSync(join(turn.dir, 'turnserver.conf')).mode & 0o777, 0o600);
+    assert.ok(!readFileSync(`/proc/${turn.pid}/cmdline`, 'utf8').includes(turn.secret), 'the secret is not in argv');
     const a = await player('alice', turn, 'shared');
     const b = await player('bob', turn, 'udp');
     const c = await player('carol', turn, 'tcp');
