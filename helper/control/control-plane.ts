@@ -5,10 +5,12 @@ import {
   MemberLeftReason,
   NatMapping,
   Presence,
+  RelayTransport,
   type CallMeMaybeRequest,
   type CallMeMaybeResponse,
   type CreatePartyRequest,
   type CreatePartyResponse,
+  type GetRelaysResponse,
   type JoinPartyRequest,
   type JoinPartyResponse,
   type KickMemberRequest,
@@ -26,7 +28,9 @@ import { DEFAULT_NETWORK_CIDR, allocateAddress, parsePool, type Pool } from './i
 import { AWAY_AFTER_MS, DROP_AFTER_MS, PresenceTracker } from './presence.js';
 import { CHALLENGE_TTL_MS, ChallengeBook, NONCE_BYTES, registrationMessage, verifyRegistration } from './registration.js';
 import type { ControlStore, MemberView } from './store.js';
-import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId } from './validate.js';
+import type { RelayConfig } from './relay-config.js';
+import { mintTurnCredentials } from './turn-credentials.js';
+import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId, checkRelayed } from './validate.js';
 
 // The control plane's rules, independent of gRPC: registration, parties, membership, addresses,
 // presence and who is told what. Durable state goes through the ControlStore inside one
@@ -42,6 +46,8 @@ export interface ControlPlaneOptions {
   dropAfterMs?: number;
   challengeTtlMs?: number;
   maxMembers?: number;
+  /** TURN relays handed to party members with fresh credentials (none: GetRelays answers an empty list). */
+  relays?: RelayConfig;
 }
 
 export type SessionSink = (e: SessionResponse) => void;
@@ -71,6 +77,7 @@ export class ControlPlane {
   private readonly defaultPool: Pool;
   private readonly pools = new Map<string, Pool>();
   private readonly maxMembers: number;
+  private readonly relays: RelayConfig | undefined;
   private readonly challenges: ChallengeBook;
   private readonly presence: PresenceTracker;
   private readonly sessions = new Map<string, Set<Session>>();
@@ -85,6 +92,7 @@ export class ControlPlane {
     this.clock = opts.clock ?? systemClock;
     this.defaultPool = parsePool(opts.networkCidr ?? DEFAULT_NETWORK_CIDR);
     this.maxMembers = opts.maxMembers ?? MAX_MEMBERS;
+    this.relays = opts.relays;
     this.challenges = new ChallengeBook(this.clock, opts.challengeTtlMs ?? CHALLENGE_TTL_MS);
     this.presence = new PresenceTracker(
       this.clock,
@@ -136,6 +144,7 @@ export class ControlPlane {
         discoKey,
         candidates: existing?.candidates ?? [],
         nat: existing?.nat ?? NO_NAT,
+        relayed: existing?.relayed ?? [],
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
       });
@@ -237,16 +246,40 @@ export class ControlPlane {
     this.log.info('member kicked', { deviceId: target, by: deviceId });
   }
 
-  updateEndpoints(deviceId: string, req: UpdateEndpointsRequest): void {
+  /** `relayed` may be left out (callers that predate it publish none). */
+  updateEndpoints(deviceId: string, req: Omit<UpdateEndpointsRequest, 'relayed'> & { relayed?: string[] }): void {
     const candidates = checkCandidates('candidates', req.candidates);
     const nat = checkNatHints(req.nat);
+    const relayed = checkRelayed('relayed', req.relayed ?? []);
     this.run(() => {
       const d = this.store.device(deviceId);
       if (!d) throw unauthenticated('this device is not registered: register again');
-      if (JSON.stringify([d.candidates, d.nat]) === JSON.stringify([candidates, nat])) return;
-      this.store.setDeviceEndpoints(deviceId, candidates, nat);
+      if (JSON.stringify([d.candidates, d.nat, d.relayed]) === JSON.stringify([candidates, nat, relayed])) return;
+      this.store.setDeviceEndpoints(deviceId, candidates, nat, relayed);
       this.queueMemberUpdated(deviceId);
     });
+  }
+
+  /**
+   * The configured relays with credentials minted now for this device. Party members only: the
+   * relay is there to carry a party's traffic, and credentials are what keep it from being open.
+   */
+  getRelays(deviceId: string): GetRelaysResponse {
+    if (!this.store.membership(deviceId)) throw new ApiError(Status.FAILED_PRECONDITION, 'join a party first: relays are for party members');
+    const cfg = this.relays;
+    if (!cfg) return { relays: [] };
+    const creds = mintTurnCredentials(cfg.secret, deviceId, this.clock.now(), cfg.ttlSeconds);
+    return {
+      relays: cfg.relays.map((r) => ({
+        host: r.host,
+        port: r.port,
+        transports: r.transports.map((t) => (t === 'udp' ? RelayTransport.RELAY_TRANSPORT_UDP : RelayTransport.RELAY_TRANSPORT_TCP)),
+        username: creds.username,
+        password: creds.password,
+        expiresAt: new Date(creds.expiresAt * 1000),
+        realm: cfg.realm,
+      })),
+    };
   }
 
   /** Passes the caller's candidates (its published ones when none are given) to one party member. */
@@ -329,6 +362,7 @@ export class ControlPlane {
       discoPublicKey: m.discoKey,
       candidates: m.candidates,
       nat: m.nat,
+      relayed: m.relayed,
       presence: this.presence.isAway(m.deviceId) ? Presence.PRESENCE_AWAY : Presence.PRESENCE_ONLINE,
       isHost: m.deviceId === hostId,
       joinedAt: new Date(m.joinedAt),

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js';
 import { wrapService } from '../api/wrap.js';
 import type { Clock } from '../core/clock.js';
 import { ControlPlane } from './control-plane.js';
+import { describeRelays, type RelayConfig } from './relay-config.js';
 import { controlDefinition, controlHandlers } from './service.js';
 import { SqliteControlStore } from './sqlite-store.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
@@ -20,6 +21,8 @@ export interface ControlServerOptions {
   log: Logger;
   /** The address put in stun_servers (e.g. the public IP behind a port forward); see stunHost(). */
   advertiseHost?: string;
+  /** TURN relays handed to party members (GetRelays); none when undefined. */
+  relays?: RelayConfig;
   /** For tests: shorter presence timers, a manual clock. */
   awayAfterMs?: number;
   dropAfterMs?: number;
@@ -45,6 +48,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     ...(opts.clock && { clock: opts.clock }),
     ...(opts.awayAfterMs !== undefined && { awayAfterMs: opts.awayAfterMs }),
     ...(opts.dropAfterMs !== undefined && { dropAfterMs: opts.dropAfterMs }),
+    ...(opts.relays && { relays: opts.relays }),
   });
   const shutdown = new AbortController();
   let stun: StunResponder | undefined;
@@ -69,7 +73,14 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
     const stunPorts = stun.ports;
-    log.info('control server ready', { host: opts.host, grpcPort, stunPorts, tls: !!opts.tls });
+    log.info('control server ready', {
+      host: opts.host,
+      grpcPort,
+      stunPorts,
+      tls: !!opts.tls,
+      relays: opts.relays ? describeRelays(opts.relays) : [],
+      ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
+    });
     let closing: Promise<void> | undefined;
     return {
       grpcPort,

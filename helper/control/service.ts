@@ -78,6 +78,7 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
       return {};
     },
     callMeMaybe: (req: CallMeMaybeRequest, ctx: CallContext) => plane.callMeMaybe(device(ctx), req),
+    getRelays: (_req: unknown, ctx: CallContext) => plane.getRelays(device(ctx)),
     session: async (_req: SessionRequest, ctx: CallContext, call: ServerWritableStream<SessionRequest, SessionResponse>): Promise<void> => {
       const id = device(ctx);
       const host = stunHost(call.getHost(), deps.bindHost, deps.advertiseHost);

@@ -44,6 +44,11 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
       UNIQUE (party_id, virtual_ip)
     ) STRICT;`,
   },
+  {
+    version: 2,
+    name: 'devices: relayed addresses',
+    sql: `ALTER TABLE devices ADD COLUMN relayed TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 interface DeviceRow {
@@ -54,6 +59,7 @@ interface DeviceRow {
   disco_key: Buffer;
   candidates: string;
   nat: string;
+  relayed: string;
   created_at: number;
   updated_at: number;
 }
@@ -77,6 +83,7 @@ interface MemberViewRow extends MemberRow {
   disco_key: Buffer;
   candidates: string;
   nat: string;
+  relayed: string;
 }
 
 const toDevice = (r: DeviceRow): DeviceRecord => ({
@@ -87,6 +94,7 @@ const toDevice = (r: DeviceRow): DeviceRecord => ({
   discoKey: r.disco_key,
   candidates: JSON.parse(r.candidates) as string[],
   nat: JSON.parse(r.nat) as NatHints,
+  relayed: JSON.parse(r.relayed) as string[],
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -118,8 +126,8 @@ export class SqliteControlStore implements ControlStore {
       deviceByWg: db.prepare<[Buffer], { id: string }>('SELECT id FROM devices WHERE wg_key = ?'),
       deviceByDisco: db.prepare<[Buffer], { id: string }>('SELECT id FROM devices WHERE disco_key = ?'),
       saveDevice: db.prepare<[DeviceRow]>(
-        `INSERT INTO devices (id, identity_key, name, wg_key, disco_key, candidates, nat, created_at, updated_at)
-         VALUES (@id, @identity_key, @name, @wg_key, @disco_key, @candidates, @nat, @created_at, @updated_at)
+        `INSERT INTO devices (id, identity_key, name, wg_key, disco_key, candidates, nat, relayed, created_at, updated_at)
+         VALUES (@id, @identity_key, @name, @wg_key, @disco_key, @candidates, @nat, @relayed, @created_at, @updated_at)
          ON CONFLICT(id) DO UPDATE SET name = excluded.name, wg_key = excluded.wg_key,
            disco_key = excluded.disco_key, updated_at = excluded.updated_at`,
       ),
@@ -130,7 +138,7 @@ export class SqliteControlStore implements ControlStore {
       setHost: db.prepare<[string, string]>('UPDATE parties SET host_device_id = ? WHERE id = ?'),
       deleteParty: db.prepare<[string]>('DELETE FROM parties WHERE id = ?'),
       members: db.prepare<[string], MemberViewRow>(
-        `SELECT m.*, d.name, d.wg_key, d.disco_key, d.candidates, d.nat FROM members m JOIN devices d ON d.id = m.device_id
+        `SELECT m.*, d.name, d.wg_key, d.disco_key, d.candidates, d.nat, d.relayed FROM members m JOIN devices d ON d.id = m.device_id
          WHERE m.party_id = ? ORDER BY m.joined_at, m.rowid`,
       ),
       membership: db.prepare<[string], MemberRow>('SELECT * FROM members WHERE device_id = ?'),
@@ -139,7 +147,7 @@ export class SqliteControlStore implements ControlStore {
         'INSERT INTO members (party_id, device_id, virtual_ip, joined_at) VALUES (@party_id, @device_id, @virtual_ip, @joined_at)',
       ),
       deleteMember: db.prepare<[string]>('DELETE FROM members WHERE device_id = ?'),
-      setEndpoints: db.prepare<[string, string, string]>('UPDATE devices SET candidates = ?, nat = ? WHERE id = ?'),
+      setEndpoints: db.prepare<[string, string, string, string]>('UPDATE devices SET candidates = ?, nat = ?, relayed = ? WHERE id = ?'),
       allocations: db.prepare<[string], { device_id: string; virtual_ip: string }>('SELECT device_id, virtual_ip FROM allocations WHERE party_id = ?'),
       freeIp: db.prepare<[string, string, string]>('DELETE FROM allocations WHERE party_id = ? AND virtual_ip = ? AND device_id <> ?'),
       setAllocation: db.prepare<[string, string, string]>(
@@ -170,6 +178,7 @@ export class SqliteControlStore implements ControlStore {
       disco_key: d.discoKey,
       candidates: JSON.stringify(d.candidates),
       nat: JSON.stringify(d.nat),
+      relayed: JSON.stringify(d.relayed),
       created_at: d.createdAt,
       updated_at: d.updatedAt,
     });
@@ -207,6 +216,7 @@ export class SqliteControlStore implements ControlStore {
       discoKey: r.disco_key,
       candidates: JSON.parse(r.candidates) as string[],
       nat: JSON.parse(r.nat) as NatHints,
+      relayed: JSON.parse(r.relayed) as string[],
     }));
   }
 
@@ -232,8 +242,8 @@ export class SqliteControlStore implements ControlStore {
     this.q.deleteMember.run(deviceId);
   }
 
-  setDeviceEndpoints(deviceId: string, candidates: string[], nat: NatHints): void {
-    this.q.setEndpoints.run(JSON.stringify(candidates), JSON.stringify(nat), deviceId);
+  setDeviceEndpoints(deviceId: string, candidates: string[], nat: NatHints, relayed: string[]): void {
+    this.q.setEndpoints.run(JSON.stringify(candidates), JSON.stringify(nat), JSON.stringify(relayed), deviceId);
   }
 
   allocations(partyId: string): Map<string, string> {

@@ -13,6 +13,8 @@ export interface DeviceRecord {
   /** The device's latest endpoint candidates and NAT hints; they follow it from party to party. */
   candidates: string[];
   nat: NatHints;
+  /** The device's TURN relayed addresses ("ip:port"), published like candidates. */
+  relayed: string[];
   createdAt: number;
   updatedAt: number;
 }
@@ -41,6 +43,7 @@ export interface MemberView extends MemberRecord {
   discoKey: Buffer;
   candidates: string[];
   nat: NatHints;
+  relayed: string[];
 }
 
 export interface ControlStore {
@@ -52,7 +55,7 @@ export interface ControlStore {
   deviceByKey(kind: 'wg' | 'disco', key: Buffer): string | undefined;
   /** Inserts the device, or updates its name and keys (endpoints are kept). */
   saveDevice(d: DeviceRecord): void;
-  setDeviceEndpoints(deviceId: string, candidates: string[], nat: NatHints): void;
+  setDeviceEndpoints(deviceId: string, candidates: string[], nat: NatHints, relayed: string[]): void;
 
   party(id: string): PartyRecord | undefined;
   insertParty(p: PartyRecord): void;

@@ -94,6 +94,23 @@ export function checkCandidates(what: string, list: readonly string[]): string[]
   return [...out];
 }
 
+/** A member holds at most one allocation per relay it uses; a few relays are plenty. */
+export const MAX_RELAYED = 4;
+
+/** Validates and canonicalises relayed addresses: IPv4 "ip:port" only (coturn relays on IPv4 here). */
+export function checkRelayed(what: string, list: readonly string[]): string[] {
+  if (list.length > MAX_RELAYED) throw invalidArgument(`${what}: at most ${MAX_RELAYED} relayed addresses, got ${list.length}`);
+  const out = new Set<string>();
+  for (const raw of list) {
+    const c = parseCandidate(raw);
+    if (typeof c === 'string' || c.family !== 4) {
+      throw invalidArgument(`${what}: ${JSON.stringify(raw.slice(0, 64))} is refused: ${typeof c === 'string' ? c : 'relayed addresses must be IPv4 "ip:port"'}`);
+    }
+    out.add(formatCandidate(c));
+  }
+  return [...out];
+}
+
 const KNOWN_MAPPINGS = new Set<number>([
   NatMapping.NAT_MAPPING_UNSPECIFIED,
   NatMapping.NAT_MAPPING_NONE,

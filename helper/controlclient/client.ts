@@ -8,10 +8,11 @@ import type { Logger } from '../core/log.js';
 import { ControlServiceService, type SessionResponse } from '../gen/lanrage/control/v1/control.js';
 import { PARTY_ID_RE } from '../control/ids.js';
 import { registrationMessage } from '../control/registration.js';
-import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPartyId } from '../control/validate.js';
+import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPartyId, checkRelayed } from '../control/validate.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { deviceIdOf, identityPublicKeyRaw, parseIdentity, signWithIdentity } from './identity.js';
 import { normalizeControlUrl } from './invite.js';
+import { relayOffersFromProto, type RelayOffer } from './relays.js';
 import {
   cleanCandidates,
   leftReason,
@@ -25,6 +26,8 @@ import {
   type NatHintsState,
   type PartyState,
 } from './state.js';
+
+export type { RelayOffer } from './relays.js';
 
 // The helper's connection to the control server. It registers with the device identity, keeps
 // one Session stream open (that is what makes the device "online"), mirrors the party from it,
@@ -93,7 +96,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   private closed = false;
   private reconnecting: Promise<void> | undefined;
   private cancelSleep: (() => void) | undefined;
-  private lastEndpoints: { candidates: string[]; nat: NatHintsState } | undefined;
+  private lastEndpoints: { candidates: string[]; nat: NatHintsState; relayed: string[] } | undefined;
   private readonly secrets = new Map<string, string>();
 
   static async connect(opts: ControlClientOptions): Promise<ControlClient> {
@@ -182,11 +185,29 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     await this.unary('kickMember', { deviceId: checkDeviceId('device_id', deviceId) });
   }
 
-  /** Publishes this device's candidates and NAT hints; they are re-sent after every reconnect. */
-  async updateEndpoints(candidates: readonly string[], nat: NatHintsState = { mapping: 'unknown', portMapped: false, portDelta: 0 }): Promise<void> {
+  /**
+   * Publishes this device's candidates, NAT hints and TURN relayed addresses (at most 4, IPv4);
+   * they are re-sent after every reconnect.
+   */
+  async updateEndpoints(
+    candidates: readonly string[],
+    nat: NatHintsState = { mapping: 'unknown', portMapped: false, portDelta: 0 },
+    relayed: readonly string[] = [],
+  ): Promise<void> {
     const clean = checkCandidates('candidates', candidates);
-    this.lastEndpoints = { candidates: clean, nat };
-    await this.unary('updateEndpoints', { candidates: clean, nat: natToProto(nat) });
+    const cleanRelayed = checkRelayed('relayed', relayed);
+    this.lastEndpoints = { candidates: clean, nat, relayed: cleanRelayed };
+    await this.unary('updateEndpoints', { candidates: clean, nat: natToProto(nat), relayed: cleanRelayed });
+  }
+
+  /**
+   * The relays the control server offers this device, with credentials minted for this call
+   * (ask again before each allocation: they expire). Needs party membership (else
+   * FAILED_PRECONDITION); empty when the server has none. Unusable entries are dropped.
+   */
+  async getRelays(): Promise<RelayOffer[]> {
+    const res = await this.unary('getRelays', {});
+    return relayOffersFromProto(res.relays, (why) => this.log.warn('relay offer ignored', { why }));
   }
 
   /** Sends my candidates (the published ones when omitted) to one member; false if it is offline. */
@@ -305,8 +326,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       this.log.info('control server connection restored', { attempts: attempt + 1 });
       this.emit('reconnected');
       if (this.lastEndpoints) {
-        const { candidates, nat } = this.lastEndpoints;
-        this.unary('updateEndpoints', { candidates, nat: natToProto(nat) }).catch((err: unknown) =>
+        const { candidates, nat, relayed } = this.lastEndpoints;
+        this.unary('updateEndpoints', { candidates, nat: natToProto(nat), relayed }).catch((err: unknown) =>
           this.log.warn('re-sending endpoints failed', { err: err instanceof Error ? err.message : String(err) }),
         );
       }

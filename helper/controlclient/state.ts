@@ -1,7 +1,7 @@
 import { MemberLeftReason, NatMapping, Presence, type Member, type NatHints, type Party } from '../gen/lanrage/control/v1/control.js';
 import { DEVICE_ID_RE, PARTY_ID_RE } from '../control/ids.js';
 import { isHostAddress, parsePool } from '../control/ip-pool.js';
-import { KEY_BYTES, MAX_CANDIDATES, MAX_PORT_DELTA, NAME_RE, formatCandidate, parseCandidate } from '../control/validate.js';
+import { KEY_BYTES, MAX_CANDIDATES, MAX_PORT_DELTA, MAX_RELAYED, NAME_RE, formatCandidate, parseCandidate } from '../control/validate.js';
 
 // What the helper sees of its party, in its own terms (base64 keys as `wg` takes them, string
 // unions instead of proto enums), built only from messages that pass the same checks the server
@@ -29,6 +29,8 @@ export interface MemberState {
   discoPublicKey: string;
   candidates: string[];
   nat: NatHintsState;
+  /** TURN relayed addresses ("ip:port", IPv4) where the member receives relayed traffic; [] when none. */
+  relayed: string[];
   presence: PresenceState;
   isHost: boolean;
   isSelf: boolean;
@@ -91,6 +93,17 @@ export function cleanCandidates(list: readonly string[]): string[] {
   return [...out];
 }
 
+/** Valid IPv4 relayed addresses only, canonical, at most MAX_RELAYED. */
+export function cleanRelayed(list: readonly string[] | undefined): string[] {
+  const out = new Set<string>();
+  for (const raw of list ?? []) {
+    const c = parseCandidate(raw);
+    if (typeof c !== 'string' && c.family === 4) out.add(formatCandidate(c));
+    if (out.size >= MAX_RELAYED) break;
+  }
+  return [...out];
+}
+
 function key(what: string, k: Uint8Array): string {
   if (k.length !== KEY_BYTES || k.every((b) => b === 0)) throw new Error(`${what} is not a ${KEY_BYTES}-byte key`);
   return Buffer.from(k).toString('base64');
@@ -109,6 +122,7 @@ export function memberFromProto(m: Member, networkCidr: string, selfId: string):
     discoPublicKey: key(`member ${m.deviceId}: disco key`, m.discoPublicKey),
     candidates: cleanCandidates(m.candidates),
     nat: natFromProto(m.nat),
+    relayed: cleanRelayed(m.relayed),
     presence: m.presence === Presence.PRESENCE_AWAY ? 'away' : 'online',
     isHost: m.isHost,
     isSelf: m.deviceId === selfId,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { flag, portFlag, type ParsedArgs } from '../core/args.js';
 import type { Logger } from '../core/log.js';
 import { defaultStateDir, ensureStateDir } from '../core/state-dir.js';
+import { relayConfigFromArgs } from '../control/relay-config.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 
 export const DEFAULT_STUN_PORT = 3478;
@@ -26,6 +27,7 @@ export async function runControlRole(args: ParsedArgs, log: Logger): Promise<Con
   const key = flag(args, 'tls-key');
   if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together');
   const advertiseHost = flag(args, 'advertise-host');
+  const relays = relayConfigFromArgs(args);
   return startControlServer({
     host: flag(args, 'listen') ?? '0.0.0.0',
     grpcPort: portFlag(args, 'grpc-port', 8670),
@@ -34,5 +36,6 @@ export async function runControlRole(args: ParsedArgs, log: Logger): Promise<Con
     log,
     ...(cert && key ? { tls: { certFile: cert, keyFile: key } } : {}),
     ...(advertiseHost ? { advertiseHost } : {}),
+    ...(relays ? { relays } : {}),
   });
 }

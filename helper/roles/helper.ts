@@ -20,6 +20,7 @@ import { settingsDefinition, settingsHandlers, settingsMutating } from '../api/s
 import { statusDefinition, statusHandlers } from '../api/status-service.js';
 import { watchDefinition, watchHandlers } from '../api/watch-service.js';
 import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHandlers, peerMutating } from '../api/party-service.js';
+import { relayConfigFromArgs, type RelayConfig } from '../control/relay-config.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
 import { StateRepo } from '../store/state-repo.js';
@@ -42,6 +43,8 @@ export interface HelperOptions {
   /** Embedded control server: gRPC port (STUN on the next two ports) and the URL invite links carry. */
   controlPort: number;
   controlAdvertise: string | undefined;
+  /** Embedded control server: TURN relays it hands to party members (--relay, --turn-*). */
+  relays?: RelayConfig | undefined;
   interfaceName: string | undefined;
   fastPath: boolean;
 }
@@ -62,6 +65,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     controlUrl: flag(args, 'control-url'),
     controlPort: portFlag(args, 'control-port', DEFAULT_CONTROL_PORT),
     controlAdvertise: flag(args, 'control-advertise'),
+    relays: relayConfigFromArgs(args),
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
   };
@@ -83,6 +87,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
 
   // The embedded control server, unless this helper is told to use another one.
   const configuredControl = opts.controlUrl ?? (state.settings.controlServerUrl || undefined);
+  if (configuredControl && opts.relays) log.warn('--relay is for the embedded control server, which is not started: this helper uses another one', { controlUrl: configuredControl });
   let control: ControlServer | undefined;
   if (!configuredControl) {
     control = await startControlServer({
@@ -91,6 +96,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       stunPort: opts.controlPort === 0 ? 0 : opts.controlPort + 1,
       dbFile: join(opts.stateDir, 'control.db'),
       log: log.child({ part: 'control' }),
+      ...(opts.relays && { relays: opts.relays }),
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);

@@ -198,7 +198,7 @@ test('control server end to end: parties, keys, call-me-maybe, kick, bad input, 
       /1-48 characters/,
     );
     await rejectsWith(
-      new Promise((res, rej) => raw.updateEndpoints({ candidates: Array.from({ length: 17 }, (_, i) => `203.0.113.${i + 1}:1`) }, md, (e, r) => (e ? rej(e) : res(r)))),
+      new Promise((res, rej) => raw.updateEndpoints({ candidates: Array.from({ length: 17 }, (_, i) => `203.0.113.${i + 1}:1`), relayed: [] }, md, (e, r) => (e ? rej(e) : res(r)))),
       Status.INVALID_ARGUMENT,
       /at most 16/,
     );

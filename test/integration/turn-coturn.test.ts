@@ -1,41 +1,27 @@
 // The TURN client against a real coturn (Debian's turnserver) on loopback: what a player relying on
-// the relay would check. Each test starts its own coturn (command-line options only, `-n`, temp
-// dir for pid/log/db, random free ports) and kills it by PID; the three groups run concurrently.
+// the relay would check. Each test starts its own coturn (test/lib/coturn.ts: a 0600 config file
+// in a temp dir with pid/log/db, random free ports) and kills it by PID; the groups run concurrently.
 // Loopback peers: the relay's own addresses are 127.0.0.1; 127.0.0.2/.3 play outsiders.
 
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createLogger } from '../../helper/core/log.js';
 import { mintTurnCredentials } from '../../helper/control/turn-credentials.js';
 import { classify } from '../../helper/net/demux.js';
 import { ATTR, attr, CLASS, decodeMessage, encodeMessage, errorCode, longTermKey, messageType, METHOD, readString } from '../../helper/net/turn/codec.js';
 import { TurnClient, TurnError, type TurnCredentials, type TurnServer, type TurnTiming } from '../../helper/net/turn/index.js';
+import { findTurnserver, startCoturn, type Coturn } from '../lib/coturn.js';
 import { REPO_ROOT, requireOrSkip } from '../lib/repo.js';
 
 const REALM = 'lanrage.test';
 const log = createLogger({ test: 'turn-coturn' });
 
-function findTurnserver(): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/bin').split(delimiter).concat(['/usr/bin', '/usr/sbin'])) {
-    const p = join(dir, 'turnserver');
-    if (existsSync(p)) return p;
-  }
-  return null;
-}
 const TURNSERVER = findTurnserver();
-
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of running) if (c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
-});
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -49,137 +35,9 @@ async function until<T>(what: string, f: () => T | undefined | null | false, ms 
   }
 }
 
-/** A port free for both UDP and TCP on 127.0.0.1 (coturn listens on both). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    const port = (srv.address() as net.AddressInfo).port;
-    const u = dgram.createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      u.once('error', () => resolve(false));
-      u.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => u.close(() => r()));
-    await new Promise<void>((r) => srv.close(() => r()));
-    if (ok) return port;
-  }
-}
-
-interface Coturn {
-  port: number;
-  secret: string;
-  dir: string;
-  pid(): number;
-  /** SIGKILL, then the same command again (same ports). */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-  logTail(): string;
-}
-
-/** Environment-specific lines of the shipped config, replaced for a loopback test. */
-const SITE_KEYS = /^(listening-port|listening-ip|external-ip|relay-ip|min-port|max-port|tls-listening-port|static-auth-secret|realm|syslog|log-file|pidfile|userdb)\b/;
-
-/**
- * coturn with command-line options only, or (shipped) with installers/server/turnserver.conf where
- * only the site lines (addresses, ports, secret, realm, logs) are replaced, plus `extraConf` lines.
- */
-async function startCoturn(extra: string[] = [], shipped?: { extraConf: string[] }): Promise<Coturn> {
-  const dir = mkdtempSync(join(tmpdir(), 'lanrage-coturn-'));
-  const port = await freePort();
-  const minPort = 20_000 + Math.floor(Math.random() * 400) * 100;
-  const secret = randomBytes(18).toString('base64url');
-  const conf = join(dir, 'turnserver.conf');
-  if (shipped) {
-    const lines = readFileSync(join(REPO_ROOT, 'installers', 'server', 'turnserver.conf'), 'utf8').split('\n').filter((l) => !SITE_KEYS.test(l));
-    lines.push(
-      'listening-ip=127.0.0.1', 'relay-ip=127.0.0.1', `listening-port=${port}`, `min-port=${minPort}`, `max-port=${minPort + 99}`,
-      `static-auth-secret=${secret}`, `realm=${REALM}`, `log-file=${join(dir, 'turn.log')}`, 'simple-log', 'no-stdout-log',
-      `pidfile=${join(dir, 'turnserver.pid')}`, `userdb=${join(dir, 'turndb')}`, 'verbose', ...shipped.extraConf,
-    );
-    writeFileSync(conf, lines.join('\n') + '\n');
-  }
-  const args = shipped ? ['-c', conf] : [
-    '-n', '--listening-ip', '127.0.0.1', '--relay-ip', '127.0.0.1', '--listening-port', String(port),
-    '--min-port', String(minPort), '--max-port', String(minPort + 99),
-    '--use-auth-secret', '--static-auth-secret', secret, '--realm', REALM, '--fingerprint',
-    '--no-cli', '--no-rfc5780', '--no-tls', '--no-dtls', '--no-multicast-peers',
-    // coturn refuses loopback peers (403 Forbidden IP) unless told, even when allowed-peer-ip lists them.
-    '--allow-loopback-peers', '--allowed-peer-ip=127.0.0.1-127.0.0.3',
-    '--pidfile', join(dir, 'turnserver.pid'), '--log-file', join(dir, 'turn.log'), '--simple-log', '--no-stdout-log',
-    '--userdb', join(dir, 'turndb'), '-v',
-    ...extra,
-  ];
-  let child: ChildProcess | null = null;
-  const launch = async (): Promise<void> => {
-    const c = spawn(TURNSERVER as string, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = c;
-    running.add(c);
-    c.once('exit', () => running.delete(c));
-    await ready(port, c, dir);
-  };
-  const kill = async (): Promise<void> => {
-    const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const gone = once(c, 'exit');
-    process.kill(c.pid as number, 'SIGKILL');
-    await gone;
-  };
-  await launch();
-  return {
-    port,
-    secret,
-    dir,
-    pid: () => (child?.pid as number),
-    restart: async () => {
-      await kill();
-      await launch();
-    },
-    stop: async () => {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
-    },
-    logTail: () => {
-      try {
-        return readFileSync(join(dir, 'turn.log'), 'utf8').split('\n').slice(-30).join('\n');
-      } catch {
-        return '(no log)';
-      }
-    },
-  };
-}
-
-/** Listening on TCP and answering a STUN Binding on UDP. */
-async function ready(port: number, c: ChildProcess, dir: string): Promise<void> {
-  const u = dgram.createSocket('udp4');
-  u.bind(0, '127.0.0.1');
-  await once(u, 'listening');
-  let answered = false;
-  u.on('message', (m) => (answered ||= classify(m) === 'stun'));
-  try {
-    const end = Date.now() + 10_000;
-    while (!answered) {
-      if (c.exitCode !== null || Date.now() > end) throw new Error(`coturn did not come up:\n${readFileSync(join(dir, 'turn.log'), 'utf8').slice(-2000)}`);
-      u.send(encodeMessage(messageType(METHOD.BINDING, CLASS.REQUEST), randomBytes(12)), port, '127.0.0.1');
-      await sleep(20);
-    }
-    for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) break;
-      if (Date.now() > end) throw new Error('coturn TCP listener did not come up');
-      await sleep(20);
-    }
-  } finally {
-    u.close();
-  }
-}
+/** coturn on loopback; 127.0.0.2/.3 are outsiders that may be permitted. */
+const startLoopbackCoturn = (extraArgs: string[] = []): Promise<Coturn> =>
+  startCoturn({ realm: REALM, allowLoopbackPeers: true, allowedPeerIps: ['127.0.0.1-127.0.0.3'], extraArgs });
 
 /** The helper's one public socket, as magicsock runs it: STUN and ChannelData it does not claim go to the TURN client. */
 interface SharedSocket {
@@ -286,8 +144,11 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
 
   test('players relay to each other over UDP (shared socket and own socket) and TCP; credentials are checked; permissions hold', async (t) => {
     if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
-    const turn = await startCoturn();
+    const turn = await startLoopbackCoturn();
     coturns.push(turn);
+    // The shared secret lives in a file only root can read, never on the command line.
+    assert.equal(statSync(join(turn.dir, 'turnserver.conf')).mode & 0o777, 0o600);
+    assert.ok(!readFileSync(`/proc/${turn.pid}/cmdline`, 'utf8').includes(turn.secret), 'the secret is not in argv');
     const a = await player('alice', turn, 'shared');
     const b = await player('bob', turn, 'udp');
     const c = await player('carol', turn, 'tcp');
@@ -379,7 +240,7 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
   test('the shipped turnserver.conf: REST credentials over UDP and TCP; private, loopback and TEST-NET peers refused', async (t) => {
     if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
     // The lab exception the config's comment describes, for one address: proves the ranges parse.
-    const turn = await startCoturn([], { extraConf: ['allowed-peer-ip=10.9.9.9'] });
+    const turn = await startCoturn({ realm: REALM, baseConf: join(REPO_ROOT, 'installers', 'server', 'turnserver.conf'), extraConf: ['allowed-peer-ip=10.9.9.9'] });
     coturns.push(turn);
     const u = await player('uma', turn, 'udp');
     const v = await player('victor', turn, 'tcp');
@@ -411,7 +272,7 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
     // Everything short, so that 40 s sees many refreshes: allocation 8 s, permission 8 s, channel
     // 10 s, and a nonce that goes stale every 5 s (438, retried with the new one). coturn ignores
     // these options silently unless written with '='. Without refreshes data stops after ~10 s.
-    const turn = await startCoturn(['--max-allocate-lifetime=8', '--permission-lifetime=8', '--channel-lifetime=10', '--stale-nonce=5']);
+    const turn = await startLoopbackCoturn(['--max-allocate-lifetime=8', '--permission-lifetime=8', '--channel-lifetime=10', '--stale-nonce=5']);
     coturns.push(turn);
     const timing: Partial<TurnTiming> = { keepaliveMs: 2000, permissionRefreshMs: 4000, channelRefreshMs: 5000 };
     const a = await player('alice', turn, 'shared', { ttl: 3, timing });
@@ -459,7 +320,7 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
 
   test('a relay restart: both clients notice, re-allocate with fresh credentials by themselves, and data flows again', async (t) => {
     if (!requireOrSkip(TURNSERVER !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
-    const turn = await startCoturn();
+    const turn = await startLoopbackCoturn();
     coturns.push(turn);
     // Credentials expire 3 s after minting: re-allocating with the old ones would be refused.
     const timing: Partial<TurnTiming> = { keepaliveMs: 2000 };
@@ -480,10 +341,10 @@ describe('TURN client with a real coturn', { concurrency: true }, () => {
       await exchange(a, b, 'before');
       await exchange(b, a, 'before');
       await sleep(3500); // the first credentials are now expired
-      const oldPid = turn.pid();
+      const oldPid = turn.pid;
       const t0 = Date.now();
       await turn.restart();
-      assert.notEqual(turn.pid(), oldPid);
+      assert.notEqual(turn.pid, oldPid);
       await until('both re-allocated', () => a.client.state === 'allocated' && b.client.state === 'allocated' && a.creds.length === 2 && b.creds.length === 2, 15_000);
       const recoveredMs = Date.now() - t0;
       await exchange(a, b, 'after');

@@ -1,17 +1,33 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DEFAULT_TURN_REALM } from '../../helper/control/relay-config.js';
+import { startCoturn, type Coturn } from '../lib/coturn.js';
 import { HELPER_MAIN, PWA_DIST } from '../lib/repo.js';
 import type { Lab, LabSite } from './lab.js';
 
 // Real LANrage processes in a lab: `lanrage control` in the control namespace and one
 // `lanrage helper` per site host, each with its own state directory and a unique interface name.
-// Tests drive the helpers with the real CLI run inside their namespace.
+// Tests drive the helpers with the real CLI run inside their namespace. With a relay, coturn runs
+// beside the control server (same namespace and address) and the control server hands out
+// credentials for it.
 
 export const CONTROL_PORT = 7650;
 export const STUN_PORT = 3478;
+/** coturn's port (UDP and TCP) when startControl({ relay: true }); 3478/3479 are the control server's STUN. */
+export const RELAY_PORT = 3480;
+/** The lab's internet (TEST-NET-3), which coturn's usual denied-peer-ip list refuses. */
+export const LAB_PEER_RANGE = '203.0.113.0-203.0.113.255';
+
+export interface StartControlOptions {
+  /** Start coturn on the control address, port RELAY_PORT, and pass --relay to the control server. */
+  relay?: boolean;
+  /** --turn-ttl for the control server (default: its own default). */
+  turnTtlSeconds?: number;
+}
 
 export interface LabProcess {
   proc: ChildProcess;
@@ -68,8 +84,19 @@ export class PartyLab {
   readonly dirs: string[] = [];
   control: LabProcess | undefined;
   readonly helpers = new Map<string, LabProcess>();
+  /** The relay, once startControl({ relay: true }) started it. */
+  coturn: Coturn | undefined;
+  /** The relay's shared secret (also in a 0600 file handed to the control server). */
+  turnSecret: string | undefined;
+  private turnSecretFile: string | undefined;
+  private turnTtlSeconds: number | undefined;
 
   constructor(readonly lab: Lab) {}
+
+  /** "ip:port" of the relay (undefined until startControl({ relay: true })). */
+  get relay(): string | undefined {
+    return this.coturn ? `${this.lab.control.ip}:${this.coturn.port}` : undefined;
+  }
 
   get controlUrl(): string {
     return `http://${this.lab.control.ip}:${CONTROL_PORT}`;
@@ -81,15 +108,56 @@ export class PartyLab {
     return d;
   }
 
-  /** Starts (or restarts, keeping its database) the control server. */
-  async startControl(): Promise<LabProcess> {
+  /**
+   * Starts (or restarts, keeping its database) the control server. With `relay`, coturn is
+   * started first (once: a control restart keeps it and its secret) and the control server
+   * hands out credentials for it; a restart without options keeps the relay configuration.
+   */
+  async startControl(opts: StartControlOptions = {}): Promise<LabProcess> {
     const stateDir = this.control?.stateDir ?? this.dir('control');
-    const proc = this.lab.spawn(this.lab.control.ns, process.execPath, [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT)], {
-      env: { ...process.env, LANRAGE_LOG: 'debug' },
-    });
+    if (opts.turnTtlSeconds !== undefined) this.turnTtlSeconds = opts.turnTtlSeconds;
+    if (opts.relay && !this.coturn) await this.startRelay();
+    const relayArgs =
+      this.coturn && opts.relay !== false && this.turnSecretFile
+        ? [
+            '--relay', this.relay as string, '--turn-secret-file', this.turnSecretFile,
+            ...(this.turnTtlSeconds !== undefined ? ['--turn-ttl', String(this.turnTtlSeconds)] : []),
+          ]
+        : [];
+    const proc = this.lab.spawn(
+      this.lab.control.ns,
+      process.execPath,
+      [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), ...relayArgs],
+      { env: { ...process.env, LANRAGE_LOG: 'debug' } },
+    );
     this.control = track(proc, stateDir);
     await this.control.waitLog('control ready');
     return this.control;
+  }
+
+  /** coturn in the control namespace: control IP, RELAY_PORT (UDP+TCP), the lab's internet allowed as peers. */
+  private async startRelay(): Promise<void> {
+    const dir = this.dir('relay');
+    const secret = randomBytes(24).toString('base64url');
+    const file = join(dir, 'turn-secret');
+    writeFileSync(file, secret + '\n', { mode: 0o600 });
+    const ns = this.lab.control.ns;
+    this.coturn = await startCoturn({
+      listenIp: this.lab.control.ip,
+      port: RELAY_PORT,
+      secret,
+      realm: DEFAULT_TURN_REALM,
+      allowedPeerIps: [LAB_PEER_RANGE],
+      spawn: (cmd, args) => this.lab.spawn(ns, cmd, args),
+    });
+    this.turnSecret = secret;
+    this.turnSecretFile = file;
+  }
+
+  /** Kills coturn by PID and starts it again on the same address and port (for relay-restart tests). */
+  async restartRelay(): Promise<void> {
+    if (!this.coturn) throw new Error('no relay: startControl({ relay: true }) first');
+    await this.coturn.restart();
   }
 
   /** Starts (or restarts, reusing its state directory) the helper of a site. */
@@ -128,7 +196,18 @@ export class PartyLab {
     return stdout;
   }
 
+  /** Removes the state directories; coturn is killed by PID (lab.destroy() would end it too). */
   cleanup(): void {
+    const c = this.coturn;
+    this.coturn = undefined;
+    if (c) {
+      try {
+        if (c.pid > 0) process.kill(c.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      void c.stop().catch(() => undefined);
+    }
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
   }
 }

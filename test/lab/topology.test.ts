@@ -3,10 +3,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IFNAME_MAX, MAX_SITES, planLab, sanitizeSiteName, type NatKind } from './topology.js';
+import { IFNAME_MAX, MAX_SITES, NAT_KINDS, ROUTER_TABLE, planLab, sanitizeSiteName, type NatKind } from './topology.js';
 
-const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public'];
-const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % 3] as NatKind }));
+const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public', 'udp-blocked'];
+const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % kinds.length] as NatKind }));
 
 test('largest lab: interface names fit IFNAMSIZ, every address and name is unique', () => {
   const plan = planLab('abcdefgh', full);
@@ -46,4 +46,24 @@ test('site names are sanitized; empty, clashing, reserved and surplus sites are 
   assert.throws(() => planLab('x', [...full, { name: 'more', kind: 'public' }]), /at most/);
   assert.throws(() => planLab('Bad-Id', []), /lab id/);
   assert.throws(() => planLab('x', [{ name: 'a', kind: 'cone' as NatKind }]), /unknown NAT kind/);
+});
+
+test('a udp-blocked site: a port-restricted NAT router that drops every forwarded UDP datagram, and only there', () => {
+  assert.ok(NAT_KINDS.includes('udp-blocked'));
+  const plan = planLab('x2', [{ name: 'u', kind: 'udp-blocked' }, { name: 'p', kind: 'port-restricted' }]);
+  const u = plan.sites[0];
+  assert.equal(u?.kind, 'udp-blocked');
+  assert.equal(u?.routerNs, 'lrx2-u-r', 'behind a router like any NATed site');
+  const rules = plan.namespaces.find((n) => n.name === 'lrx2-u-r')?.nft ?? '';
+  // Rendered as one table; the drop comes before the rule that lets replies in, so it covers both ways.
+  assert.match(rules, new RegExp(`^table ip ${ROUTER_TABLE} \\{\n`));
+  assert.equal((rules.match(/\{/g) ?? []).length, (rules.match(/\}/g) ?? []).length, 'braces balance');
+  assert.match(rules, /oifname "lrx2v1b" masquerade\n/, 'port-restricted mapping (not fully-random)');
+  const forward = rules.slice(rules.indexOf('chain forward'));
+  const drop = forward.indexOf('meta l4proto udp counter drop');
+  assert.ok(drop > 0, 'UDP is dropped in the forward chain');
+  assert.ok(drop < forward.indexOf('ct state established,related accept'), 'before replies are let in');
+  assert.ok(drop < forward.indexOf('iifname'), 'before LAN-to-WAN traffic is let out');
+  assert.doesNotMatch(rules.replace('meta l4proto udp counter drop', ''), /udp|tcp/, 'TCP is not touched');
+  assert.doesNotMatch(plan.namespaces.find((n) => n.name === 'lrx2-p-r')?.nft ?? '', /l4proto udp/, 'other sites forward UDP');
 });

@@ -2,8 +2,9 @@
 // namespace. Pure, so that naming limits and address carving are unit-tested without root;
 // lab.ts only executes what this plans.
 
-export type NatKind = 'public' | 'port-restricted' | 'symmetric';
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric'];
+/** 'udp-blocked': a port-restricted NAT whose router forwards no UDP at all (TCP works). */
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked';
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked'];
 
 /** Everything the lab creates carries this prefix; cleanup only ever looks at names that have it. */
 export const NS_PREFIX = 'lr';
@@ -120,11 +121,14 @@ function routerRuleset(kind: NatKind, wan: string, lan: string): string {
   // only lets replies from the exact contacted ip:port back in (port-restricted filtering);
   // fully-random draws a new port per destination (endpoint-dependent mapping = symmetric).
   const masq = kind === 'symmetric' ? 'masquerade fully-random' : 'masquerade';
+  // A network that lets only TCP out (some corporate, hotel and campus networks): every forwarded
+  // UDP datagram dies here, both ways, before conntrack could let a reply back in.
+  const udpBlock = kind === 'udp-blocked' ? `    meta l4proto udp counter drop\n` : '';
   return (
     `table ip ${ROUTER_TABLE} {\n` +
     `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" ${masq}\n  }\n` +
     // A home router's firewall: nothing unsolicited enters the LAN (port forwards via DNAT may).
-    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n` +
+    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n${udpBlock}` +
     `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
     `}\n`
   );

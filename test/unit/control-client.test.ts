@@ -50,6 +50,7 @@ const member = (over: Partial<Member> = {}): Member => ({
   discoPublicKey: randomBytes(32),
   candidates: ['203.0.113.5:41641'],
   nat: { mapping: NatMapping.NAT_MAPPING_ENDPOINT_DEPENDENT, portMapped: false, portDelta: 1 },
+  relayed: [],
   presence: Presence.PRESENCE_AWAY,
   isHost: false,
   joinedAt: new Date(1000),
