@@ -101,6 +101,8 @@ interface PeerRec {
   /** The peer's relayed address our allocation sends to (null: no relayed path). */
   relayTarget: string | null;
   view: ViewState | null;
+  /** When the peer's last handshake initiation was handed to WireGuard (-Infinity: never). */
+  peerInitAt: number;
   hold: HoldQueue;
   proxyPort: number;
   active: Endpoint | null;
@@ -123,13 +125,17 @@ const PENDING_CMM_MS = 30_000;
 /** Source addresses remembered per peer (a symmetric NAT can show us many over time). */
 const MAX_KNOWN_ADDRS = 32;
 const MAX_PENDING_CMM = 256;
+/** WireGuard message type 1 (demux.ts checks the three zero bytes after it). */
+const WG_HANDSHAKE_INITIATION = 1;
+/** See fromWireGuard: our initiation this soon after the peer's is a crossing, not a need. */
+const CROSSING_WINDOW_MS = 1000;
 
 const COUNTERS = [
   'rx_wireguard', 'rx_disco', 'rx_stun', 'rx_channeldata', 'rx_unknown',
   'tx_wireguard', 'tx_disco',
   'disco_ping_rx', 'disco_pong_rx', 'disco_ping_tx', 'disco_pong_tx', 'disco_primes',
   'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
-  'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed',
+  'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
   'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
@@ -401,9 +407,7 @@ export class MagicSock extends EventEmitter {
           this.c.wg_unknown_source++;
           return;
         }
-        if (this.proxy.toWireGuard(id, msg)) this.c.wg_to_wireguard++;
-        else this.c.wg_no_proxy++;
-        return;
+        return this.toWireGuard(id, msg);
       }
       case 'disco':
         this.c.rx_disco++;
@@ -474,6 +478,14 @@ export class MagicSock extends EventEmitter {
   private fromWireGuard(id: string, msg: Buffer): void {
     const rec = this.peers.get(id);
     if (!rec) return;
+    // Our WireGuard starting its own handshake right after it answered the peer's (a packet was
+    // waiting to go): sent, it crosses the peer's completion and both sides drop their state
+    // (lab: ~5 s to the first ping on most joins). Dropped, the peer completes the handshake it
+    // started and its first data packet confirms ours; should that fail, WireGuard retries in 5 s.
+    if (msg[0] === WG_HANDSHAKE_INITIATION && this.clock.now() - rec.peerInitAt < CROSSING_WINDOW_MS) {
+      this.c.wg_crossing_dropped++;
+      return;
+    }
     const a = rec.active;
     if (a) {
       this.c.tx_wireguard++;
@@ -485,6 +497,25 @@ export class MagicSock extends EventEmitter {
     rec.hold.push(msg);
     this.c.wg_held++;
     if (rec.hold.dropped > dropped) this.c.wg_hold_dropped++;
+  }
+
+  /**
+   * Hands a peer's WireGuard datagram to WireGuard. When it is a handshake initiation, our own held
+   * initiation to that peer is stale: WireGuard keeps one handshake per peer, and consuming the
+   * peer's initiation replaced ours. Flushed later, ours would make the peer drop *its* handshake
+   * in turn, and neither side could send until WireGuard retries 5 s later (measured in the lab:
+   * crossing initiations flushed when a path came up cost ~5.3 s on most joins).
+   */
+  private toWireGuard(id: string, msg: Buffer): void {
+    if (msg[0] === WG_HANDSHAKE_INITIATION) {
+      const rec = this.peers.get(id);
+      if (rec) {
+        this.c.wg_stale_dropped += rec.hold.discard((b) => b[0] === WG_HANDSHAKE_INITIATION);
+        rec.peerInitAt = this.clock.now();
+      }
+    }
+    if (this.proxy.toWireGuard(id, msg)) this.c.wg_to_wireguard++;
+    else this.c.wg_no_proxy++;
   }
 
   private isLan(endpoint: string): boolean {
@@ -501,7 +532,8 @@ export class MagicSock extends EventEmitter {
     if (!isKey(p.discoPublicKey) || !isKey(p.wgPublicKey) || p.discoPublicKey === this.box.publicKey) return null;
     const hint = p.natHint;
     const natHint = hint === 'endpoint-independent' || hint === 'endpoint-dependent' || hint === 'unknown' ? hint : undefined;
-    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), ...(natHint ? { natHint } : {}) };
+    const relayed = Array.isArray(p.relayed) ? validatePeerCandidates(p.relayed, this.policy).slice(0, 4) : [];
+    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), relayed, ...(natHint ? { natHint } : {}) };
   }
 
   private addPeer(p: MagicPeer): void {
@@ -528,6 +560,7 @@ export class MagicSock extends EventEmitter {
       relay: null as unknown as RelayPath,
       relayTarget: null,
       view: null,
+      peerInitAt: -Infinity,
     };
     rec.relay = new RelayPath({
       clock: this.clock,
@@ -698,9 +731,7 @@ export class MagicSock extends EventEmitter {
         return;
       }
       this.c.rx_relay_wireguard++;
-      if (this.proxy.toWireGuard(id, data)) this.c.wg_to_wireguard++;
-      else this.c.wg_no_proxy++;
-      return;
+      return this.toWireGuard(id, data);
     }
     if (kind !== 'disco') {
       this.c.relay_bad_source++;
@@ -772,6 +803,7 @@ export class MagicSock extends EventEmitter {
       if (rec.relayTarget === target) continue;
       if (rec.relayTarget !== null && this.byRelay.get(rec.relayTarget) === rec.peer.id) this.byRelay.delete(rec.relayTarget);
       rec.relayTarget = target;
+      this.log.debug('relayed path target', { peer: rec.peer.id, target, published: rec.peer.relayed ?? [] });
       if (target !== null) this.byRelay.set(target, rec.peer.id);
       rec.relay.setTarget(target);
     }

@@ -3,9 +3,10 @@
 // The control server names the relays and mints credentials (fetchOffers). We measure each UDP
 // relay with a STUN Binding from the public socket, take the fastest (keeping the current one
 // unless another is clearly faster), and allocate over the public socket so that relayed traffic
-// leaves from the same NAT mapping as everything else. When UDP to the relay does not answer
-// within tcpAfterMs, TURN over TCP is started alongside and whichever allocates first is kept:
-// a network that blocks UDP costs one short wait, not the retransmission schedule.
+// leaves from the same NAT mapping as everything else. When the relay did not answer the UDP
+// measurement (1 s), TURN over TCP starts at once alongside UDP; otherwise after tcpAfterMs.
+// Whichever allocates first is kept: a network that blocks UDP costs about a second, not the
+// retransmission schedule (lab: join → first ping 1.7 s from a UDP-blocked site).
 //
 // Every peer path is relayed→relayed: we send from our allocation to the peer's relayed address,
 // which the control plane publishes. That needs no knowledge of either side's NAT, and coturn
@@ -87,6 +88,7 @@ const RETRY_MS = [1000, 2000, 5000, 10_000, 30_000, 60_000];
 const NO_RELAYS_RETRY_MS = 300_000;
 /** Credentials closer to expiry than this are not used for a new allocation. */
 const CREDENTIAL_MARGIN_MS = 5_000;
+const MEASURE_MS = 1000;
 
 export class RelayConn {
   private readonly clock: Clock;
@@ -232,7 +234,7 @@ export class RelayConn {
     // One relay and it works: nothing to measure or choose.
     if (cur && offers.length === 1 && key(offers[0] as RelayOffer) === key(cur.offer)) return reselect;
     const rtts = new Map<string, number | null>();
-    await Promise.all(offers.filter((x) => x.transports.includes('udp')).map(async (x) => rtts.set(key(x), await this.o.measure(key(x)).catch(() => null))));
+    await Promise.all(offers.filter((x) => x.transports.includes('udp')).map(async (x) => rtts.set(key(x), await this.measureBounded(key(x)))));
     if (!this.running) return 0;
     const choice = chooseRelay(offers, rtts, cur ? key(cur.offer) : null);
     if (!choice) return reselect;
@@ -252,7 +254,27 @@ export class RelayConn {
     return reselect;
   }
 
-  /** UDP over the public socket first; TCP alongside when UDP has not answered by tcpAfterMs. */
+  /** A relay that has not answered a STUN Binding within MEASURE_MS counts as unreachable over UDP. */
+  private measureBounded(server: string): Promise<number | null> {
+    return new Promise((resolve) => {
+      const cancel = this.clock.setTimeout(() => resolve(null), MEASURE_MS);
+      this.o.measure(server).then(
+        (rtt) => {
+          cancel();
+          resolve(rtt);
+        },
+        () => {
+          cancel();
+          resolve(null);
+        },
+      );
+    });
+  }
+
+  /**
+   * UDP over the public socket first, TCP alongside after tcpAfterMs; at once when the relay did
+   * not answer the UDP measurement (UDP is probably blocked: waiting would only delay the party).
+   */
   private async connect(offer: RelayOffer, rttMs: number | null): Promise<Active> {
     const wantUdp = offer.transports.includes('udp');
     const wantTcp = offer.transports.includes('tcp');
@@ -272,7 +294,7 @@ export class RelayConn {
     };
     if (wantUdp) attempts.push(attempt('udp'));
     if (wantTcp) {
-      const delay = wantUdp ? (rttMs !== null ? (this.o.tcpAfterMs ?? 1500) * 2 : (this.o.tcpAfterMs ?? 1500)) : 0;
+      const delay = wantUdp && rttMs !== null ? (this.o.tcpAfterMs ?? 1500) : 0;
       attempts.push(
         new Promise<void>((resolve) => this.clock.setTimeout(resolve, delay)).then(() => {
           if (clients.some((c) => c.relayed !== null) || !this.running) throw new Error('not needed');

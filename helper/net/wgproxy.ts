@@ -24,6 +24,13 @@ export class HoldQueue {
     this.buf.push(b);
   }
 
+  /** Drops the held packets that match; returns how many. */
+  discard(match: (b: Buffer) => boolean): number {
+    const before = this.buf.length;
+    this.buf = this.buf.filter((b) => !match(b));
+    return before - this.buf.length;
+  }
+
   /** Returns the held packets in order and empties the queue. */
   take(): Buffer[] {
     const b = this.buf;

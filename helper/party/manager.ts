@@ -83,6 +83,8 @@ export class PartyManager implements PartyEngine {
       },
       fastPath: opts.fastPath,
       wgInterface: opts.interfaceName(),
+      // Fresh TURN credentials for every allocation, only while in a party (the server checks).
+      fetchRelayOffers: () => (this.control ? this.control.getRelays() : Promise.reject(new Error('not connected to a control server'))),
     });
     this.sock.on('path', (peerId: string, path: PathState) => {
       this.paths.set(peerId, path);
@@ -93,6 +95,8 @@ export class PartyManager implements PartyEngine {
       this.candidates = c;
       this.pushEndpoints();
     });
+    // Peers reach us through the relay at this address: publish it like a candidate.
+    this.sock.on('relayed', () => this.pushEndpoints());
   }
 
   async start(): Promise<void> {
@@ -237,7 +241,10 @@ export class PartyManager implements PartyEngine {
       this.opts.store.delete(RESUME_KEY);
       this.applyQuietly(null);
     });
-    c.on('reconnected', () => this.pushEndpoints());
+    c.on('reconnected', () => {
+      this.pushEndpoints();
+      this.sock.refreshRelay();
+    });
     c.on('disconnected', ({ error }) => this.log.info('control server connection lost; reconnecting', { error }));
     this.pushEndpoints();
     // Candidates need the STUN servers this control server named.
@@ -247,9 +254,10 @@ export class PartyManager implements PartyEngine {
 
   private pushEndpoints(): void {
     const c = this.control;
-    if (!c || this.candidates.length === 0) return;
+    const relayed = this.sock.relayedAddress();
+    if (!c || (this.candidates.length === 0 && relayed === null)) return;
     const nat = this.sock.natInfo();
-    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: false, portDelta: 0 }).catch((err: unknown) =>
+    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: false, portDelta: 0 }, relayed ? [relayed] : []).catch((err: unknown) =>
       this.log.debug('endpoint update failed', { err: String(err) }),
     );
   }
@@ -286,6 +294,7 @@ export class PartyManager implements PartyEngine {
     const self = p?.members.find((m) => m.isSelf);
     if (!p || !self) {
       this.sock.setPeers([]);
+      await this.sock.stopRelay();
       this.wgPeers.clear();
       if (this.wg) {
         await this.wg.close();
@@ -330,8 +339,16 @@ export class PartyManager implements PartyEngine {
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)
-        .map((m) => ({ id: m.deviceId, discoPublicKey: m.discoPublicKey, wgPublicKey: m.wgPublicKey, candidates: m.candidates, natHint: m.nat.mapping === 'none' ? 'endpoint-independent' : m.nat.mapping })),
+        .map((m) => ({
+          id: m.deviceId,
+          discoPublicKey: m.discoPublicKey,
+          wgPublicKey: m.wgPublicKey,
+          candidates: m.candidates,
+          relayed: m.relayed,
+          natHint: m.nat.mapping === 'none' ? 'endpoint-independent' : m.nat.mapping,
+        })),
     );
+    this.sock.startRelay();
     for (const m of before?.members ?? []) {
       if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
         this.paths.delete(m.deviceId);

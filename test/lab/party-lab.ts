@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DEFAULT_TURN_REALM } from '../../helper/control/relay-config.js';
 import { startCoturn, type Coturn } from '../lib/coturn.js';
-import { HELPER_MAIN, PWA_DIST } from '../lib/repo.js';
+import { HELPER_MAIN, PWA_DIST, REPO_ROOT } from '../lib/repo.js';
 import type { Lab, LabSite } from './lab.js';
 
 // Real LANrage processes in a lab: `lanrage control` in the control namespace and one
@@ -19,14 +19,17 @@ export const CONTROL_PORT = 7650;
 export const STUN_PORT = 3478;
 /** coturn's port (UDP and TCP) when startControl({ relay: true }); 3478/3479 are the control server's STUN. */
 export const RELAY_PORT = 3480;
-/** The lab's internet (TEST-NET-3), which coturn's usual denied-peer-ip list refuses. */
-export const LAB_PEER_RANGE = '203.0.113.0-203.0.113.255';
 
 export interface StartControlOptions {
   /** Start coturn on the control address, port RELAY_PORT, and pass --relay to the control server. */
   relay?: boolean;
   /** --turn-ttl for the control server (default: its own default). */
   turnTtlSeconds?: number;
+  /**
+   * 'shipped' (default): installers/server/turnserver.conf as production runs it, 10 Mbit/s per
+   * session included. 'uncapped': the same peer rules without bandwidth caps (benchmarks).
+   */
+  relayConf?: 'shipped' | 'uncapped';
 }
 
 export interface LabProcess {
@@ -116,7 +119,7 @@ export class PartyLab {
   async startControl(opts: StartControlOptions = {}): Promise<LabProcess> {
     const stateDir = this.control?.stateDir ?? this.dir('control');
     if (opts.turnTtlSeconds !== undefined) this.turnTtlSeconds = opts.turnTtlSeconds;
-    if (opts.relay && !this.coturn) await this.startRelay();
+    if (opts.relay && !this.coturn) await this.startRelay(opts.relayConf ?? 'shipped');
     const relayArgs =
       this.coturn && opts.relay !== false && this.turnSecretFile
         ? [
@@ -135,8 +138,11 @@ export class PartyLab {
     return this.control;
   }
 
-  /** coturn in the control namespace: control IP, RELAY_PORT (UDP+TCP), the lab's internet allowed as peers. */
-  private async startRelay(): Promise<void> {
+  /**
+   * coturn in the control namespace: control IP, RELAY_PORT (UDP+TCP). As in production, the only
+   * peers it relays to are its own address (helpers talk relayed→relayed).
+   */
+  private async startRelay(conf: 'shipped' | 'uncapped'): Promise<void> {
     const dir = this.dir('relay');
     const secret = randomBytes(24).toString('base64url');
     const file = join(dir, 'turn-secret');
@@ -147,7 +153,8 @@ export class PartyLab {
       port: RELAY_PORT,
       secret,
       realm: DEFAULT_TURN_REALM,
-      allowedPeerIps: [LAB_PEER_RANGE],
+      allowedPeerIps: [this.lab.control.ip],
+      ...(conf === 'shipped' ? { baseConf: join(REPO_ROOT, 'installers', 'server', 'turnserver.conf') } : { extraConf: ['denied-peer-ip=0.0.0.0-255.255.255.255'] }),
       spawn: (cmd, args) => this.lab.spawn(ns, cmd, args),
     });
     this.turnSecret = secret;
@@ -220,6 +227,7 @@ export interface PeerJson {
   pathReason: string;
   endpoint: string;
   rttMs: number;
+  fastPath?: boolean;
 }
 export interface PartyJson {
   party: { id: string; name: string; inviteLink: string; members: Array<{ deviceId: string; name: string; virtualIp: string; isSelf: boolean; isHost: boolean }> } | null;
