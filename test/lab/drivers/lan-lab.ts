@@ -69,12 +69,17 @@ export interface LanParty {
   ifaces: string[];
 }
 
-/** Control server, one helper per site, everyone in one party with direct paths, tunnels passing pings. */
-export async function startLanParty(lab: Lab, names: string[]): Promise<LanParty> {
+/**
+ * Control server, one helper per site, everyone in one party with direct paths, tunnels passing
+ * pings. `helperLan: false` switches the helpers' own LAN relay off (broadcast_enabled), for tests
+ * that run a LanRelay driver on the relay port themselves.
+ */
+export async function startLanParty(lab: Lab, names: string[], opts: { helperLan: boolean } = { helperLan: false }): Promise<LanParty> {
   const pl = new PartyLab(lab);
   const sites = names.map((n) => lab.site(n));
   await pl.startControl();
   await Promise.all(sites.map((s) => pl.startHelper(s)));
+  if (!opts.helperLan) for (const s of sites) await pl.cli(s, ['settings', 'set', 'broadcast_enabled', 'false']);
   const created = await pl.cli<PartyJson>(sites[0]!, ['create', 'LAN illusion']);
   for (const s of sites.slice(1)) await pl.cli(s, ['join', created.party!.inviteLink]);
   const views = await Promise.all(sites.map((s) => waitParty(pl, s, (p) => p.peers.length === names.length - 1 && p.peers.every((x) => x.path === DIRECT), 30_000)));
