@@ -18,7 +18,7 @@ export const RELAY_PORT = DEFAULT_LAN_RELAY_PORT;
 const DIRECT = 2;
 
 /** Collects a child's stdout as JSON records and its stderr as text; waits for records. */
-class Lines {
+export class Lines {
   readonly records: Array<Record<string, unknown>> = [];
   readonly stderr: string[] = [];
   private waiters: Array<{ pred: (r: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }> = [];
@@ -141,13 +141,17 @@ export async function startGameServer(lab: Lab, site: LabSite, port: number, nam
   };
 }
 
-/** Runs one lan-game command to its end in a site; returns its last JSON line. */
-export async function runGame<T = Record<string, unknown>>(lab: Lab, site: LabSite, args: string[], timeoutMs = 15_000): Promise<T> {
+/**
+ * Runs one lan-game command to its end in a site; returns its last JSON line. `mayFail`: a client
+ * that found nothing (exit 1 with {"ok":false}) is an answer, not an error.
+ */
+export async function runGame<T = Record<string, unknown>>(lab: Lab, site: LabSite, args: string[], timeoutMs = 15_000, mayFail = false): Promise<T> {
   try {
     const { stdout } = await lab.exec(site.host.ns, process.execPath, [LAN_GAME, ...args], { timeoutMs });
     return JSON.parse(stdout.trim().split('\n').pop() ?? 'null') as T;
   } catch (err) {
     const out = (err as { stdout?: string }).stdout;
+    if (mayFail && out?.trim().startsWith('{"ok":false')) return JSON.parse(out.trim().split('\n').pop()!) as T;
     throw new Error(`lan-game ${args.join(' ')} in ${site.name}: ${(err as Error).message}${out ? `; stdout: ${out}` : ''}`);
   }
 }
