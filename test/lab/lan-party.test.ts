@@ -2,12 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { LanStats } from '../../helper/gen/lanrage/v1/network.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { labAvailable, withLab, type Lab, type LabSite } from './lab.js';
 import type { PartyLab } from './party-lab.js';
 import { AVAHI_TOOLS, Lines, runGame, startAvahi, startGameServer, startLanParty, tunnelPackets, watchLeaks, type Avahi, type LanParty } from './drivers/lan-lab.js';
 import { WATCH_LAN } from './drivers/watch-lan.js';
+import { exposeNamespacePort } from './ns-expose.js';
+import { browserReady, launchBrowser, waitLive } from '../browser/browser-lib.js';
 
 // The LAN illusion as a player gets it: real helpers in a real party across NATs run the LAN relay
 // themselves (nobody starts it for them), settings switch it live, and its counters reach the CLI
@@ -65,11 +68,25 @@ function cpuUs(pid: number): number {
 
 const p50 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function withLanParty(t: { skip(msg: string): void }, sites: Array<{ name: string; kind: 'public' | 'port-restricted' }>, body: (party: LanParty, lab: Lab) => Promise<void>): Promise<void> {
+/** A loopback port nobody holds right now (the helper must know it before it starts). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+async function withLanParty(
+  t: { skip(msg: string): void },
+  sites: Array<{ name: string; kind: 'public' | 'port-restricted' }>,
+  body: (party: LanParty, lab: Lab) => Promise<void>,
+  extraArgs?: (site: LabSite) => string[],
+): Promise<void> {
   const avail = await labAvailable();
   if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
   await withLab({ sites }, async (lab) => {
-    const party = await startLanParty(lab, sites.map((s) => s.name), { helperLan: true });
+    const party = await startLanParty(lab, sites.map((s) => s.name), { helperLan: true, ...(extraArgs ? { extraArgs } : {}) });
     try {
       await body(party, lab);
     } finally {
@@ -80,6 +97,8 @@ async function withLanParty(t: { skip(msg: string): void }, sites: Array<{ name:
 
 test('two players at different NATs: the helpers carry discovery (our game and avahi), counters reach CLI and Watch, settings switch it live', async (t) => {
   if (!requireOrSkip(haveTools(AVAHI_TOOLS), 'avahi-daemon, avahi-utils and dbus-daemon (Debian packages)', t)) return;
+  // a's PWA is reachable from this machine at localhost:pwaPort (the browser check below).
+  const pwaPort = await freePort();
   await withLanParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], async (party, lab) => {
     const { pl } = party;
     const [a, b] = party.sites as [LabSite, LabSite];
@@ -177,12 +196,38 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         assert.equal(after.serverSaw, `${vipA}:${after.clientPort}`);
       });
 
+      await t.test('the PWA party page shows LAN discovery on with its counters, and off when switched off', async (st) => {
+        if (!browserReady(st)) return;
+        const exposed = await exposeNamespacePort(lab, a.host.ns, pwaPort);
+        const browser = await launchBrowser();
+        try {
+          const page = browser.page;
+          await page.goto(`http://localhost:${pwaPort}/#/party`);
+          await waitLive(page, 10_000);
+          const line = page.locator('[data-testid="lan-discovery"][data-enabled="true"]');
+          await line.waitFor({ timeout: 10_000 });
+          const text = ((await line.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+          const m = /LAN discovery: on · (\d+) captured · (\d+) forwarded · (\d+) injected · (\d+) dropped/.exec(text);
+          assert.ok(m, text);
+          assert.ok(Number(m[1]) >= 22 && Number(m[2]) >= 22, text);
+          st.diagnostic(`party page: "${text}"`);
+          await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'false']);
+          await page.locator('[data-testid="lan-discovery"][data-enabled="false"]').waitFor({ timeout: 10_000 });
+          assert.match((await page.getByTestId('lan-discovery').textContent()) ?? '', /LAN discovery: off/);
+          await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'true']);
+          await page.locator('[data-testid="lan-discovery"][data-enabled="true"]').waitFor({ timeout: 10_000 });
+        } finally {
+          await browser.close();
+          exposed.close();
+        }
+      });
+
       // Nothing with a virtual source reached a real LAN.
       assert.deepEqual(await Promise.all(leaks.map((l) => l())), [[], []]);
     } finally {
       for (const x of avahis) x.cleanup();
     }
-  });
+  }, (s) => (s.name === 'a' ? ['--allow-host', `localhost:${pwaPort}`] : []));
 });
 
 test('four players: one broadcast reaches each other player exactly once; a flood is rate-limited, shows in the counters, and pings still pass', async (t) => {

@@ -74,11 +74,11 @@ export interface LanParty {
  * pings. `helperLan: false` switches the helpers' own LAN relay off (broadcast_enabled), for tests
  * that run a LanRelay driver on the relay port themselves.
  */
-export async function startLanParty(lab: Lab, names: string[], opts: { helperLan: boolean } = { helperLan: false }): Promise<LanParty> {
+export async function startLanParty(lab: Lab, names: string[], opts: { helperLan: boolean; extraArgs?: (site: LabSite) => string[] } = { helperLan: false }): Promise<LanParty> {
   const pl = new PartyLab(lab);
   const sites = names.map((n) => lab.site(n));
   await pl.startControl();
-  await Promise.all(sites.map((s) => pl.startHelper(s)));
+  await Promise.all(sites.map((s) => pl.startHelper(s, { extraArgs: opts.extraArgs?.(s) ?? [] })));
   if (!opts.helperLan) for (const s of sites) await pl.cli(s, ['settings', 'set', 'broadcast_enabled', 'false']);
   const created = await pl.cli<PartyJson>(sites[0]!, ['create', 'LAN illusion']);
   for (const s of sites.slice(1)) await pl.cli(s, ['join', created.party!.inviteLink]);
