@@ -222,6 +222,24 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         }
       });
 
+      await t.test('a helper killed with -9 leaves its nft table; the restarted helper removes it and carries discovery again', async () => {
+        await pl.stopHelper(a, 'SIGKILL');
+        await lab.exec(a.host.ns, 'nft', ['list', 'table', 'ip', 'lanrage_lan']); // still there
+        await pl.startHelper(a);
+        await pl.helpers.get('a')!.waitLog('removed the LAN relay table a previous helper left behind');
+        await waitLan(pl, a, (l) => l.enabled, 'relay running after the restart', 30_000);
+        const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'restart', '10000']);
+        assert.ok(r.ok, JSON.stringify(r));
+        assert.equal(r.server, `${vipB}:${GAME_PORT}`);
+      });
+
+      await t.test('leaving the party stops the relay and removes its rules', async () => {
+        await pl.cli(a, ['leave']);
+        const l = await waitLan(pl, a, (x) => !x.enabled, 'relay stopped');
+        assert.equal(l.problem, '');
+        await assert.rejects(lab.exec(a.host.ns, 'nft', ['list', 'table', 'ip', 'lanrage_lan']), 'no LAN table left in a');
+      });
+
       // Nothing with a virtual source reached a real LAN.
       assert.deepEqual(await Promise.all(leaks.map((l) => l())), [[], []]);
     } finally {
