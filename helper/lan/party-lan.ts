@@ -233,6 +233,12 @@ export class PartyLan {
 
   private async startRelay(w: LanWanted): Promise<void> {
     clearTimeout(this.retryTimer);
+    if (!this.o.io && process.platform !== 'linux') {
+      // Capture and injection exist for Linux only (README: the Windows and macOS plan).
+      if (!this.problem) this.log.warn('LAN discovery is not available on this OS yet; games will not find each other by broadcast');
+      this.problem = `LAN discovery is not available on ${process.platform} yet`;
+      return;
+    }
     const relay = new LanRelay({
       selfVirtualIp: w.self.virtualIp,
       peers: () => this.peerIps,
@@ -272,8 +278,10 @@ export class PartyLan {
   }
 
   private fail(problem: string): void {
+    // The same failure every 30 s is logged once.
+    if (problem !== this.problem) this.log.error(problem, { retryInMs: LAN_RETRY_MS });
+    else this.log.debug(problem, { retryInMs: LAN_RETRY_MS });
     this.problem = problem;
-    this.log.error(problem, { retryInMs: LAN_RETRY_MS });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void this.reconcile(), LAN_RETRY_MS);
     this.retryTimer.unref();
