@@ -19,6 +19,7 @@ export function topicOf(e: WatchEvent): WatchTopic {
   if (e.gameDetection) return WatchTopic.WATCH_TOPIC_GAMES;
   if (e.server) return WatchTopic.WATCH_TOPIC_SERVERS;
   if (e.natReport) return WatchTopic.WATCH_TOPIC_NAT_REPORT;
+  if (e.lan) return WatchTopic.WATCH_TOPIC_LAN;
   return WatchTopic.WATCH_TOPIC_UNSPECIFIED;
 }
 
@@ -38,7 +39,7 @@ export interface WatchDeps {
   latestSample(): Sample | null;
   /** Asks the sampler to sample live while the stream is open; returns a release function. */
   holdLiveSampling(): () => void;
-  /** The party and every peer as events, for the start of a stream. */
+  /** The party, every peer and the LAN relay's stats as events, for the start of a stream. */
   partySnapshot(): WatchEvent[];
   /** Aborted when the helper shuts down, so streams end cleanly with a rotation event. */
   shutdown: AbortSignal;

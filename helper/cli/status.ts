@@ -1,5 +1,6 @@
 import { Metadata } from '@grpc/grpc-js';
 import { ControlPlaneMode, HelperServiceClient, type GetStatusResponse, type HelperStatus } from '../gen/lanrage/v1/helper.js';
+import type { LanStats } from '../gen/lanrage/v1/network.js';
 import { PartyServiceClient, type GetPartyResponse } from '../gen/lanrage/v1/party.js';
 import { unary, withClient } from './call.js';
 import { showParty } from './party.js';
@@ -26,6 +27,17 @@ export function formatStatus(s: HelperStatus): string[] {
   ];
 }
 
+/** One line for LAN discovery (broadcasts and multicasts carried across the party). */
+export function formatLan(l: LanStats | undefined): string[] {
+  if (!l) return [];
+  const dropped = l.droppedDuplicate + l.droppedRateLimited + l.droppedInvalid + l.droppedLoop + l.droppedPolicy + l.droppedNoListener;
+  const counts = `captured ${l.captured}, forwarded ${l.forwarded}, received ${l.received}, injected ${l.injected}, dropped ${dropped}` +
+    (l.droppedRateLimited > 0 ? ` (${l.droppedRateLimited} rate-limited)` : '') + (l.errors > 0 ? `, ${l.errors} errors` : '');
+  const lines = [`  LAN      discovery ${l.enabled ? `on (${l.ports.length} broadcast ports, ${l.groups.length} multicast groups)` : 'off'}: ${counts}`];
+  if (l.problem) lines.push(`           ${l.problem}`);
+  return lines;
+}
+
 export const statusCommand: Command = {
   name: 'status',
   usage: 'status',
@@ -34,8 +46,8 @@ export const statusCommand: Command = {
     await withClient(HelperServiceClient, ctx, async (client) => {
       const res = await unary<object, GetStatusResponse>(client, client.getStatus, {}, new Metadata(), ctx.deadline());
       if (!res.status) throw new Error('the helper sent an empty status');
-      if (ctx.json) return ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString() }));
-      formatStatus(res.status).forEach((l) => ctx.out(l));
+      if (ctx.json) return ctx.out(JSON.stringify({ ...res.status, startedAt: res.status.startedAt?.toISOString(), lan: res.lan }));
+      [...formatStatus(res.status), ...formatLan(res.lan)].forEach((l) => ctx.out(l));
       if (res.status.inParty) {
         await withClient(PartyServiceClient, ctx, async (pc) => {
           const p = await unary<object, GetPartyResponse>(pc, pc.getParty, {}, new Metadata(), ctx.deadline());

@@ -12,6 +12,8 @@ export type WatchEvent = Omit<WatchResponse, 'sequence' | 'time'>;
 // through the repo, so every reader sees the persisted value.
 export class HelperState {
   readonly events = new Hub<WatchEvent>();
+  /** Every saved settings change, for the parts that apply settings live (e.g. the LAN relay). */
+  readonly settingsSaved = new Hub<Settings>();
   readonly startedAt = new Date();
   grpcPort = 0;
   httpPort = 0;
@@ -34,6 +36,7 @@ export class HelperState {
     if (before.deviceName !== next.deviceName || before.controlServerUrl !== next.controlServerUrl) {
       this.events.publish({ helperStatus: this.status() });
     }
+    this.settingsSaved.publish(this.settings);
   }
 
   status(now: Date = new Date()): HelperStatus {

@@ -15,6 +15,7 @@ import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevic
 import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
+import type { LanSelf } from '../lan/party-lan.js';
 
 // The party engine: one control-server connection (to the server of the party we are in), one
 // WireGuard interface while in a party, and the magicsock that finds and keeps the paths.
@@ -40,6 +41,8 @@ export interface PartyManagerOptions {
   interfaceName(): string;
   /** Try the Linux nftables fast path for direct peers. */
   fastPath: boolean;
+  /** The LAN relay (broadcast discovery): told our tunnel and the other members' virtual IPs. */
+  lan?: { setParty(self: LanSelf | null, peers: string[]): Promise<void>; close(): Promise<void> };
 }
 
 export class PartyManager implements PartyEngine {
@@ -191,6 +194,7 @@ export class PartyManager implements PartyEngine {
     await this.control?.close().catch(() => undefined);
     await this.sock.close().catch(() => undefined);
     await this.applying.catch(() => undefined);
+    await this.opts.lan?.close();
     await this.wg?.close().catch((err: unknown) => this.log.warn('could not remove the WireGuard interface', { err: String(err) }));
     this.wg = undefined;
   }
@@ -293,6 +297,7 @@ export class PartyManager implements PartyEngine {
     this.partyState = p;
     const self = p?.members.find((m) => m.isSelf);
     if (!p || !self) {
+      await this.opts.lan?.setParty(null, []);
       this.sock.setPeers([]);
       await this.sock.stopRelay();
       this.wgPeers.clear();
@@ -336,6 +341,7 @@ export class PartyManager implements PartyEngine {
       await this.wg.setPeer({ publicKey: m.wgPublicKey, allowedIps: [allowed] });
       this.wgPeers.set(m.wgPublicKey, allowed);
     }
+    await this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)

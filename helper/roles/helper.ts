@@ -23,6 +23,7 @@ import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHand
 import { relayConfigFromArgs, type RelayConfig } from '../control/relay-config.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
+import { PartyLan } from '../lan/party-lan.js';
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
@@ -100,6 +101,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
+  // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
+  const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }) });
+  state.settingsSaved.subscribe(() => void lan.settingsChanged());
   const party = new PartyManager({
     stateDir: opts.stateDir,
     log,
@@ -108,9 +112,10 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     defaultControlUrl: () => controlUrl,
     interfaceName: () => opts.interfaceName ?? state.settings.interfaceName,
     fastPath: opts.fastPath,
+    lan,
   });
   state.inParty = () => party.inParty();
-  const partySnapshot = (): WatchEvent[] => [{ party: { party: party.current() } }, ...party.peers().map((peer) => ({ peer: { peer, removed: false } }))];
+  const partySnapshot = (): WatchEvent[] => [{ party: { party: party.current() } }, ...party.peers().map((peer) => ({ peer: { peer, removed: false } })), { lan: lan.stats() }];
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
@@ -135,7 +140,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     token,
     log: log.child({ part: 'grpc' }),
     services: [
-      { definition: statusDefinition, handlers: statusHandlers(state), mutating: new Set() },
+      { definition: statusDefinition, handlers: statusHandlers(state, () => lan.stats()), mutating: new Set() },
       { definition: settingsDefinition, handlers: settingsHandlers(state), mutating: settingsMutating },
       {
         definition: metricsDefinition,
@@ -174,6 +179,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   }
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
+  await lan.start();
   await party.start();
 
   return {

@@ -1,6 +1,7 @@
 // The one place live state lives. The Watch stream (live.ts) writes it; views read and subscribe.
 import type { HelperStatus } from '../gen/lanrage/v1/helper.js';
 import type { MetricsSample } from '../gen/lanrage/v1/metrics.js';
+import type { LanStats } from '../gen/lanrage/v1/network.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer } from '../gen/lanrage/v1/peer.js';
 import { Ring } from './ring.js';
@@ -28,6 +29,8 @@ export interface LiveState {
   readonly party: Party | undefined;
   /** The other members' connections, by device id. */
   readonly peers: ReadonlyMap<string, Peer>;
+  /** LAN discovery state and counters; undefined until the helper sent them. */
+  readonly lan: LanStats | undefined;
 }
 
 type Listener = (state: LiveState) => void;
@@ -46,6 +49,7 @@ class LiveStore {
     partyKnown: false,
     party: undefined,
     peers: new Map(),
+    lan: undefined,
   };
 
   get state(): LiveState {
@@ -107,6 +111,10 @@ class LiveStore {
     const peers = new Map(this.current.peers);
     peers.delete(deviceId);
     this.update({ peers });
+  }
+
+  setLan(lan: LanStats): void {
+    this.update({ lan });
   }
 
   private update(patch: Partial<LiveState>): void {

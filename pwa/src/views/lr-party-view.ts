@@ -28,6 +28,7 @@ import {
   type Peer,
 } from '../data/party.js';
 import { formatBytes } from '../data/format.js';
+import { lanSummary } from '../data/lan.js';
 import { shared } from '../styles/shared.js';
 import '../components/lr-qr.js';
 
@@ -751,6 +752,9 @@ export class LrPartyView extends LitElement {
             <span data-testid="member-count">${members.length} ${members.length === 1 ? 'player' : 'players'}</span>
             <span>Virtual LAN <code>${party.networkCidr || '—'}</code></span>
             ${host ? nothing : html`<span>Host: ${party.members.find((m) => m.isHost)?.name ?? '—'}</span>`}
+            <span data-testid="lan-discovery" data-enabled=${String(this.live.state.lan?.enabled ?? false)}
+              title="Game broadcasts and multicasts (LAN server lists, mDNS) carried to and from the other players">
+              LAN discovery: ${lanSummary(this.live.state.lan)}</span>
           </div>
         </div>
         <span class="err" data-testid="party-error" role="alert">${this.errorFor('leave') || this.errorFor('kick')}</span>
