@@ -23,7 +23,7 @@ import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHand
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
 import { StateRepo } from '../store/state-repo.js';
-import { advertisedControlUrl } from './control.js';
+import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
@@ -44,6 +44,8 @@ export interface HelperOptions {
   controlAdvertise: string | undefined;
   interfaceName: string | undefined;
   fastPath: boolean;
+  /** Embedded control server's STUN addresses (--stun-ip / --stun-alt-ip), see stunAddressFlags. */
+  controlStun: { stunHost?: string; stunAltHost?: string };
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -64,6 +66,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     controlAdvertise: flag(args, 'control-advertise'),
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
+    controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
   };
 }
 
@@ -91,6 +94,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       stunPort: opts.controlPort === 0 ? 0 : opts.controlPort + 1,
       dbFile: join(opts.stateDir, 'control.db'),
       log: log.child({ part: 'control' }),
+      ...opts.controlStun,
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
