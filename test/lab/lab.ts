@@ -45,6 +45,8 @@ export interface Lab {
   internet: LabHost;
   /** A server namespace on the internet (control server, STUN, coturn). */
   control: LabHost;
+  /** A second address of the control namespace (the alternate STUN address, RFC 5780). */
+  controlAltIp: string;
   sites: LabSite[];
   site(name: string): LabSite;
   /** Runs `ip netns exec NS cmd args...` in one of this lab's namespaces; rejects with CommandError on a non-zero exit. */
@@ -101,6 +103,7 @@ class LabImpl implements Lab {
   readonly id: string;
   readonly internet: LabHost;
   readonly control: LabHost;
+  readonly controlAltIp: string;
   readonly sites: LabSite[];
   private readonly nsNames: string[];
   private readonly linkOf = new Map<string, number>();
@@ -113,6 +116,7 @@ class LabImpl implements Lab {
     this.nsNames = plan.namespaces.map((n) => n.name);
     this.internet = { ns: plan.inetNs, ip: plan.control.inetIp };
     this.control = { ns: plan.ctlNs, ip: plan.control.peerIp };
+    this.controlAltIp = plan.controlAltIp;
     this.linkOf.set(plan.ctlNs, plan.control.k);
     this.sites = plan.sites.map((s) => {
       this.linkOf.set(s.hostNs, s.link.k);

@@ -84,7 +84,7 @@ export class PartyLab {
   /** Starts (or restarts, keeping its database) the control server. */
   async startControl(): Promise<LabProcess> {
     const stateDir = this.control?.stateDir ?? this.dir('control');
-    const proc = this.lab.spawn(this.lab.control.ns, process.execPath, [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT)], {
+    const proc = this.lab.spawn(this.lab.control.ns, process.execPath, [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), '--stun-ip', this.lab.control.ip, '--stun-alt-ip', this.lab.controlAltIp], {
       env: { ...process.env, LANRAGE_LOG: 'debug' },
     });
     this.control = track(proc, stateDir);

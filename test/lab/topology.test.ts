@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IFNAME_MAX, MAX_SITES, planLab, sanitizeSiteName, type NatKind } from './topology.js';
+import { CONTROL_ALT_IP, IFNAME_MAX, MAX_SITES, planLab, sanitizeSiteName, type NatKind } from './topology.js';
 
 const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public'];
 const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % 3] as NatKind }));
@@ -18,7 +18,7 @@ test('largest lab: interface names fit IFNAMSIZ, every address and name is uniqu
   for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rh])?$/);
   const addrs = plan.namespaces.flatMap((n) => n.ipBatch.filter((l) => l.startsWith('addr add')).map((l) => l.split(' ')[2]));
   assert.equal(new Set(addrs).size, addrs.length);
-  for (const a of addrs) assert.match(a ?? '', /^(203\.0\.113|198\.51\.100)\.\d+\/(30|28)$/);
+  for (const a of addrs) assert.match(a ?? '', /^((203\.0\.113|198\.51\.100)\.\d+\/(30|28)|192\.0\.2\.2\/32)$/);
 });
 
 test('addresses follow the documented carving', () => {
@@ -46,4 +46,33 @@ test('site names are sanitized; empty, clashing, reserved and surplus sites are 
   assert.throws(() => planLab('x', [...full, { name: 'more', kind: 'public' }]), /at most/);
   assert.throws(() => planLab('Bad-Id', []), /lab id/);
   assert.throws(() => planLab('x', [{ name: 'a', kind: 'cone' as NatKind }]), /unknown NAT kind/);
+});
+
+test('cone kinds: masquerade for the mapping, a set of what each mapping sent for the filtering', () => {
+  const plan = planLab('x2', [{ name: 'f', kind: 'full-cone' }, { name: 'r', kind: 'address-restricted' }, { name: 'p', kind: 'port-restricted' }]);
+  const [f, r] = plan.sites;
+  const fullCone = plan.namespaces.find((n) => n.name === 'lrx2-f-r')?.nft ?? '';
+  const restricted = plan.namespaces.find((n) => n.name === 'lrx2-r-r')?.nft ?? '';
+  // Full cone: any source may reach a public port that has sent something out.
+  assert.match(fullCone, /type inet_service\n/);
+  assert.match(fullCone, new RegExp(`iifname "lrx2v1b" udp dport @mapped dnat to ${f?.lanIp.replaceAll('.', '\\.')}\n`));
+  assert.match(fullCone, /priority 110;.*\n.*update @mapped \{ udp sport \}/);
+  // Address-restricted: only IPs that mapping has sent to, from any of their ports.
+  assert.match(restricted, /type ipv4_addr \. inet_service\n/);
+  assert.match(restricted, new RegExp(`iifname "lrx2v2b" ip saddr \\. udp dport @mapped dnat to ${r?.lanIp.replaceAll('.', '\\.')}\n`));
+  assert.match(restricted, /update @mapped \{ ip daddr \. udp sport \}/);
+  for (const nft of [fullCone, restricted]) {
+    assert.match(nft, /oifname "lrx2v\db" masquerade\n/, 'endpoint-independent mapping');
+    assert.match(nft, /policy drop;\n/, 'everything else meets the home firewall');
+  }
+  assert.doesNotMatch(plan.namespaces.find((n) => n.name === 'lrx2-p-r')?.nft ?? '', /dnat to/, 'port-restricted is unchanged');
+});
+
+test('the control namespace has a second address for the alternate STUN address, routed by the internet', () => {
+  const plan = planLab('x3', [{ name: 'a', kind: 'public' }]);
+  assert.equal(plan.controlAltIp, CONTROL_ALT_IP);
+  const ctl = plan.namespaces.find((n) => n.role === 'control');
+  const inet = plan.namespaces.find((n) => n.role === 'inet');
+  assert.ok(ctl?.ipBatch.includes(`addr add ${CONTROL_ALT_IP}/32 dev ${plan.control.peerIf}`));
+  assert.ok(inet?.ipBatch.includes(`route add ${CONTROL_ALT_IP}/32 via ${plan.control.peerIp} dev ${plan.control.inetIf}`));
 });

@@ -2,8 +2,23 @@
 // namespace. Pure, so that naming limits and address carving are unit-tested without root;
 // lab.ts only executes what this plans.
 
-export type NatKind = 'public' | 'port-restricted' | 'symmetric';
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric'];
+/**
+ * NATs with endpoint-independent mapping whose filtering is looser than Linux masquerade's:
+ * 'full-cone' lets anyone reach a live mapping (endpoint-independent filtering);
+ * 'address-restricted' lets in any port of an IP the mapping has sent to (address-dependent).
+ */
+export type ConeKind = 'full-cone' | 'address-restricted';
+export const CONE_KINDS: readonly ConeKind[] = ['full-cone', 'address-restricted'];
+export const isConeKind = (k: NatKind): k is ConeKind => (CONE_KINDS as readonly string[]).includes(k);
+
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | ConeKind;
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', ...CONE_KINDS];
+
+/**
+ * The control namespace's second address, for the alternate STUN address (RFC 5780 tests need two
+ * IPs). TEST-NET-1, routed by the internet router to the control namespace; TEST-NET-3 is full.
+ */
+export const CONTROL_ALT_IP = '192.0.2.2';
 
 /** Everything the lab creates carries this prefix; cleanup only ever looks at names that have it. */
 export const NS_PREFIX = 'lr';
@@ -64,6 +79,8 @@ export interface LabPlan {
   inetNs: string;
   ctlNs: string;
   control: LinkPlan;
+  /** The control namespace's second address (alternate STUN address). */
+  controlAltIp: string;
   sites: SitePlan[];
   namespaces: NsPlan[];
   /** Lines for a root-namespace `ip -batch -`: creates every namespace and veth pair. */
@@ -130,6 +147,31 @@ function routerRuleset(kind: NatKind, wan: string, lan: string): string {
   );
 }
 
+/** How long a cone router keeps a mapping open to inbound traffic after the last packet out. */
+export const CONE_MAPPING_SECONDS = 120;
+
+function coneRouterRuleset(kind: ConeKind, wan: string, lan: string, hostIp: string): string {
+  // Mapping: plain masquerade (endpoint-independent; with one host it keeps the port). Filtering:
+  // a set records, after source NAT, what each mapping has sent out: its public port (full cone)
+  // or the remote IP and its public port (address-restricted). A new inbound flow that matches is
+  // sent to the host (DNAT keeps the port, which masquerade preserved); anything else meets the
+  // same home-router firewall as the other kinds. The recording chain runs after srcnat (priority
+  // 110), so it sees the translated source port.
+  const key = kind === 'full-cone' ? 'udp sport' : 'ip daddr . udp sport';
+  const inbound = kind === 'full-cone' ? 'udp dport' : 'ip saddr . udp dport';
+  const type = kind === 'full-cone' ? 'inet_service' : 'ipv4_addr . inet_service';
+  return (
+    `table ip ${ROUTER_TABLE} {\n` +
+    `  set mapped {\n    type ${type}\n    flags dynamic,timeout\n    timeout ${CONE_MAPPING_SECONDS}s\n  }\n` +
+    `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "${wan}" ${inbound} @mapped dnat to ${hostIp}\n  }\n` +
+    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" masquerade\n  }\n` +
+    `  chain record {\n    type filter hook postrouting priority 110; policy accept;\n    oifname "${wan}" meta l4proto udp update @mapped { ${key} }\n  }\n` +
+    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n` +
+    `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
+    `}\n`
+  );
+}
+
 export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: NatKind }>): LabPlan {
   if (!ID_RE.test(id)) throw new Error(`lab id must match ${ID_RE}: ${JSON.stringify(id)}`);
   if (sites.length > MAX_SITES) throw new Error(`at most ${MAX_SITES} sites (got ${sites.length})`);
@@ -188,11 +230,15 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     role: 'inet',
     ifaces: inetIfs,
     sysctls: sysctlsFor(inetIfs, true),
-    ipBatch: ['link set lo up', ...links.flatMap((l) => [`addr add ${l.inetIp}/30 dev ${l.inetIf}`, `link set ${l.inetIf} up`])],
+    ipBatch: [
+      'link set lo up',
+      ...links.flatMap((l) => [`addr add ${l.inetIp}/30 dev ${l.inetIf}`, `link set ${l.inetIf} up`]),
+      `route add ${CONTROL_ALT_IP}/32 via ${control.peerIp} dev ${control.inetIf}`,
+    ],
     nft: inetRuleset(links),
   });
   const ctl = wanNs(control, 'control');
-  ctl.ipBatch.push(`route add default via ${control.inetIp} dev ${control.peerIf}`);
+  ctl.ipBatch.push(`addr add ${CONTROL_ALT_IP}/32 dev ${control.peerIf}`, `route add default via ${control.inetIp} dev ${control.peerIf}`);
   nsPlans.push(ctl);
 
   for (const s of sitePlans) {
@@ -202,7 +248,8 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
       nsPlans.push(h);
       continue;
     }
-    const r = wanNs(s.link, 'router', [s.lanIf.router], routerRuleset(s.kind, s.link.peerIf, s.lanIf.router), true);
+    const nft = isConeKind(s.kind) ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp) : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
+    const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
     r.ipBatch.push(
       `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
       `link set ${s.lanIf.router} up`,
@@ -234,5 +281,5 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     ),
   ];
 
-  return { id, inetNs: names.inet, ctlNs: names.ctl, control, sites: sitePlans, namespaces: nsPlans, rootBatch };
+  return { id, inetNs: names.inet, ctlNs: names.ctl, control, controlAltIp: CONTROL_ALT_IP, sites: sitePlans, namespaces: nsPlans, rootBatch };
 }
