@@ -41,9 +41,14 @@ export interface NetcheckRunOptions {
   localAddresses?: () => string[];
 }
 
+/** This machine's IPv4 addresses, without loopback, link-local and the virtual LAN (10.66/16). */
 export function localIPv4Addresses(ifaces = networkInterfaces()): string[] {
   const out: string[] = [];
-  for (const list of Object.values(ifaces)) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+  for (const list of Object.values(ifaces)) {
+    for (const a of list ?? []) {
+      if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('10.66.') && !a.address.startsWith('169.254.')) out.push(a.address);
+    }
+  }
   return out;
 }
 

@@ -40,6 +40,8 @@ export interface PartyManagerOptions {
   interfaceName(): string;
   /** Try the Linux nftables fast path for direct peers. */
   fastPath: boolean;
+  /** Called on every control snapshot (connect, reconnect): the STUN servers may be new. */
+  onControlSnapshot?: () => void;
 }
 
 export class PartyManager implements PartyEngine {
@@ -119,6 +121,11 @@ export class PartyManager implements PartyEngine {
       this.log.warn('could not resume the party yet; retrying', { err: String(err), inMs: delay });
       setTimeout(() => void this.resume(r, attempt + 1), delay).unref();
     }
+  }
+
+  /** The STUN servers of the control server we are connected to (empty when none). */
+  stunServers(): string[] {
+    return this.control?.stunServers() ?? [];
   }
 
   inParty(): boolean {
@@ -228,7 +235,10 @@ export class PartyManager implements PartyEngine {
       throw err;
     }
     this.control = c;
-    c.on('snapshot', (p) => this.applyQuietly(p));
+    c.on('snapshot', (p) => {
+      this.applyQuietly(p);
+      this.opts.onControlSnapshot?.();
+    });
     c.on('member', () => this.applyQuietly(c.party()));
     c.on('memberLeft', () => this.applyQuietly(c.party()));
     c.on('callMeMaybe', ({ fromDeviceId, candidates }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates));

@@ -22,6 +22,9 @@ import { watchDefinition, watchHandlers } from '../api/watch-service.js';
 import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHandlers, peerMutating } from '../api/party-service.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
+import { Netchecker } from '../net/netchecker.js';
+import { runNetcheck } from '../net/netcheck-run.js';
+import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport } from '../api/network-service.js';
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
@@ -98,7 +101,11 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
+  // The NAT report: against the STUN service of the control server we are connected to (known
+  // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
+  let netcheck: Netchecker | undefined;
   const party = new PartyManager({
+    onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
     log,
     state,
@@ -108,7 +115,21 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     fastPath: opts.fastPath,
   });
   state.inParty = () => party.inParty();
-  const partySnapshot = (): WatchEvent[] => [{ party: { party: party.current() } }, ...party.peers().map((peer) => ({ peer: { peer, removed: false } }))];
+  netcheck = new Netchecker({
+    stunServers: () => party.stunServers(),
+    run: (stunServers) => runNetcheck({ stunServers }),
+    onReport: (r) => state.events.publish({ natReport: toProtoNatReport(r) }),
+    log: log.child({ part: 'netcheck' }),
+  });
+  const nc = netcheck;
+  const partySnapshot = (): WatchEvent[] => {
+    const report = nc.latest();
+    return [
+      { party: { party: party.current() } },
+      ...party.peers().map((peer) => ({ peer: { peer, removed: false } })),
+      ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
+    ];
+  };
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
@@ -147,6 +168,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       },
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
+      { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
       ...plannedServices(),
     ],
   });
@@ -164,6 +186,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       log: log.child({ part: 'http' }),
     });
   } catch (err) {
+    nc.close();
     await grpc.close(0);
     await control?.close();
     sampler.stop();
@@ -173,12 +196,14 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
   await party.start();
+  nc.start();
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      nc.close();
       await http.close();
       await grpc.close(2000);
       await party.close();

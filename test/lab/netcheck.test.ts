@@ -56,3 +56,28 @@ test('netcheck names the mapping and filtering of every lab NAT kind', async (t)
     }
   });
 });
+
+test('through a real helper: it tests on connecting to the control server, and `lanrage netcheck --json` reports the NAT', async (t) => {
+  await withControl(t, [{ name: 'ar', kind: 'address-restricted' }], async (pl, lab) => {
+    const site = lab.site('ar');
+    const h = await pl.startHelper(site);
+    await pl.cli(site, ['create', 'netcheck night']);
+    // The first report comes by itself once the helper knows the control server's STUN service.
+    const auto = await h.waitLog('netcheck', 15_000);
+    assert.equal(auto.mapping, 'endpoint-independent');
+    type Report = { udp: string; mapping: string; filtering: string; publicAddress: string; portPreserved: boolean; stunServer: string; notes: string[]; relays: unknown[] };
+    const t0 = Date.now();
+    const r = await pl.cli<Report>(site, ['netcheck']);
+    t.diagnostic(`lanrage netcheck took ${Date.now() - t0} ms (CLI start included): ${JSON.stringify(r)}`);
+    assert.equal(r.udp, 'open');
+    assert.equal(r.mapping, 'endpoint-independent');
+    assert.equal(r.filtering, 'address-dependent');
+    assert.equal(r.publicAddress.split(':')[0], site.publicIp);
+    assert.equal(r.stunServer, `${lab.control.ip}:${STUN_PORT}`);
+    assert.deepEqual(r.notes, []);
+    const cached = await pl.cli<Report>(site, ['netcheck', '--cached']);
+    assert.deepEqual(cached, r, '--cached shows the report of the last run');
+    const text = await pl.cliText(site, ['netcheck']);
+    assert.match(text, /filtering\s+address-dependent: only IPs this machine has sent to may answer/);
+  });
+});
