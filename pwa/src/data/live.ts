@@ -58,6 +58,7 @@ export class LiveConnection {
         WatchTopic.WATCH_TOPIC_PARTY,
         WatchTopic.WATCH_TOPIC_PEERS,
         WatchTopic.WATCH_TOPIC_METRICS,
+        WatchTopic.WATCH_TOPIC_NAT_REPORT,
       ],
       maxDurationSeconds: this.opts.maxDurationSeconds ?? 0,
     });
@@ -90,6 +91,7 @@ export class LiveConnection {
     if (msg.helperStatus) this.store.setStatus(msg.helperStatus);
     if (msg.metrics) this.store.addSample(msg.metrics);
     if (msg.party) this.store.setParty(msg.party.party);
+    if (msg.natReport) this.store.setNatReport(msg.natReport);
     if (msg.peer?.peer) {
       if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
       else this.store.setPeer(msg.peer.peer);

@@ -3,6 +3,7 @@ import type { HelperStatus } from '../gen/lanrage/v1/helper.js';
 import type { MetricsSample } from '../gen/lanrage/v1/metrics.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer } from '../gen/lanrage/v1/peer.js';
+import type { NatReport } from '../gen/lanrage/v1/network.js';
 import { Ring } from './ring.js';
 
 export type ConnectionState = 'connecting' | 'live' | 'helper-down';
@@ -28,6 +29,8 @@ export interface LiveState {
   readonly party: Party | undefined;
   /** The other members' connections, by device id. */
   readonly peers: ReadonlyMap<string, Peer>;
+  /** The latest NAT report (netcheck); undefined until the helper has made one. */
+  readonly natReport: NatReport | undefined;
 }
 
 type Listener = (state: LiveState) => void;
@@ -46,6 +49,7 @@ class LiveStore {
     partyKnown: false,
     party: undefined,
     peers: new Map(),
+    natReport: undefined,
   };
 
   get state(): LiveState {
@@ -93,6 +97,13 @@ class LiveStore {
       peers = new Map([...peers].filter(([id]) => members.has(id)));
     }
     this.update({ party, partyKnown: true, peers });
+  }
+
+  /** A report replaces an older one only: a late answer must not undo a newer stream event. */
+  setNatReport(report: NatReport): void {
+    const old = this.current.natReport?.time?.getTime() ?? -Infinity;
+    if ((report.time?.getTime() ?? Infinity) < old) return;
+    this.update({ natReport: report });
   }
 
   setPeer(peer: Peer): void {
