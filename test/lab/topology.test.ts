@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONTROL_ALT_IP, IFNAME_MAX, MAX_SITES, planLab, sanitizeSiteName, type NatKind } from './topology.js';
 
-const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public'];
-const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % 3] as NatKind }));
+const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public', 'full-cone', 'address-restricted', 'cgnat'];
+const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % kinds.length] as NatKind }));
 
 test('largest lab: interface names fit IFNAMSIZ, every address and name is unique', () => {
   const plan = planLab('abcdefgh', full);
@@ -15,10 +15,10 @@ test('largest lab: interface names fit IFNAMSIZ, every address and name is uniqu
   assert.equal(new Set(ifaces).size, ifaces.length);
   const names = plan.namespaces.map((n) => n.name);
   assert.equal(new Set(names).size, names.length);
-  for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rh])?$/);
+  for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rhc])?$/);
   const addrs = plan.namespaces.flatMap((n) => n.ipBatch.filter((l) => l.startsWith('addr add')).map((l) => l.split(' ')[2]));
   assert.equal(new Set(addrs).size, addrs.length);
-  for (const a of addrs) assert.match(a ?? '', /^((203\.0\.113|198\.51\.100)\.\d+\/(30|28)|192\.0\.2\.2\/32)$/);
+  for (const a of addrs) assert.match(a ?? '', /^((203\.0\.113|198\.51\.100)\.\d+\/(30|28)|192\.0\.2\.2\/32|192\.0\.2\.(1[3-9]\d|2[0-5]\d)\/30)$/);
 });
 
 test('addresses follow the documented carving', () => {
@@ -75,4 +75,21 @@ test('the control namespace has a second address for the alternate STUN address,
   const inet = plan.namespaces.find((n) => n.role === 'inet');
   assert.ok(ctl?.ipBatch.includes(`addr add ${CONTROL_ALT_IP}/32 dev ${plan.control.peerIf}`));
   assert.ok(inet?.ipBatch.includes(`route add ${CONTROL_ALT_IP}/32 via ${plan.control.peerIp} dev ${plan.control.inetIf}`));
+});
+
+test('cgnat: a port-restricted home router behind a carrier namespace with a symmetric NAT', () => {
+  const plan = planLab('x4', [{ name: 'p', kind: 'public' }, { name: 'c', kind: 'cgnat' }]);
+  const c = plan.sites[1]!;
+  assert.equal(c.carrier?.ns, 'lrx4-c-c');
+  assert.equal(c.link.peerNs, 'lrx4-c-c', 'the internet link belongs to the carrier');
+  assert.equal(c.publicIp, c.link.peerIp);
+  assert.deepEqual([c.carrier?.carrierIp, c.carrier?.homeIp], ['192.0.2.133', '192.0.2.134']);
+  const carrier = plan.namespaces.find((n) => n.name === 'lrx4-c-c')!;
+  const home = plan.namespaces.find((n) => n.name === 'lrx4-c-r')!;
+  assert.equal(carrier.role, 'router');
+  assert.match(carrier.nft ?? '', new RegExp(`oifname "${c.link.peerIf}" masquerade fully-random\n`));
+  assert.match(home.nft ?? '', new RegExp(`oifname "${c.carrier?.homeIf}" masquerade\n`));
+  assert.ok(home.ipBatch.includes(`route add default via 192.0.2.133 dev ${c.carrier?.homeIf}`));
+  assert.ok(plan.rootBatch.includes(`link add ${c.carrier?.carrierIf} netns lrx4-c-c type veth peer name ${c.carrier?.homeIf} netns lrx4-c-r`));
+  for (const n of [carrier, home]) assert.ok(n.sysctls.includes('net.ipv4.ip_forward=1'));
 });

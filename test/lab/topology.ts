@@ -11,14 +11,30 @@ export type ConeKind = 'full-cone' | 'address-restricted';
 export const CONE_KINDS: readonly ConeKind[] = ['full-cone', 'address-restricted'];
 export const isConeKind = (k: NatKind): k is ConeKind => (CONE_KINDS as readonly string[]).includes(k);
 
-export type NatKind = 'public' | 'port-restricted' | 'symmetric' | ConeKind;
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', ...CONE_KINDS];
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | ConeKind | 'cgnat';
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', ...CONE_KINDS, 'cgnat'];
 
 /**
  * The control namespace's second address, for the alternate STUN address (RFC 5780 tests need two
  * IPs). TEST-NET-1, routed by the internet router to the control namespace; TEST-NET-3 is full.
  */
 export const CONTROL_ALT_IP = '192.0.2.2';
+
+/**
+ * 'cgnat': a port-restricted home router whose WAN side is a carrier's symmetric NAT (a third
+ * namespace). The carrier link is a /30 from TEST-NET-1's upper half, one per site.
+ */
+const CGN_NET = '192.0.2';
+const CGN_BASE = 128;
+
+export interface CarrierPlan {
+  ns: string;
+  /** veth: carrier side, home-router side. */
+  carrierIf: string;
+  homeIf: string;
+  carrierIp: string;
+  homeIp: string;
+}
 
 /** Everything the lab creates carries this prefix; cleanup only ever looks at names that have it. */
 export const NS_PREFIX = 'lr';
@@ -58,6 +74,8 @@ export interface SitePlan {
   routerLanIp: string | null;
   lanIp: string;
   publicIp: string;
+  /** 'cgnat' only: the carrier NAT between the home router and the internet. */
+  carrier: CarrierPlan | null;
 }
 
 export type NsRole = 'inet' | 'control' | 'router' | 'host';
@@ -92,9 +110,19 @@ export function sanitizeSiteName(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
 }
 
-export function nsNamesOf(id: string): { inet: string; ctl: string; router(slug: string): string; host(slug: string): string } {
+export function nsNamesOf(id: string): { inet: string; ctl: string; router(slug: string): string; host(slug: string): string; carrier(slug: string): string } {
   const p = `${NS_PREFIX}${id}`;
-  return { inet: `${p}-inet`, ctl: `${p}-ctl`, router: (s) => `${p}-${s}-r`, host: (s) => `${p}-${s}-h` };
+  return { inet: `${p}-inet`, ctl: `${p}-ctl`, router: (s) => `${p}-${s}-r`, host: (s) => `${p}-${s}-h`, carrier: (s) => `${p}-${s}-c` };
+}
+
+function carrierPlan(id: string, index: number, ns: string): CarrierPlan {
+  return {
+    ns,
+    carrierIf: `${NS_PREFIX}${id}c${index}a`,
+    homeIf: `${NS_PREFIX}${id}c${index}b`,
+    carrierIp: `${CGN_NET}.${CGN_BASE + 4 * index + 1}`,
+    homeIp: `${CGN_NET}.${CGN_BASE + 4 * index + 2}`,
+  };
 }
 
 function link(id: string, k: number, peerNs: string): LinkPlan {
@@ -172,6 +200,43 @@ function coneRouterRuleset(kind: ConeKind, wan: string, lan: string, hostIp: str
   );
 }
 
+/** The carrier's symmetric NAT (on the internet link) and the home router behind it. */
+function cgnatRouters(l: LinkPlan, c: CarrierPlan, homeNs: string, homeLanIf: string, homeLanIp: string): NsPlan[] {
+  const carrierIfs = [l.peerIf, c.carrierIf];
+  const carrier: NsPlan = {
+    name: c.ns,
+    role: 'router',
+    ifaces: carrierIfs,
+    sysctls: sysctlsFor(carrierIfs, true),
+    ipBatch: [
+      'link set lo up',
+      `addr add ${l.peerIp}/30 dev ${l.peerIf}`,
+      `link set ${l.peerIf} up`,
+      `addr add ${c.carrierIp}/30 dev ${c.carrierIf}`,
+      `link set ${c.carrierIf} up`,
+      `route add default via ${l.inetIp} dev ${l.peerIf}`,
+    ],
+    nft: routerRuleset('symmetric', l.peerIf, c.carrierIf),
+  };
+  const homeIfs = [c.homeIf, homeLanIf];
+  const home: NsPlan = {
+    name: homeNs,
+    role: 'router',
+    ifaces: homeIfs,
+    sysctls: sysctlsFor(homeIfs, true),
+    ipBatch: [
+      'link set lo up',
+      `addr add ${c.homeIp}/30 dev ${c.homeIf}`,
+      `link set ${c.homeIf} up`,
+      `addr add ${homeLanIp}/28 dev ${homeLanIf}`,
+      `link set ${homeLanIf} up`,
+      `route add default via ${c.carrierIp} dev ${c.homeIf}`,
+    ],
+    nft: routerRuleset('port-restricted', c.homeIf, homeLanIf),
+  };
+  return [carrier, home];
+}
+
 export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: NatKind }>): LabPlan {
   if (!ID_RE.test(id)) throw new Error(`lab id must match ${ID_RE}: ${JSON.stringify(id)}`);
   if (sites.length > MAX_SITES) throw new Error(`at most ${MAX_SITES} sites (got ${sites.length})`);
@@ -195,11 +260,13 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     if (s.kind === 'public') {
       const l = link(id, links.length, hostNs);
       links.push(l);
-      sitePlans.push({ name: s.name, slug, kind: s.kind, index, hostNs, routerNs: null, link: l, lanIf: null, routerLanIp: null, lanIp: l.peerIp, publicIp: l.peerIp });
+      sitePlans.push({ name: s.name, slug, kind: s.kind, index, hostNs, routerNs: null, link: l, lanIf: null, routerLanIp: null, lanIp: l.peerIp, publicIp: l.peerIp, carrier: null });
       return;
     }
     const routerNs = names.router(slug);
-    const l = link(id, links.length, routerNs);
+    // Behind a carrier NAT, the internet link belongs to the carrier, not to the home router.
+    const carrier = s.kind === 'cgnat' ? carrierPlan(id, index, names.carrier(slug)) : null;
+    const l = link(id, links.length, carrier?.ns ?? routerNs);
     links.push(l);
     const lanIf = { router: `${NS_PREFIX}${id}l${index}a`, host: `${NS_PREFIX}${id}l${index}b` };
     sitePlans.push({
@@ -207,6 +274,7 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
       routerLanIp: `${LAN_NET}.${16 * index + 1}`,
       lanIp: `${LAN_NET}.${16 * index + 2}`,
       publicIp: l.peerIp,
+      carrier,
     });
   });
   if (links.length > MAX_LINKS) throw new Error(`too many internet links (${links.length} > ${MAX_LINKS})`);
@@ -248,14 +316,18 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
       nsPlans.push(h);
       continue;
     }
-    const nft = isConeKind(s.kind) ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp) : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
-    const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
-    r.ipBatch.push(
-      `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
-      `link set ${s.lanIf.router} up`,
-      `route add default via ${s.link.inetIp} dev ${s.link.peerIf}`,
-    );
-    nsPlans.push(r);
+    if (s.carrier) {
+      nsPlans.push(...cgnatRouters(s.link, s.carrier, s.routerNs, s.lanIf.router, s.routerLanIp));
+    } else {
+      const nft = isConeKind(s.kind) ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp) : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
+      const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
+      r.ipBatch.push(
+        `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
+        `link set ${s.lanIf.router} up`,
+        `route add default via ${s.link.inetIp} dev ${s.link.peerIf}`,
+      );
+      nsPlans.push(r);
+    }
     nsPlans.push({
       name: s.hostNs,
       role: 'host',
@@ -278,6 +350,9 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     ...links.map((l) => `link add ${l.inetIf} netns ${names.inet} type veth peer name ${l.peerIf} netns ${l.peerNs}`),
     ...sitePlans.flatMap((s) =>
       s.lanIf && s.routerNs ? [`link add ${s.lanIf.router} netns ${s.routerNs} type veth peer name ${s.lanIf.host} netns ${s.hostNs}`] : [],
+    ),
+    ...sitePlans.flatMap((s) =>
+      s.carrier && s.routerNs ? [`link add ${s.carrier.carrierIf} netns ${s.carrier.ns} type veth peer name ${s.carrier.homeIf} netns ${s.routerNs}`] : [],
     ),
   ];
 
