@@ -1,5 +1,6 @@
 // When the NAT report is (re)made: once the helper knows a control server (its stun_servers
-// arrive), again when that list changes, every 5 minutes while it is known, and on demand.
+// arrive), again when that list changes or a reconnect brings a snapshot (the network may have
+// changed; at most once a minute), every 5 minutes while a server is known, and on demand.
 // Concurrent requests share one run. Each finished run is handed to onReport (the live stream).
 
 import type { Logger } from '../core/log.js';
@@ -8,6 +9,8 @@ import { ApiError, Status } from '../core/api-error.js';
 import type { NetcheckResult } from './netcheck-run.js';
 
 export const NETCHECK_INTERVAL_MS = 5 * 60_000;
+/** A snapshot with the same STUN servers re-runs only if the last run is older than this. */
+export const NETCHECK_SNAPSHOT_MIN_AGE_MS = 60_000;
 
 export interface NetcheckerOptions {
   /** The control server's stun_servers; empty while none is known. */
@@ -22,6 +25,7 @@ export interface NetcheckerOptions {
 export class Netchecker {
   private last: NetcheckResult | null = null;
   private lastServers = '';
+  private lastRunAt = -Infinity;
   private running: Promise<NetcheckResult> | null = null;
   private cancelTimer: () => void = () => {};
   private closed = false;
@@ -41,10 +45,11 @@ export class Netchecker {
     this.serversMayHaveChanged();
   }
 
-  /** Call when the control connection brings a snapshot: runs if the STUN servers are new. */
+  /** Call when the control connection brings a snapshot (connect, reconnect). */
   serversMayHaveChanged(): void {
     const servers = this.o.stunServers();
-    if (servers.length === 0 || servers.join(',') === this.lastServers) return;
+    if (servers.length === 0) return;
+    if (servers.join(',') === this.lastServers && this.clock.now() - this.lastRunAt < NETCHECK_SNAPSHOT_MIN_AGE_MS) return;
     this.runNow().catch((err: unknown) => this.o.log.warn('netcheck failed', { err: err instanceof Error ? err.message : String(err) }));
   }
 
@@ -59,6 +64,7 @@ export class Netchecker {
       );
     }
     this.lastServers = servers.join(',');
+    this.lastRunAt = this.clock.now();
     const run = this.o
       .run(servers)
       .then((r) => {

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { answerStun, checkStunHosts, type ResponderView } from '../../helper/control/stun-responder.js';
 import { decodeNetcheckAnswer, encodeNetcheckRequest } from '../../helper/net/stun-5780.js';
+import { stunAddressFlags } from '../../helper/roles/control.js';
+import { parseArgs } from '../../helper/core/args.js';
 
 function request(flags: number | null, tid = randomBytes(12)): Buffer {
   const attrs = flags === null ? Buffer.alloc(0) : Buffer.from([0x00, 0x03, 0x00, 0x04, 0, 0, 0, flags]);
@@ -132,4 +134,18 @@ test('address flags are checked before anything binds', () => {
   assert.throws(() => checkStunHosts('203.0.113.2', '203.0.113.2'), /differ/);
   assert.throws(() => checkStunHosts('203.0.113.2', 'example.com'), /IPv4/);
   assert.throws(() => checkStunHosts('203.0.113.2', '2001:db8::1'), /IPv4/);
+});
+
+test('--stun-ip / --stun-alt-ip: both IPv4, the alternate needs a specific primary, bad values are refused', () => {
+  const flags = (...argv: string[]) => stunAddressFlags(parseArgs(argv));
+  assert.deepEqual(flags(), {});
+  assert.deepEqual(flags('--stun-ip', '203.0.113.2'), { stunHost: '203.0.113.2' });
+  assert.deepEqual(flags('--stun-ip', '203.0.113.2', '--stun-alt-ip', '192.0.2.2'), { stunHost: '203.0.113.2', stunAltHost: '192.0.2.2' });
+  assert.deepEqual(flags('--listen', '203.0.113.2', '--stun-alt-ip', '192.0.2.2'), { stunHost: '203.0.113.2', stunAltHost: '192.0.2.2' });
+  assert.throws(() => flags('--stun-alt-ip', '192.0.2.2'), /needs the primary STUN address/);
+  assert.throws(() => flags('--listen', '0.0.0.0', '--stun-alt-ip', '192.0.2.2'), /needs the primary STUN address/);
+  assert.throws(() => flags('--stun-ip', '192.0.2.2', '--stun-alt-ip', '192.0.2.2'), /differ/);
+  assert.throws(() => flags('--stun-ip', '203.0.113.2', '--stun-alt-ip', 'stun.example.com'), /must be an IPv4 address/);
+  assert.throws(() => flags('--stun-ip', '2001:db8::1'), /must be an IPv4 address/);
+  assert.throws(() => flags('--stun-ip', '010.0.0.1'), /must be an IPv4 address/, 'no octal-looking addresses');
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
 import { createLogger } from '../../helper/core/log.js';
 import { ApiError } from '../../helper/core/api-error.js';
-import { Netchecker, NETCHECK_INTERVAL_MS } from '../../helper/net/netchecker.js';
+import { Netchecker, NETCHECK_INTERVAL_MS, NETCHECK_SNAPSHOT_MIN_AGE_MS } from '../../helper/net/netchecker.js';
 import type { NetcheckResult } from '../../helper/net/netcheck-run.js';
 
 const log = createLogger({}, () => {});
@@ -42,7 +42,7 @@ test('no control server: nothing runs, and RunNetcheck says what is missing', as
   nc.close();
 });
 
-test('runs when STUN servers arrive, not again for the same list, again for a new one, and every 5 minutes', async () => {
+test('runs when STUN servers arrive, on a later reconnect or a new list, and every 5 minutes', async () => {
   const { clock, nc, runs, published, setServers } = setup();
   nc.start();
   setServers(['203.0.113.2:3478', '203.0.113.2:3479']);
@@ -51,24 +51,28 @@ test('runs when STUN servers arrive, not again for the same list, again for a ne
   assert.equal(runs.length, 1);
   assert.equal(published.length, 1);
   assert.equal(nc.latest()?.publicAddress, '203.0.113.6:1');
-  nc.serversMayHaveChanged(); // a reconnect with the same server
+  nc.serversMayHaveChanged(); // a snapshot soon after, same server: no new run
   await flush();
   assert.equal(runs.length, 1);
-  clock.advance(NETCHECK_INTERVAL_MS - 1);
+  clock.advance(NETCHECK_SNAPSHOT_MIN_AGE_MS);
+  nc.serversMayHaveChanged(); // a reconnect a minute later: the network may have changed
   await flush();
-  assert.equal(runs.length, 1);
+  assert.equal(runs.length, 2);
+  clock.advance(NETCHECK_INTERVAL_MS - NETCHECK_SNAPSHOT_MIN_AGE_MS - 1);
+  await flush();
+  assert.equal(runs.length, 2);
   clock.advance(1);
   await flush();
-  assert.equal(runs.length, 2, 'periodic run');
+  assert.equal(runs.length, 3, 'periodic run, 5 minutes after start');
   setServers(['198.51.100.9:3478']);
   nc.serversMayHaveChanged();
   await flush();
-  assert.deepEqual(runs[2], ['198.51.100.9:3478']);
-  assert.equal(published.length, 3);
+  assert.deepEqual(runs[3], ['198.51.100.9:3478'], 'a new server is tested at once');
+  assert.equal(published.length, 4);
   nc.close();
   clock.advance(NETCHECK_INTERVAL_MS * 3);
   await flush();
-  assert.equal(runs.length, 3, 'nothing after close');
+  assert.equal(runs.length, 4, 'nothing after close');
 });
 
 test('concurrent requests share one run', async () => {
