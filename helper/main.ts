@@ -7,11 +7,12 @@ import { usageText, type Command } from './cli/commands.js';
 import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
 import { settingsCommand } from './cli/settings.js';
+import { netcheckCommand } from './cli/netcheck.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 
 const COMMANDS: Command[] = [
-  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
-  { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--tls-cert F --tls-key F]', summary: 'run a control server on its own', run: async () => {} },
+  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL] [--stun-ip IP --stun-alt-ip IP]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
+  { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F]', summary: 'run a control server on its own', run: async () => {} },
   statusCommand,
   partyCommand,
   createCommand,
@@ -19,6 +20,7 @@ const COMMANDS: Command[] = [
   leaveCommand,
   pingCommand,
   settingsCommand,
+  netcheckCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {
@@ -52,7 +54,7 @@ async function runHelperRole(argv: string[]): Promise<void> {
 async function runControl(argv: string[]): Promise<void> {
   const log = createLogger({ role: 'control' });
   const server = await runControlRole(parseArgs(argv), log);
-  log.info('control ready', { grpcPort: server.grpcPort, stunPorts: server.stunPorts });
+  log.info('control ready', { grpcPort: server.grpcPort, stunPorts: server.stunPorts, stunHosts: server.stunHosts });
   const stop = (): void => {
     server.close().then(() => process.exit(0), () => process.exit(1));
   };

@@ -23,6 +23,10 @@ export interface ControlServerOptions {
   advertiseHost?: string;
   /** TURN relays handed to party members (GetRelays); none when undefined. */
   relays?: RelayConfig;
+  /** STUN's own listening address (default: host). Must be a specific IPv4 with stunAltHost. */
+  stunHost?: string;
+  /** A second IPv4 address: STUN then answers RFC 5780 CHANGE-REQUEST (see stun-responder.ts). */
+  stunAltHost?: string;
   /** For tests: shorter presence timers, a manual clock. */
   awayAfterMs?: number;
   dropAfterMs?: number;
@@ -32,6 +36,8 @@ export interface ControlServerOptions {
 export interface ControlServer {
   grpcPort: number;
   stunPorts: [number, number];
+  /** [primary] or [primary, alternate]. */
+  stunHosts: string[];
   close(): Promise<void>;
 }
 
@@ -60,10 +66,14 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     'grpc.keepalive_timeout_ms': 10_000,
   });
   try {
-    stun = await startStunResponder({ host: opts.host, port: opts.stunPort, log });
+    const stunBind = opts.stunHost ?? opts.host;
+    stun = await startStunResponder({ host: stunBind, port: opts.stunPort, log, ...(opts.stunAltHost && { altHost: opts.stunAltHost }) });
+    // With two STUN addresses the sockets sit on specific IPs: name the primary one, not whatever
+    // address a client happened to use for gRPC (it may not be a STUN address at all).
+    const advertiseHost = opts.advertiseHost ?? (opts.stunAltHost || opts.stunHost ? stunBind : undefined);
     const { definition, implementation } = wrapService(
       controlDefinition,
-      controlHandlers({ plane, stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(opts.advertiseHost && { advertiseHost: opts.advertiseHost }) }),
+      controlHandlers({ plane, stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
       // Authentication is per device (session tokens), done by the handlers, not the install token.
       { token: '', log, mutating: new Set() },
     );
@@ -73,10 +83,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
     const stunPorts = stun.ports;
+    const stunHosts = [...stun.hosts];
     log.info('control server ready', {
       host: opts.host,
       grpcPort,
       stunPorts,
+      stunHosts,
       tls: !!opts.tls,
       relays: opts.relays ? describeRelays(opts.relays) : [],
       ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
@@ -85,6 +97,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     return {
       grpcPort,
       stunPorts,
+      stunHosts,
       close: () =>
         (closing ??= (async () => {
           plane.close();

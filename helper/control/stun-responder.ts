@@ -1,38 +1,85 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { isIPv4 } from 'node:net';
 import { createRequire } from 'node:module';
 import type { Logger } from '../core/log.js';
 
-// STUN Binding answers (RFC 5389) on two ports of one address, so that a helper can compare the
-// mapped ports it sees from each: equal means endpoint-independent mapping, different means
-// endpoint-dependent ("symmetric"). The `stun` package does the encoding; it has no types and
-// known bugs (shared/STACK-NOTES.md), so it is wrapped here and only its Binding/XOR-MAPPED-ADDRESS
-// path is used, with the header checked by hand before it sees a datagram.
+// STUN Binding answers (RFC 5389) with the RFC 5780 NAT-behaviour-discovery extensions.
+//
+// Without an alternate IP the server listens on two ports of one address, so that a helper can
+// compare the mapped ports it sees from each. It then has no "alternate address" in the RFC 5780
+// sense (that needs a second IP *and* a second port), so, as RFC 5780 §6.1 requires, any request
+// carrying CHANGE-REQUEST gets error 420 (Unknown Attribute) listing CHANGE-REQUEST, and no
+// OTHER-ADDRESS is sent: the client learns it cannot run the filtering tests.
+//
+// With an alternate IP (`--stun-alt-ip`) it listens on both IPs × both ports and honours
+// CHANGE-REQUEST (change IP, change port, both) by answering from the matching socket, and adds
+// OTHER-ADDRESS (the other IP and other port) and RESPONSE-ORIGIN (the socket that answered).
+//
+// The `stun` package does the encoding; it has no types and known bugs (shared/STACK-NOTES.md),
+// so it is wrapped here, only its address/uint32/error-code attributes are used, and the header is
+// checked by hand before it sees a datagram.
 
+interface StunAttr {
+  readonly value: unknown;
+}
 interface StunMessage {
   readonly type: number;
   readonly transactionId: Buffer;
-  addXorAddress(address: string, port: number): void;
+  addAttribute(type: number, ...args: unknown[]): unknown;
+  getAttribute(type: number): StunAttr | undefined;
   addFingerprint(): void;
 }
 interface StunCodec {
   createMessage(type: number, transactionId?: Buffer): StunMessage;
   encode(m: StunMessage): Buffer;
   decode(b: Buffer): StunMessage;
-  constants: Record<string, number>;
 }
 const stun = createRequire(import.meta.url)('stun') as StunCodec;
-const BINDING_REQUEST = stun.constants.STUN_BINDING_REQUEST!;
-const BINDING_RESPONSE = stun.constants.STUN_BINDING_RESPONSE!;
+const BINDING_REQUEST = 0x0001;
+const BINDING_RESPONSE = 0x0101;
+const BINDING_ERROR = 0x0111;
 const MAGIC_COOKIE = 0x2112a442;
 const MAX_REQUEST_BYTES = 548;
+
+export const ATTR_MAPPED_ADDRESS = 0x0001;
+export const ATTR_CHANGE_REQUEST = 0x0003;
+export const ATTR_ERROR_CODE = 0x0009;
+export const ATTR_UNKNOWN_ATTRIBUTES = 0x000a;
+export const ATTR_XOR_MAPPED_ADDRESS = 0x0020;
+export const ATTR_RESPONSE_ORIGIN = 0x802b;
+export const ATTR_OTHER_ADDRESS = 0x802c;
+/** CHANGE-REQUEST flag bits (RFC 5780 §7.2). */
+export const CHANGE_IP = 0x04;
+export const CHANGE_PORT = 0x02;
 
 export interface Remote {
   address: string;
   port: number;
 }
 
-/** The Binding success response for a Binding request from `from`, or null for anything else. */
-export function bindingResponse(req: Buffer, from: Remote): Buffer | null {
+/** Where a request arrived and what the server's alternate address is (null: it has none). */
+export interface ResponderView {
+  /** The socket the request arrived on; null when it listens on a wildcard address. */
+  local: Remote | null;
+  /** RFC 5780 alternate address relative to `local`: the other IP and the other port. */
+  other: Remote | null;
+}
+
+export interface StunAnswer {
+  response: Buffer;
+  /** Which socket must send it, relative to the one the request arrived on. */
+  changeIp: boolean;
+  changePort: boolean;
+}
+
+/** "::ffff:1.2.3.4" (an IPv4 client on a dual-stack socket) → "1.2.3.4". */
+const unmapped = (address: string): string => (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+
+/**
+ * The answer to a STUN request from `from`, or null for anything that is not a well-formed
+ * Binding request (ignored: a reply to garbage would make us a reflector).
+ */
+export function answerStun(req: Buffer, from: Remote, view: ResponderView = { local: null, other: null }): StunAnswer | null {
   if (req.length < 20 || req.length > MAX_REQUEST_BYTES) return null;
   if (req.readUInt16BE(0) !== BINDING_REQUEST) return null;
   if (req.readUInt16BE(2) !== req.length - 20 || req.length % 4 !== 0) return null;
@@ -43,73 +90,143 @@ export function bindingResponse(req: Buffer, from: Remote): Buffer | null {
   } catch {
     return null;
   }
-  const res = stun.createMessage(BINDING_RESPONSE, decoded.transactionId);
-  res.addXorAddress(unmapped(from.address), from.port);
+  const tid = req.subarray(8, 20);
+  const change = decoded.getAttribute(ATTR_CHANGE_REQUEST);
+  let changeIp = false;
+  let changePort = false;
+  if (change) {
+    if (typeof change.value !== 'number') return null;
+    if (!view.other) {
+      const err = stun.createMessage(BINDING_ERROR, Buffer.from(tid));
+      err.addAttribute(ATTR_ERROR_CODE, 420, 'Unknown Attribute');
+      err.addAttribute(ATTR_UNKNOWN_ATTRIBUTES, [ATTR_CHANGE_REQUEST]);
+      err.addFingerprint();
+      return { response: stun.encode(err), changeIp: false, changePort: false };
+    }
+    changeIp = (change.value & CHANGE_IP) !== 0;
+    changePort = (change.value & CHANGE_PORT) !== 0;
+  }
+  const client = unmapped(from.address);
+  const res = stun.createMessage(BINDING_RESPONSE, Buffer.from(tid));
+  // RFC 5780 §6.1: both MAPPED-ADDRESS (for RFC 3489 clients) and XOR-MAPPED-ADDRESS.
+  if (isIPv4(client)) res.addAttribute(ATTR_MAPPED_ADDRESS, client, from.port);
+  res.addAttribute(ATTR_XOR_MAPPED_ADDRESS, client, from.port);
+  if (view.local) {
+    const origin = {
+      address: changeIp && view.other ? view.other.address : view.local.address,
+      port: changePort && view.other ? view.other.port : view.local.port,
+    };
+    res.addAttribute(ATTR_RESPONSE_ORIGIN, origin.address, origin.port);
+  }
+  if (view.other) res.addAttribute(ATTR_OTHER_ADDRESS, view.other.address, view.other.port);
   res.addFingerprint();
-  return stun.encode(res);
+  return { response: stun.encode(res), changeIp, changePort };
 }
 
-/** "::ffff:1.2.3.4" (an IPv4 client on a dual-stack socket) → "1.2.3.4". */
-const unmapped = (address: string): string => (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address);
+/** The Binding success response for a Binding request from `from`, or null for anything else. */
+export function bindingResponse(req: Buffer, from: Remote): Buffer | null {
+  return answerStun(req, from)?.response ?? null;
+}
 
 // Responses are about twice the size of the smallest request: cap each source address so the
-// server cannot be used to flood someone with spoofed-source requests.
+// server cannot be used to flood someone with spoofed-source requests. CHANGE-REQUEST answers go
+// to the same source as any other answer (RESPONSE-PORT is not supported), so they add nothing.
 const MAX_PER_SOURCE_PER_SECOND = 100;
 
 export interface StunResponder {
   ports: [number, number];
+  /** [primary, alternate] when listening on two addresses. */
+  hosts: [string] | [string, string];
   close(): Promise<void>;
 }
 
-export async function startStunResponder(opts: { host: string; port: number; log: Logger }): Promise<StunResponder> {
+export interface StunResponderOptions {
+  host: string;
+  port: number;
+  /** A second IPv4 address of this machine: enables CHANGE-REQUEST (RFC 5780). */
+  altHost?: string;
+  log: Logger;
+}
+
+/** Checks the address pair before anything binds, so a bad flag fails with a sentence. */
+export function checkStunHosts(host: string, altHost: string | undefined): void {
+  if (altHost === undefined) return;
+  if (!isIPv4(altHost)) throw new Error(`the alternate STUN address must be an IPv4 address, not ${JSON.stringify(altHost.slice(0, 60))}`);
+  if (!isIPv4(host) || host === '0.0.0.0') {
+    throw new Error('with an alternate STUN address, the primary STUN address must be a specific IPv4 address too (--stun-ip or --listen)');
+  }
+  if (host === altHost) throw new Error('the alternate STUN address must differ from the primary one');
+}
+
+export async function startStunResponder(opts: StunResponderOptions): Promise<StunResponder> {
+  checkStunHosts(opts.host, opts.altHost);
   const family = opts.host.includes(':') ? 'udp6' : 'udp4';
+  const hosts: string[] = opts.altHost ? [opts.host, opts.altHost] : [opts.host];
+  const specific = opts.host !== '0.0.0.0' && opts.host !== '::';
   let counts = new Map<string, number>();
   const resetTimer = setInterval(() => (counts = new Map()), 1000);
   resetTimer.unref();
 
-  const open = async (port: number): Promise<Socket> => {
+  const bind = async (host: string, port: number): Promise<Socket> => {
     const sock = createSocket({ type: family, reuseAddr: false });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.bind(port, opts.host, () => {
+      sock.bind(port, host, () => {
         sock.off('error', reject);
         resolve();
       });
     });
     sock.on('error', (err) => opts.log.warn('stun socket error', { err: err.message }));
-    sock.on('message', (msg, rinfo) => {
-      const n = (counts.get(rinfo.address) ?? 0) + 1;
-      counts.set(rinfo.address, n);
-      if (n > MAX_PER_SOURCE_PER_SECOND) return;
-      const res = bindingResponse(msg, rinfo);
-      if (res) sock.send(res, rinfo.port, rinfo.address);
-    });
     return sock;
   };
   const close = (s: Socket): Promise<void> => new Promise((resolve) => s.close(() => resolve()));
 
-  // Port 0 means "any": then the second port is the first plus one, which may be taken; retry.
-  let pair: [Socket, Socket] | undefined;
-  for (let attempt = 0; !pair; attempt++) {
-    const first = await open(opts.port);
+  // grid[ip][port]. Port 0 means "any": then the second port is the first plus one, which may be
+  // taken (on either address); retry.
+  let grid: Socket[][] | undefined;
+  for (let attempt = 0; !grid; attempt++) {
+    const first = await bind(hosts[0]!, opts.port);
     const p = first.address().port;
+    const opened: Socket[] = [first];
     try {
       if (p >= 65535) throw Object.assign(new Error('no port above 65535'), { code: 'EADDRINUSE' });
-      pair = [first, await open(p + 1)];
+      const row0 = [first, await bind(hosts[0]!, p + 1).then((s) => (opened.push(s), s))];
+      const rows = [row0];
+      if (hosts[1]) rows.push([await bind(hosts[1], p).then((s) => (opened.push(s), s)), await bind(hosts[1], p + 1).then((s) => (opened.push(s), s))]);
+      grid = rows;
     } catch (err) {
-      await close(first);
+      await Promise.all(opened.map(close));
       if (opts.port !== 0 || attempt >= 20) {
         clearInterval(resetTimer);
-        throw new Error(`cannot open the second STUN port ${p + 1} next to ${p}: ${(err as Error).message}`);
+        throw new Error(`cannot open the STUN ports ${p}-${p + 1} on ${hosts.join(' and ')}: ${(err as Error).message}`);
       }
     }
   }
-  const [a, b] = pair;
+  const ports: [number, number] = [grid[0]![0]!.address().port, grid[0]![1]!.address().port];
+  const all = grid.flat();
+  grid.forEach((row, i) =>
+    row.forEach((sock, j) => {
+      const view: ResponderView = {
+        local: specific ? { address: hosts[i]!, port: ports[j]! } : null,
+        other: hosts.length === 2 ? { address: hosts[1 - i]!, port: ports[1 - j]! } : null,
+      };
+      sock.on('message', (msg, rinfo) => {
+        const n = (counts.get(rinfo.address) ?? 0) + 1;
+        counts.set(rinfo.address, n);
+        if (n > MAX_PER_SOURCE_PER_SECOND) return;
+        const a = answerStun(msg, rinfo, view);
+        if (!a) return;
+        const out = grid![a.changeIp ? 1 - i : i]?.[a.changePort ? 1 - j : j] ?? sock;
+        out.send(a.response, rinfo.port, rinfo.address);
+      });
+    }),
+  );
   return {
-    ports: [a.address().port, b.address().port],
+    ports,
+    hosts: hosts.length === 2 ? [hosts[0]!, hosts[1]!] : [hosts[0]!],
     close: async () => {
       clearInterval(resetTimer);
-      await Promise.all([close(a), close(b)]);
+      await Promise.all(all.map(close));
     },
   };
 }

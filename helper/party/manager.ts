@@ -43,6 +43,8 @@ export interface PartyManagerOptions {
   fastPath: boolean;
   /** The LAN relay (broadcast discovery): told our tunnel and the other members' virtual IPs. */
   lan?: { setParty(self: LanSelf | null, peers: string[]): Promise<void>; close(): Promise<void> };
+  /** Called on every control snapshot (connect, reconnect): the STUN servers may be new. */
+  onControlSnapshot?: () => void;
 }
 
 export class PartyManager implements PartyEngine {
@@ -126,6 +128,11 @@ export class PartyManager implements PartyEngine {
       this.log.warn('could not resume the party yet; retrying', { err: String(err), inMs: delay });
       setTimeout(() => void this.resume(r, attempt + 1), delay).unref();
     }
+  }
+
+  /** The STUN servers of the control server we are connected to (empty when none). */
+  stunServers(): string[] {
+    return this.control?.stunServers() ?? [];
   }
 
   inParty(): boolean {
@@ -236,7 +243,10 @@ export class PartyManager implements PartyEngine {
       throw err;
     }
     this.control = c;
-    c.on('snapshot', (p) => this.applyQuietly(p));
+    c.on('snapshot', (p) => {
+      this.applyQuietly(p);
+      this.opts.onControlSnapshot?.();
+    });
     c.on('member', () => this.applyQuietly(c.party()));
     c.on('memberLeft', () => this.applyQuietly(c.party()));
     c.on('callMeMaybe', ({ fromDeviceId, candidates }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates));

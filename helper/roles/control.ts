@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { flag, portFlag, type ParsedArgs } from '../core/args.js';
@@ -19,6 +20,26 @@ export function advertisedControlUrl(port: number, ifaces = networkInterfaces())
   return `http://127.0.0.1:${port}`;
 }
 
+/**
+ * `--stun-ip IPv4` (STUN's primary address) and `--stun-alt-ip IPv4` (a second address of this
+ * machine: STUN then answers RFC 5780 CHANGE-REQUEST, so helpers can classify their NAT's
+ * filtering and tell address- from port-dependent mapping). Shared by `lanrage control` and the
+ * helper's embedded control server.
+ */
+export function stunAddressFlags(args: ParsedArgs): { stunHost?: string; stunAltHost?: string } {
+  const ip = flag(args, 'stun-ip');
+  const alt = flag(args, 'stun-alt-ip');
+  for (const [name, v] of [['stun-ip', ip], ['stun-alt-ip', alt]] as const) {
+    if (v !== undefined && !isIPv4(v)) throw new Error(`--${name} must be an IPv4 address of this machine, not "${v.slice(0, 60)}"`);
+  }
+  if (alt === undefined) return ip !== undefined ? { stunHost: ip } : {};
+  const listen = flag(args, 'listen');
+  const primary = ip ?? (listen !== undefined && isIPv4(listen) && listen !== '0.0.0.0' ? listen : undefined);
+  if (primary === undefined) throw new Error('--stun-alt-ip needs the primary STUN address too: add --stun-ip IPv4 (or --listen IPv4)');
+  if (alt === primary) throw new Error('--stun-alt-ip must differ from the primary STUN address');
+  return { stunHost: primary, stunAltHost: alt };
+}
+
 // `lanrage control`: the coordination server on its own (self-hosted, or the lab's server host).
 export async function runControlRole(args: ParsedArgs, log: Logger): Promise<ControlServer> {
   const stateDir = flag(args, 'state-dir') ?? defaultStateDir();
@@ -28,6 +49,7 @@ export async function runControlRole(args: ParsedArgs, log: Logger): Promise<Con
   if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together');
   const advertiseHost = flag(args, 'advertise-host');
   const relays = relayConfigFromArgs(args);
+  const stun = stunAddressFlags(args);
   return startControlServer({
     host: flag(args, 'listen') ?? '0.0.0.0',
     grpcPort: portFlag(args, 'grpc-port', 8670),
@@ -37,5 +59,6 @@ export async function runControlRole(args: ParsedArgs, log: Logger): Promise<Con
     ...(cert && key ? { tls: { certFile: cert, keyFile: key } } : {}),
     ...(advertiseHost ? { advertiseHost } : {}),
     ...(relays ? { relays } : {}),
+    ...stun,
   });
 }

@@ -24,8 +24,11 @@ import { relayConfigFromArgs, type RelayConfig } from '../control/relay-config.j
 import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
 import { PartyLan } from '../lan/party-lan.js';
+import { Netchecker } from '../net/netchecker.js';
+import { runNetcheck } from '../net/netcheck-run.js';
+import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport } from '../api/network-service.js';
 import { StateRepo } from '../store/state-repo.js';
-import { advertisedControlUrl } from './control.js';
+import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
@@ -48,6 +51,8 @@ export interface HelperOptions {
   relays?: RelayConfig | undefined;
   interfaceName: string | undefined;
   fastPath: boolean;
+  /** Embedded control server's STUN addresses (--stun-ip / --stun-alt-ip), see stunAddressFlags. */
+  controlStun: { stunHost?: string; stunAltHost?: string };
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -69,6 +74,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     relays: relayConfigFromArgs(args),
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
+    controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
   };
 }
 
@@ -98,13 +104,18 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       dbFile: join(opts.stateDir, 'control.db'),
       log: log.child({ part: 'control' }),
       ...(opts.relays && { relays: opts.relays }),
+      ...opts.controlStun,
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
   // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
   const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }) });
   state.settingsSaved.subscribe(() => void lan.settingsChanged());
+  // The NAT report: against the STUN service of the control server we are connected to (known
+  // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
+  let netcheck: Netchecker | undefined;
   const party = new PartyManager({
+    onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
     log,
     state,
@@ -115,7 +126,22 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     lan,
   });
   state.inParty = () => party.inParty();
-  const partySnapshot = (): WatchEvent[] => [{ party: { party: party.current() } }, ...party.peers().map((peer) => ({ peer: { peer, removed: false } })), { lan: lan.stats() }];
+  netcheck = new Netchecker({
+    stunServers: () => party.stunServers(),
+    run: (stunServers) => runNetcheck({ stunServers }),
+    onReport: (r) => state.events.publish({ natReport: toProtoNatReport(r) }),
+    log: log.child({ part: 'netcheck' }),
+  });
+  const nc = netcheck;
+  const partySnapshot = (): WatchEvent[] => {
+    const report = nc.latest();
+    return [
+      { party: { party: party.current() } },
+      ...party.peers().map((peer) => ({ peer: { peer, removed: false } })),
+      { lan: lan.stats() },
+      ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
+    ];
+  };
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
@@ -154,6 +180,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       },
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
+      { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
       ...plannedServices(),
     ],
   });
@@ -171,6 +198,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       log: log.child({ part: 'http' }),
     });
   } catch (err) {
+    nc.close();
     await grpc.close(0);
     await control?.close();
     sampler.stop();
@@ -181,12 +209,14 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
   await lan.start();
   await party.start();
+  nc.start();
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      nc.close();
       await http.close();
       await grpc.close(2000);
       await party.close();

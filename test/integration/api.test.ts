@@ -6,7 +6,8 @@ import { Client, credentials, Metadata, status as Status, type ServiceError } fr
 import { HelperServiceClient, type GetStatusResponse } from '../../helper/gen/lanrage/v1/helper.js';
 import { Settings, SettingsServiceClient, type GetSettingsResponse, type UpdateSettingsResponse } from '../../helper/gen/lanrage/v1/settings.js';
 import { WatchServiceClient, WatchTopic, type WatchResponse } from '../../helper/gen/lanrage/v1/watch.js';
-import { NetworkServiceClient } from '../../helper/gen/lanrage/v1/network.js';
+import { NetworkServiceClient, type GetNatReportResponse } from '../../helper/gen/lanrage/v1/network.js';
+import { GameServiceClient } from '../../helper/gen/lanrage/v1/games.js';
 import { MetricsServiceClient, type GetMetricsHistoryResponse } from '../../helper/gen/lanrage/v1/metrics.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
 import { HELPER_MAIN } from '../lib/repo.js';
@@ -106,10 +107,19 @@ test('malformed and oversized protobuf get a clear status and change nothing', a
 
 test('services not built yet answer UNIMPLEMENTED with a reason, never fake data', async () => {
   const h = await helper();
+  const c = new GameServiceClient(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
+  await rejects(call((cb) => c.listGameProfiles({}, cb)), Status.UNIMPLEMENTED, /game/);
+  c.close();
+});
+
+test('NetworkService before any control server: no report yet, RunNetcheck needs the token and then a control server', async () => {
+  const h = await helper();
   const c = new NetworkServiceClient(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
-  await rejects(call((cb) => c.getNatReport({}, cb)), Status.UNIMPLEMENTED, /netcheck/);
+  const res = await call<GetNatReportResponse>((cb) => c.getNatReport({}, cb));
+  assert.equal(res.report, undefined, 'no report is made up before a test ran');
   // Mutating calls check the token first: no token, no information.
   await rejects(call((cb) => c.runNetcheck({}, cb)), Status.UNAUTHENTICATED, /install token/);
+  await rejects(call((cb) => c.runNetcheck({}, auth(h.token), cb)), Status.FAILED_PRECONDITION, /control server/);
   c.close();
 });
 

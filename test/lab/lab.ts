@@ -1,7 +1,7 @@
 // A network-namespace "internet" for end-to-end tests: one router namespace as the internet
 // (a real IP hop, so TTLs behave as on real paths), a control-server namespace on it, and sites
-// that are either public hosts or a host behind a Linux NAT router (port-restricted or
-// symmetric). Everything the lab makes is recorded (registry.ts) and removed by destroy(), by a
+// that are either public hosts or a host behind a Linux NAT router (port-restricted, symmetric,
+// full-cone, address-restricted, or port-restricted behind a carrier's symmetric NAT: cgnat). Everything the lab makes is recorded (registry.ts) and removed by destroy(), by a
 // process exit/signal handler, or later by removeStaleLabs() if the creating process was killed.
 
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
@@ -26,6 +26,8 @@ export interface LabSite {
   host: LabHost;
   /** The site's NAT router (null for 'public'); router.ip is its internet-side address. */
   router: LabHost | null;
+  /** 'cgnat' only: the carrier NAT in front of the router; carrier.ip is the public address. */
+  carrier: LabHost | null;
   /** The host's address inside the site (equals host.ip). */
   lanIp: string;
   /** The address the internet sees for this site. */
@@ -45,6 +47,8 @@ export interface Lab {
   internet: LabHost;
   /** A server namespace on the internet (control server, STUN, coturn). */
   control: LabHost;
+  /** A second address of the control namespace (the alternate STUN address, RFC 5780). */
+  controlAltIp: string;
   sites: LabSite[];
   site(name: string): LabSite;
   /** Runs `ip netns exec NS cmd args...` in one of this lab's namespaces; rejects with CommandError on a non-zero exit. */
@@ -101,6 +105,7 @@ class LabImpl implements Lab {
   readonly id: string;
   readonly internet: LabHost;
   readonly control: LabHost;
+  readonly controlAltIp: string;
   readonly sites: LabSite[];
   private readonly nsNames: string[];
   private readonly linkOf = new Map<string, number>();
@@ -113,15 +118,18 @@ class LabImpl implements Lab {
     this.nsNames = plan.namespaces.map((n) => n.name);
     this.internet = { ns: plan.inetNs, ip: plan.control.inetIp };
     this.control = { ns: plan.ctlNs, ip: plan.control.peerIp };
+    this.controlAltIp = plan.controlAltIp;
     this.linkOf.set(plan.ctlNs, plan.control.k);
     this.sites = plan.sites.map((s) => {
       this.linkOf.set(s.hostNs, s.link.k);
       if (s.routerNs) this.linkOf.set(s.routerNs, s.link.k);
+      if (s.carrier) this.linkOf.set(s.carrier.ns, s.link.k);
       return {
         name: s.name,
         kind: s.kind,
         host: { ns: s.hostNs, ip: s.lanIp },
-        router: s.routerNs ? { ns: s.routerNs, ip: s.publicIp } : null,
+        router: s.routerNs ? { ns: s.routerNs, ip: s.carrier?.homeIp ?? s.publicIp } : null,
+        carrier: s.carrier ? { ns: s.carrier.ns, ip: s.publicIp } : null,
         lanIp: s.lanIp,
         publicIp: s.publicIp,
       };

@@ -130,7 +130,7 @@ export class PartyLab {
     const proc = this.lab.spawn(
       this.lab.control.ns,
       process.execPath,
-      [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), ...relayArgs],
+      [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), '--stun-ip', this.lab.control.ip, '--stun-alt-ip', this.lab.controlAltIp, ...relayArgs],
       { env: { ...process.env, LANRAGE_LOG: 'debug' } },
     );
     this.control = track(proc, stateDir);

@@ -3,9 +3,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IFNAME_MAX, MAX_SITES, NAT_KINDS, ROUTER_TABLE, planLab, sanitizeSiteName, type NatKind } from './topology.js';
+import { CONTROL_ALT_IP, IFNAME_MAX, MAX_SITES, NAT_KINDS, ROUTER_TABLE, planLab, sanitizeSiteName, type NatKind } from './topology.js';
 
-const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public', 'udp-blocked'];
+const kinds: NatKind[] = ['port-restricted', 'symmetric', 'public', 'udp-blocked', 'full-cone', 'address-restricted', 'cgnat'];
 const full = Array.from({ length: MAX_SITES }, (_, i) => ({ name: `Site-${i}`, kind: kinds[i % kinds.length] as NatKind }));
 
 test('largest lab: interface names fit IFNAMSIZ, every address and name is unique', () => {
@@ -15,10 +15,10 @@ test('largest lab: interface names fit IFNAMSIZ, every address and name is uniqu
   assert.equal(new Set(ifaces).size, ifaces.length);
   const names = plan.namespaces.map((n) => n.name);
   assert.equal(new Set(names).size, names.length);
-  for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rh])?$/);
+  for (const n of names) assert.match(n, /^lrabcdefgh-[a-z0-9]{1,8}(-[rhc])?$/);
   const addrs = plan.namespaces.flatMap((n) => n.ipBatch.filter((l) => l.startsWith('addr add')).map((l) => l.split(' ')[2]));
   assert.equal(new Set(addrs).size, addrs.length);
-  for (const a of addrs) assert.match(a ?? '', /^(203\.0\.113|198\.51\.100)\.\d+\/(30|28)$/);
+  for (const a of addrs) assert.match(a ?? '', /^((203\.0\.113|198\.51\.100)\.\d+\/(30|28)|192\.0\.2\.2\/32|192\.0\.2\.(1[3-9]\d|2[0-5]\d)\/30)$/);
 });
 
 test('addresses follow the documented carving', () => {
@@ -66,4 +66,50 @@ test('a udp-blocked site: a port-restricted NAT router that drops every forwarde
   assert.ok(drop < forward.indexOf('iifname'), 'before LAN-to-WAN traffic is let out');
   assert.doesNotMatch(rules.replace('meta l4proto udp counter drop', ''), /udp|tcp/, 'TCP is not touched');
   assert.doesNotMatch(plan.namespaces.find((n) => n.name === 'lrx2-p-r')?.nft ?? '', /l4proto udp/, 'other sites forward UDP');
+});
+
+test('cone kinds: masquerade for the mapping, a set of what each mapping sent for the filtering', () => {
+  const plan = planLab('x2', [{ name: 'f', kind: 'full-cone' }, { name: 'r', kind: 'address-restricted' }, { name: 'p', kind: 'port-restricted' }]);
+  const [f, r] = plan.sites;
+  const fullCone = plan.namespaces.find((n) => n.name === 'lrx2-f-r')?.nft ?? '';
+  const restricted = plan.namespaces.find((n) => n.name === 'lrx2-r-r')?.nft ?? '';
+  // Full cone: any source may reach a public port that has sent something out.
+  assert.match(fullCone, /type inet_service\n/);
+  assert.match(fullCone, new RegExp(`iifname "lrx2v1b" udp dport @mapped dnat to ${f?.lanIp.replaceAll('.', '\\.')}\n`));
+  assert.match(fullCone, /priority 110;.*\n.*update @mapped \{ udp sport \}/);
+  // Address-restricted: only IPs that mapping has sent to, from any of their ports.
+  assert.match(restricted, /type ipv4_addr \. inet_service\n/);
+  assert.match(restricted, new RegExp(`iifname "lrx2v2b" ip saddr \\. udp dport @mapped dnat to ${r?.lanIp.replaceAll('.', '\\.')}\n`));
+  assert.match(restricted, /update @mapped \{ ip daddr \. udp sport \}/);
+  for (const nft of [fullCone, restricted]) {
+    assert.match(nft, /oifname "lrx2v\db" masquerade\n/, 'endpoint-independent mapping');
+    assert.match(nft, /policy drop;\n/, 'everything else meets the home firewall');
+  }
+  assert.doesNotMatch(plan.namespaces.find((n) => n.name === 'lrx2-p-r')?.nft ?? '', /dnat to/, 'port-restricted is unchanged');
+});
+
+test('the control namespace has a second address for the alternate STUN address, routed by the internet', () => {
+  const plan = planLab('x3', [{ name: 'a', kind: 'public' }]);
+  assert.equal(plan.controlAltIp, CONTROL_ALT_IP);
+  const ctl = plan.namespaces.find((n) => n.role === 'control');
+  const inet = plan.namespaces.find((n) => n.role === 'inet');
+  assert.ok(ctl?.ipBatch.includes(`addr add ${CONTROL_ALT_IP}/32 dev ${plan.control.peerIf}`));
+  assert.ok(inet?.ipBatch.includes(`route add ${CONTROL_ALT_IP}/32 via ${plan.control.peerIp} dev ${plan.control.inetIf}`));
+});
+
+test('cgnat: a port-restricted home router behind a carrier namespace with a symmetric NAT', () => {
+  const plan = planLab('x4', [{ name: 'p', kind: 'public' }, { name: 'c', kind: 'cgnat' }]);
+  const c = plan.sites[1]!;
+  assert.equal(c.carrier?.ns, 'lrx4-c-c');
+  assert.equal(c.link.peerNs, 'lrx4-c-c', 'the internet link belongs to the carrier');
+  assert.equal(c.publicIp, c.link.peerIp);
+  assert.deepEqual([c.carrier?.carrierIp, c.carrier?.homeIp], ['192.0.2.133', '192.0.2.134']);
+  const carrier = plan.namespaces.find((n) => n.name === 'lrx4-c-c')!;
+  const home = plan.namespaces.find((n) => n.name === 'lrx4-c-r')!;
+  assert.equal(carrier.role, 'router');
+  assert.match(carrier.nft ?? '', new RegExp(`oifname "${c.link.peerIf}" masquerade fully-random\n`));
+  assert.match(home.nft ?? '', new RegExp(`oifname "${c.carrier?.homeIf}" masquerade\n`));
+  assert.ok(home.ipBatch.includes(`route add default via 192.0.2.133 dev ${c.carrier?.homeIf}`));
+  assert.ok(plan.rootBatch.includes(`link add ${c.carrier?.carrierIf} netns lrx4-c-c type veth peer name ${c.carrier?.homeIf} netns lrx4-c-r`));
+  for (const n of [carrier, home]) assert.ok(n.sysctls.includes('net.ipv4.ip_forward=1'));
 });

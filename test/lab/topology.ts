@@ -2,9 +2,40 @@
 // namespace. Pure, so that naming limits and address carving are unit-tested without root;
 // lab.ts only executes what this plans.
 
+/**
+ * NATs with endpoint-independent mapping whose filtering is looser than Linux masquerade's:
+ * 'full-cone' lets anyone reach a live mapping (endpoint-independent filtering);
+ * 'address-restricted' lets in any port of an IP the mapping has sent to (address-dependent).
+ */
+export type ConeKind = 'full-cone' | 'address-restricted';
+export const CONE_KINDS: readonly ConeKind[] = ['full-cone', 'address-restricted'];
+export const isConeKind = (k: NatKind): k is ConeKind => (CONE_KINDS as readonly string[]).includes(k);
+
 /** 'udp-blocked': a port-restricted NAT whose router forwards no UDP at all (TCP works). */
-export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked';
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked'];
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked' | ConeKind | 'cgnat';
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked', ...CONE_KINDS, 'cgnat'];
+
+/**
+ * The control namespace's second address, for the alternate STUN address (RFC 5780 tests need two
+ * IPs). TEST-NET-1, routed by the internet router to the control namespace; TEST-NET-3 is full.
+ */
+export const CONTROL_ALT_IP = '192.0.2.2';
+
+/**
+ * 'cgnat': a port-restricted home router whose WAN side is a carrier's symmetric NAT (a third
+ * namespace). The carrier link is a /30 from TEST-NET-1's upper half, one per site.
+ */
+const CGN_NET = '192.0.2';
+const CGN_BASE = 128;
+
+export interface CarrierPlan {
+  ns: string;
+  /** veth: carrier side, home-router side. */
+  carrierIf: string;
+  homeIf: string;
+  carrierIp: string;
+  homeIp: string;
+}
 
 /** Everything the lab creates carries this prefix; cleanup only ever looks at names that have it. */
 export const NS_PREFIX = 'lr';
@@ -44,6 +75,8 @@ export interface SitePlan {
   routerLanIp: string | null;
   lanIp: string;
   publicIp: string;
+  /** 'cgnat' only: the carrier NAT between the home router and the internet. */
+  carrier: CarrierPlan | null;
 }
 
 export type NsRole = 'inet' | 'control' | 'router' | 'host';
@@ -65,6 +98,8 @@ export interface LabPlan {
   inetNs: string;
   ctlNs: string;
   control: LinkPlan;
+  /** The control namespace's second address (alternate STUN address). */
+  controlAltIp: string;
   sites: SitePlan[];
   namespaces: NsPlan[];
   /** Lines for a root-namespace `ip -batch -`: creates every namespace and veth pair. */
@@ -76,9 +111,19 @@ export function sanitizeSiteName(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
 }
 
-export function nsNamesOf(id: string): { inet: string; ctl: string; router(slug: string): string; host(slug: string): string } {
+export function nsNamesOf(id: string): { inet: string; ctl: string; router(slug: string): string; host(slug: string): string; carrier(slug: string): string } {
   const p = `${NS_PREFIX}${id}`;
-  return { inet: `${p}-inet`, ctl: `${p}-ctl`, router: (s) => `${p}-${s}-r`, host: (s) => `${p}-${s}-h` };
+  return { inet: `${p}-inet`, ctl: `${p}-ctl`, router: (s) => `${p}-${s}-r`, host: (s) => `${p}-${s}-h`, carrier: (s) => `${p}-${s}-c` };
+}
+
+function carrierPlan(id: string, index: number, ns: string): CarrierPlan {
+  return {
+    ns,
+    carrierIf: `${NS_PREFIX}${id}c${index}a`,
+    homeIf: `${NS_PREFIX}${id}c${index}b`,
+    carrierIp: `${CGN_NET}.${CGN_BASE + 4 * index + 1}`,
+    homeIp: `${CGN_NET}.${CGN_BASE + 4 * index + 2}`,
+  };
 }
 
 function link(id: string, k: number, peerNs: string): LinkPlan {
@@ -134,6 +179,68 @@ function routerRuleset(kind: NatKind, wan: string, lan: string): string {
   );
 }
 
+/** How long a cone router keeps a mapping open to inbound traffic after the last packet out. */
+export const CONE_MAPPING_SECONDS = 120;
+
+function coneRouterRuleset(kind: ConeKind, wan: string, lan: string, hostIp: string): string {
+  // Mapping: plain masquerade (endpoint-independent; with one host it keeps the port). Filtering:
+  // a set records, after source NAT, what each mapping has sent out: its public port (full cone)
+  // or the remote IP and its public port (address-restricted). A new inbound flow that matches is
+  // sent to the host (DNAT keeps the port, which masquerade preserved); anything else meets the
+  // same home-router firewall as the other kinds. The recording chain runs after srcnat (priority
+  // 110), so it sees the translated source port.
+  const key = kind === 'full-cone' ? 'udp sport' : 'ip daddr . udp sport';
+  const inbound = kind === 'full-cone' ? 'udp dport' : 'ip saddr . udp dport';
+  const type = kind === 'full-cone' ? 'inet_service' : 'ipv4_addr . inet_service';
+  return (
+    `table ip ${ROUTER_TABLE} {\n` +
+    `  set mapped {\n    type ${type}\n    flags dynamic,timeout\n    timeout ${CONE_MAPPING_SECONDS}s\n  }\n` +
+    `  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname "${wan}" ${inbound} @mapped dnat to ${hostIp}\n  }\n` +
+    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" masquerade\n  }\n` +
+    `  chain record {\n    type filter hook postrouting priority 110; policy accept;\n    oifname "${wan}" meta l4proto udp update @mapped { ${key} }\n  }\n` +
+    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n` +
+    `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
+    `}\n`
+  );
+}
+
+/** The carrier's symmetric NAT (on the internet link) and the home router behind it. */
+function cgnatRouters(l: LinkPlan, c: CarrierPlan, homeNs: string, homeLanIf: string, homeLanIp: string): NsPlan[] {
+  const carrierIfs = [l.peerIf, c.carrierIf];
+  const carrier: NsPlan = {
+    name: c.ns,
+    role: 'router',
+    ifaces: carrierIfs,
+    sysctls: sysctlsFor(carrierIfs, true),
+    ipBatch: [
+      'link set lo up',
+      `addr add ${l.peerIp}/30 dev ${l.peerIf}`,
+      `link set ${l.peerIf} up`,
+      `addr add ${c.carrierIp}/30 dev ${c.carrierIf}`,
+      `link set ${c.carrierIf} up`,
+      `route add default via ${l.inetIp} dev ${l.peerIf}`,
+    ],
+    nft: routerRuleset('symmetric', l.peerIf, c.carrierIf),
+  };
+  const homeIfs = [c.homeIf, homeLanIf];
+  const home: NsPlan = {
+    name: homeNs,
+    role: 'router',
+    ifaces: homeIfs,
+    sysctls: sysctlsFor(homeIfs, true),
+    ipBatch: [
+      'link set lo up',
+      `addr add ${c.homeIp}/30 dev ${c.homeIf}`,
+      `link set ${c.homeIf} up`,
+      `addr add ${homeLanIp}/28 dev ${homeLanIf}`,
+      `link set ${homeLanIf} up`,
+      `route add default via ${c.carrierIp} dev ${c.homeIf}`,
+    ],
+    nft: routerRuleset('port-restricted', c.homeIf, homeLanIf),
+  };
+  return [carrier, home];
+}
+
 export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: NatKind }>): LabPlan {
   if (!ID_RE.test(id)) throw new Error(`lab id must match ${ID_RE}: ${JSON.stringify(id)}`);
   if (sites.length > MAX_SITES) throw new Error(`at most ${MAX_SITES} sites (got ${sites.length})`);
@@ -157,11 +264,13 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     if (s.kind === 'public') {
       const l = link(id, links.length, hostNs);
       links.push(l);
-      sitePlans.push({ name: s.name, slug, kind: s.kind, index, hostNs, routerNs: null, link: l, lanIf: null, routerLanIp: null, lanIp: l.peerIp, publicIp: l.peerIp });
+      sitePlans.push({ name: s.name, slug, kind: s.kind, index, hostNs, routerNs: null, link: l, lanIf: null, routerLanIp: null, lanIp: l.peerIp, publicIp: l.peerIp, carrier: null });
       return;
     }
     const routerNs = names.router(slug);
-    const l = link(id, links.length, routerNs);
+    // Behind a carrier NAT, the internet link belongs to the carrier, not to the home router.
+    const carrier = s.kind === 'cgnat' ? carrierPlan(id, index, names.carrier(slug)) : null;
+    const l = link(id, links.length, carrier?.ns ?? routerNs);
     links.push(l);
     const lanIf = { router: `${NS_PREFIX}${id}l${index}a`, host: `${NS_PREFIX}${id}l${index}b` };
     sitePlans.push({
@@ -169,6 +278,7 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
       routerLanIp: `${LAN_NET}.${16 * index + 1}`,
       lanIp: `${LAN_NET}.${16 * index + 2}`,
       publicIp: l.peerIp,
+      carrier,
     });
   });
   if (links.length > MAX_LINKS) throw new Error(`too many internet links (${links.length} > ${MAX_LINKS})`);
@@ -192,11 +302,15 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     role: 'inet',
     ifaces: inetIfs,
     sysctls: sysctlsFor(inetIfs, true),
-    ipBatch: ['link set lo up', ...links.flatMap((l) => [`addr add ${l.inetIp}/30 dev ${l.inetIf}`, `link set ${l.inetIf} up`])],
+    ipBatch: [
+      'link set lo up',
+      ...links.flatMap((l) => [`addr add ${l.inetIp}/30 dev ${l.inetIf}`, `link set ${l.inetIf} up`]),
+      `route add ${CONTROL_ALT_IP}/32 via ${control.peerIp} dev ${control.inetIf}`,
+    ],
     nft: inetRuleset(links),
   });
   const ctl = wanNs(control, 'control');
-  ctl.ipBatch.push(`route add default via ${control.inetIp} dev ${control.peerIf}`);
+  ctl.ipBatch.push(`addr add ${CONTROL_ALT_IP}/32 dev ${control.peerIf}`, `route add default via ${control.inetIp} dev ${control.peerIf}`);
   nsPlans.push(ctl);
 
   for (const s of sitePlans) {
@@ -206,13 +320,18 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
       nsPlans.push(h);
       continue;
     }
-    const r = wanNs(s.link, 'router', [s.lanIf.router], routerRuleset(s.kind, s.link.peerIf, s.lanIf.router), true);
-    r.ipBatch.push(
-      `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
-      `link set ${s.lanIf.router} up`,
-      `route add default via ${s.link.inetIp} dev ${s.link.peerIf}`,
-    );
-    nsPlans.push(r);
+    if (s.carrier) {
+      nsPlans.push(...cgnatRouters(s.link, s.carrier, s.routerNs, s.lanIf.router, s.routerLanIp));
+    } else {
+      const nft = isConeKind(s.kind) ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp) : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
+      const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
+      r.ipBatch.push(
+        `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
+        `link set ${s.lanIf.router} up`,
+        `route add default via ${s.link.inetIp} dev ${s.link.peerIf}`,
+      );
+      nsPlans.push(r);
+    }
     nsPlans.push({
       name: s.hostNs,
       role: 'host',
@@ -236,7 +355,10 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     ...sitePlans.flatMap((s) =>
       s.lanIf && s.routerNs ? [`link add ${s.lanIf.router} netns ${s.routerNs} type veth peer name ${s.lanIf.host} netns ${s.hostNs}`] : [],
     ),
+    ...sitePlans.flatMap((s) =>
+      s.carrier && s.routerNs ? [`link add ${s.carrier.carrierIf} netns ${s.carrier.ns} type veth peer name ${s.carrier.homeIf} netns ${s.routerNs}`] : [],
+    ),
   ];
 
-  return { id, inetNs: names.inet, ctlNs: names.ctl, control, sites: sitePlans, namespaces: nsPlans, rootBatch };
+  return { id, inetNs: names.inet, ctlNs: names.ctl, control, controlAltIp: CONTROL_ALT_IP, sites: sitePlans, namespaces: nsPlans, rootBatch };
 }

@@ -59,6 +59,7 @@ export class LiveConnection {
         WatchTopic.WATCH_TOPIC_PEERS,
         WatchTopic.WATCH_TOPIC_METRICS,
         WatchTopic.WATCH_TOPIC_LAN,
+        WatchTopic.WATCH_TOPIC_NAT_REPORT,
       ],
       maxDurationSeconds: this.opts.maxDurationSeconds ?? 0,
     });
@@ -92,6 +93,7 @@ export class LiveConnection {
     if (msg.metrics) this.store.addSample(msg.metrics);
     if (msg.party) this.store.setParty(msg.party.party);
     if (msg.lan) this.store.setLan(msg.lan);
+    if (msg.natReport) this.store.setNatReport(msg.natReport);
     if (msg.peer?.peer) {
       if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
       else this.store.setPeer(msg.peer.peer);

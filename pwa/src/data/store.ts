@@ -4,6 +4,7 @@ import type { MetricsSample } from '../gen/lanrage/v1/metrics.js';
 import type { LanStats } from '../gen/lanrage/v1/network.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer } from '../gen/lanrage/v1/peer.js';
+import type { NatReport } from '../gen/lanrage/v1/network.js';
 import { Ring } from './ring.js';
 
 export type ConnectionState = 'connecting' | 'live' | 'helper-down';
@@ -31,6 +32,8 @@ export interface LiveState {
   readonly peers: ReadonlyMap<string, Peer>;
   /** LAN discovery state and counters; undefined until the helper sent them. */
   readonly lan: LanStats | undefined;
+  /** The latest NAT report (netcheck); undefined until the helper has made one. */
+  readonly natReport: NatReport | undefined;
 }
 
 type Listener = (state: LiveState) => void;
@@ -50,6 +53,7 @@ class LiveStore {
     party: undefined,
     peers: new Map(),
     lan: undefined,
+    natReport: undefined,
   };
 
   get state(): LiveState {
@@ -97,6 +101,13 @@ class LiveStore {
       peers = new Map([...peers].filter(([id]) => members.has(id)));
     }
     this.update({ party, partyKnown: true, peers });
+  }
+
+  /** A report replaces an older one only: a late answer must not undo a newer stream event. */
+  setNatReport(report: NatReport): void {
+    const old = this.current.natReport?.time?.getTime() ?? -Infinity;
+    if ((report.time?.getTime() ?? Infinity) < old) return;
+    this.update({ natReport: report });
   }
 
   setPeer(peer: Peer): void {

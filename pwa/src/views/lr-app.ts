@@ -7,12 +7,14 @@ import { shared } from '../styles/shared.js';
 import './lr-status-view.js';
 import './lr-settings-view.js';
 import './lr-party-view.js';
+import './lr-network-view.js';
 import './lr-helper-down.js';
 import '../components/lr-update-prompt.js';
 
 const ROUTES = [
   { id: 'status', label: 'Status' },
   { id: 'party', label: 'Party' },
+  { id: 'network', label: 'Network' },
   { id: 'settings', label: 'Settings' },
 ] as const;
 type Route = (typeof ROUTES)[number]['id'];
@@ -197,6 +199,8 @@ export class LrApp extends LitElement {
         return html`<lr-settings-view></lr-settings-view>`;
       case 'party':
         return html`<lr-party-view .invite=${this.invite}></lr-party-view>`;
+      case 'network':
+        return html`<lr-network-view></lr-network-view>`;
       default:
         return html`<lr-status-view></lr-status-view>`;
     }

@@ -1,0 +1,99 @@
+// When the NAT report is (re)made: once the helper knows a control server (its stun_servers
+// arrive), again when that list changes or a reconnect brings a snapshot (the network may have
+// changed; at most once a minute), every 5 minutes while a server is known, and on demand.
+// Concurrent requests share one run. Each finished run is handed to onReport (the live stream).
+
+import type { Logger } from '../core/log.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { ApiError, Status } from '../core/api-error.js';
+import type { NetcheckResult } from './netcheck-run.js';
+
+export const NETCHECK_INTERVAL_MS = 5 * 60_000;
+/** A snapshot with the same STUN servers re-runs only if the last run is older than this. */
+export const NETCHECK_SNAPSHOT_MIN_AGE_MS = 60_000;
+
+export interface NetcheckerOptions {
+  /** The control server's stun_servers; empty while none is known. */
+  stunServers(): string[];
+  run(stunServers: string[]): Promise<NetcheckResult>;
+  onReport(r: NetcheckResult): void;
+  log: Logger;
+  intervalMs?: number;
+  clock?: Clock;
+}
+
+export class Netchecker {
+  private last: NetcheckResult | null = null;
+  private lastServers = '';
+  private lastRunAt = -Infinity;
+  private running: Promise<NetcheckResult> | null = null;
+  private cancelTimer: () => void = () => {};
+  private closed = false;
+  private readonly clock: Clock;
+
+  constructor(private readonly o: NetcheckerOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  latest(): NetcheckResult | null {
+    return this.last;
+  }
+
+  /** Starts the periodic runs (the first comes when a control server is known). */
+  start(): void {
+    this.schedule();
+    this.serversMayHaveChanged();
+  }
+
+  /** Call when the control connection brings a snapshot (connect, reconnect). */
+  serversMayHaveChanged(): void {
+    const servers = this.o.stunServers();
+    if (servers.length === 0) return;
+    if (servers.join(',') === this.lastServers && this.clock.now() - this.lastRunAt < NETCHECK_SNAPSHOT_MIN_AGE_MS) return;
+    this.runNow().catch((err: unknown) => this.o.log.warn('netcheck failed', { err: err instanceof Error ? err.message : String(err) }));
+  }
+
+  /** Runs now (or joins the run under way) and returns its report. */
+  runNow(): Promise<NetcheckResult> {
+    if (this.closed) return Promise.reject(new ApiError(Status.UNAVAILABLE, 'the helper is shutting down'));
+    if (this.running) return this.running;
+    const servers = this.o.stunServers();
+    if (servers.length === 0) {
+      return Promise.reject(
+        new ApiError(Status.FAILED_PRECONDITION, 'no control server yet: the NAT tests use its STUN service, so create or join a party first'),
+      );
+    }
+    this.lastServers = servers.join(',');
+    this.lastRunAt = this.clock.now();
+    const run = this.o
+      .run(servers)
+      .then((r) => {
+        if (!this.closed) {
+          this.last = r;
+          this.o.log.info('netcheck', { udp: r.udp, mapping: r.mapping, filtering: r.filtering, publicAddress: r.publicAddress, ms: r.durationMs });
+          this.o.onReport(r);
+        }
+        return r;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    this.running = run;
+    return run;
+  }
+
+  private schedule(): void {
+    this.cancelTimer = this.clock.setTimeout(() => {
+      if (this.closed) return;
+      if (this.o.stunServers().length > 0) {
+        this.runNow().catch((err: unknown) => this.o.log.warn('periodic netcheck failed', { err: err instanceof Error ? err.message : String(err) }));
+      }
+      this.schedule();
+    }, this.o.intervalMs ?? NETCHECK_INTERVAL_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.cancelTimer();
+  }
+}

@@ -1,0 +1,85 @@
+// The NAT report against every lab NAT kind: the real control server (`lanrage control` with
+// --stun-alt-ip, as PartyLab starts it) answers RFC 5780 tests, and the report must name the
+// mapping and filtering behaviour each kind is built to have, the site's public IP, and UDP open.
+// Then the same through a real helper: `lanrage netcheck --json` in the site's namespace.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { labAvailable, withLab, type Lab, type NatKind } from './lab.js';
+import { PartyLab, STUN_PORT } from './party-lab.js';
+import { NETCHECK_DRIVER } from './drivers/netcheck-driver.js';
+import { requireOrSkip } from '../lib/repo.js';
+import type { NetcheckResult } from '../../helper/net/netcheck-run.js';
+
+const EXPECTED: Record<string, { mapping: string; filtering: string }> = {
+  public: { mapping: 'none', filtering: 'endpoint-independent' },
+  'port-restricted': { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent' },
+  symmetric: { mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent' },
+  'full-cone': { mapping: 'endpoint-independent', filtering: 'endpoint-independent' },
+  'address-restricted': { mapping: 'endpoint-independent', filtering: 'address-dependent' },
+  // The carrier's symmetric NAT decides: what the home router keeps, the carrier changes.
+  cgnat: { mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent' },
+};
+const KINDS = Object.keys(EXPECTED) as NatKind[];
+
+async function withControl(t: { skip(msg: string): void }, sites: Array<{ name: string; kind: NatKind }>, body: (pl: PartyLab, lab: Lab) => Promise<void>): Promise<void> {
+  const avail = await labAvailable();
+  if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
+  await withLab({ sites }, async (lab) => {
+    const pl = new PartyLab(lab);
+    try {
+      await pl.startControl();
+      await body(pl, lab);
+    } finally {
+      pl.cleanup();
+    }
+  });
+}
+
+test('netcheck names the mapping and filtering of every lab NAT kind', async (t) => {
+  await withControl(t, KINDS.map((kind, i) => ({ name: `s${i}`, kind })), async (_pl, lab) => {
+    const servers = [`${lab.control.ip}:${STUN_PORT}`, `${lab.control.ip}:${STUN_PORT + 1}`];
+    const reports = await Promise.all(
+      lab.sites.map(async (site) => {
+        const { stdout } = await lab.exec(site.host.ns, process.execPath, [NETCHECK_DRIVER, ...servers], { timeoutMs: 20_000 });
+        return { site, r: JSON.parse(stdout) as NetcheckResult };
+      }),
+    );
+    for (const { site, r } of reports) {
+      t.diagnostic(`${site.kind.padEnd(18)} → mapping ${r.mapping}, filtering ${r.filtering}, public ${r.publicAddress}, port preserved ${r.portPreserved}, ${r.durationMs} ms`);
+    }
+    for (const { site, r } of reports) {
+      const want = EXPECTED[site.kind]!;
+      assert.equal(r.udp, 'open', `${site.kind}: UDP open`);
+      assert.equal(r.publicAddress.split(':')[0], site.publicIp, `${site.kind}: public address is the site's public IP`);
+      assert.deepEqual({ mapping: r.mapping, filtering: r.filtering }, want, `${site.kind}: ${r.notes.join('; ')}`);
+      assert.deepEqual(r.notes, [], `${site.kind}: nothing unknown`);
+      if (site.kind !== 'symmetric' && site.kind !== 'cgnat') assert.equal(r.portPreserved, true, `${site.kind}: one host behind the NAT keeps its port`);
+    }
+  });
+});
+
+test('through a real helper: it tests on connecting to the control server, and `lanrage netcheck --json` reports the NAT', async (t) => {
+  await withControl(t, [{ name: 'ar', kind: 'address-restricted' }], async (pl, lab) => {
+    const site = lab.site('ar');
+    const h = await pl.startHelper(site);
+    await pl.cli(site, ['create', 'netcheck night']);
+    // The first report comes by itself once the helper knows the control server's STUN service.
+    const auto = await h.waitLog('netcheck', 15_000);
+    assert.equal(auto.mapping, 'endpoint-independent');
+    type Report = { udp: string; mapping: string; filtering: string; publicAddress: string; portPreserved: boolean; stunServer: string; notes: string[]; relays: unknown[] };
+    const t0 = Date.now();
+    const r = await pl.cli<Report>(site, ['netcheck']);
+    t.diagnostic(`lanrage netcheck took ${Date.now() - t0} ms (CLI start included): ${JSON.stringify(r)}`);
+    assert.equal(r.udp, 'open');
+    assert.equal(r.mapping, 'endpoint-independent');
+    assert.equal(r.filtering, 'address-dependent');
+    assert.equal(r.publicAddress.split(':')[0], site.publicIp);
+    assert.equal(r.stunServer, `${lab.control.ip}:${STUN_PORT}`);
+    assert.deepEqual(r.notes, []);
+    const cached = await pl.cli<Report>(site, ['netcheck', '--cached']);
+    assert.deepEqual(cached, r, '--cached shows the report of the last run');
+    const text = await pl.cliText(site, ['netcheck']);
+    assert.match(text, /filtering\s+address-dependent: only IPs this machine has sent to may answer/);
+  });
+});
