@@ -1,0 +1,128 @@
+// Relayed paths between two MagicSocks on loopback through a real coturn: the relay that answers
+// is chosen over one that does not, WireGuard's first packets wait for the relay to be confirmed
+// and then cross, user pings say "relayed", and a stranger's allocation on the same relay gets
+// nothing into our WireGuard. No direct path exists (no candidates are exchanged).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { createLogger } from '../../helper/core/log.js';
+import { mintTurnCredentials } from '../../helper/control/turn-credentials.js';
+import { generateDiscoKey } from '../../helper/net/disco.js';
+import { MagicSock, type MagicPeer, type PathState, type RelayOffer } from '../../helper/net/magicsock.js';
+import { TurnClient } from '../../helper/net/turn/index.js';
+import { findTurnserver, freePort, startCoturn, type Coturn } from '../lib/coturn.js';
+import { requireOrSkip } from '../lib/repo.js';
+
+interface Side {
+  name: string;
+  ms: MagicSock;
+  wg: dgram.Socket;
+  wgGot: Buffer[];
+  endpoints: Map<string, string>;
+  disco: ReturnType<typeof generateDiscoKey>;
+  wgKey: string;
+  paths: PathState[];
+}
+
+async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const wgPacket = (type: number, tag: string): Buffer => Buffer.concat([Buffer.from([type, 0, 0, 0]), Buffer.from(tag.padEnd(28, '.'))]);
+
+async function side(name: string, offers: () => RelayOffer[]): Promise<Side> {
+  const wg = dgram.createSocket('udp4');
+  const wgGot: Buffer[] = [];
+  wg.on('message', (m) => wgGot.push(m));
+  wg.bind(0, '127.0.0.1');
+  await once(wg, 'listening');
+  const disco = generateDiscoKey();
+  const s: Side = { name, wg, wgGot, endpoints: new Map(), disco, wgKey: generateDiscoKey().publicKey, paths: [], ms: null as unknown as MagicSock };
+  s.ms = new MagicSock({
+    port: 0,
+    bindAddress: '127.0.0.1',
+    allowLoopbackCandidates: true,
+    discoPrivateKey: disco.privateKey,
+    log: createLogger({ side: name }),
+    stunServers: () => [],
+    wgPort: () => (wg.address() as { port: number }).port,
+    setWgEndpoint: async (key, ep) => void s.endpoints.set(key, ep),
+    sendCallMeMaybe: () => {},
+    fetchRelayOffers: async () => offers(),
+  });
+  s.ms.on('path', (_id: string, st: PathState) => s.paths.push(st));
+  await s.ms.start();
+  return s;
+}
+
+const peerOf = (s: Side): MagicPeer => ({ id: s.name, discoPublicKey: s.disco.publicKey, wgPublicKey: s.wgKey, candidates: [], relayed: [s.ms.relayedAddress()!] });
+
+test('relayed paths through real coturn: the answering relay, held handshake, relayed ping, no stranger gets in', async (t) => {
+  if (!requireOrSkip(findTurnserver() !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+  const turn: Coturn = await startCoturn({ allowLoopbackPeers: true });
+  const dead = await freePort();
+  const offers = (id: string) => (): RelayOffer[] => {
+    const now = Date.now();
+    const c = mintTurnCredentials(turn.secret, id, now, 60);
+    const o = (port: number): RelayOffer => ({ host: '127.0.0.1', port, transports: ['udp', 'tcp'], username: c.username, password: c.password, realm: turn.realm, expiresAt: c.expiresAt * 1000 });
+    // The first relay listed answers nothing: the measured one must win.
+    return [o(dead), o(turn.port)];
+  };
+  const A = await side('A', offers('device-a'));
+  const B = await side('B', offers('device-b'));
+  const stranger = new TurnClient({ server: { host: '127.0.0.1', port: turn.port, transport: 'udp' }, getCredentials: async () => mintTurnCredentials(turn.secret, 'stranger', Date.now(), 60), log: createLogger({ side: 'stranger' }) });
+  t.after(async () => {
+    await A.ms.close();
+    await B.ms.close();
+    await stranger.close();
+    A.wg.close();
+    B.wg.close();
+    await turn.stop();
+  });
+
+  A.ms.startRelay();
+  B.ms.startRelay();
+  await until('both allocate', () => A.ms.relayedAddress() && B.ms.relayedAddress());
+  assert.equal(A.ms.relayStats()?.server, `udp:127.0.0.1:${turn.port}`, 'the relay that answered the measurement, over UDP');
+
+  // A knows B (and its relayed address) before B knows A: A's WireGuard handshake must wait.
+  A.ms.setPeers([peerOf(B)]);
+  const proxyAB = await until("A's WireGuard endpoint for B", () => A.endpoints.get(B.wgKey));
+  const [ip, port] = [proxyAB.split(':')[0] as string, Number(proxyAB.split(':')[1])];
+  A.wg.send(wgPacket(1, 'handshake'), port, ip);
+  await until('A holds it', () => A.ms.counters().wg_held === 1);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(B.wgGot.length, 0, 'nothing crosses before B permits A');
+  B.ms.setPeers([peerOf(A)]);
+  await until("B's WireGuard gets A's handshake through the relay", () => B.wgGot.some((m) => m.includes(Buffer.from('handshake'))));
+  await until('A sees B relayed', () => A.paths.some((p) => p.kind === 'relayed'));
+  const relayed = A.paths.find((p) => p.kind === 'relayed')!;
+  assert.equal(relayed.endpoint, `udp:127.0.0.1:${turn.port}`);
+  assert.match(relayed.reason, /^relayed through udp:127\.0\.0\.1:\d+: /);
+
+  // Both ways, and the user's ping says which path answered.
+  const proxyBA = await until("B's WireGuard endpoint for A", () => B.endpoints.get(A.wgKey));
+  B.wg.send(wgPacket(4, 'data-from-b'), Number(proxyBA.split(':')[1]), '127.0.0.1');
+  await until("A's WireGuard gets B's data", () => A.wgGot.some((m) => m.includes(Buffer.from('data-from-b'))));
+  const pings = await A.ms.ping('B', 3);
+  assert.ok(pings.every((p) => p.answered && p.path === 'relayed'), JSON.stringify(pings));
+
+  // A stranger with its own valid allocation on the same relay sends to A's relayed address:
+  // coturn delivers it (permissions are per IP), A drops it (not a party member's relayed address).
+  await stranger.start();
+  await stranger.permit([A.ms.relayedAddress()!]);
+  const before = A.wgGot.length;
+  const droppedBefore = A.ms.relayStats()?.rxDropUnknownPeer ?? 0;
+  for (let i = 0; i < 5; i++) stranger.send(A.ms.relayedAddress()!, wgPacket(4, `evil-${i}`));
+  await until('A drops the stranger', () => (A.ms.relayStats()?.rxDropUnknownPeer ?? 0) >= droppedBefore + 5, 5000);
+  assert.equal(A.wgGot.length, before, "nothing from the stranger reaches A's WireGuard");
+  assert.ok(A.ms.counters().tx_relay > 0 && B.ms.counters().rx_relay_wireguard > 0);
+});
