@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import type { LanStats } from '../gen/lanrage/v1/network.js';
 import { removeLanTable, type LanRelayIo } from './linux.js';
 import { DEFAULT_LAN_TABLE } from './nft.js';
-import { DEFAULT_GROUPS, DEFAULT_LAN_RELAY_PORT, LanRelay, type LanCounters, type LanLimits } from './relay.js';
+import { DEFAULT_GROUPS, DEFAULT_LAN_RELAY_PORT, LanRelay, zeroCounters, type LanCounters, type LanLimits } from './relay.js';
 
 /**
  * Broadcast ports of LAN server browsers we know for certain, carried without any setting until
@@ -70,19 +70,7 @@ export function planLan(running: LanWanted | undefined, wanted: LanWanted | unde
   return 'none';
 }
 
-const ZERO: LanCounters = {
-  captured: 0,
-  forwarded: 0,
-  received: 0,
-  injected: 0,
-  droppedDuplicate: 0,
-  droppedRateLimited: 0,
-  droppedInvalid: 0,
-  droppedPolicy: 0,
-  droppedLoop: 0,
-  droppedNoListener: 0,
-  errors: 0,
-};
+const ZERO: LanCounters = zeroCounters();
 
 function addCounters(a: LanCounters, b: LanCounters): LanCounters {
   const out = { ...a };

@@ -70,7 +70,7 @@ export interface LanCounters {
   errors: number;
 }
 
-const zeroCounters = (): LanCounters => ({
+export const zeroCounters = (): LanCounters => ({
   captured: 0,
   forwarded: 0,
   received: 0,

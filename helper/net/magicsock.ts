@@ -20,7 +20,7 @@ import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { classify } from './demux.js';
-import { DiscoBox, isKey } from './disco.js';
+import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { RelayConn, type RelayOffer } from './relayconn.js';
@@ -430,19 +430,9 @@ export class MagicSock extends EventEmitter {
   }
 
   private onDisco(msg: Buffer, ip: string, port: number): void {
-    const r = this.box.open(msg);
-    if (!r.ok) {
-      if (r.error === 'unknown-key') this.c.disco_unknown_key++;
-      else if (r.error === 'auth') this.c.disco_bad_auth++;
-      else this.c.disco_malformed++;
-      return;
-    }
-    const id = this.byDisco.get(r.sender);
-    const rec = id === undefined ? undefined : this.peers.get(id);
-    if (!rec || id === undefined) {
-      this.c.disco_unknown_key++;
-      return;
-    }
+    const opened = this.openDisco(msg);
+    if (!opened) return;
+    const { rec, message: m } = opened;
     const from = `${ip}:${port}`;
     // A path through the virtual LAN itself (tunnel in tunnel) or through loopback is no path.
     if (!isCandidateAllowed(from, this.policy)) {
@@ -450,7 +440,6 @@ export class MagicSock extends EventEmitter {
       return;
     }
     this.learnAddress(rec, from);
-    const m = r.message;
     if (m.type === 'ping') {
       this.c.disco_ping_rx++;
       this.sendDisco(rec, { ip, port }, this.box.seal(rec.peer.discoPublicKey, { type: 'pong', txid: m.txid, observed: from }));
@@ -465,6 +454,24 @@ export class MagicSock extends EventEmitter {
       return;
     }
     this.userPings.get(m.txid.toString('hex'))?.(rtt, from);
+  }
+
+  /** An authenticated disco message from a known peer, or null (counted). */
+  private openDisco(b: Buffer): { rec: PeerRec; message: DiscoMessage } | null {
+    const r = this.box.open(b);
+    if (!r.ok) {
+      if (r.error === 'unknown-key') this.c.disco_unknown_key++;
+      else if (r.error === 'auth') this.c.disco_bad_auth++;
+      else this.c.disco_malformed++;
+      return null;
+    }
+    const id = this.byDisco.get(r.sender);
+    const rec = id === undefined ? undefined : this.peers.get(id);
+    if (!rec) {
+      this.c.disco_unknown_key++;
+      return null;
+    }
+    return { rec, message: r.message };
   }
 
   // --- send ----------------------------------------------------------------------------------------
@@ -738,21 +745,14 @@ export class MagicSock extends EventEmitter {
       return;
     }
     this.c.rx_relay_disco++;
-    const r = this.box.open(data);
-    if (!r.ok) {
-      if (r.error === 'unknown-key') this.c.disco_unknown_key++;
-      else if (r.error === 'auth') this.c.disco_bad_auth++;
-      else this.c.disco_malformed++;
-      return;
-    }
-    const id = this.byDisco.get(r.sender);
-    const rec = id === undefined ? undefined : this.peers.get(id);
+    const opened = this.openDisco(data);
+    if (!opened) return;
+    const { rec, message: m } = opened;
     // Only from the relayed address this very peer published: another member cannot speak for it.
-    if (!rec || rec.relayTarget !== from) {
+    if (rec.relayTarget !== from) {
       this.c.relay_bad_source++;
       return;
     }
-    const m = r.message;
     if (m.type === 'ping') {
       this.c.disco_ping_rx++;
       this.c.disco_pong_tx++;

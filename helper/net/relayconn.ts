@@ -14,20 +14,12 @@
 
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import type { RelayOffer } from '../controlclient/relays.js';
 import { isIPv4 } from './addr.js';
 import { isClearlyBetter } from './path.js';
 import { TurnClient, type DatagramTransport, type TurnStats, type TurnTiming } from './turn/index.js';
 
-export interface RelayOffer {
-  host: string;
-  port: number;
-  transports: Array<'udp' | 'tcp'>;
-  username: string;
-  password: string;
-  realm: string;
-  /** ms since the epoch. */
-  expiresAt: number;
-}
+export type { RelayOffer };
 
 export interface RelayChoice {
   offer: RelayOffer;

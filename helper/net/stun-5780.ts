@@ -3,24 +3,11 @@
 // encodes and decodes the address attributes; ERROR-CODE is read from the raw bytes because the
 // package decodes it wrongly (shared/STACK-NOTES.md), and every decode is guarded.
 
-import { createRequire } from 'node:module';
 import { isIPv4 } from './addr.js';
 import { isStun } from './demux.js';
+import { stunLib, type StunAttr, type StunMsg } from './stun.js';
 import type { Endpoint } from './netcheck.js';
 
-interface StunAttr {
-  value: { address?: unknown; port?: unknown };
-}
-interface StunMsg {
-  addAttribute(type: number, ...args: unknown[]): unknown;
-  getAttribute(type: number): StunAttr | undefined;
-}
-interface StunLib {
-  createMessage(type: number, transaction?: Buffer): StunMsg;
-  encode(m: StunMsg): Buffer;
-  decode(b: Buffer): StunMsg;
-}
-const stunLib = createRequire(import.meta.url)('stun') as StunLib;
 
 export const BINDING_REQUEST = 0x0001;
 export const BINDING_SUCCESS = 0x0101;

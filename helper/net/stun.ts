@@ -10,20 +10,20 @@ import { isIPv4, parseEndpoint } from './addr.js';
 import { isStun } from './demux.js';
 import type { Clock } from '../core/clock.js';
 
-interface StunAttr { value: { address?: unknown; port?: unknown; family?: unknown } }
-interface StunMsg {
+export interface StunAttr { value: { address?: unknown; port?: unknown; family?: unknown } }
+export interface StunMsg {
   readonly type: number;
   readonly transactionId: Buffer;
   addAttribute(type: number, ...args: unknown[]): unknown;
   getAttribute(type: number): StunAttr | undefined;
 }
-interface StunLib {
+export interface StunLib {
   createMessage(type: number, transaction?: Buffer): StunMsg;
   encode(m: StunMsg): Buffer;
   decode(b: Buffer): StunMsg;
 }
 // The package has no types; this is the part we use.
-const stunLib = createRequire(import.meta.url)('stun') as StunLib;
+export const stunLib = createRequire(import.meta.url)('stun') as StunLib;
 
 export const BINDING_REQUEST = 0x0001;
 export const BINDING_RESPONSE = 0x0101;

@@ -14,6 +14,7 @@ import { MagicSock, type MagicPeer, type PathState, type RelayOffer } from '../.
 import { TurnClient } from '../../helper/net/turn/index.js';
 import { findTurnserver, freePort, startCoturn, type Coturn } from '../lib/coturn.js';
 import { requireOrSkip } from '../lib/repo.js';
+import { until } from '../lib/wait.js';
 
 interface Side {
   name: string;
@@ -24,16 +25,6 @@ interface Side {
   disco: ReturnType<typeof generateDiscoKey>;
   wgKey: string;
   paths: PathState[];
-}
-
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 const wgPacket = (type: number, tag: string): Buffer => Buffer.concat([Buffer.from([type, 0, 0, 0]), Buffer.from(tag.padEnd(28, '.'))]);

@@ -9,6 +9,7 @@ import { createLogger } from '../../helper/core/log.js';
 import { DiscoBox, generateDiscoKey } from '../../helper/net/disco.js';
 import { MagicSock, type MagicPeer, type PathState } from '../../helper/net/magicsock.js';
 import { startStunAnswerer, type StunAnswerer } from '../lab/drivers/stun-answerer.js';
+import { until } from '../lib/wait.js';
 
 interface FakeWg {
   sock: dgram.Socket;
@@ -29,16 +30,6 @@ async function fakeWg(): Promise<FakeWg> {
 
 function wgPacket(type: number, tag: string): Buffer {
   return Buffer.concat([Buffer.from([type, 0, 0, 0]), Buffer.from(tag.padEnd(28, '.'))]);
-}
-
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 interface Side {

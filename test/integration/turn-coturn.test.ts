@@ -17,6 +17,7 @@ import { ATTR, attr, CLASS, decodeMessage, encodeMessage, errorCode, longTermKey
 import { TurnClient, TurnError, type TurnCredentials, type TurnServer, type TurnTiming } from '../../helper/net/turn/index.js';
 import { findTurnserver, startCoturn, type Coturn } from '../lib/coturn.js';
 import { REPO_ROOT, requireOrSkip } from '../lib/repo.js';
+import { until } from '../lib/wait.js';
 
 const REALM = 'lanrage.test';
 const log = createLogger({ test: 'turn-coturn' });
@@ -24,16 +25,6 @@ const log = createLogger({ test: 'turn-coturn' });
 const TURNSERVER = findTurnserver();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** coturn on loopback; 127.0.0.2/.3 are outsiders that may be permitted. */
 const startLoopbackCoturn = (extraArgs: string[] = []): Promise<Coturn> =>

@@ -5,10 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labAvailable, withLab, type Lab, type NatKind } from './lab.js';
-import { PartyLab, STUN_PORT } from './party-lab.js';
+import type { NatKind } from './lab.js';
+import { STUN_PORT } from './party-lab.js';
+import { withParty } from './party-run.js';
 import { NETCHECK_DRIVER } from './drivers/netcheck-driver.js';
-import { requireOrSkip } from '../lib/repo.js';
 import type { NetcheckResult } from '../../helper/net/netcheck-run.js';
 
 const EXPECTED: Record<string, { mapping: string; filtering: string }> = {
@@ -22,22 +22,8 @@ const EXPECTED: Record<string, { mapping: string; filtering: string }> = {
 };
 const KINDS = Object.keys(EXPECTED) as NatKind[];
 
-async function withControl(t: { skip(msg: string): void }, sites: Array<{ name: string; kind: NatKind }>, body: (pl: PartyLab, lab: Lab) => Promise<void>): Promise<void> {
-  const avail = await labAvailable();
-  if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
-  await withLab({ sites }, async (lab) => {
-    const pl = new PartyLab(lab);
-    try {
-      await pl.startControl();
-      await body(pl, lab);
-    } finally {
-      pl.cleanup();
-    }
-  });
-}
-
 test('netcheck names the mapping and filtering of every lab NAT kind', async (t) => {
-  await withControl(t, KINDS.map((kind, i) => ({ name: `s${i}`, kind })), async (_pl, lab) => {
+  await withParty(t, KINDS.map((kind, i) => ({ name: `s${i}`, kind })), { helpers: false }, async (_pl, lab) => {
     const servers = [`${lab.control.ip}:${STUN_PORT}`, `${lab.control.ip}:${STUN_PORT + 1}`];
     const reports = await Promise.all(
       lab.sites.map(async (site) => {
@@ -60,7 +46,7 @@ test('netcheck names the mapping and filtering of every lab NAT kind', async (t)
 });
 
 test('through a real helper: it tests on connecting to the control server, and `lanrage netcheck --json` reports the NAT', async (t) => {
-  await withControl(t, [{ name: 'ar', kind: 'address-restricted' }], async (pl, lab) => {
+  await withParty(t, [{ name: 'ar', kind: 'address-restricted' }], { helpers: false }, async (pl, lab) => {
     const site = lab.site('ar');
     const h = await pl.startHelper(site);
     await pl.cli(site, ['create', 'netcheck night']);

@@ -9,9 +9,11 @@ export interface PartyRunOptions {
   /** Run coturn next to the control server, which then hands out relays. */
   relay?: boolean;
   turnTtlSeconds?: number;
+  /** Start a helper in every site (default true); false: only the control server. */
+  helpers?: boolean;
 }
 
-/** A lab with these sites, a control server and a helper per site; always cleaned up. */
+/** A lab with these sites, a control server and (unless told otherwise) a helper per site; always cleaned up. */
 export async function withParty(
   t: { skip(msg: string): void },
   sites: Array<{ name: string; kind: NatKind }>,
@@ -24,7 +26,7 @@ export async function withParty(
     const pl = new PartyLab(lab);
     try {
       await pl.startControl(opts.relay ? { relay: true, ...(opts.turnTtlSeconds !== undefined ? { turnTtlSeconds: opts.turnTtlSeconds } : {}) } : undefined);
-      await Promise.all(lab.sites.map((s) => pl.startHelper(s)));
+      if (opts.helpers !== false) await Promise.all(lab.sites.map((s) => pl.startHelper(s)));
       await body(pl, lab);
     } finally {
       pl.cleanup();

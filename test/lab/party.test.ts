@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { labAvailable, withLab, type Lab, type NatKind } from './lab.js';
 import { PartyLab, waitParty, type PartyJson } from './party-lab.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { withParty } from './party-run.js';
 
 // The product, end to end: real control server, real helpers with wireguard-go, behind real
 // (namespaced) NATs, driven with the real CLI. PathKind numbers as in peer.proto.
@@ -19,26 +18,6 @@ async function waitPing(pl: PartyLab, from: Parameters<PartyLab['cli']>[0], ip: 
   }
 }
 
-/** A lab with these sites, a control server and a helper per site; always cleaned up. */
-async function withParty(
-  t: { skip(msg: string): void },
-  sites: Array<{ name: string; kind: NatKind }>,
-  body: (pl: PartyLab, lab: Lab) => Promise<void>,
-): Promise<void> {
-  const avail = await labAvailable();
-  if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
-  await withLab({ sites }, async (lab) => {
-    const pl = new PartyLab(lab);
-    try {
-      await pl.startControl();
-      await Promise.all(lab.sites.map((s) => pl.startHelper(s)));
-      await body(pl, lab);
-    } finally {
-      pl.cleanup();
-    }
-  });
-}
-
 const allDirect = (n: number) => (p: PartyJson): boolean => p.peers.length === n && p.peers.every((x) => x.path === DIRECT);
 
 async function ping(pl: PartyLab, from: Parameters<PartyLab['cli']>[0], ip: string, count = 3): Promise<string> {
@@ -47,7 +26,7 @@ async function ping(pl: PartyLab, from: Parameters<PartyLab['cli']>[0], ip: stri
 }
 
 test('two players behind port-restricted NATs: join, direct path, ping each other; nothing crosses the control server', async (t) => {
-  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], async (pl, lab) => {
+  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], {}, async (pl, lab) => {
     const [a, b] = [lab.site('a'), lab.site('b')];
     const created = await pl.cli<PartyJson>(a, ['create', 'LAN night']);
     assert.ok(created.party?.inviteLink.startsWith('lanrage://join?'));
@@ -78,7 +57,7 @@ test('two players behind port-restricted NATs: join, direct path, ping each othe
 });
 
 test('three players: full mesh, every pair pings; a player leaves and everyone drops it', async (t) => {
-  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'public' }, { name: 'c', kind: 'port-restricted' }], async (pl, lab) => {
+  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'public' }, { name: 'c', kind: 'port-restricted' }], {}, async (pl, lab) => {
     const sites = [lab.site('a'), lab.site('b'), lab.site('c')];
     const created = await pl.cli<PartyJson>(sites[0]!, ['create', 'Three']);
     await pl.cli(sites[1]!, ['join', created.party!.inviteLink]);
@@ -105,7 +84,7 @@ test('three players: full mesh, every pair pings; a player leaves and everyone d
 });
 
 test('wrong invite secret is refused; symmetric ↔ symmetric says unreachable and why', async (t) => {
-  await withParty(t, [{ name: 'a', kind: 'symmetric' }, { name: 'b', kind: 'symmetric' }], async (pl, lab) => {
+  await withParty(t, [{ name: 'a', kind: 'symmetric' }, { name: 'b', kind: 'symmetric' }], {}, async (pl, lab) => {
     const [a, b] = [lab.site('a'), lab.site('b')];
     const created = await pl.cli<PartyJson>(a, ['create', 'Hard NATs']);
     const link = created.party!.inviteLink;
@@ -120,7 +99,7 @@ test('wrong invite secret is refused; symmetric ↔ symmetric says unreachable a
 });
 
 test('helper restart (SIGTERM and kill -9) resumes the party and the tunnel; a control server restart loses nothing', async (t) => {
-  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], async (pl, lab) => {
+  await withParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], {}, async (pl, lab) => {
     const [a, b] = [lab.site('a'), lab.site('b')];
     const created = await pl.cli<PartyJson>(a, ['create', 'Sticky']);
     await pl.cli(b, ['join', created.party!.inviteLink]);
