@@ -22,6 +22,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
+import { HandshakeGuard, isHandshakeInitiation } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { RelayConn, type RelayOffer } from './relayconn.js';
 import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
@@ -101,8 +102,7 @@ interface PeerRec {
   /** The peer's relayed address our allocation sends to (null: no relayed path). */
   relayTarget: string | null;
   view: ViewState | null;
-  /** When the peer's last handshake initiation was handed to WireGuard (-Infinity: never). */
-  peerInitAt: number;
+  handshake: HandshakeGuard;
   hold: HoldQueue;
   proxyPort: number;
   active: Endpoint | null;
@@ -125,17 +125,13 @@ const PENDING_CMM_MS = 30_000;
 /** Source addresses remembered per peer (a symmetric NAT can show us many over time). */
 const MAX_KNOWN_ADDRS = 32;
 const MAX_PENDING_CMM = 256;
-/** WireGuard message type 1 (demux.ts checks the three zero bytes after it). */
-const WG_HANDSHAKE_INITIATION = 1;
-/** See fromWireGuard: our initiation this soon after the peer's is a crossing, not a need. */
-const CROSSING_WINDOW_MS = 1000;
 
 const COUNTERS = [
   'rx_wireguard', 'rx_disco', 'rx_stun', 'rx_channeldata', 'rx_unknown',
   'tx_wireguard', 'tx_disco',
   'disco_ping_rx', 'disco_pong_rx', 'disco_ping_tx', 'disco_pong_tx', 'disco_primes',
   'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
-  'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped',
+  'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped', 'wg_crossing_yielded',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
   'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
@@ -485,11 +481,7 @@ export class MagicSock extends EventEmitter {
   private fromWireGuard(id: string, msg: Buffer): void {
     const rec = this.peers.get(id);
     if (!rec) return;
-    // Our WireGuard starting its own handshake right after it answered the peer's (a packet was
-    // waiting to go): sent, it crosses the peer's completion and both sides drop their state
-    // (lab: ~5 s to the first ping on most joins). Dropped, the peer completes the handshake it
-    // started and its first data packet confirms ours; should that fail, WireGuard retries in 5 s.
-    if (msg[0] === WG_HANDSHAKE_INITIATION && this.clock.now() - rec.peerInitAt < CROSSING_WINDOW_MS) {
+    if (!rec.handshake.outgoing(msg, this.clock.now())) {
       this.c.wg_crossing_dropped++;
       return;
     }
@@ -506,20 +498,16 @@ export class MagicSock extends EventEmitter {
     if (rec.hold.dropped > dropped) this.c.wg_hold_dropped++;
   }
 
-  /**
-   * Hands a peer's WireGuard datagram to WireGuard. When it is a handshake initiation, our own held
-   * initiation to that peer is stale: WireGuard keeps one handshake per peer, and consuming the
-   * peer's initiation replaced ours. Flushed later, ours would make the peer drop *its* handshake
-   * in turn, and neither side could send until WireGuard retries 5 s later (measured in the lab:
-   * crossing initiations flushed when a path came up cost ~5.3 s on most joins).
-   */
+  /** Hands a peer's WireGuard datagram to WireGuard, unless handshake.ts says it would cross ours. */
   private toWireGuard(id: string, msg: Buffer): void {
-    if (msg[0] === WG_HANDSHAKE_INITIATION) {
-      const rec = this.peers.get(id);
-      if (rec) {
-        this.c.wg_stale_dropped += rec.hold.discard((b) => b[0] === WG_HANDSHAKE_INITIATION);
-        rec.peerInitAt = this.clock.now();
+    const rec = this.peers.get(id);
+    if (rec) {
+      const verdict = rec.handshake.incoming(msg, this.clock.now());
+      if (verdict === 'drop') {
+        this.c.wg_crossing_yielded++;
+        return;
       }
+      if (verdict === 'deliver-discard-held') this.c.wg_stale_dropped += rec.hold.discard(isHandshakeInitiation);
     }
     if (this.proxy.toWireGuard(id, msg)) this.c.wg_to_wireguard++;
     else this.c.wg_no_proxy++;
@@ -567,7 +555,7 @@ export class MagicSock extends EventEmitter {
       relay: null as unknown as RelayPath,
       relayTarget: null,
       view: null,
-      peerInitAt: -Infinity,
+      handshake: new HandshakeGuard(this.box.publicKey < p.discoPublicKey),
     };
     rec.relay = new RelayPath({
       clock: this.clock,

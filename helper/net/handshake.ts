@@ -1,0 +1,58 @@
+// Keeps the two WireGuards of a pair from crossing their first handshakes (pure; one per peer).
+//
+// WireGuard keeps one handshake per peer. When both sides initiate at once (one for its keepalive,
+// one for the first packet of a game), each consumes the other's initiation, which replaces its
+// own; both responses are then refused and nothing moves until WireGuard retries after 5 s. The
+// lab showed it on most joins once held packets were flushed together (first ping ~5.3 s), and on
+// 2 of 20 joins even without holding (both initiations on the wire before either arrived).
+// Three rules, all in the datagrams we forward between WireGuard and the peer:
+//   1. the peer's initiation reaches our WireGuard: any initiation of ours still held is stale
+//      (our WireGuard replaced it) and must not be sent;
+//   2. our WireGuard initiates within WINDOW after it answered the peer's initiation: drop it, the
+//      peer completes the handshake it started and its first data confirms ours;
+//   3. both initiations are in flight (ours left within WINDOW and nothing answered it): the side
+//      with the lower disco key drops the peer's initiation and keeps its own, the other side
+//      takes it. Both decide alike, so exactly one handshake completes.
+// If a dropped or yielded-to packet is lost after all, WireGuard's own 5 s retry still applies.
+
+export const WG_HANDSHAKE_INITIATION = 1;
+export const WG_HANDSHAKE_RESPONSE = 2;
+/** A crossing happens within a round trip; well above any RTT in a party, well below WireGuard's 5 s. */
+export const CROSSING_WINDOW_MS = 1000;
+
+export class HandshakeGuard {
+  private peerInitAt = -Infinity;
+  private ownInitAt = -Infinity;
+
+  /** lower: our disco public key sorts before the peer's (see rule 3). */
+  constructor(private readonly lower: boolean) {}
+
+  /** Our WireGuard sent this toward the peer: false when it must be dropped (rule 2). */
+  outgoing(msg: Buffer, now: number): boolean {
+    if (msg[0] !== WG_HANDSHAKE_INITIATION) return true;
+    if (now - this.peerInitAt < CROSSING_WINDOW_MS) {
+      return false;
+    }
+    this.ownInitAt = now;
+    return true;
+  }
+
+  /**
+   * The peer sent this to our WireGuard: 'deliver', 'deliver-discard-held' (rule 1) or 'drop' (rule 3).
+   */
+  incoming(msg: Buffer, now: number): 'deliver' | 'deliver-discard-held' | 'drop' {
+    if (msg[0] === WG_HANDSHAKE_RESPONSE) {
+      this.ownInitAt = -Infinity;
+      return 'deliver';
+    }
+    if (msg[0] !== WG_HANDSHAKE_INITIATION) return 'deliver';
+    if (this.lower && now - this.ownInitAt < CROSSING_WINDOW_MS) {
+      return 'drop';
+    }
+    this.peerInitAt = now;
+    this.ownInitAt = -Infinity;
+    return 'deliver-discard-held';
+  }
+}
+
+export const isHandshakeInitiation = (b: Buffer): boolean => b[0] === WG_HANDSHAKE_INITIATION;

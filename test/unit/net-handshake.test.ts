@@ -1,0 +1,42 @@
+// The handshake-crossing rules (helper/net/handshake.ts), played as the two sides of a pair.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HandshakeGuard } from '../../helper/net/handshake.js';
+
+const init = Buffer.from([1, 0, 0, 0]);
+const resp = Buffer.from([2, 0, 0, 0]);
+const data = Buffer.from([4, 0, 0, 0]);
+
+test('no crossing: initiations and responses pass both ways', () => {
+  const a = new HandshakeGuard(true);
+  assert.equal(a.outgoing(init, 0), true);
+  assert.equal(a.incoming(resp, 10), 'deliver');
+  // Our handshake was answered: a later initiation of the peer (rekey) is delivered, even on the lower side.
+  assert.equal(a.incoming(init, 20), 'deliver-discard-held');
+  assert.equal(a.incoming(data, 30), 'deliver');
+  assert.equal(a.outgoing(data, 30), true);
+});
+
+test('rule 2: our initiation right after answering the peer is dropped; later ones pass', () => {
+  const h = new HandshakeGuard(false);
+  assert.equal(h.incoming(init, 1000), 'deliver-discard-held');
+  assert.equal(h.outgoing(resp, 1001), true, 'the response goes out');
+  assert.equal(h.outgoing(init, 1005), false, 'a crossing initiation is dropped');
+  assert.equal(h.outgoing(init, 2001), true, 'after the window, a new handshake is a real one');
+});
+
+test('rule 3: both initiations in flight: exactly one side yields (the lower disco key)', () => {
+  const low = new HandshakeGuard(true);
+  const high = new HandshakeGuard(false);
+  assert.equal(low.outgoing(init, 0), true);
+  assert.equal(high.outgoing(init, 1), true);
+  assert.equal(low.incoming(init, 5), 'drop', 'the lower side keeps its own handshake');
+  assert.equal(high.incoming(init, 6), 'deliver-discard-held', 'the higher side answers the lower one');
+  assert.equal(high.outgoing(resp, 7), true);
+  assert.equal(low.incoming(resp, 9), 'deliver');
+  // An initiation from the peer long after ours (ours was lost) is not a crossing.
+  const late = new HandshakeGuard(true);
+  late.outgoing(init, 0);
+  assert.equal(late.incoming(init, 1500), 'deliver-discard-held');
+});
