@@ -90,8 +90,18 @@ test('behind a miniupnpd router: the helper maps its port, publishes it, renews 
       const msToDirect = Date.now() - tJoin;
       assert.equal(fromSym.peers[0]!.endpoint, external, 'the symmetric player’s direct path is the mapped port');
       await waitParty(pl, up, (p) => p.peers.length === 1 && p.peers[0]!.path === DIRECT, 15_000);
+      // It came in through the mapping: the router's conntrack has the symmetric player's flow
+      // to the mapped port, destination-NATed to the helper (port-restricted filtering alone drops it).
+      const { stdout: ct } = await lab.exec(up.router!.ns, 'conntrack', ['-L', '-p', 'udp', '--dst-nat'], { timeoutMs: 10_000 });
+      assert.ok(
+        ct.split('\n').some((l) => l.includes(`src=${sym.publicIp} dst=${up.publicIp}`) && l.includes(`dport=${extPort} `) && l.includes(`src=${up.lanIp}`)),
+        `no DNATed flow from ${sym.publicIp} to port ${extPort}:\n${ct}`,
+      );
       const ipUp = fromSym.peers[0]!.virtualIp;
-      const { stdout } = await lab.exec(sym.host.ns, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', ipUp], { timeoutMs: 20_000 });
+      // The tunnel carries traffic once WireGuard's handshake is through (ping until one answers).
+      await until('first ping through the tunnel', () =>
+        lab.exec(sym.host.ns, 'ping', ['-c', '1', '-W', '1', ipUp], { timeoutMs: 5000 }).then(() => true, () => undefined), 20_000);
+      const { stdout } = await lab.exec(sym.host.ns, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', ipUp], { timeoutMs: 20_000 });
       assert.match(stdout, / 0% packet loss/);
 
       // The NAT report names the protocols that answered.
