@@ -229,6 +229,7 @@ test('a router whose external address is private (double NAT) gives no candidate
   await settle();
   assert.deepEqual(changes, []);
   assert.equal(pm.mapped(), null);
+  assert.equal(router.mappings.size, 0, 'what the router granted was given back');
 });
 
 test('a router that stops answering: the mapping is kept until it runs out, then withdrawn', async () => {

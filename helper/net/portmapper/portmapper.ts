@@ -251,9 +251,20 @@ export class PortMapper {
   }
 
   private async mapWith(p: PortMapProtocol, gw: Gateway, port: number, wantExternal: number, control?: upnp.IgdControl) {
+    const m = await this.grant(p, gw, port, wantExternal, control);
+    const ip = m?.external.split(':')[0] ?? '';
+    if (m && !isUsableExternalIp(ip)) {
+      // No use to peers; do not leave it open at the router either.
+      await this.remove(m).catch(() => undefined);
+      throw new Error(`the router's external address ${ip} is not public (another NAT in front of it?)`);
+    }
+    return m;
+  }
+
+  private async grant(p: PortMapProtocol, gw: Gateway, port: number, wantExternal: number, control?: upnp.IgdControl) {
     const now = this.clock.now();
     const done = (ip: string, ext: number, life: number, extra: { upnp?: upnp.IgdControl } = {}) => {
-      if (!isUsableExternalIp(ip)) throw new Error(`the router's external address ${ip} is not public (another NAT in front of it?)`);
+      if (!isIPv4(ip)) throw new Error(`bad external address ${JSON.stringify(ip.slice(0, 40))}`);
       if (!Number.isInteger(ext) || ext < 1 || ext > 65535) throw new Error(`bad external port ${ext}`);
       if (life < 1) throw new Error('the router granted a zero lifetime');
       return { protocol: p, external: `${ip}:${ext}`, internalPort: port, lifetimeSeconds: life, gw, expiresAt: now + life * 1000, ...extra };

@@ -75,6 +75,9 @@ export class NodePortMapIo implements PortMapIo {
             s.setMulticastInterface(localIp);
             // The gateway is one hop away; SSDP must not wander further.
             s.setMulticastTTL(2);
+            // Not back to this machine: the LAN relay captures local SSDP and would carry our
+            // search to every party member's LAN.
+            s.setMulticastLoopback(false);
           } catch {
             finish(null);
             return;
