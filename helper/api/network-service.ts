@@ -1,6 +1,7 @@
 import {
   NatFiltering,
   NatMapping,
+  PortMappingProtocol,
   NetworkServiceService,
   UdpReachability,
   type GetNatReportResponse,
@@ -10,6 +11,7 @@ import {
 import type { FilteringBehavior, MappingBehavior } from '../net/netcheck.js';
 import type { NetcheckResult } from '../net/netcheck-run.js';
 import type { Netchecker } from '../net/netchecker.js';
+import type { PortMapProtocol } from '../net/portmapper/portmapper.js';
 import type { Handler } from './wrap.js';
 
 export const networkDefinition = NetworkServiceService;
@@ -30,7 +32,13 @@ const FILTERING: Record<FilteringBehavior, NatFiltering> = {
   unknown: NatFiltering.NAT_FILTERING_UNSPECIFIED,
 };
 
-/** Port mapping (UPnP / NAT-PMP / PCP) and relay latencies are not measured yet: left empty. */
+const PORT_MAPPING: Record<PortMapProtocol, PortMappingProtocol> = {
+  upnp: PortMappingProtocol.PORT_MAPPING_PROTOCOL_UPNP,
+  'nat-pmp': PortMappingProtocol.PORT_MAPPING_PROTOCOL_NAT_PMP,
+  pcp: PortMappingProtocol.PORT_MAPPING_PROTOCOL_PCP,
+};
+
+/** Relay latencies are not measured yet: left empty. */
 export function toProtoNatReport(r: NetcheckResult): NatReport {
   return {
     time: r.at,
@@ -39,7 +47,7 @@ export function toProtoNatReport(r: NetcheckResult): NatReport {
     filtering: FILTERING[r.filtering],
     publicAddress: r.publicAddress,
     portPreserved: r.portPreserved,
-    portMapping: [],
+    portMapping: (r.portMapping ?? []).map((p) => PORT_MAPPING[p]),
     relays: [],
     localAddresses: [...r.localAddresses],
     notes: [...r.notes],

@@ -3,6 +3,7 @@ import {
   NatFiltering,
   NatMapping,
   NetworkServiceClient,
+  PortMappingProtocol,
   UdpReachability,
   type GetNatReportResponse,
   type NatReport,
@@ -37,7 +38,7 @@ export function natReportJson(r: NatReport): Record<string, unknown> {
     filtering: FILTERING[r.filtering] ?? 'unknown',
     publicAddress: r.publicAddress,
     portPreserved: r.portPreserved,
-    portMapping: r.portMapping,
+    portMapping: r.portMapping.map((p) => PORT_MAPPING_WORDS[p] ?? 'unknown'),
     relays: r.relays,
     localAddresses: r.localAddresses,
     notes: r.notes,
@@ -59,6 +60,12 @@ const FILTERING_WORDS: Record<string, string> = {
   unknown: 'unknown',
 };
 
+const PORT_MAPPING_WORDS: Partial<Record<number, string>> = {
+  [PortMappingProtocol.PORT_MAPPING_PROTOCOL_UPNP]: 'upnp',
+  [PortMappingProtocol.PORT_MAPPING_PROTOCOL_NAT_PMP]: 'nat-pmp',
+  [PortMappingProtocol.PORT_MAPPING_PROTOCOL_PCP]: 'pcp',
+};
+
 export function formatNatReport(r: NatReport): string[] {
   const j = natReportJson(r);
   const lines = [`NAT report${r.time ? ` of ${r.time.toLocaleString()}` : ''}${r.stunServer ? `, against ${r.stunServer}` : ''}`];
@@ -74,7 +81,7 @@ export function formatNatReport(r: NatReport): string[] {
   }
   lines.push(
     `  local      ${r.localAddresses.join(', ') || '-'}`,
-    `  port mapping  not tested yet (UPnP / NAT-PMP / PCP come later)`,
+    `  port mapping  ${(j.portMapping as string[]).join(', ') || 'none answered (UPnP, NAT-PMP, PCP)'}`,
     `  relays        ${r.relays.length ? r.relays.map((x) => `${x.relay} ${x.rttMs.toFixed(1)} ms`).join(', ') : 'not measured yet'}`,
   );
   for (const n of r.notes) lines.push(`  note: ${n}`);

@@ -171,6 +171,8 @@ export class MagicSock extends EventEmitter {
   }
   private cands: string[] = [];
   private nat: NatInfo = { mapping: 'unknown', publicAddress: null };
+  /** A router-mapped public address (UPnP / NAT-PMP / PCP): reachable from anywhere, listed first. */
+  private mappedCand: string | null = null;
   private refreshing: Promise<string[]> | null = null;
   private cancelRefresh: () => void = () => {};
   private boundPort = 0;
@@ -256,6 +258,23 @@ export class MagicSock extends EventEmitter {
       this.scheduleRefresh();
     });
     return this.refreshing;
+  }
+
+  /** Sets (or clears) the port-mapped candidate; peers hear of it at once. */
+  setMappedCandidate(addr: string | null): void {
+    if (addr === this.mappedCand) return;
+    this.mappedCand = addr;
+    if (!this.started || this.closed) return;
+    const next = this.withMapped(localCandidates(this.localAddrs, this.boundPort, this.nat.publicAddress, this.policy));
+    if (next.join(',') === this.cands.join(',')) return;
+    this.cands = next;
+    this.emit('candidates', [...next]);
+    for (const rec of this.peers.values()) void this.callMeMaybe(rec);
+  }
+
+  private withMapped(c: string[]): string[] {
+    const m = this.mappedCand;
+    return m === null ? c : [m, ...c.filter((x) => x !== m)];
   }
 
   natInfo(): NatInfo {
@@ -902,7 +921,7 @@ export class MagicSock extends EventEmitter {
     if (this.closed) return [...this.cands];
     // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
     // because the peer-reflexive address learned from our pings covers the rest.
-    const next = localCandidates(this.localAddrs, this.boundPort, nat.publicAddress, this.policy);
+    const next = this.withMapped(localCandidates(this.localAddrs, this.boundPort, nat.publicAddress, this.policy));
     const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
     const changed = next.join(',') !== this.cands.join(',');
     this.nat = nat;

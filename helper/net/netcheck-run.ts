@@ -16,6 +16,7 @@ import { networkInterfaces } from 'node:os';
 import { parseEndpoint } from './addr.js';
 import { classifyNat, type BindingAnswer, type ChangeOutcome, type Endpoint, type NatVerdict, type NetcheckObservations } from './netcheck.js';
 import { decodeNetcheckAnswer, encodeNetcheckRequest, type NetcheckAnswer } from './stun-5780.js';
+import type { PortMapProtocol } from './portmapper/portmapper.js';
 
 export interface NetcheckTiming {
   /** Gaps between (re)transmissions. */
@@ -31,6 +32,8 @@ export interface NetcheckResult extends NatVerdict {
   server: string;
   localAddresses: string[];
   durationMs: number;
+  /** Port-mapping protocols the gateway answered (asked by the Netchecker beside the STUN tests). */
+  portMapping?: readonly PortMapProtocol[];
 }
 
 export interface NetcheckRunOptions {

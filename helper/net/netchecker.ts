@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { ApiError, Status } from '../core/api-error.js';
 import type { NetcheckResult } from './netcheck-run.js';
+import type { PortMapProtocol } from './portmapper/portmapper.js';
 
 export const NETCHECK_INTERVAL_MS = 5 * 60_000;
 /** A snapshot with the same STUN servers re-runs only if the last run is older than this. */
@@ -17,6 +18,8 @@ export interface NetcheckerOptions {
   stunServers(): string[];
   run(stunServers: string[]): Promise<NetcheckResult>;
   onReport(r: NetcheckResult): void;
+  /** Which port-mapping protocols the gateway answers: asked at the same time as the STUN tests. */
+  portMapping?: () => Promise<PortMapProtocol[]>;
   log: Logger;
   intervalMs?: number;
   clock?: Clock;
@@ -65,12 +68,12 @@ export class Netchecker {
     }
     this.lastServers = servers.join(',');
     this.lastRunAt = this.clock.now();
-    const run = this.o
-      .run(servers)
+    const run = Promise.all([this.o.run(servers), this.o.portMapping?.().catch(() => []) ?? Promise.resolve(undefined)])
+      .then(([stun, portMapping]) => (portMapping ? { ...stun, portMapping } : stun))
       .then((r) => {
         if (!this.closed) {
           this.last = r;
-          this.o.log.info('netcheck', { udp: r.udp, mapping: r.mapping, filtering: r.filtering, publicAddress: r.publicAddress, ms: r.durationMs });
+          this.o.log.info('netcheck', { udp: r.udp, mapping: r.mapping, filtering: r.filtering, publicAddress: r.publicAddress, portMapping: r.portMapping, ms: r.durationMs });
           this.o.onReport(r);
         }
         return r;

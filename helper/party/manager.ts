@@ -10,6 +10,7 @@ import type { MemberState, PartyState } from '../controlclient/state.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
 import { MagicSock, type PathState } from '../net/magicsock.js';
+import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
 import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
@@ -45,6 +46,8 @@ export interface PartyManagerOptions {
   lan?: { setParty(self: LanSelf | null, peers: string[]): Promise<void>; close(): Promise<void> };
   /** Called on every control snapshot (connect, reconnect): the STUN servers may be new. */
   onControlSnapshot?: () => void;
+  /** Ask the router for a port mapping (UPnP / NAT-PMP / PCP) while in a party (default on). */
+  portMapping?: boolean;
 }
 
 export class PartyManager implements PartyEngine {
@@ -64,6 +67,8 @@ export class PartyManager implements PartyEngine {
   private applying: Promise<void> = Promise.resolve();
   private candidates: string[] = [];
   private closed = false;
+  /** While in a party: a router-mapped public port for magicsock, published as a candidate. */
+  private readonly portMapper: PortMapper;
 
   constructor(private readonly opts: PartyManagerOptions) {
     this.log = opts.log.child({ part: 'party' });
@@ -102,6 +107,14 @@ export class PartyManager implements PartyEngine {
     });
     // Peers reach us through the relay at this address: publish it like a candidate.
     this.sock.on('relayed', () => this.pushEndpoints());
+    this.portMapper = new PortMapper({
+      internalPort: () => this.sock.port,
+      onChange: (external) => {
+        this.sock.setMappedCandidate(external);
+        this.pushEndpoints();
+      },
+      log: opts.log.child({ part: 'portmapper' }),
+    });
   }
 
   async start(): Promise<void> {
@@ -133,6 +146,11 @@ export class PartyManager implements PartyEngine {
   /** The STUN servers of the control server we are connected to (empty when none). */
   stunServers(): string[] {
     return this.control?.stunServers() ?? [];
+  }
+
+  /** Port-mapping protocols the gateway answers (for the NAT report; probes if none is recent). */
+  portMappingProtocols(): Promise<PortMapProtocol[]> {
+    return this.opts.portMapping === false ? Promise.resolve([]) : this.portMapper.probe();
   }
 
   inParty(): boolean {
@@ -198,6 +216,7 @@ export class PartyManager implements PartyEngine {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.portMapper.stop();
     await this.control?.close().catch(() => undefined);
     await this.sock.close().catch(() => undefined);
     await this.applying.catch(() => undefined);
@@ -271,7 +290,7 @@ export class PartyManager implements PartyEngine {
     const relayed = this.sock.relayedAddress();
     if (!c || (this.candidates.length === 0 && relayed === null)) return;
     const nat = this.sock.natInfo();
-    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: false, portDelta: 0 }, relayed ? [relayed] : []).catch((err: unknown) =>
+    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: this.portMapper.mapped() !== null, portDelta: 0 }, relayed ? [relayed] : []).catch((err: unknown) =>
       this.log.debug('endpoint update failed', { err: String(err) }),
     );
   }
@@ -307,6 +326,7 @@ export class PartyManager implements PartyEngine {
     this.partyState = p;
     const self = p?.members.find((m) => m.isSelf);
     if (!p || !self) {
+      await this.portMapper.stop();
       await this.opts.lan?.setParty(null, []);
       this.sock.setPeers([]);
       await this.sock.stopRelay();
@@ -323,6 +343,7 @@ export class PartyManager implements PartyEngine {
       this.publishParty();
       return;
     }
+    if (this.opts.portMapping !== false) this.portMapper.start();
     const prefix = p.networkCidr.split('/')[1] ?? '16';
     const address = `${self.virtualIp}/${prefix}`;
     if (this.wg && this.wgAddress !== address) {

@@ -129,6 +129,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),
     run: (stunServers) => runNetcheck({ stunServers }),
+    portMapping: () => party.portMappingProtocols(),
     onReport: (r) => state.events.publish({ natReport: toProtoNatReport(r) }),
     log: log.child({ part: 'netcheck' }),
   });

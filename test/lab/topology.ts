@@ -11,9 +11,18 @@ export type ConeKind = 'full-cone' | 'address-restricted';
 export const CONE_KINDS: readonly ConeKind[] = ['full-cone', 'address-restricted'];
 export const isConeKind = (k: NatKind): k is ConeKind => (CONE_KINDS as readonly string[]).includes(k);
 
+/**
+ * Routers that map ports on request: 'upnp' is a port-restricted NAT (Linux masquerade) whose
+ * router runs miniupnpd (UPnP IGD, NAT-PMP, PCP). The plan only prepares miniupnpd's nft table;
+ * the lab starts miniupnpd itself (test/lab/miniupnpd.ts) once the control server's STUN is up.
+ */
+export type PortMapKind = 'upnp';
+export const PORTMAP_KINDS: readonly PortMapKind[] = ['upnp'];
+export const isPortMapKind = (k: NatKind): k is PortMapKind => (PORTMAP_KINDS as readonly string[]).includes(k);
+
 /** 'udp-blocked': a port-restricted NAT whose router forwards no UDP at all (TCP works). */
-export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked' | ConeKind | 'cgnat';
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked', ...CONE_KINDS, 'cgnat'];
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked' | ConeKind | 'cgnat' | PortMapKind;
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked', ...CONE_KINDS, 'cgnat', ...PORTMAP_KINDS];
 
 /**
  * The control namespace's second address, for the alternate STUN address (RFC 5780 tests need two
@@ -204,6 +213,46 @@ function coneRouterRuleset(kind: ConeKind, wan: string, lan: string, hostIp: str
   );
 }
 
+/** miniupnpd's nft objects (its nftables backend adds rules to these chains but creates none). */
+export const UPNP_TABLE = 'lanrage_lab_upnp';
+export const UPNP_CHAINS = { forward: 'miniupnpd', prerouting: 'prerouting_miniupnpd', postrouting: 'postrouting_miniupnpd' } as const;
+
+function upnpRouterRuleset(wan: string, lan: string): string {
+  // The home router of 'port-restricted', plus the inet table miniupnpd 2.3's nft backend expects
+  // (Debian's nft_init.sh makes the same shape). Its DNAT rules carry the mapped ports; the
+  // router's own forward chain lets DNATed flows in (ct status dnat), so the mapped port accepts
+  // packets from anywhere while everything else stays port-restricted.
+  const c = UPNP_CHAINS;
+  return (
+    routerRuleset('port-restricted', wan, lan) +
+    `table inet ${UPNP_TABLE} {
+` +
+    `  chain forward {
+    type filter hook forward priority filter; policy accept;
+    jump ${c.forward}
+  }
+  chain ${c.forward} {
+  }
+` +
+    `  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump ${c.prerouting}
+  }
+  chain ${c.prerouting} {
+  }
+` +
+    `  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    jump ${c.postrouting}
+  }
+  chain ${c.postrouting} {
+  }
+` +
+    `}
+`
+  );
+}
+
 /** The carrier's symmetric NAT (on the internet link) and the home router behind it. */
 function cgnatRouters(l: LinkPlan, c: CarrierPlan, homeNs: string, homeLanIf: string, homeLanIp: string): NsPlan[] {
   const carrierIfs = [l.peerIf, c.carrierIf];
@@ -323,7 +372,11 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     if (s.carrier) {
       nsPlans.push(...cgnatRouters(s.link, s.carrier, s.routerNs, s.lanIf.router, s.routerLanIp));
     } else {
-      const nft = isConeKind(s.kind) ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp) : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
+      const nft = isConeKind(s.kind)
+        ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp)
+        : isPortMapKind(s.kind)
+          ? upnpRouterRuleset(s.link.peerIf, s.lanIf.router)
+          : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
       const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
       r.ipBatch.push(
         `addr add ${s.routerLanIp}/28 dev ${s.lanIf.router}`,
