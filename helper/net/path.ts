@@ -14,6 +14,14 @@
 // the peer's router before the peer has sent anything towards us (STACK-NOTES). So, when `gate` is
 // on, packets to non-LAN candidates are sent with a low TTL (they only open our own NAT) until the
 // peer shows that it has opened its NAT too: it sent us call-me-maybe or a ping.
+//
+// Behind a NAT that allocates a new port per destination, the peer's call-me-maybe proves less:
+// the peer opened its NAT towards the ports it knew of ours, not (yet) towards the port our NAT
+// just gave our flow to it. A full-TTL packet of ours arriving at its router first leaves an
+// unreplied conntrack entry there, and the peer's own packets to that port then get another
+// source port: the deadlock above. So there (`peerCallOpensGate` false), only the peer's ping —
+// which reached the very port our NAT allocated — opens the gate (portpredict.ts tells the peer
+// that port).
 
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
@@ -82,6 +90,11 @@ export interface PathOptions {
    * and move to another port (measured in the lab: a 3-player party deadlocked). Default: true.
    */
   behindNat?: () => boolean;
+  /**
+   * Whether the peer's call-me-maybe opens the gate (default true). False behind a NAT with
+   * endpoint-dependent mapping whose ports we predict: only a ping from the peer does (see above).
+   */
+  peerCallOpensGate?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
   timing?: Partial<PathTiming>;
@@ -219,7 +232,7 @@ export class PathMachine {
   callMeMaybe(list: readonly string[]): void {
     if (this.closed) return;
     for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false);
-    this.peerReady = true;
+    if (this.o.peerCallOpensGate?.() ?? true) this.peerReady = true;
     if (!this.started) return this.start();
     const now = this.o.clock.now();
     if (this.kind === 'direct') {
