@@ -28,7 +28,7 @@ import { classify } from './demux.js';
 import { DiscoBox, isKey } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
 import { PathMachine, type PathTiming } from './path.js';
-import { detectPortDelta, FlowLog, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
+import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
 import { RelayConn, type RelayOffer } from './relayconn.js';
 import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
 import type { TurnTiming } from './turn/index.js';
@@ -217,6 +217,8 @@ export class MagicSock extends EventEmitter {
       port: o.port,
       primingTtl: ttl,
       onMessage: (m, ip, port) => this.onMessage(m, ip, port),
+      // In the order datagrams reach the kernel (primes overtake queued sends): a NAT's order.
+      onSend: (ip, port) => this.flows.note(`${ip}:${port}`, this.clock.now()),
       onError: (err) => {
         this.c.socket_errors++;
         this.log.debug('public socket error', { err });
@@ -497,14 +499,11 @@ export class MagicSock extends EventEmitter {
     this.send(b, ep.port, ep.ip);
   }
 
-  /** Every datagram leaves through here or prime(): each one is logged as a NAT flow. */
-  private send(b: Buffer, port: number, ip: string, key?: string): void {
-    this.flows.note(key ?? `${ip}:${port}`, this.clock.now());
+  private send(b: Buffer, port: number, ip: string): void {
     this.sock.send(b, port, ip);
   }
 
   private prime(b: Buffer, port: number, ip: string): void {
-    this.flows.note(`${ip}:${port}`, this.clock.now());
     this.sock.prime(b, port, ip);
   }
 
@@ -538,8 +537,12 @@ export class MagicSock extends EventEmitter {
    */
   private expandPredicted(rec: PeerRec, valid: string[]): string[] {
     const delta = rec.peer.portDelta ?? 0;
-    if (rec.peer.natHint !== 'endpoint-dependent' || delta === 0) return valid;
+    if (rec.peer.natHint !== 'endpoint-dependent' || delta === 0) {
+      this.log.debug('call-me-maybe', { peer: rec.peer.id, candidates: valid, natHint: rec.peer.natHint, delta });
+      return valid;
+    }
     const told = valid.filter((c) => !rec.peer.candidates.includes(c) && !this.isLan(c));
+    this.log.debug('call-me-maybe from a sequential NAT', { peer: rec.peer.id, candidates: valid, told, delta });
     if (told.length === 0) return valid;
     const win: string[] = [];
     for (const c of told) {
@@ -571,7 +574,7 @@ export class MagicSock extends EventEmitter {
     const a = rec.active;
     if (a) {
       this.c.tx_wireguard++;
-      this.send(msg, a.port, a.ip, rec.activeKey ?? undefined);
+      this.send(msg, a.port, a.ip);
       return;
     }
     if (this.sendRelayed(rec, msg)) return;
@@ -615,7 +618,10 @@ export class MagicSock extends EventEmitter {
     const hint = p.natHint;
     const natHint = hint === 'endpoint-independent' || hint === 'endpoint-dependent' || hint === 'unknown' ? hint : undefined;
     const relayed = Array.isArray(p.relayed) ? validatePeerCandidates(p.relayed, this.policy).slice(0, 4) : [];
-    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), relayed, ...(natHint ? { natHint } : {}) };
+    // A step we would never probe with (predictionWindow refuses it) is no step.
+    const d = p.portDelta;
+    const portDelta = typeof d === 'number' && Number.isInteger(d) && Math.abs(d) <= MAX_DETECTED_DELTA ? d : 0;
+    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), relayed, ...(natHint ? { natHint } : {}), portDelta };
   }
 
   private addPeer(p: MagicPeer): void {
@@ -749,7 +755,10 @@ export class MagicSock extends EventEmitter {
     if (rec.removed || this.closed) return;
     this.c.cmm_sent++;
     const mine = this.predictedSelf(rec);
-    if (mine.length > 0) this.c.predict_cmm++;
+    if (mine.length > 0) {
+      this.c.predict_cmm++;
+      this.log.debug('call-me-maybe with predicted ports', { peer: rec.peer.id, predicted: mine });
+    }
     try {
       // Predictions first: the peer keeps at most MAX_PEER_CANDIDATES.
       this.o.sendCallMeMaybe(rec.peer.id, [...mine, ...this.cands.filter((c) => !mine.includes(c))]);
@@ -939,7 +948,7 @@ export class MagicSock extends EventEmitter {
     for (const m of rec.hold.take()) {
       this.c.wg_flushed++;
       this.c.tx_wireguard++;
-      this.send(m, a.port, a.ip, rec.activeKey ?? undefined);
+      this.send(m, a.port, a.ip);
     }
   }
 

@@ -106,6 +106,11 @@ interface Cand {
   lan: boolean;
   /** Learned from the source of the peer's ping (peer-reflexive), not from the control plane. */
   learned: boolean;
+  /**
+   * Named only in the peer's call-me-maybe (e.g. its predicted port behind a sequential symmetric
+   * NAT), not in its published list: that list leaving it out says nothing about it.
+   */
+  told: boolean;
   rttMs: number | null;
   lastPongAt: number | null;
 }
@@ -205,7 +210,7 @@ export class PathMachine {
   setCandidates(list: readonly string[]): void {
     if (this.closed) return;
     const a = this.active;
-    if (this.kind === 'direct' && a && !a.learned && list.length > 0 && !list.includes(a.endpoint)) {
+    if (this.kind === 'direct' && a && !a.learned && !a.told && list.length > 0 && !list.includes(a.endpoint)) {
       // The peer no longer lists the address we use: it restarted or its NAT gave it a new port.
     // (An empty list only means its candidates are not known yet.)
       // Waiting for three lost keepalives would cost WireGuard ~15 s; go probing at once.
@@ -216,8 +221,10 @@ export class PathMachine {
     for (const [ep, c] of this.cands) if (!c.learned && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
     for (const ep of list) {
       const c = this.cands.get(ep);
-      if (c) c.learned = false;
-      else {
+      if (c) {
+        c.learned = false;
+        c.told = false;
+      } else {
         this.addCand(ep, false);
         added = true;
       }
@@ -231,7 +238,7 @@ export class PathMachine {
   /** The peer asks us to punch: it has opened its NAT towards these candidates. */
   callMeMaybe(list: readonly string[]): void {
     if (this.closed) return;
-    for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false);
+    for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false).told = true;
     if (this.o.peerCallOpensGate?.() ?? true) this.peerReady = true;
     if (!this.started) return this.start();
     const now = this.o.clock.now();
@@ -310,7 +317,7 @@ export class PathMachine {
       const ls = [...this.cands.values()].filter((c) => c.learned && c !== this.active);
       if (ls.length >= this.t.maxLearned && ls[0]) this.cands.delete(ls[0].endpoint);
     }
-    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, rttMs: null, lastPongAt: null };
+    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, told: false, rttMs: null, lastPongAt: null };
     this.cands.set(endpoint, c);
     return c;
   }

@@ -11,7 +11,8 @@
 //    symmetric side can tell a peer exactly where its mapping towards that peer landed (in its
 //    per-peer call-me-maybe), instead of making the peer guess blindly.
 //  - The peer (whose NAT keeps one mapping) probes that port and a small window around it: other
-//    machines behind the same NAT, or TCP through it, may have used ports we never saw.
+//    machines behind the same NAT, TCP through it, or our own other sockets (netcheck's) may have
+//    used ports we never saw, so the window reaches further up than down.
 //    Those probes are bounded per attempt and rate-limited (ProbeBudget).
 
 /** Largest step accepted as "sequential": beyond it the samples look random. */
@@ -19,8 +20,8 @@ export const MAX_DETECTED_DELTA = 16;
 /** Linux conntrack forgets an unreplied or short UDP flow after 30 s (nf_conntrack_udp_timeout). */
 export const DEFAULT_FLOW_IDLE_MS = 30_000;
 /** Window around a predicted port, in steps of the delta: k = WINDOW_LOW..WINDOW_HIGH. */
-export const WINDOW_LOW = -2;
-export const WINDOW_HIGH = 5;
+export const WINDOW_LOW = -1;
+export const WINDOW_HIGH = 8;
 /** At most this many predicted endpoints per peer (windows of the first predictions only). */
 export const MAX_PREDICTED_PER_PEER = 16;
 

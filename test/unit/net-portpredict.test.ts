@@ -50,10 +50,11 @@ test('prediction: the port of a later flow follows from the latest sample; out o
   assert.equal(predictPort({ idx: 5, ip: IP, port: 3 }, 1, 1), null);
 });
 
-test('prediction window: the told port first, then k·delta for k = -2..5, bounded and in range', () => {
-  assert.deepEqual(predictionWindow(IP, 40010, 2), [40010, 40012, 40008, 40014, 40006, 40016, 40018, 40020].map((p) => `${IP}:${p}`));
-  assert.equal(predictionWindow(IP, 40010, 1).length, 8);
-  assert.deepEqual(predictionWindow(IP, 65534, 1), [65534, 65535, 65533, 65532].map((p) => `${IP}:${p}`));
+test('prediction window: the told port first, then k·delta for k = -1..8, bounded and in range', () => {
+  assert.deepEqual(predictionWindow(IP, 40010, 2), [40010, 40012, 40008, 40014, 40016, 40018, 40020, 40022, 40024, 40026].map((p) => `${IP}:${p}`));
+  assert.equal(predictionWindow(IP, 40010, 1).length, 10);
+  assert.deepEqual(predictionWindow(IP, 65534, 1), [65534, 65535, 65533].map((p) => `${IP}:${p}`));
+  assert.deepEqual(predictionWindow(IP, 40010, -1, -1, 2), [40010, 40009, 40011, 40008].map((p) => `${IP}:${p}`), 'a downward step');
   assert.deepEqual(predictionWindow(IP, 40010, 0), [], 'no delta, no guessing');
   assert.deepEqual(predictionWindow(IP, 40010, MAX_DETECTED_DELTA + 1), []);
   assert.deepEqual(predictionWindow(IP, 40010, 1.5), []);
@@ -85,7 +86,7 @@ test('probe budget: at most 256 per attempt, 100/s on average, two attempts per 
 
 function machine(opens: boolean) {
   const clock = new ManualClock(0);
-  const sent: Array<{ ep: string; lowTtl: boolean }> = [];
+  const sent: Array<{ ep: string; lowTtl: boolean; txid: Buffer }> = [];
   const m = new PathMachine(
     {
       clock,
@@ -94,7 +95,7 @@ function machine(opens: boolean) {
       peerCallOpensGate: () => opens,
       localNat: () => 'endpoint-dependent',
       peerNat: () => 'endpoint-independent',
-      io: { ping: (ep, _t, lowTtl) => sent.push({ ep, lowTtl }), callMeMaybe: () => {}, state: () => {} },
+      io: { ping: (ep, txid, lowTtl) => sent.push({ ep, lowTtl, txid }), callMeMaybe: () => {}, state: () => {} },
     },
     ['203.0.113.6:41641'],
   );
@@ -118,4 +119,26 @@ test('path gate behind a sequential NAT: the peer\'s call-me-maybe does not open
   d.m.callMeMaybe(['203.0.113.6:41641']);
   assert.equal(d.m.peerHasPunched, true);
   assert.equal(d.sent.at(-1)?.lowTtl, false);
+});
+
+test('path: a direct path through an endpoint the peer named only in call-me-maybe survives its published list', () => {
+  const h = machine(true);
+  h.m.start();
+  h.m.callMeMaybe(['203.0.113.6:40014']);
+  const ping = [...h.sent].reverse().find((x) => x.ep === '203.0.113.6:40014');
+  assert.ok(ping && !ping.lowTtl);
+  h.clock.advance(3);
+  assert.equal(h.m.onPong('203.0.113.6:40014', ping.txid), 3);
+  assert.equal(h.m.state().endpoint, '203.0.113.6:40014');
+  // The peer's published list (its STUN port) never names the predicted port: the path stays.
+  h.m.setCandidates(['203.0.113.6:40000', '198.51.100.2:41641']);
+  assert.deepEqual([h.m.state().kind, h.m.state().endpoint], ['direct', '203.0.113.6:40014']);
+  // A published endpoint in use that the list drops is still left at once (unchanged rule).
+  const g = machine(true);
+  g.m.start();
+  const p2 = g.sent.find((x) => x.ep === '203.0.113.6:41641')!;
+  g.m.onPong('203.0.113.6:41641', p2.txid);
+  assert.equal(g.m.state().kind, 'direct');
+  g.m.setCandidates(['203.0.113.6:50000']);
+  assert.equal(g.m.state().kind, 'connecting');
 });
