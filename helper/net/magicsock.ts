@@ -730,7 +730,8 @@ export class MagicSock extends EventEmitter {
     const b = this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid });
     this.c.disco_ping_tx++;
     const now = this.clock.now();
-    if (rec.predicted.has(endpoint)) {
+    // Guesses are budgeted; a predicted port the peer has spoken from is a path like any other.
+    if (rec.predicted.has(endpoint) && !rec.known.has(endpoint)) {
       if (!rec.budget.take(now)) {
         this.c.predict_refused++;
         return;

@@ -107,10 +107,11 @@ interface Cand {
   /** Learned from the source of the peer's ping (peer-reflexive), not from the control plane. */
   learned: boolean;
   /**
-   * Named only in the peer's call-me-maybe (e.g. its predicted port behind a sequential symmetric
-   * NAT), not in its published list: that list leaving it out says nothing about it.
+   * When the peer last named it in call-me-maybe while its published list did not (e.g. its
+   * predicted port behind a sequential symmetric NAT), else null. The published list leaving it
+   * out says nothing about it: it is kept until one call-me-maybe interval passes without it.
    */
-  told: boolean;
+  toldAt: number | null;
   rttMs: number | null;
   lastPongAt: number | null;
 }
@@ -210,7 +211,7 @@ export class PathMachine {
   setCandidates(list: readonly string[]): void {
     if (this.closed) return;
     const a = this.active;
-    if (this.kind === 'direct' && a && !a.learned && !a.told && list.length > 0 && !list.includes(a.endpoint)) {
+    if (this.kind === 'direct' && a && !a.learned && a.toldAt === null && list.length > 0 && !list.includes(a.endpoint)) {
       // The peer no longer lists the address we use: it restarted or its NAT gave it a new port.
     // (An empty list only means its candidates are not known yet.)
       // Waiting for three lost keepalives would cost WireGuard ~15 s; go probing at once.
@@ -218,12 +219,14 @@ export class PathMachine {
       this.lose(`the peer moved away from ${a.endpoint}`);
     }
     let added = false;
-    for (const [ep, c] of this.cands) if (!c.learned && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
+    const now = this.o.clock.now();
+    const toldLive = (c: Cand): boolean => c.toldAt !== null && now - c.toldAt <= this.t.callMeMaybeIntervalMs;
+    for (const [ep, c] of this.cands) if (!c.learned && !toldLive(c) && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
     for (const ep of list) {
       const c = this.cands.get(ep);
       if (c) {
         c.learned = false;
-        c.told = false;
+        c.toldAt = null;
       } else {
         this.addCand(ep, false);
         added = true;
@@ -238,10 +241,14 @@ export class PathMachine {
   /** The peer asks us to punch: it has opened its NAT towards these candidates. */
   callMeMaybe(list: readonly string[]): void {
     if (this.closed) return;
-    for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false).told = true;
+    const now = this.o.clock.now();
+    for (const ep of list) {
+      const c = this.cands.get(ep);
+      if (!c) this.addCand(ep, false).toldAt = now;
+      else if (c.toldAt !== null) c.toldAt = now;
+    }
     if (this.o.peerCallOpensGate?.() ?? true) this.peerReady = true;
     if (!this.started) return this.start();
-    const now = this.o.clock.now();
     if (this.kind === 'direct') {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
       return;
@@ -317,7 +324,7 @@ export class PathMachine {
       const ls = [...this.cands.values()].filter((c) => c.learned && c !== this.active);
       if (ls.length >= this.t.maxLearned && ls[0]) this.cands.delete(ls[0].endpoint);
     }
-    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, told: false, rttMs: null, lastPongAt: null };
+    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, toldAt: null, rttMs: null, lastPongAt: null };
     this.cands.set(endpoint, c);
     return c;
   }

@@ -142,3 +142,19 @@ test('path: a direct path through an endpoint the peer named only in call-me-may
   g.m.setCandidates(['203.0.113.6:50000']);
   assert.equal(g.m.state().kind, 'connecting');
 });
+
+test('path: endpoints named only in call-me-maybe outlive a published-list update for one call-me-maybe interval', () => {
+  const h = machine(true);
+  h.m.start();
+  h.m.callMeMaybe(['203.0.113.6:40014']);
+  h.m.setCandidates(['203.0.113.6:40000']);
+  assert.ok(h.m.candidates().includes('203.0.113.6:40014'), 'kept right after');
+  h.clock.advance(30_001);
+  h.m.setCandidates(['203.0.113.6:40000']);
+  assert.ok(!h.m.candidates().includes('203.0.113.6:40014'), 'forgotten once not told again');
+  // Named in both: it is a published candidate like any other.
+  h.m.callMeMaybe(['203.0.113.6:40000']);
+  h.clock.advance(60_000);
+  h.m.setCandidates(['203.0.113.6:40000']);
+  assert.ok(h.m.candidates().includes('203.0.113.6:40000'));
+});
