@@ -121,6 +121,8 @@ interface PeerRec {
   lastSent: Map<string, number>;
   /** The endpoint WireGuard currently has on the fast path, or null. */
   fastEp: string | null;
+  /** The first probing window ended without a direct path (logged once, with the packets spent). */
+  unreachableLogged: boolean;
   /** Predicted ports of a symmetric peer (its call-me-maybe + window): probed within `budget`. */
   predicted: Set<string>;
   budget: ProbeBudget;
@@ -149,6 +151,8 @@ const COUNTERS = [
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
   'predict_cmm', 'predict_probes', 'predict_refused',
+  /** Datagrams sent by direct path finding: pings, keepalives and their priming copies. */
+  'path_datagrams',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
   'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
   'fastpath_on', 'fastpath_off', 'fastpath_errors', 'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
@@ -218,7 +222,10 @@ export class MagicSock extends EventEmitter {
       primingTtl: ttl,
       onMessage: (m, ip, port) => this.onMessage(m, ip, port),
       // In the order datagrams reach the kernel (primes overtake queued sends): a NAT's order.
-      onSend: (ip, port) => this.flows.note(`${ip}:${port}`, this.clock.now()),
+      // Behind a NAT that keeps one mapping nothing is predicted: the data path pays nothing.
+      onSend: (ip, port) => {
+        if (this.nat.mapping !== 'endpoint-independent') this.flows.note(`${ip}:${port}`, this.clock.now());
+      },
       onError: (err) => {
         this.c.socket_errors++;
         this.log.debug('public socket error', { err });
@@ -509,6 +516,11 @@ export class MagicSock extends EventEmitter {
 
   // --- port prediction (portpredict.ts) ----------------------------------------------------------
 
+  /** Packets this helper spent on path finding so far (all peers), for the lab's figures. */
+  private pathSent(): { datagrams: number; predicted: number; refused: number } {
+    return { datagrams: this.c.path_datagrams, predicted: this.c.predict_probes, refused: this.c.predict_refused };
+  }
+
   /**
    * Behind a sequential symmetric NAT: the public ports our NAT gave our flows to this peer's
    * internet candidates, by arithmetic from the latest STUN sample. Primed before the
@@ -642,6 +654,7 @@ export class MagicSock extends EventEmitter {
       known: new Set(),
       lastSent: new Map(),
       fastEp: null,
+      unreachableLogged: false,
       predicted: new Set(),
       budget: new ProbeBudget(),
       reconciling: false,
@@ -739,6 +752,7 @@ export class MagicSock extends EventEmitter {
       this.c.predict_probes++;
     }
     const last = rec.lastSent.get(endpoint);
+    this.c.path_datagrams++;
     if (lowTtl) {
       rec.lastSent.set(endpoint, now);
       this.prime(b, ep.port, ep.ip);
@@ -746,7 +760,10 @@ export class MagicSock extends EventEmitter {
     }
     // The first packet towards a candidate (or the first after a long silence) is preceded by the
     // same ping at the priming TTL, so our NAT mapping exists before the peer's packets arrive.
-    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) this.prime(b, ep.port, ep.ip);
+    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) {
+      this.c.path_datagrams++;
+      this.prime(b, ep.port, ep.ip);
+    }
     this.sendDisco(rec, ep, b);
   }
 
@@ -778,14 +795,15 @@ export class MagicSock extends EventEmitter {
         this.learnAddress(rec, s.endpoint);
         this.flushHeld(rec);
         rec.budget.end();
-        // Packets this helper spent on path finding so far (all peers), for the lab's figures.
-        const sent = { pings: this.c.disco_ping_tx, primes: this.sock.primesSent, predicted: this.c.predict_probes };
-        this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs, predicted: rec.predicted.has(s.endpoint), sent });
+        this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs, predicted: rec.predicted.has(s.endpoint), sent: this.pathSent() });
       }
     } else if (rec.active) {
       rec.active = null;
       rec.activeKey = null;
       this.log.info('path lost', { peer: id, reason: s.reason });
+    } else if (s.kind === 'unreachable' && !rec.unreachableLogged) {
+      rec.unreachableLogged = true;
+      this.log.debug('no direct path yet', { peer: id, reason: s.reason, sent: this.pathSent() });
     }
     if (this.fast) void this.reconcileFast(rec);
     // A direct path carries everything: the relayed one rests until the direct one is lost.
