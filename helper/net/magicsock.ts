@@ -12,6 +12,11 @@
 // one allocation on it; each peer publishes its relayed address, and our allocation sends to it.
 // Until a direct path answers, WireGuard's packets go that way as soon as a disco pong through the
 // relay confirms it; direct probing goes on meanwhile and the first direct pong takes over.
+//
+// Symmetric NATs with sequential ports (portpredict.ts): every datagram we send is logged as a NAT
+// flow, STUN answers turn into (flow, port) samples and the port step. Behind such a NAT our
+// call-me-maybe to a peer also names the port our NAT gave our flow to it; a peer behind such a
+// NAT has the ports it names, and a small window around them, probed within a ProbeBudget.
 
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
@@ -24,6 +29,7 @@ import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
 import { HandshakeGuard, isHandshakeInitiation } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
+import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
 import { RelayConn, type RelayOffer } from './relayconn.js';
 import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
 import type { TurnTiming } from './turn/index.js';
@@ -42,6 +48,8 @@ export interface MagicPeer {
   wgPublicKey: string;
   candidates: string[];
   natHint?: NatMapping;
+  /** The peer's NAT port step per new destination (0 or absent: not sequential, or unknown). */
+  portDelta?: number;
   /** The peer's TURN relayed addresses (from the control plane). */
   relayed?: string[];
 }
@@ -113,6 +121,11 @@ interface PeerRec {
   lastSent: Map<string, number>;
   /** The endpoint WireGuard currently has on the fast path, or null. */
   fastEp: string | null;
+  /** The first probing window ended without a direct path (logged once, with the packets spent). */
+  unreachableLogged: boolean;
+  /** Predicted ports of a symmetric peer (its call-me-maybe + window): probed within `budget`. */
+  predicted: Set<string>;
+  budget: ProbeBudget;
   reconciling: boolean;
   removed: boolean;
 }
@@ -133,6 +146,9 @@ const COUNTERS = [
   'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped', 'wg_crossing_yielded',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
+  'predict_cmm', 'predict_probes', 'predict_refused',
+  /** Datagrams sent by direct path finding: pings, keepalives and their priming copies. */
+  'path_datagrams',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
   'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
   'fastpath_on', 'fastpath_off', 'fastpath_errors', 'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
@@ -161,6 +177,11 @@ export class MagicSock extends EventEmitter {
   private readonly userPings = new Map<string, (rtt: number, via: string) => void>();
   private readonly c: Record<CounterName, number>;
   private localAddrs: LocalAddress[] = [];
+  /** Every flow our socket opened, numbered as a sequential NAT would allocate ports. */
+  private readonly flows = new FlowLog();
+  /** Our NAT's port step per new flow (0: not sequential or unknown) and the latest sample. */
+  private delta = 0;
+  private portRef: PortSample | null = null;
 
   /** False once STUN shows our public address is one of our own (no NAT); true while unknown. */
   private behindNat(): boolean {
@@ -198,12 +219,17 @@ export class MagicSock extends EventEmitter {
       port: o.port,
       primingTtl: ttl,
       onMessage: (m, ip, port) => this.onMessage(m, ip, port),
+      // In the order datagrams reach the kernel (primes overtake queued sends): a NAT's order.
+      // Behind a NAT that keeps one mapping nothing is predicted: the data path pays nothing.
+      onSend: (ip, port) => {
+        if (this.nat.mapping !== 'endpoint-independent') this.flows.note(`${ip}:${port}`, this.clock.now());
+      },
       onError: (err) => {
         this.c.socket_errors++;
         this.log.debug('public socket error', { err });
       },
     });
-    this.stun = new StunClient((b, ip, port) => this.sock.send(b, port, ip), this.clock);
+    this.stun = new StunClient((b, ip, port) => this.send(b, port, ip), this.clock);
     this.proxy = new WgProxy({
       wgPort: () => o.wgPort(),
       fromWireGuard: (id, m) => this.fromWireGuard(id, m),
@@ -220,7 +246,7 @@ export class MagicSock extends EventEmitter {
           log: this.log,
           clock: this.clock,
           fetchOffers: () => fetch(),
-          shared: { send: (b, ip, port) => this.sock.send(b, port, ip) },
+          shared: { send: (b, ip, port) => this.send(b, port, ip) },
           measure: (server) => this.measure(server),
           onData: (from, data) => this.onRelayData(from, data),
           onChange: () => this.onRelayChange(),
@@ -281,6 +307,11 @@ export class MagicSock extends EventEmitter {
     return { ...this.nat };
   }
 
+  /** Our NAT's port step per new destination (sequential symmetric NAT), else 0. */
+  portDelta(): number {
+    return this.delta;
+  }
+
   /** Keeps an allocation on the control server's best relay (while in a party). */
   startRelay(): void {
     if (!this.closed && this.started) this.relayConn?.start();
@@ -337,7 +368,7 @@ export class MagicSock extends EventEmitter {
     this.c.cmm_received++;
     const rec = this.peers.get(peerId);
     if (rec) {
-      rec.machine.callMeMaybe(valid);
+      rec.machine.callMeMaybe(this.expandPredicted(rec, valid));
       return;
     }
     // The peer may know about us before the control plane tells us about it: keep its call.
@@ -494,7 +525,73 @@ export class MagicSock extends EventEmitter {
   private sendDisco(rec: PeerRec, ep: Endpoint, b: Buffer): void {
     this.c.tx_disco++;
     rec.lastSent.set(`${ep.ip}:${ep.port}`, this.clock.now());
-    this.sock.send(b, ep.port, ep.ip);
+    this.send(b, ep.port, ep.ip);
+  }
+
+  private send(b: Buffer, port: number, ip: string): void {
+    this.sock.send(b, port, ip);
+  }
+
+  private prime(b: Buffer, port: number, ip: string): void {
+    this.sock.prime(b, port, ip);
+  }
+
+  // --- port prediction (portpredict.ts) ----------------------------------------------------------
+
+  /** Packets this helper spent on path finding so far (all peers), for the lab's figures. */
+  private pathSent(): { datagrams: number; predicted: number; refused: number } {
+    return { datagrams: this.c.path_datagrams, predicted: this.c.predict_probes, refused: this.c.predict_refused };
+  }
+
+  /**
+   * Behind a sequential symmetric NAT: the public ports our NAT gave our flows to this peer's
+   * internet candidates, by arithmetic from the latest STUN sample. Primed before the
+   * call-me-maybe that carries them, so those flows exist.
+   */
+  private predictedSelf(rec: PeerRec): string[] {
+    const ref = this.portRef;
+    if (this.delta === 0 || ref === null || this.nat.mapping !== 'endpoint-dependent') return [];
+    const now = this.clock.now();
+    const out: string[] = [];
+    for (const c of rec.machine.candidates()) {
+      if (this.isLan(c)) continue;
+      const idx = this.flows.indexOf(c, now);
+      const port = idx === null ? null : predictPort(ref, this.delta, idx);
+      const ep = port === null ? null : `${ref.ip}:${port}`;
+      if (ep !== null && !out.includes(ep)) out.push(ep);
+      if (out.length >= 4) break;
+    }
+    return out;
+  }
+
+  /**
+   * A call-me-maybe from a peer behind a sequential symmetric NAT: the endpoints it names beyond
+   * its published candidates are its predicted ports towards us; add a window around each (other
+   * hosts behind its NAT may have taken ports it never saw). Probed within the peer's budget.
+   */
+  private expandPredicted(rec: PeerRec, valid: string[]): string[] {
+    const delta = rec.peer.portDelta ?? 0;
+    if (rec.peer.natHint !== 'endpoint-dependent' || delta === 0) {
+      this.log.debug('call-me-maybe', { peer: rec.peer.id, candidates: valid, natHint: rec.peer.natHint, delta });
+      return valid;
+    }
+    const told = valid.filter((c) => !rec.peer.candidates.includes(c) && !this.isLan(c));
+    this.log.debug('call-me-maybe from a sequential NAT', { peer: rec.peer.id, candidates: valid, told, delta });
+    if (told.length === 0) return valid;
+    const win: string[] = [];
+    for (const c of told) {
+      const ep = parseEndpoint(c);
+      if (!ep) continue;
+      for (const w of predictionWindow(ep.ip, ep.port, delta)) if (!win.includes(w)) win.push(w);
+    }
+    const predicted = win.slice(0, MAX_PREDICTED_PER_PEER);
+    if (!rec.budget.begin(told.join(','))) {
+      // This very prediction was probed twice already: stay relayed until the peer's NAT moves.
+      this.c.predict_refused++;
+      return valid.filter((c) => !told.includes(c));
+    }
+    rec.predicted = new Set([...rec.predicted, ...predicted].slice(-2 * MAX_PREDICTED_PER_PEER));
+    return [...valid, ...predicted.filter((p) => !valid.includes(p))];
   }
 
   private fromWireGuard(id: string, msg: Buffer): void {
@@ -507,7 +604,7 @@ export class MagicSock extends EventEmitter {
     const a = rec.active;
     if (a) {
       this.c.tx_wireguard++;
-      this.sock.send(msg, a.port, a.ip);
+      this.send(msg, a.port, a.ip);
       return;
     }
     if (this.sendRelayed(rec, msg)) return;
@@ -547,7 +644,10 @@ export class MagicSock extends EventEmitter {
     const hint = p.natHint;
     const natHint = hint === 'endpoint-independent' || hint === 'endpoint-dependent' || hint === 'unknown' ? hint : undefined;
     const relayed = Array.isArray(p.relayed) ? validatePeerCandidates(p.relayed, this.policy).slice(0, 4) : [];
-    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), relayed, ...(natHint ? { natHint } : {}) };
+    // A step we would never probe with (predictionWindow refuses it) is no step.
+    const d = p.portDelta;
+    const portDelta = typeof d === 'number' && Number.isInteger(d) && Math.abs(d) <= MAX_DETECTED_DELTA ? d : 0;
+    return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, this.policy), relayed, ...(natHint ? { natHint } : {}), portDelta };
   }
 
   private addPeer(p: MagicPeer): void {
@@ -568,6 +668,9 @@ export class MagicSock extends EventEmitter {
       known: new Set(),
       lastSent: new Map(),
       fastEp: null,
+      unreachableLogged: false,
+      predicted: new Set(),
+      budget: new ProbeBudget(),
       reconciling: false,
       removed: false,
       machine: null as unknown as PathMachine,
@@ -599,6 +702,7 @@ export class MagicSock extends EventEmitter {
         isLan: (ep) => this.isLan(ep),
         localNat: () => this.nat.mapping,
         behindNat: () => this.behindNat(),
+        peerCallOpensGate: () => !(this.nat.mapping === 'endpoint-dependent' && this.delta !== 0),
         peerNat: () => rec.peer.natHint,
         timing: this.o.timing,
         io: {
@@ -625,7 +729,7 @@ export class MagicSock extends EventEmitter {
     const pend = this.pendingCmm.get(id);
     if (pend) {
       this.pendingCmm.delete(id);
-      if (this.clock.now() - pend.at < PENDING_CMM_MS) rec.machine.callMeMaybe(pend.candidates);
+      if (this.clock.now() - pend.at < PENDING_CMM_MS) rec.machine.callMeMaybe(this.expandPredicted(rec, pend.candidates));
     }
   }
 
@@ -653,15 +757,27 @@ export class MagicSock extends EventEmitter {
     const b = this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid });
     this.c.disco_ping_tx++;
     const now = this.clock.now();
+    // Guesses are budgeted; a predicted port the peer has spoken from is a path like any other.
+    if (rec.predicted.has(endpoint) && !rec.known.has(endpoint)) {
+      if (!rec.budget.take(now)) {
+        this.c.predict_refused++;
+        return;
+      }
+      this.c.predict_probes++;
+    }
     const last = rec.lastSent.get(endpoint);
+    this.c.path_datagrams++;
     if (lowTtl) {
       rec.lastSent.set(endpoint, now);
-      this.sock.prime(b, ep.port, ep.ip);
+      this.prime(b, ep.port, ep.ip);
       return;
     }
     // The first packet towards a candidate (or the first after a long silence) is preceded by the
     // same ping at the priming TTL, so our NAT mapping exists before the peer's packets arrive.
-    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) this.sock.prime(b, ep.port, ep.ip);
+    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) {
+      this.c.path_datagrams++;
+      this.prime(b, ep.port, ep.ip);
+    }
     this.sendDisco(rec, ep, b);
   }
 
@@ -670,8 +786,14 @@ export class MagicSock extends EventEmitter {
     await this.sock.whenPrimed();
     if (rec.removed || this.closed) return;
     this.c.cmm_sent++;
+    const mine = this.predictedSelf(rec);
+    if (mine.length > 0) {
+      this.c.predict_cmm++;
+      this.log.debug('call-me-maybe with predicted ports', { peer: rec.peer.id, predicted: mine });
+    }
     try {
-      this.o.sendCallMeMaybe(rec.peer.id, [...this.cands]);
+      // Predictions first: the peer keeps at most MAX_PEER_CANDIDATES.
+      this.o.sendCallMeMaybe(rec.peer.id, [...mine, ...this.cands.filter((c) => !mine.includes(c))]);
     } catch (err) {
       this.log.warn('sendCallMeMaybe failed', { peer: rec.peer.id, err });
     }
@@ -686,12 +808,16 @@ export class MagicSock extends EventEmitter {
         rec.activeKey = s.endpoint;
         this.learnAddress(rec, s.endpoint);
         this.flushHeld(rec);
-        this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs });
+        rec.budget.end();
+        this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs, predicted: rec.predicted.has(s.endpoint), sent: this.pathSent() });
       }
     } else if (rec.active) {
       rec.active = null;
       rec.activeKey = null;
       this.log.info('path lost', { peer: id, reason: s.reason });
+    } else if (s.kind === 'unreachable' && !rec.unreachableLogged) {
+      rec.unreachableLogged = true;
+      this.log.debug('no direct path yet', { peer: id, reason: s.reason, sent: this.pathSent() });
     }
     if (this.fast) void this.reconcileFast(rec);
     // A direct path carries everything: the relayed one rests until the direct one is lost.
@@ -848,7 +974,7 @@ export class MagicSock extends EventEmitter {
     for (const m of rec.hold.take()) {
       this.c.wg_flushed++;
       this.c.tx_wireguard++;
-      this.sock.send(m, a.port, a.ip);
+      this.send(m, a.port, a.ip);
     }
   }
 
@@ -912,20 +1038,41 @@ export class MagicSock extends EventEmitter {
     this.localAddrs = this.readAddresses();
     const servers = this.o.stunServers().filter((s) => parseEndpoint(s) !== null).slice(0, 4);
     let nat: NatInfo = this.nat;
+    let delta = this.delta;
+    let ref = this.portRef;
     if (servers.length > 0) {
       this.c.stun_queries += servers.length;
       const { nat: n, answers } = await this.stun.probe(servers);
       this.c.stun_unanswered += answers.filter((a) => a === null).length;
       if (n.publicAddress !== null || this.nat.publicAddress === null) nat = n;
+      // Each answer came back on the flow we opened to that server: (flow number, mapped port).
+      const now = this.clock.now();
+      const samples: PortSample[] = [];
+      answers.forEach((a, i) => {
+        const ep = a === null ? null : parseEndpoint(a);
+        const idx = this.flows.indexOf(servers[i] ?? '', now);
+        if (ep && idx !== null) samples.push({ idx, ip: ep.ip, port: ep.port });
+      });
+      if (n.mapping === 'endpoint-dependent') {
+        delta = detectPortDelta(samples);
+        ref = delta === 0 ? null : samples.reduce((a, b) => (b.idx > a.idx ? b : a));
+      } else if (n.mapping === 'endpoint-independent') {
+        delta = 0;
+        ref = null;
+      }
     }
     if (this.closed) return [...this.cands];
     // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
     // because the peer-reflexive address learned from our pings covers the rest.
     const next = this.withMapped(localCandidates(this.localAddrs, this.boundPort, nat.publicAddress, this.policy));
     const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
-    const changed = next.join(',') !== this.cands.join(',');
+    const deltaChanged = delta !== this.delta;
+    const changed = next.join(',') !== this.cands.join(',') || deltaChanged;
     this.nat = nat;
     this.cands = next;
+    this.delta = delta;
+    this.portRef = ref;
+    if (deltaChanged) this.log.info('nat port delta', { delta, ref });
     if (natChanged) this.emit('nat', this.natInfo());
     if (changed) {
       this.emit('candidates', [...next]);

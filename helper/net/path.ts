@@ -14,6 +14,14 @@
 // the peer's router before the peer has sent anything towards us (STACK-NOTES). So, when `gate` is
 // on, packets to non-LAN candidates are sent with a low TTL (they only open our own NAT) until the
 // peer shows that it has opened its NAT too: it sent us call-me-maybe or a ping.
+//
+// Behind a NAT that allocates a new port per destination, the peer's call-me-maybe proves less:
+// the peer opened its NAT towards the ports it knew of ours, not (yet) towards the port our NAT
+// just gave our flow to it. A full-TTL packet of ours arriving at its router first leaves an
+// unreplied conntrack entry there, and the peer's own packets to that port then get another
+// source port: the deadlock above. So there (`peerCallOpensGate` false), only the peer's ping —
+// which reached the very port our NAT allocated — opens the gate (portpredict.ts tells the peer
+// that port).
 
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
@@ -82,6 +90,11 @@ export interface PathOptions {
    * and move to another port (measured in the lab: a 3-player party deadlocked). Default: true.
    */
   behindNat?: () => boolean;
+  /**
+   * Whether the peer's call-me-maybe opens the gate (default true). False behind a NAT with
+   * endpoint-dependent mapping whose ports we predict: only a ping from the peer does (see above).
+   */
+  peerCallOpensGate?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
   timing?: Partial<PathTiming>;
@@ -93,6 +106,12 @@ interface Cand {
   lan: boolean;
   /** Learned from the source of the peer's ping (peer-reflexive), not from the control plane. */
   learned: boolean;
+  /**
+   * When the peer last named it in call-me-maybe while its published list did not (e.g. its
+   * predicted port behind a sequential symmetric NAT), else null. The published list leaving it
+   * out says nothing about it: it is kept until one call-me-maybe interval passes without it.
+   */
+  toldAt: number | null;
   rttMs: number | null;
   lastPongAt: number | null;
 }
@@ -192,7 +211,7 @@ export class PathMachine {
   setCandidates(list: readonly string[]): void {
     if (this.closed) return;
     const a = this.active;
-    if (this.kind === 'direct' && a && !a.learned && list.length > 0 && !list.includes(a.endpoint)) {
+    if (this.kind === 'direct' && a && !a.learned && a.toldAt === null && list.length > 0 && !list.includes(a.endpoint)) {
       // The peer no longer lists the address we use: it restarted or its NAT gave it a new port.
     // (An empty list only means its candidates are not known yet.)
       // Waiting for three lost keepalives would cost WireGuard ~15 s; go probing at once.
@@ -200,11 +219,15 @@ export class PathMachine {
       this.lose(`the peer moved away from ${a.endpoint}`);
     }
     let added = false;
-    for (const [ep, c] of this.cands) if (!c.learned && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
+    const now = this.o.clock.now();
+    const toldLive = (c: Cand): boolean => c.toldAt !== null && now - c.toldAt <= this.t.callMeMaybeIntervalMs;
+    for (const [ep, c] of this.cands) if (!c.learned && !toldLive(c) && !list.includes(ep) && c !== this.active) this.cands.delete(ep);
     for (const ep of list) {
       const c = this.cands.get(ep);
-      if (c) c.learned = false;
-      else {
+      if (c) {
+        c.learned = false;
+        c.toldAt = null;
+      } else {
         this.addCand(ep, false);
         added = true;
       }
@@ -218,10 +241,14 @@ export class PathMachine {
   /** The peer asks us to punch: it has opened its NAT towards these candidates. */
   callMeMaybe(list: readonly string[]): void {
     if (this.closed) return;
-    for (const ep of list) if (!this.cands.has(ep)) this.addCand(ep, false);
-    this.peerReady = true;
-    if (!this.started) return this.start();
     const now = this.o.clock.now();
+    for (const ep of list) {
+      const c = this.cands.get(ep);
+      if (!c) this.addCand(ep, false).toldAt = now;
+      else if (c.toldAt !== null) c.toldAt = now;
+    }
+    if (this.o.peerCallOpensGate?.() ?? true) this.peerReady = true;
+    if (!this.started) return this.start();
     if (this.kind === 'direct') {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
       return;
@@ -297,7 +324,7 @@ export class PathMachine {
       const ls = [...this.cands.values()].filter((c) => c.learned && c !== this.active);
       if (ls.length >= this.t.maxLearned && ls[0]) this.cands.delete(ls[0].endpoint);
     }
-    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, rttMs: null, lastPongAt: null };
+    const c: Cand = { endpoint, lan: this.o.isLan(endpoint), learned, toldAt: null, rttMs: null, lastPongAt: null };
     this.cands.set(endpoint, c);
     return c;
   }

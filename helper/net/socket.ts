@@ -27,6 +27,8 @@ export interface PublicSocketOptions {
   primingTtl: number;
   onMessage(msg: Buffer, ip: string, port: number): void;
   onError(err: Error): void;
+  /** Called as each datagram is handed to the kernel, in that order (NAT flow accounting). */
+  onSend?(ip: string, port: number): void;
 }
 
 interface Out {
@@ -83,6 +85,7 @@ export class PublicSocket {
       else this.droppedWhilePriming++;
       return;
     }
+    this.o.onSend?.(ip, port);
     this.sock.send(buf, port, ip);
   }
 
@@ -130,6 +133,7 @@ export class PublicSocket {
     };
     for (const p of batch) {
       this.primesSent++;
+      this.o.onSend?.(p.ip, p.port);
       this.sock.send(p.buf, p.port, p.ip, () => done());
     }
   }
@@ -137,7 +141,12 @@ export class PublicSocket {
   private finishPriming(): void {
     const d = this.deferred;
     this.deferred = [];
-    if (!this.closed) for (const x of d) this.sock.send(x.buf, x.port, x.ip);
+    if (!this.closed) {
+      for (const x of d) {
+        this.o.onSend?.(x.ip, x.port);
+        this.sock.send(x.buf, x.port, x.ip);
+      }
+    }
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();

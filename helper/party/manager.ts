@@ -290,7 +290,7 @@ export class PartyManager implements PartyEngine {
     const relayed = this.sock.relayedAddress();
     if (!c || (this.candidates.length === 0 && relayed === null)) return;
     const nat = this.sock.natInfo();
-    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: this.portMapper.mapped() !== null, portDelta: 0 }, relayed ? [relayed] : []).catch((err: unknown) =>
+    c.updateEndpoints(this.candidates, { mapping: nat.mapping, portMapped: this.portMapper.mapped() !== null, portDelta: this.sock.portDelta() }, relayed ? [relayed] : []).catch((err: unknown) =>
       this.log.debug('endpoint update failed', { err: String(err) }),
     );
   }
@@ -383,6 +383,7 @@ export class PartyManager implements PartyEngine {
           candidates: m.candidates,
           relayed: m.relayed,
           natHint: m.nat.mapping === 'none' ? 'endpoint-independent' : m.nat.mapping,
+          portDelta: m.nat.portDelta,
         })),
     );
     this.sock.startRelay();

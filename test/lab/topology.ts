@@ -20,9 +20,18 @@ export type PortMapKind = 'upnp';
 export const PORTMAP_KINDS: readonly PortMapKind[] = ['upnp'];
 export const isPortMapKind = (k: NatKind): k is PortMapKind => (PORTMAP_KINDS as readonly string[]).includes(k);
 
-/** 'udp-blocked': a port-restricted NAT whose router forwards no UDP at all (TCP works). */
-export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked' | ConeKind | 'cgnat' | PortMapKind;
-export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked', ...CONE_KINDS, 'cgnat', ...PORTMAP_KINDS];
+/**
+ * 'udp-blocked': a port-restricted NAT whose router forwards no UDP at all (TCP works).
+ * 'symmetric-sequential': endpoint-dependent mapping whose UDP ports go up by SEQ_PORT_STEP per
+ * new flow (sequentialRuleset).
+ */
+export type NatKind = 'public' | 'port-restricted' | 'symmetric' | 'udp-blocked' | ConeKind | 'cgnat' | 'symmetric-sequential' | PortMapKind;
+export const NAT_KINDS: readonly NatKind[] = ['public', 'port-restricted', 'symmetric', 'udp-blocked', ...CONE_KINDS, 'cgnat', 'symmetric-sequential', ...PORTMAP_KINDS];
+
+/** The sequential NAT's first UDP port, its step per new flow, and how many ports it cycles through. */
+export const SEQ_PORT_BASE = 40000;
+export const SEQ_PORT_STEP = 2;
+export const SEQ_PORT_COUNT = 1024;
 
 /**
  * The control namespace's second address, for the alternate STUN address (RFC 5780 tests need two
@@ -183,6 +192,31 @@ function routerRuleset(kind: NatKind, wan: string, lan: string): string {
     `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" ${masq}\n  }\n` +
     // A home router's firewall: nothing unsolicited enters the LAN (port forwards via DNAT may).
     `  chain forward {\n    type filter hook forward priority filter; policy drop;\n${udpBlock}` +
+    `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
+    `}\n`
+  );
+}
+
+/**
+ * A symmetric NAT that allocates ports in sequence: every new UDP flow (conntrack runs the nat
+ * chain once per flow) gets the next value of an nft counter, mapped to BASE + STEP·n. The map is
+ * needed because nft writes a bare `numgen` into the port register in host byte order (measured:
+ * `numgen inc mod N offset 40000` gave ports 16540, 16796, … i.e. byte-swapped, a step of 256).
+ * Only UDP is sequential (TCP keeps plain masquerade) so that the control connection and TURN over
+ * TCP do not shift the sequence; a real NAT may share one counter. Filtering is the home-router
+ * firewall of the other kinds (address-and-port-dependent).
+ */
+export function sequentialRuleset(wan: string, lan: string, wanIp: string, base = SEQ_PORT_BASE, step = SEQ_PORT_STEP, count = SEQ_PORT_COUNT): string {
+  if (!Number.isInteger(step) || step < 1 || !Number.isInteger(count) || count < 2 || base < 1024 || base + step * (count - 1) > 65535) {
+    throw new Error(`sequential NAT ports out of range: base ${base}, step ${step}, count ${count}`);
+  }
+  const map = Array.from({ length: count }, (_, n) => `${n} : ${base + step * n}`).join(', ');
+  return (
+    `table ip ${ROUTER_TABLE} {\n` +
+    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n` +
+    `    oifname "${wan}" meta l4proto udp snat to ${wanIp} : numgen inc mod ${count} map { ${map} }\n` +
+    `    oifname "${wan}" masquerade\n  }\n` +
+    `  chain forward {\n    type filter hook forward priority filter; policy drop;\n` +
     `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
     `}\n`
   );
@@ -374,8 +408,10 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
     } else {
       const nft = isConeKind(s.kind)
         ? coneRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router, s.lanIp)
-        : isPortMapKind(s.kind)
-          ? upnpRouterRuleset(s.link.peerIf, s.lanIf.router)
+        : s.kind === 'symmetric-sequential'
+          ? sequentialRuleset(s.link.peerIf, s.lanIf.router, s.link.peerIp)
+          : isPortMapKind(s.kind)
+            ? upnpRouterRuleset(s.link.peerIf, s.lanIf.router)
           : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
       const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
       r.ipBatch.push(

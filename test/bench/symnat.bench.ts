@@ -1,0 +1,115 @@
+// Benchmark (issue 5 part 3): how often, how fast and at what packet cost a player behind a
+// symmetric NAT gets a direct path to one behind a port-restricted NAT.
+//   symmetric-sequential ↔ port-restricted (ports predicted, portpredict.ts)
+//   symmetric (random ports) ↔ port-restricted (no birthday probing: expected to stay relayed)
+// One lab per pairing (control server, coturn); each trial starts both helpers with fresh state
+// (new keys, new public ports), creates a party on the port-restricted side, joins from the
+// symmetric side, and waits for a direct path on both sides or for both helpers to end their first
+// probing window without one (the path machine's 10 s window; relayed from then on).
+// Figures per trial: time from the join command to direct on both sides, and the datagrams both
+// helpers spent on direct path finding (pings, keepalives and priming copies: the magicsock
+// counter path_datagrams, logged with 'direct path' / 'no direct path yet'), of which to
+// predicted ports. Run as root after a build: node dist/test/bench/symnat.bench.js
+// Env: BENCH_TRIALS (default 20), BENCH_PAIRS (comma list of the symmetric kinds, default both).
+// Prints figures; asserts nothing.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labAvailable, withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
+import { PartyLab, type PartyJson } from '../lab/party-lab.js';
+import { fmt, percentile } from './bench-lib.js';
+
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
+const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric').split(',') as NatKind[];
+/** Past the path machine's first 10 s window, with room for a slow join. */
+const GIVE_UP_MS = 16_000;
+
+interface Sent {
+  datagrams: number;
+  predicted: number;
+}
+interface Trial {
+  direct: boolean;
+  ms: number | null;
+  datagrams: number;
+  predicted: number;
+}
+
+type LogRec = { msg?: string; t?: string; sent?: Sent };
+
+/** The first record with this msg in a helper's log, parsed. */
+function firstLog(pl: PartyLab, site: string, msg: string): LogRec | null {
+  for (const l of pl.helpers.get(site)?.logs ?? []) {
+    if (!l.includes(`"${msg}"`)) continue;
+    try {
+      const r = JSON.parse(l) as LogRec;
+      if (r.msg === msg) return r;
+    } catch {
+      // not a log record
+    }
+  }
+  return null;
+}
+
+async function trial(pl: PartyLab, sym: LabSite, pr: LabSite): Promise<Trial> {
+  const dirs = [sym, pr].map((s) => mkdtempSync(join(tmpdir(), `lanrage-bench-${s.name}-`)));
+  try {
+    await Promise.all([pl.startHelper(sym, { stateDir: dirs[0]! }), pl.startHelper(pr, { stateDir: dirs[1]! })]);
+    const created = await pl.cli<PartyJson>(pr, ['create', 'Bench']);
+    const t0 = Date.now();
+    await pl.cli(sym, ['join', created.party!.inviteLink]);
+    const until = t0 + GIVE_UP_MS;
+    for (;;) {
+      const d = [firstLog(pl, sym.name, 'direct path'), firstLog(pl, pr.name, 'direct path')];
+      const u = [firstLog(pl, sym.name, 'no direct path yet'), firstLog(pl, pr.name, 'no direct path yet')];
+      const done = d.every((x) => x !== null);
+      const gaveUp = u.every((x, i) => x !== null || d[i] !== null) && !done;
+      if (done || gaveUp || Date.now() > until) {
+        const recs = [0, 1].map((i) => d[i] ?? u[i] ?? null);
+        const at = done ? Math.max(...d.map((x) => Date.parse(x!.t ?? ''))) : null;
+        return {
+          direct: done,
+          ms: at === null ? null : Math.max(0, at - t0),
+          datagrams: recs.reduce((s, r) => s + (r?.sent?.datagrams ?? 0), 0),
+          predicted: recs.reduce((s, r) => s + (r?.sent?.predicted ?? 0), 0),
+        };
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await Promise.all([pl.stopHelper(sym), pl.stopHelper(pr)]);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+async function pairing(kind: NatKind): Promise<void> {
+  await withLab({ sites: [{ name: 'sym', kind }, { name: 'pr', kind: 'port-restricted' }] }, async (lab: Lab) => {
+    const pl = new PartyLab(lab);
+    try {
+      await pl.startControl({ relay: true });
+      const trials: Trial[] = [];
+      for (let i = 0; i < TRIALS; i++) {
+        const r = await trial(pl, lab.site('sym'), lab.site('pr'));
+        trials.push(r);
+        console.log(`  ${kind} trial ${i + 1}: ${r.direct ? `direct after ${r.ms} ms` : 'relayed (no direct path in the first window)'}; ${r.datagrams} path-finding datagrams (${r.predicted} to predicted ports)`);
+      }
+      const ok = trials.filter((x) => x.direct);
+      const ms = ok.map((x) => x.ms!).sort((a, b) => a - b);
+      const pk = (xs: Trial[]) => xs.map((x) => x.datagrams).sort((a, b) => a - b);
+      console.log(`${kind} ↔ port-restricted: direct in ${ok.length}/${trials.length} trials` +
+        (ms.length ? `; time to direct p50 ${fmt(percentile(ms, 50))} ms, max ${fmt(ms.at(-1)!)} ms` : '') +
+        (ok.length ? `; datagrams per successful traversal p50 ${fmt(percentile(pk(ok), 50))} (max ${fmt(pk(ok).at(-1)!)})` : '') +
+        (ok.length < trials.length ? `; per failed attempt (first 10 s window) p50 ${fmt(percentile(pk(trials.filter((x) => !x.direct)), 50))}` : ''));
+    } finally {
+      pl.cleanup();
+    }
+  });
+}
+
+const avail = await labAvailable();
+if (!avail.ok) {
+  console.error(`network lab unavailable: ${avail.why ?? ''}`);
+  process.exit(1);
+}
+for (const k of PAIRS) await pairing(k);
