@@ -30,7 +30,7 @@ import { CHALLENGE_TTL_MS, ChallengeBook, NONCE_BYTES, registrationMessage, veri
 import type { ControlStore, MemberView } from './store.js';
 import type { RelayConfig } from './relay-config.js';
 import { mintTurnCredentials } from './turn-credentials.js';
-import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId, checkRelayed } from './validate.js';
+import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId, checkRelayed, checkSpraySockets } from './validate.js';
 
 // The control plane's rules, independent of gRPC: registration, parties, membership, addresses,
 // presence and who is told what. Durable state goes through the ControlStore inside one
@@ -286,6 +286,7 @@ export class ControlPlane {
   callMeMaybe(deviceId: string, req: CallMeMaybeRequest): CallMeMaybeResponse {
     const to = checkDeviceId('to_device_id', req.toDeviceId);
     let candidates = checkCandidates('candidates', req.candidates);
+    const spraySockets = checkSpraySockets(req.spraySockets);
     if (to === deviceId) throw invalidArgument('to_device_id is yourself');
     const mine = this.store.membership(deviceId);
     if (!mine) throw new ApiError(Status.FAILED_PRECONDITION, 'you are not in a party');
@@ -293,7 +294,7 @@ export class ControlPlane {
     if (candidates.length === 0) candidates = this.store.device(deviceId)?.candidates ?? [];
     this.spendCallMeMaybe(deviceId);
     const targets = this.sessions.get(to);
-    const event: SessionResponse = { callMeMaybe: { fromDeviceId: deviceId, candidates } };
+    const event: SessionResponse = { callMeMaybe: { fromDeviceId: deviceId, candidates, spraySockets } };
     for (const s of targets ?? []) this.deliver(s, event);
     return { delivered: (targets?.size ?? 0) > 0 };
   }

@@ -97,6 +97,15 @@ export function checkCandidates(what: string, list: readonly string[]): string[]
 /** A member holds at most one allocation per relay it uses; a few relays are plenty. */
 export const MAX_RELAYED = 4;
 
+/** Birthday probing: sockets one helper opens per attempt (helper/net/birthday.ts). */
+export const MAX_SPRAY_SOCKETS = 256;
+
+export function checkSpraySockets(n: number | undefined): number {
+  const v = n ?? 0;
+  if (!Number.isInteger(v) || v < 0 || v > MAX_SPRAY_SOCKETS) throw invalidArgument(`spray_sockets: 0-${MAX_SPRAY_SOCKETS}, got ${v}`);
+  return v;
+}
+
 /** Validates and canonicalises relayed addresses: IPv4 "ip:port" only (coturn relays on IPv4 here). */
 export function checkRelayed(what: string, list: readonly string[]): string[] {
   if (list.length > MAX_RELAYED) throw invalidArgument(`${what}: at most ${MAX_RELAYED} relayed addresses, got ${list.length}`);

@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js';
 import { ControlServiceService, type SessionResponse } from '../gen/lanrage/control/v1/control.js';
 import { PARTY_ID_RE } from '../control/ids.js';
 import { registrationMessage } from '../control/registration.js';
-import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPartyId, checkRelayed } from '../control/validate.js';
+import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPartyId, checkRelayed, checkSpraySockets, MAX_SPRAY_SOCKETS } from '../control/validate.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { deviceIdOf, identityPublicKeyRaw, parseIdentity, signWithIdentity } from './identity.js';
 import { normalizeControlUrl } from './invite.js';
@@ -56,7 +56,7 @@ export interface ControlClientEvents {
   snapshot: [party: PartyState | null];
   member: [member: MemberState, change: 'joined' | 'updated'];
   memberLeft: [left: { deviceId: string; reason: LeftReason; member?: MemberState }];
-  callMeMaybe: [msg: { fromDeviceId: string; candidates: string[] }];
+  callMeMaybe: [msg: { fromDeviceId: string; candidates: string[]; spraySockets: number }];
   kicked: [info: { partyId: string; byDeviceId: string }];
   disconnected: [info: { error: string }];
   reconnected: [];
@@ -210,9 +210,16 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     return relayOffersFromProto(res.relays, (why) => this.log.warn('relay offer ignored', { why }));
   }
 
-  /** Sends my candidates (the published ones when omitted) to one member; false if it is offline. */
-  async callMeMaybe(toDeviceId: string, candidates: readonly string[] = []): Promise<boolean> {
-    const res = await this.unary('callMeMaybe', { toDeviceId: checkDeviceId('to_device_id', toDeviceId), candidates: checkCandidates('candidates', candidates) });
+  /**
+   * Sends my candidates (the published ones when omitted) to one member; false if it is offline.
+   * spraySockets > 0: I just opened that many sockets towards it (birthday probing).
+   */
+  async callMeMaybe(toDeviceId: string, candidates: readonly string[] = [], spraySockets = 0): Promise<boolean> {
+    const res = await this.unary('callMeMaybe', {
+      toDeviceId: checkDeviceId('to_device_id', toDeviceId),
+      candidates: checkCandidates('candidates', candidates),
+      spraySockets: checkSpraySockets(spraySockets),
+    });
     return res.delivered;
   }
 
@@ -356,7 +363,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       } else if (ev.callMeMaybe) {
         const from = ev.callMeMaybe.fromDeviceId;
         if (!this.state?.members.some((m) => m.deviceId === from && !m.isSelf)) return;
-        this.emit('callMeMaybe', { fromDeviceId: from, candidates: cleanCandidates(ev.callMeMaybe.candidates) });
+        const spray = ev.callMeMaybe.spraySockets;
+        this.emit('callMeMaybe', { fromDeviceId: from, candidates: cleanCandidates(ev.callMeMaybe.candidates), spraySockets: spray <= MAX_SPRAY_SOCKETS ? spray : 0 });
       } else if (ev.kicked) {
         if (this.state?.id !== ev.kicked.partyId) return;
         this.state = null;

@@ -17,23 +17,31 @@
 // flow, STUN answers turn into (flow, port) samples and the port step. Behind such a NAT our
 // call-me-maybe to a peer also names the port our NAT gave our flow to it; a peer behind such a
 // NAT has the ports it names, and a small window around them, probed within a ProbeBudget.
+//
+// Symmetric NATs with random ports (birthday.ts, spraysock.ts): behind one, towards a peer that
+// keeps one mapping, we open many sockets that each prime a mapping towards the peer and ask it
+// (call-me-maybe with spray_sockets) to probe random ports of our public IP; the socket that hears
+// it carries that peer's endpoint from then on (its "pin"), WireGuard included, off the fast path.
 
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { Logger } from '../core/log.js';
 import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { AttemptLimiter, ATTEMPT_MS, birthdayRole, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, START_AFTER_MS, type BirthdayRole } from './birthday.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
-import { HandshakeGuard, isHandshakeInitiation } from './handshake.js';
+import { HandshakeGuard, isHandshakeInitiation, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
 import { RelayConn, type RelayOffer } from './relayconn.js';
 import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
 import type { TurnTiming } from './turn/index.js';
 import { PublicSocket } from './socket.js';
+import { SpraySockets } from './spraysock.js';
 import { StunClient, type NatInfo, type NatMapping } from './stun.js';
 import { HoldQueue, WgProxy } from './wgproxy.js';
 
@@ -71,7 +79,8 @@ export interface MagicSockOptions {
   /** WireGuard's own local UDP port. */
   wgPort(): number;
   setWgEndpoint(wgPublicKey: string, endpoint: string): Promise<void>;
-  sendCallMeMaybe(peerId: string, myCandidates: string[]): void;
+  /** spraySockets > 0: we just opened that many sockets towards the peer (birthday.ts). */
+  sendCallMeMaybe(peerId: string, myCandidates: string[], spraySockets?: number): void;
   /** Linux only: direct peers bypass Node via nftables (needs CAP_NET_ADMIN and `nft`). */
   fastPath?: boolean;
   /** TTL of priming packets (0 disables priming); 2 leaves a home NAT and dies one hop later. */
@@ -126,6 +135,13 @@ interface PeerRec {
   /** Predicted ports of a symmetric peer (its call-me-maybe + window): probed within `budget`. */
   predicted: Set<string>;
   budget: ProbeBudget;
+  /** Birthday probing: attempts, our open sockets (hard side), our probes (easy side). */
+  bday: AttemptLimiter;
+  bdayTimer: () => void;
+  spraySocks: SpraySockets | null;
+  spray: { probes: Spray; txid: Buffer; cancel: () => void } | null;
+  /** The endpoint a spray socket won for this peer: everything to it leaves from that socket. */
+  pin: { key: string; sock: PublicSocket } | null;
   reconciling: boolean;
   removed: boolean;
 }
@@ -147,6 +163,7 @@ const COUNTERS = [
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped', 'wg_crossing_yielded',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
   'predict_cmm', 'predict_probes', 'predict_refused',
+  'birthday_attempts', 'birthday_sockets', 'birthday_opened', 'birthday_probes', 'birthday_hits', 'birthday_refused', 'birthday_failed',
   /** Datagrams sent by direct path finding: pings, keepalives and their priming copies. */
   'path_datagrams',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
@@ -362,13 +379,14 @@ export class MagicSock extends EventEmitter {
     this.updateRelayTargets();
   }
 
-  handleCallMeMaybe(peerId: string, candidates: string[]): void {
+  handleCallMeMaybe(peerId: string, candidates: string[], spraySockets = 0): void {
     if (this.closed || typeof peerId !== 'string' || !PEER_ID_RE.test(peerId)) return;
     const valid = validatePeerCandidates(candidates, this.policy);
     this.c.cmm_received++;
     const rec = this.peers.get(peerId);
     if (rec) {
       rec.machine.callMeMaybe(this.expandPredicted(rec, valid));
+      if (Number.isInteger(spraySockets) && spraySockets > 0) this.startSpray(rec, valid, spraySockets);
       return;
     }
     // The peer may know about us before the control plane tells us about it: keep its call.
@@ -496,7 +514,7 @@ export class MagicSock extends EventEmitter {
     this.c.disco_pong_rx++;
     const rtt = rec.machine.onPong(from, m.txid);
     if (rtt === null) {
-      this.c.disco_pong_unmatched++;
+      if (!this.sprayAnswered(rec, m.txid, from)) this.c.disco_pong_unmatched++;
       return;
     }
     this.userPings.get(m.txid.toString('hex'))?.(rtt, from);
@@ -524,16 +542,19 @@ export class MagicSock extends EventEmitter {
 
   private sendDisco(rec: PeerRec, ep: Endpoint, b: Buffer): void {
     this.c.tx_disco++;
-    rec.lastSent.set(`${ep.ip}:${ep.port}`, this.clock.now());
-    this.send(b, ep.port, ep.ip);
+    const key = `${ep.ip}:${ep.port}`;
+    rec.lastSent.set(key, this.clock.now());
+    this.sockFor(rec, key).send(b, ep.port, ep.ip);
+  }
+
+  /** The socket traffic to this endpoint of this peer leaves from: its pin, else the public one. */
+  private sockFor(rec: PeerRec, key: string | null): PublicSocket {
+    const pin = rec.pin;
+    return pin !== null && pin.key === key ? pin.sock : this.sock;
   }
 
   private send(b: Buffer, port: number, ip: string): void {
     this.sock.send(b, port, ip);
-  }
-
-  private prime(b: Buffer, port: number, ip: string): void {
-    this.sock.prime(b, port, ip);
   }
 
   // --- port prediction (portpredict.ts) ----------------------------------------------------------
@@ -597,14 +618,15 @@ export class MagicSock extends EventEmitter {
   private fromWireGuard(id: string, msg: Buffer): void {
     const rec = this.peers.get(id);
     if (!rec) return;
-    if (!rec.handshake.outgoing(msg, this.clock.now())) {
+    // Only handshake initiations concern the guard: data packets skip the clock.
+    if (msg[0] === WG_HANDSHAKE_INITIATION && !rec.handshake.outgoing(msg, this.clock.now())) {
       this.c.wg_crossing_dropped++;
       return;
     }
     const a = rec.active;
     if (a) {
       this.c.tx_wireguard++;
-      this.send(msg, a.port, a.ip);
+      this.sockFor(rec, rec.activeKey).send(msg, a.port, a.ip);
       return;
     }
     if (this.sendRelayed(rec, msg)) return;
@@ -616,7 +638,7 @@ export class MagicSock extends EventEmitter {
 
   /** Hands a peer's WireGuard datagram to WireGuard, unless handshake.ts says it would cross ours. */
   private toWireGuard(id: string, msg: Buffer): void {
-    const rec = this.peers.get(id);
+    const rec = msg[0] === WG_HANDSHAKE_INITIATION || msg[0] === WG_HANDSHAKE_RESPONSE ? this.peers.get(id) : undefined;
     if (rec) {
       const verdict = rec.handshake.incoming(msg, this.clock.now());
       if (verdict === 'drop') {
@@ -671,6 +693,11 @@ export class MagicSock extends EventEmitter {
       unreachableLogged: false,
       predicted: new Set(),
       budget: new ProbeBudget(),
+      bday: new AttemptLimiter(),
+      bdayTimer: () => {},
+      spraySocks: null,
+      spray: null,
+      pin: null,
       reconciling: false,
       removed: false,
       machine: null as unknown as PathMachine,
@@ -726,6 +753,7 @@ export class MagicSock extends EventEmitter {
       },
     );
     rec.machine.start();
+    this.scheduleBirthday(rec, START_AFTER_MS);
     const pend = this.pendingCmm.get(id);
     if (pend) {
       this.pendingCmm.delete(id);
@@ -739,6 +767,8 @@ export class MagicSock extends EventEmitter {
     rec.removed = true;
     rec.machine.close();
     rec.relay.close();
+    this.endBirthday(rec);
+    this.unpin(rec);
     if (rec.relayTarget !== null && this.byRelay.get(rec.relayTarget) === id) this.byRelay.delete(rec.relayTarget);
     this.peers.delete(id);
     this.byDisco.delete(rec.peer.discoPublicKey);
@@ -769,19 +799,19 @@ export class MagicSock extends EventEmitter {
     this.c.path_datagrams++;
     if (lowTtl) {
       rec.lastSent.set(endpoint, now);
-      this.prime(b, ep.port, ep.ip);
+      this.sockFor(rec, endpoint).prime(b, ep.port, ep.ip);
       return;
     }
     // The first packet towards a candidate (or the first after a long silence) is preceded by the
     // same ping at the priming TTL, so our NAT mapping exists before the peer's packets arrive.
     if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) {
       this.c.path_datagrams++;
-      this.prime(b, ep.port, ep.ip);
+      this.sockFor(rec, endpoint).prime(b, ep.port, ep.ip);
     }
     this.sendDisco(rec, ep, b);
   }
 
-  private async callMeMaybe(rec: PeerRec): Promise<void> {
+  private async callMeMaybe(rec: PeerRec, spraySockets = 0): Promise<void> {
     // The peer punches when this arrives: our priming packets must have left first.
     await this.sock.whenPrimed();
     if (rec.removed || this.closed) return;
@@ -793,7 +823,10 @@ export class MagicSock extends EventEmitter {
     }
     try {
       // Predictions first: the peer keeps at most MAX_PEER_CANDIDATES.
-      this.o.sendCallMeMaybe(rec.peer.id, [...mine, ...this.cands.filter((c) => !mine.includes(c))]);
+      // With sockets to probe, our public address first: the peer probes the first IP it finds.
+      const pub = spraySockets > 0 ? this.nat.publicAddress : null;
+      const first = pub !== null ? [pub, ...mine.filter((c) => c !== pub)] : mine;
+      this.o.sendCallMeMaybe(rec.peer.id, [...first, ...this.cands.filter((c) => !first.includes(c))], spraySockets);
     } catch (err) {
       this.log.warn('sendCallMeMaybe failed', { peer: rec.peer.id, err });
     }
@@ -815,6 +848,11 @@ export class MagicSock extends EventEmitter {
       rec.active = null;
       rec.activeKey = null;
       this.log.info('path lost', { peer: id, reason: s.reason });
+      // The winning socket's mapping is gone with the path; another attempt may find a new one.
+      if (rec.pin !== null) {
+        this.unpin(rec);
+        this.scheduleBirthday(rec, 0);
+      }
     } else if (s.kind === 'unreachable' && !rec.unreachableLogged) {
       rec.unreachableLogged = true;
       this.log.debug('no direct path yet', { peer: id, reason: s.reason, sent: this.pathSent() });
@@ -841,6 +879,159 @@ export class MagicSock extends EventEmitter {
     if (l && l.kind === v.kind && l.endpoint === v.endpoint && l.reason === v.reason && l.fastPath === v.fastPath && l.rttMs === v.rttMs) return;
     rec.view = v;
     this.emit('path', rec.peer.id, v);
+  }
+
+  // --- birthday probing (birthday.ts) --------------------------------------------------------------
+
+  private birthdayRole(rec: PeerRec): BirthdayRole | null {
+    const hint = rec.peer.natHint;
+    return birthdayRole({ mapping: this.nat.mapping, portDelta: this.delta }, hint ? { mapping: hint, portDelta: rec.peer.portDelta ?? 0 } : null);
+  }
+
+  private scheduleBirthday(rec: PeerRec, ms: number): void {
+    rec.bdayTimer();
+    if (rec.removed || this.closed) return;
+    rec.bdayTimer = this.clock.setTimeout(() => void this.openSprayIfUseful(rec), ms);
+  }
+
+  /**
+   * The hard side: without a direct path to a peer that keeps one mapping, open SPRAY_SOCKETS
+   * sockets, prime a mapping from each towards the peer's internet candidates, then ask the peer
+   * to probe (call-me-maybe with spray_sockets). A socket that hears the peer becomes its pin.
+   */
+  private async openSprayIfUseful(rec: PeerRec): Promise<void> {
+    if (rec.removed || this.closed || rec.active !== null || rec.pin !== null || rec.spraySocks !== null) return;
+    if (this.birthdayRole(rec) !== 'open-sockets') return;
+    const targets = rec.peer.candidates.filter((c) => !this.isLan(c)).map(parseEndpoint).filter((e): e is Endpoint => e !== null).slice(0, 2);
+    if (targets.length === 0 || !rec.bday.begin(this.clock.now())) return;
+    this.c.birthday_attempts++;
+    const socks = new SpraySockets({
+      bindAddress: this.o.bindAddress ?? '0.0.0.0',
+      count: SPRAY_SOCKETS,
+      primingTtl: this.primingTtl,
+      onMessage: (m, ip, port, sock) => this.onSprayMessage(rec, socks, m, ip, port, sock),
+      onError: (err) => {
+        this.c.socket_errors++;
+        this.log.debug('spray socket error', { err });
+      },
+    });
+    rec.spraySocks = socks;
+    const opened = await socks.open();
+    if (rec.removed || this.closed || rec.spraySocks !== socks || rec.active !== null) return void this.endBirthday(rec, socks);
+    this.c.birthday_sockets += opened;
+    const sent = await socks.prime(() => this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid: randomBytes(12) }), targets);
+    this.c.birthday_opened += sent;
+    this.c.path_datagrams += sent;
+    if (rec.removed || this.closed || rec.spraySocks !== socks) return void this.endBirthday(rec, socks);
+    this.log.info('birthday: sockets open, asking the peer to probe', { peer: rec.peer.id, sockets: opened, towards: targets.map((t) => `${t.ip}:${t.port}`), attempt: rec.bday.attempts });
+    void this.callMeMaybe(rec, opened);
+    rec.bdayTimer();
+    rec.bdayTimer = this.clock.setTimeout(() => {
+      if (rec.spraySocks !== socks) return;
+      this.c.birthday_failed++;
+      this.log.info('birthday: no probe arrived; staying relayed', { peer: rec.peer.id, attempt: rec.bday.attempts, sent: this.pathSent() });
+      this.endBirthday(rec, socks);
+      this.scheduleBirthday(rec, RETRY_AFTER_MS);
+    }, ATTEMPT_MS);
+  }
+
+  /** A datagram on a spray socket: the peer's first authenticated disco there wins the pin. */
+  private onSprayMessage(rec: PeerRec, socks: SpraySockets, msg: Buffer, ip: string, port: number, sock: PublicSocket): void {
+    if (rec.pin?.sock === sock) return this.onMessage(msg, ip, port);
+    if (rec.removed || rec.spraySocks !== socks || classify(msg) !== 'disco') return;
+    const from = `${ip}:${port}`;
+    const opened = this.openDisco(msg);
+    if (opened?.rec !== rec || !rec.peer.candidates.includes(from)) return;
+    socks.keep(sock);
+    rec.spraySocks = null;
+    rec.pin = { key: from, sock };
+    rec.bdayTimer();
+    this.c.birthday_hits++;
+    rec.bday = new AttemptLimiter();
+    this.log.info('birthday: the peer reached one of our sockets', { peer: rec.peer.id, endpoint: from, localPort: sock.port, sent: this.pathSent() });
+    this.onMessage(msg, ip, port);
+  }
+
+  /** The easy side: the peer opened sockets; probe random ports of its public IP, paced. */
+  private startSpray(rec: PeerRec, told: string[], sockets: number): void {
+    const ip = sprayTarget(told, rec.peer.candidates, (c) => this.isLan(c));
+    const role = this.birthdayRole(rec);
+    if (role !== 'probe' || ip === null || rec.active !== null || !rec.bday.begin(this.clock.now())) {
+      this.c.birthday_refused++;
+      this.log.debug('birthday: not probing', { peer: rec.peer.id, role, ip, direct: rec.active !== null, attempts: rec.bday.attempts });
+      return;
+    }
+    this.c.birthday_attempts++;
+    rec.spray = { probes: new Spray(ip, this.clock.now()), txid: randomBytes(12), cancel: () => {} };
+    this.log.info('birthday: probing the peer\'s ports', { peer: rec.peer.id, ip, sockets });
+    this.sprayTick(rec);
+  }
+
+  private sprayTick(rec: PeerRec): void {
+    const sp = rec.spray;
+    if (sp === null) return;
+    if (rec.removed || this.closed || rec.active !== null) return this.endSpray(rec);
+    const now = this.clock.now();
+    for (const ep of sp.probes.due(now)) {
+      const e = parseEndpoint(ep);
+      if (!e) continue;
+      this.c.birthday_probes++;
+      this.c.path_datagrams++;
+      this.c.disco_ping_tx++;
+      this.sendDisco(rec, e, this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid: sp.txid }));
+    }
+    const next = sp.probes.nextDueAt();
+    if (next === null) {
+      // The last probes are in flight: give them a moment to be answered.
+      sp.cancel = this.clock.setTimeout(() => {
+        if (rec.spray !== sp) return;
+        this.c.birthday_failed++;
+        this.log.info('birthday: no answer to our probes; staying relayed', { peer: rec.peer.id, probes: sp.probes.sent, sent: this.pathSent() });
+        this.endSpray(rec);
+      }, 1000);
+      return;
+    }
+    // Batches of a few probes: a timer per probe would cost more than the probes.
+    sp.cancel = this.clock.setTimeout(() => this.sprayTick(rec), Math.max(20, next - now));
+  }
+
+  /** A pong to one of our probes: that port of the peer's NAT leads to one of its sockets. */
+  private sprayAnswered(rec: PeerRec, txid: Buffer, from: string): boolean {
+    const sp = rec.spray;
+    if (sp === null || !txid.equals(sp.txid)) return false;
+    this.c.birthday_hits++;
+    this.log.info('birthday: a probe was answered', { peer: rec.peer.id, endpoint: from, probes: sp.probes.sent, sent: this.pathSent() });
+    this.endSpray(rec);
+    rec.bday = new AttemptLimiter();
+    rec.machine.callMeMaybe([from]);
+    return true;
+  }
+
+  private endSpray(rec: PeerRec): void {
+    const sp = rec.spray;
+    if (sp === null) return;
+    sp.cancel();
+    sp.probes.stop();
+    rec.spray = null;
+    rec.bday.end(this.clock.now());
+  }
+
+  /** Ends a hard-side attempt (its sockets) and an easy-side one. */
+  private endBirthday(rec: PeerRec, socks: SpraySockets | null = rec.spraySocks): void {
+    rec.bdayTimer();
+    this.endSpray(rec);
+    if (socks !== null) {
+      void socks.close();
+      if (rec.spraySocks === socks) rec.spraySocks = null;
+      rec.bday.end(this.clock.now());
+    }
+  }
+
+  private unpin(rec: PeerRec): void {
+    const pin = rec.pin;
+    if (pin === null) return;
+    rec.pin = null;
+    void pin.sock.close();
   }
 
   // --- relayed paths ---------------------------------------------------------------------------------
@@ -971,10 +1162,11 @@ export class MagicSock extends EventEmitter {
       if (rec.relayTarget !== null && rec.relay.state().up) for (const m of rec.hold.take()) if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
       return;
     }
+    const sock = this.sockFor(rec, rec.activeKey);
     for (const m of rec.hold.take()) {
       this.c.wg_flushed++;
       this.c.tx_wireguard++;
-      this.send(m, a.port, a.ip);
+      sock.send(m, a.port, a.ip);
     }
   }
 
@@ -996,7 +1188,9 @@ export class MagicSock extends EventEmitter {
     rec.reconciling = true;
     try {
       for (;;) {
-        const want = !rec.removed && !this.closed && rec.activeKey !== null && this.o.wgPort() > 0 ? rec.activeKey : null;
+        // A pinned endpoint needs its own socket: the fast path only knows the public port.
+        const pinned = rec.pin !== null && rec.pin.key === rec.activeKey;
+        const want = !rec.removed && !this.closed && rec.activeKey !== null && !pinned && this.o.wgPort() > 0 ? rec.activeKey : null;
         if (want === rec.fastEp) return;
         if (want !== null) {
           try {

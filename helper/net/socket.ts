@@ -29,6 +29,8 @@ export interface PublicSocketOptions {
   onError(err: Error): void;
   /** Called as each datagram is handed to the kernel, in that order (NAT flow accounting). */
   onSend?(ip: string, port: number): void;
+  /** Receive/send buffer size to ask for (default SOCKET_BUFFER_BYTES; 0 keeps the kernel's). */
+  bufferBytes?: number;
 }
 
 interface Out {
@@ -62,9 +64,12 @@ export class PublicSocket {
       this.sock.bind({ address: this.o.bindAddress, port: this.o.port, exclusive: true }, () => {
         this.sock.off('error', onErr);
         // Best effort: the kernel caps these at net.core.[rw]mem_max.
+        const bytes = this.o.bufferBytes ?? SOCKET_BUFFER_BYTES;
         try {
-          this.sock.setRecvBufferSize(SOCKET_BUFFER_BYTES);
-          this.sock.setSendBufferSize(SOCKET_BUFFER_BYTES);
+          if (bytes > 0) {
+            this.sock.setRecvBufferSize(bytes);
+            this.sock.setSendBufferSize(bytes);
+          }
         } catch {
           /* keep the defaults */
         }

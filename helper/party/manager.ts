@@ -88,8 +88,8 @@ export class PartyManager implements PartyEngine {
         // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
         await this.wg.setPeer({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
-      sendCallMeMaybe: (peerId, cands) => {
-        this.control?.callMeMaybe(peerId, cands).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
+      sendCallMeMaybe: (peerId, cands, spraySockets) => {
+        this.control?.callMeMaybe(peerId, cands, spraySockets).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
       },
       fastPath: opts.fastPath,
       wgInterface: opts.interfaceName(),
@@ -268,7 +268,7 @@ export class PartyManager implements PartyEngine {
     });
     c.on('member', () => this.applyQuietly(c.party()));
     c.on('memberLeft', () => this.applyQuietly(c.party()));
-    c.on('callMeMaybe', ({ fromDeviceId, candidates }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates));
+    c.on('callMeMaybe', ({ fromDeviceId, candidates, spraySockets }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates, spraySockets));
     c.on('kicked', () => {
       this.log.info('kicked from the party');
       this.opts.store.delete(RESUME_KEY);

@@ -48,3 +48,37 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
     assert.ok(again < 5000);
   });
 });
+
+test('symmetric (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path', async (t) => {
+  await withParty(t, [{ name: 'r', kind: 'symmetric' }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
+    t.after(() => {
+      if (process.env.SYMNAT_DEBUG) for (const [name, h] of pl.helpers) for (const l of h.logs) if (/birthday|direct path|relayed path|path lost/.test(l)) t.diagnostic(`${name}: ${l.slice(0, 400)}`);
+    });
+    const [r, p] = [lab.site('r'), lab.site('p')];
+    const created = await pl.cli<PartyJson>(p, ['create', 'Birthday']);
+    const t0 = Date.now();
+    await pl.cli(r, ['join', created.party!.inviteLink]);
+    // Relayed first (a random NAT's port towards p cannot be guessed), then direct.
+    const first = await firstAnswerMs(pl, r, selfIp(created), 10_000);
+    const ipR = await ipOf(pl, r);
+    // Two attempts 30 s apart at most (each ~98 % likely to hit): allow both.
+    const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 75_000);
+    const tp = Date.now() - t0;
+    const vr = await waitParty(pl, r, (x) => x.peers[0]?.path === DIRECT, 20_000);
+    const tr = Date.now() - t0;
+    const opened = await pl.helpers.get('r')!.waitLog('birthday: sockets open, asking the peer to probe', 1000);
+    const won = await pl.helpers.get('r')!.waitLog('birthday: the peer reached one of our sockets', 1000);
+    const answered = await pl.helpers.get('p')!.waitLog('birthday: a probe was answered', 1000);
+    t.diagnostic(`first tunnel ping ${first} ms after join; direct ${tp} ms (p side), ${tr} ms (r side); ${String(opened.sockets)} sockets, ${String(answered.probes)} probes until the hit`);
+    assert.ok(Number(opened.sockets) > 0 && Number(opened.sockets) <= 256, 'a bounded number of sockets');
+    assert.ok(Number(answered.probes) >= 1 && Number(answered.probes) <= 1024, 'a bounded number of probes');
+    // p reaches r's NAT directly at the port the winning socket's mapping has, not through the relay.
+    assert.equal(vp.peers[0]!.endpoint, answered.endpoint, 'p uses the port its probe found');
+    assert.equal(vp.peers[0]!.endpoint.split(':')[0], r.publicIp);
+    assert.equal(vr.peers[0]!.endpoint, won.endpoint, "r's path is p's public endpoint, through the winning socket");
+    assert.equal(vr.peers[0]!.endpoint.split(':')[0], p.publicIp);
+    // Traffic flows through the tunnel on the direct path, both ways.
+    assert.ok((await firstAnswerMs(pl, p, ipR, 5000)) < 5000);
+    assert.ok((await firstAnswerMs(pl, r, selfIp(created), 5000)) < 5000);
+  });
+});
