@@ -30,7 +30,7 @@ import type { Logger } from '../core/log.js';
 import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { AttemptLimiter, ATTEMPT_MS, birthdayRole, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, START_AFTER_MS, type BirthdayRole } from './birthday.js';
+import { AttemptLimiter, ATTEMPT_MS, birthdayRole, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
@@ -908,7 +908,7 @@ export class MagicSock extends EventEmitter {
     const socks = new SpraySockets({
       bindAddress: this.o.bindAddress ?? '0.0.0.0',
       count: SPRAY_SOCKETS,
-      primingTtl: this.primingTtl,
+      primingTtl: sprayTtl(this.primingTtl, rec.bday.attempts),
       onMessage: (m, ip, port, sock) => this.onSprayMessage(rec, socks, m, ip, port, sock),
       onError: (err) => {
         this.c.socket_errors++;
@@ -923,7 +923,7 @@ export class MagicSock extends EventEmitter {
     this.c.birthday_opened += sent;
     this.c.path_datagrams += sent;
     if (rec.removed || this.closed || rec.spraySocks !== socks) return void this.endBirthday(rec, socks);
-    this.log.info('birthday: sockets open, asking the peer to probe', { peer: rec.peer.id, sockets: opened, towards: targets.map((t) => `${t.ip}:${t.port}`), attempt: rec.bday.attempts });
+    this.log.info('birthday: sockets open, asking the peer to probe', { peer: rec.peer.id, sockets: opened, towards: targets.map((t) => `${t.ip}:${t.port}`), attempt: rec.bday.attempts, ttl: sprayTtl(this.primingTtl, rec.bday.attempts) });
     void this.callMeMaybe(rec, opened);
     rec.bdayTimer();
     rec.bdayTimer = this.clock.setTimeout(() => {

@@ -2,8 +2,8 @@
 // (real helpers, control server and coturn), then every helper's peer table: for every pair,
 // direct or relayed and the time from the later join to a direct path. Asserted: every pair pings
 // through the tunnel; pairs that must be direct are (both endpoint-independent, one public, a
-// sequential symmetric NAT with an endpoint-independent one); UDP-blocked pairs are relayed over
-// TCP. Whatever else happens (symmetric ↔ port-restricted, …) is printed, not asserted.
+// symmetric NAT — sequential or random — with an endpoint-independent one); UDP-blocked pairs are
+// relayed over TCP. Whatever else happens (symmetric ↔ symmetric, …) is printed, not asserted.
 // PathKind numbers as in peer.proto.
 
 import { test } from 'node:test';
@@ -22,6 +22,7 @@ const SHORT: Record<string, string> = {
   symmetric: 'sym', 'symmetric-sequential': 'symseq', cgnat: 'cgnat', 'udp-blocked': 'udpblk',
 };
 const EIM = new Set<NatKind>(['public', 'full-cone', 'address-restricted', 'port-restricted']);
+const RANDOM = new Set<NatKind>(['symmetric', 'cgnat']);
 
 /** What must hold for a pair: 'direct', 'tcp' (relayed, over TCP from the blocked side) or null (either). */
 function mustBe(a: NatKind, b: NatKind): 'direct' | 'tcp' | null {
@@ -29,6 +30,8 @@ function mustBe(a: NatKind, b: NatKind): 'direct' | 'tcp' | null {
   if (EIM.has(a) && EIM.has(b)) return 'direct';
   if (a === 'public' || b === 'public') return 'direct';
   if ((a === 'symmetric-sequential' && EIM.has(b)) || (b === 'symmetric-sequential' && EIM.has(a))) return 'direct';
+  // Random symmetric NATs (the carrier's too) with an endpoint-independent one: birthday probing.
+  if ((RANDOM.has(a) && EIM.has(b)) || (RANDOM.has(b) && EIM.has(a))) return 'direct';
   return null;
 }
 

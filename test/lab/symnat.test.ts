@@ -49,8 +49,11 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
   });
 });
 
-test('symmetric (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path', async (t) => {
-  await withParty(t, [{ name: 'r', kind: 'symmetric' }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
+// CGNAT: a port-restricted home router behind a random symmetric carrier NAT, one hop further
+// out: the first attempt's TTL-2 primes die before the carrier; the second primes with TTL 3.
+for (const kind of ['symmetric', 'cgnat'] as const) {
+test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, async (t) => {
+  await withParty(t, [{ name: 'r', kind }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
     t.after(() => {
       if (process.env.SYMNAT_DEBUG) for (const [name, h] of pl.helpers) for (const l of h.logs) if (/birthday|direct path|relayed path|path lost/.test(l)) t.diagnostic(`${name}: ${l.slice(0, 400)}`);
     });
@@ -61,7 +64,7 @@ test('symmetric (random ports) ↔ port-restricted with a relay available: birth
     // Relayed first (a random NAT's port towards p cannot be guessed), then direct.
     const first = await firstAnswerMs(pl, r, selfIp(created), 10_000);
     const ipR = await ipOf(pl, r);
-    // Two attempts 30 s apart at most (each ~98 % likely to hit): allow both.
+    // Two attempts 10 s apart at most (each > 99.9 % likely to hit where its TTL suffices): allow both.
     const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 75_000);
     const tp = Date.now() - t0;
     const vr = await waitParty(pl, r, (x) => x.peers[0]?.path === DIRECT, 20_000);
@@ -71,7 +74,7 @@ test('symmetric (random ports) ↔ port-restricted with a relay available: birth
     const answered = await pl.helpers.get('p')!.waitLog('birthday: a probe was answered', 1000);
     t.diagnostic(`first tunnel ping ${first} ms after join; direct ${tp} ms (p side), ${tr} ms (r side); ${String(opened.sockets)} sockets, ${String(answered.probes)} probes until the hit`);
     assert.ok(Number(opened.sockets) > 0 && Number(opened.sockets) <= 256, 'a bounded number of sockets');
-    assert.ok(Number(answered.probes) >= 1 && Number(answered.probes) <= 1024, 'a bounded number of probes');
+    assert.ok(Number(answered.probes) >= 1 && Number(answered.probes) <= 2048, 'a bounded number of probes');
     // p reaches r's NAT directly at the port the winning socket's mapping has, not through the relay.
     assert.equal(vp.peers[0]!.endpoint, answered.endpoint, 'p uses the port its probe found');
     assert.equal(vp.peers[0]!.endpoint.split(':')[0], r.publicIp);
@@ -82,3 +85,4 @@ test('symmetric (random ports) ↔ port-restricted with a relay available: birth
     assert.ok((await firstAnswerMs(pl, r, selfIp(created), 5000)) < 5000);
   });
 });
+}

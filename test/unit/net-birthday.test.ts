@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttemptLimiter, birthdayRole, hitProbability, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget } from '../../helper/net/birthday.js';
+import { AttemptLimiter, birthdayRole, hitProbability, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl } from '../../helper/net/birthday.js';
 
 test('roles: a random symmetric NAT opens sockets towards a peer with one mapping, which probes', () => {
   const hard = { mapping: 'endpoint-dependent', portDelta: 0 } as const;
@@ -17,9 +17,10 @@ test('roles: a random symmetric NAT opens sockets towards a peer with one mappin
   assert.equal(birthdayRole(hard, null), null, 'nor before the peer published its NAT');
 });
 
-test('the budget makes a hit likely: 256 sockets × 1024 probes ≈ 98 %', () => {
+test('the budget makes a hit near certain: 256 sockets × 2048 probes > 99.9 %', () => {
   const p = hitProbability(SPRAY_SOCKETS, SPRAY_PROBES);
-  assert.ok(p > 0.97 && p < 0.99, `P = ${p}`);
+  assert.ok(p > 0.999, `P = ${p}`);
+  assert.ok(Math.abs(hitProbability(256, 1024) - 0.983) < 0.002, '1024 probes would fail one pair in 50');
   assert.equal(hitProbability(0, 1000), 0);
   assert.equal(hitProbability(10, 0), 0);
   assert.equal(hitProbability(10, 1, 10), 1);
@@ -67,4 +68,11 @@ test('sprayTarget: only an internet IP the peer published itself', () => {
   assert.equal(sprayTarget(['198.51.100.66:4000'], ['203.0.113.9:1111'], isLan), null, 'a stranger\'s IP is never sprayed');
   assert.equal(sprayTarget(['192.168.1.2:5'], ['192.168.1.2:5'], isLan), null, 'LAN addresses are not sprayed');
   assert.equal(sprayTarget([], ['203.0.113.9:1'], isLan), null);
+});
+
+test('sprayTtl: each attempt primes one hop further (a carrier NAT behind the home router)', () => {
+  assert.equal(sprayTtl(2, 1), 2);
+  assert.equal(sprayTtl(2, 2), 3);
+  assert.equal(sprayTtl(0, 2), 0, 'priming off stays off');
+  assert.equal(sprayTtl(255, 3), 255);
 });
