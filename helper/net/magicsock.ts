@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { Logger } from '../core/log.js';
-import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
+import { isLoopback, isPrivate, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { AttemptLimiter, ATTEMPT_MS, birthdayRole, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
@@ -138,6 +138,7 @@ interface PeerRec {
   /** Birthday probing: attempts, our open sockets (hard side), our probes (easy side). */
   bday: AttemptLimiter;
   bdayTimer: () => void;
+  addedAt: number;
   spraySocks: SpraySockets | null;
   spray: { probes: Spray; txid: Buffer; cancel: () => void } | null;
   /** The endpoint a spray socket won for this peer: everything to it leaves from that socket. */
@@ -154,6 +155,8 @@ const PENDING_CMM_MS = 30_000;
 /** Source addresses remembered per peer (a symmetric NAT can show us many over time). */
 const MAX_KNOWN_ADDRS = 32;
 const MAX_PENDING_CMM = 256;
+/** Birthday probing waits this long at most for both NATs to be known. */
+const KNOW_NATS_WITHIN_MS = 30_000;
 
 const COUNTERS = [
   'rx_wireguard', 'rx_disco', 'rx_stun', 'rx_channeldata', 'rx_unknown',
@@ -695,6 +698,7 @@ export class MagicSock extends EventEmitter {
       budget: new ProbeBudget(),
       bday: new AttemptLimiter(),
       bdayTimer: () => {},
+      addedAt: this.clock.now(),
       spraySocks: null,
       spray: null,
       pin: null,
@@ -901,8 +905,16 @@ export class MagicSock extends EventEmitter {
    */
   private async openSprayIfUseful(rec: PeerRec): Promise<void> {
     if (rec.removed || this.closed || rec.active !== null || rec.pin !== null || rec.spraySocks !== null) return;
-    if (this.birthdayRole(rec) !== 'open-sockets') return;
-    const targets = rec.peer.candidates.filter((c) => !this.isLan(c)).map(parseEndpoint).filter((e): e is Endpoint => e !== null).slice(0, 2);
+    if (this.birthdayRole(rec) !== 'open-sockets') {
+      // Our NAT or the peer's may not be known yet (STUN, the peer's first update): look again.
+      const unknown = this.nat.mapping === 'unknown' || rec.peer.natHint === undefined || rec.peer.natHint === 'unknown';
+      if (unknown && this.clock.now() - rec.addedAt < KNOW_NATS_WITHIN_MS) this.scheduleBirthday(rec, START_AFTER_MS);
+      return;
+    }
+    // The peer's public address is what its probes come from; private ones cost sockets × 1 packet.
+    const internet = rec.peer.candidates.filter((c) => !this.isLan(c)).map(parseEndpoint).filter((e): e is Endpoint => e !== null);
+    const publicOnes = internet.filter((e) => !isPrivate(e.ip));
+    const targets = (publicOnes.length > 0 ? publicOnes : internet).slice(0, 2);
     if (targets.length === 0 || !rec.bday.begin(this.clock.now())) return;
     this.c.birthday_attempts++;
     const socks = new SpraySockets({

@@ -1,16 +1,18 @@
 // Benchmark (issue 5 part 3): how often, how fast and at what packet cost a player behind a
 // symmetric NAT gets a direct path to one behind a port-restricted NAT.
 //   symmetric-sequential ↔ port-restricted (ports predicted, portpredict.ts)
-//   symmetric (random ports) ↔ port-restricted (no birthday probing: expected to stay relayed)
+//   symmetric (random ports) ↔ port-restricted (birthday probing, birthday.ts)
+//   cgnat (random carrier NAT behind a port-restricted home router) ↔ port-restricted (birthday;
+//   the first attempt's TTL-2 primes die before the carrier, the second primes one hop further)
 // One lab per pairing (control server, coturn); each trial starts both helpers with fresh state
 // (new keys, new public ports), creates a party on the port-restricted side, joins from the
-// symmetric side, and waits for a direct path on both sides or for both helpers to end their first
-// probing window without one (the path machine's 10 s window; relayed from then on).
+// symmetric side, and waits for a direct path on both sides, or gives up: sequential after the
+// path machine's first 10 s window, random after both birthday attempts (relayed from then on).
 // Figures per trial: time from the join command to direct on both sides, and the datagrams both
 // helpers spent on direct path finding (pings, keepalives and priming copies: the magicsock
 // counter path_datagrams, logged with 'direct path' / 'no direct path yet'), of which to
 // predicted ports. Run as root after a build: node dist/test/bench/symnat.bench.js
-// Env: BENCH_TRIALS (default 20), BENCH_PAIRS (comma list of the symmetric kinds, default both).
+// Env: BENCH_TRIALS (default 20), BENCH_PAIRS (comma list of the symmetric kinds, default all three).
 // Prints figures; asserts nothing.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,9 +23,11 @@ import { PartyLab, type PartyJson } from '../lab/party-lab.js';
 import { fmt, percentile } from './bench-lib.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
-const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric').split(',') as NatKind[];
+const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric,cgnat').split(',') as NatKind[];
 /** Past the path machine's first 10 s window, with room for a slow join. */
 const GIVE_UP_MS = 16_000;
+/** Random ports: past both birthday attempts (1.5 s + 11.2 s, 10 s pause, 11.2 s) and a slow join. */
+const GIVE_UP_RANDOM_MS = 38_000;
 
 interface Sent {
   datagrams: number;
@@ -36,7 +40,7 @@ interface Trial {
   predicted: number;
 }
 
-type LogRec = { msg?: string; t?: string; sent?: Sent };
+type LogRec = { msg?: string; t?: string; sent?: Sent; probes?: number };
 
 /** The first record with this msg in a helper's log, parsed. */
 function firstLog(pl: PartyLab, site: string, msg: string): LogRec | null {
@@ -52,6 +56,20 @@ function firstLog(pl: PartyLab, site: string, msg: string): LogRec | null {
   return null;
 }
 
+/** The last record in a helper's log that counts path-finding datagrams (what it spent in all). */
+function lastSent(pl: PartyLab, site: string): Sent | null {
+  let out: Sent | null = null;
+  for (const l of pl.helpers.get(site)?.logs ?? []) {
+    if (!l.includes('"sent"')) continue;
+    try {
+      out = (JSON.parse(l) as LogRec).sent ?? out;
+    } catch {
+      // not a log record
+    }
+  }
+  return out;
+}
+
 async function trial(pl: PartyLab, sym: LabSite, pr: LabSite): Promise<Trial> {
   const dirs = [sym, pr].map((s) => mkdtempSync(join(tmpdir(), `lanrage-bench-${s.name}-`)));
   try {
@@ -59,14 +77,15 @@ async function trial(pl: PartyLab, sym: LabSite, pr: LabSite): Promise<Trial> {
     const created = await pl.cli<PartyJson>(pr, ['create', 'Bench']);
     const t0 = Date.now();
     await pl.cli(sym, ['join', created.party!.inviteLink]);
-    const until = t0 + GIVE_UP_MS;
+    const random = sym.kind !== 'symmetric-sequential';
+    const until = t0 + (random ? GIVE_UP_RANDOM_MS : GIVE_UP_MS);
     for (;;) {
       const d = [firstLog(pl, sym.name, 'direct path'), firstLog(pl, pr.name, 'direct path')];
       const u = [firstLog(pl, sym.name, 'no direct path yet'), firstLog(pl, pr.name, 'no direct path yet')];
       const done = d.every((x) => x !== null);
-      const gaveUp = u.every((x, i) => x !== null || d[i] !== null) && !done;
+      const gaveUp = !random && u.every((x, i) => x !== null || d[i] !== null) && !done;
       if (done || gaveUp || Date.now() > until) {
-        const recs = [0, 1].map((i) => d[i] ?? u[i] ?? null);
+        const recs = done ? d : [lastSent(pl, sym.name), lastSent(pl, pr.name)].map((sent) => ({ sent: sent ?? undefined }));
         const at = done ? Math.max(...d.map((x) => Date.parse(x!.t ?? ''))) : null;
         return {
           direct: done,
@@ -92,7 +111,7 @@ async function pairing(kind: NatKind): Promise<void> {
       for (let i = 0; i < TRIALS; i++) {
         const r = await trial(pl, lab.site('sym'), lab.site('pr'));
         trials.push(r);
-        console.log(`  ${kind} trial ${i + 1}: ${r.direct ? `direct after ${r.ms} ms` : 'relayed (no direct path in the first window)'}; ${r.datagrams} path-finding datagrams (${r.predicted} to predicted ports)`);
+        console.log(`  ${kind} trial ${i + 1}: ${r.direct ? `direct after ${r.ms} ms` : 'relayed (gave up)'}; ${r.datagrams} path-finding datagrams (${r.predicted} to predicted ports)`);
       }
       const ok = trials.filter((x) => x.direct);
       const ms = ok.map((x) => x.ms!).sort((a, b) => a - b);
@@ -100,7 +119,7 @@ async function pairing(kind: NatKind): Promise<void> {
       console.log(`${kind} ↔ port-restricted: direct in ${ok.length}/${trials.length} trials` +
         (ms.length ? `; time to direct p50 ${fmt(percentile(ms, 50))} ms, max ${fmt(ms.at(-1)!)} ms` : '') +
         (ok.length ? `; datagrams per successful traversal p50 ${fmt(percentile(pk(ok), 50))} (max ${fmt(pk(ok).at(-1)!)})` : '') +
-        (ok.length < trials.length ? `; per failed attempt (first 10 s window) p50 ${fmt(percentile(pk(trials.filter((x) => !x.direct)), 50))}` : ''));
+        (ok.length < trials.length ? `; per failed traversal p50 ${fmt(percentile(pk(trials.filter((x) => !x.direct)), 50))}` : ''));
     } finally {
       pl.cleanup();
     }
