@@ -50,7 +50,7 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
 });
 
 // CGNAT: a port-restricted home router behind a random symmetric carrier NAT, one hop further
-// out: the first attempt's TTL-2 primes die before the carrier; the second primes with TTL 3.
+// out: TTL-2 primes die before the carrier; the sockets that prime with TTL 3 open it.
 for (const kind of ['symmetric', 'cgnat'] as const) {
 test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, async (t) => {
   await withParty(t, [{ name: 'r', kind }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
