@@ -28,21 +28,23 @@ export const SPRAY_PORT_LOW = 1024;
 export const SPRAY_PORT_HIGH = 65535;
 /** No birthday attempt before cheaper ways had their chance (a cone peer answers in <0.6 s). */
 export const START_AFTER_MS = 1500;
-/** Attempts per peer, and the pause between them. Then the pair stays relayed. */
-export const MAX_ATTEMPTS = 2;
-export const RETRY_AFTER_MS = 10_000;
-
 /**
- * The priming TTL of spray socket `i`: every other socket primes one hop further. A carrier NAT
- * (CGNAT) behind the home router is one hop further out, and TTL-2 packets die before it and open
- * nothing there (measured in the lab: with TTL 2 only, CGNAT ↔ port-restricted needed the second
- * attempt, 24 s). A packet that goes too far may reach the peer's router and spoil only its own
- * socket (the peer's mapping towards that port moves), so half the sockets still make 98 % per
- * attempt on either kind. 0 stays 0 (priming off).
+ * Attempts per peer, and the pause between them. Then the pair stays relayed. Attempt k primes
+ * with the priming TTL + k − 1: a carrier NAT (CGNAT) behind the home router is one hop further
+ * out, and TTL-2 packets die before it and open nothing there. Not both TTLs in one attempt
+ * (measured in the lab, half the trials failed): a prime that reaches the peer's router leaves a
+ * conntrack entry that makes the peer's NAT give its probe to that port another source port, and
+ * Linux masquerade then reuses that new port for every later flow from the peer's socket, so no
+ * probe of the attempt can match any of our mappings.
  */
-export function sprayTtl(primingTtl: number, i: number): number {
-  return primingTtl > 0 ? Math.min(255, primingTtl + (i % 2)) : 0;
+export const MAX_ATTEMPTS = 2;
+export const RETRY_AFTER_MS = 3000;
+
+/** The priming TTL of attempt `attempt` (1-based); 0 stays 0 (priming off). */
+export function sprayTtl(primingTtl: number, attempt: number): number {
+  return primingTtl > 0 ? Math.min(255, primingTtl + Math.max(0, attempt - 1)) : 0;
 }
+
 /** How long the hard side keeps its sockets open: the probes' duration plus the call's latency. */
 export const ATTEMPT_MS = Math.ceil((SPRAY_PROBES / SPRAY_PER_SECOND) * 1000) + 3000;
 

@@ -920,7 +920,7 @@ export class MagicSock extends EventEmitter {
     const socks = new SpraySockets({
       bindAddress: this.o.bindAddress ?? '0.0.0.0',
       count: SPRAY_SOCKETS,
-      primingTtl: (i) => sprayTtl(this.primingTtl, i),
+      primingTtl: sprayTtl(this.primingTtl, rec.bday.attempts),
       onMessage: (m, ip, port, sock) => this.onSprayMessage(rec, socks, m, ip, port, sock),
       onError: (err) => {
         this.c.socket_errors++;
@@ -935,7 +935,7 @@ export class MagicSock extends EventEmitter {
     this.c.birthday_opened += sent;
     this.c.path_datagrams += sent;
     if (rec.removed || this.closed || rec.spraySocks !== socks) return void this.endBirthday(rec, socks);
-    this.log.info('birthday: sockets open, asking the peer to probe', { peer: rec.peer.id, sockets: opened, towards: targets.map((t) => `${t.ip}:${t.port}`), attempt: rec.bday.attempts });
+    this.log.info('birthday: sockets open, asking the peer to probe', { peer: rec.peer.id, sockets: opened, towards: targets.map((t) => `${t.ip}:${t.port}`), attempt: rec.bday.attempts, ttl: sprayTtl(this.primingTtl, rec.bday.attempts) });
     void this.callMeMaybe(rec, opened);
     rec.bdayTimer();
     rec.bdayTimer = this.clock.setTimeout(() => {

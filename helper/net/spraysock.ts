@@ -9,8 +9,7 @@ import type { Endpoint } from './addr.js';
 export interface SpraySocketsOptions {
   bindAddress: string;
   count: number;
-  /** The priming TTL of socket i (0: priming off). */
-  primingTtl(i: number): number;
+  primingTtl: number;
   onMessage(msg: Buffer, ip: string, port: number, sock: PublicSocket): void;
   onError(err: Error): void;
 }
@@ -24,11 +23,11 @@ export class SpraySockets {
 
   /** Binds up to `count` sockets; returns how many are open (fewer when out of descriptors). */
   async open(): Promise<number> {
-    const made = Array.from({ length: this.o.count }, (_, i) => {
+    const made = Array.from({ length: this.o.count }, () => {
       const s: PublicSocket = new PublicSocket({
         bindAddress: this.o.bindAddress,
         port: 0,
-        primingTtl: this.o.primingTtl(i),
+        primingTtl: this.o.primingTtl,
         bufferBytes: 0,
         onMessage: (m, ip, port) => {
           if (!this.closed || s === this.kept) this.o.onMessage(m, ip, port, s);

@@ -26,8 +26,8 @@ const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric,cgnat').split(',') as NatKind[];
 /** Past the path machine's first 10 s window, with room for a slow join. */
 const GIVE_UP_MS = 16_000;
-/** Random ports: past both birthday attempts (1.5 s + 11.2 s, 10 s pause, 11.2 s) and a slow join. */
-const GIVE_UP_RANDOM_MS = 38_000;
+/** Random ports: past both birthday attempts (1.5 s + 11.2 s, 3 s pause, 11.2 s) and a slow join. */
+const GIVE_UP_RANDOM_MS = 32_000;
 
 interface Sent {
   datagrams: number;
@@ -97,6 +97,10 @@ async function trial(pl: PartyLab, sym: LabSite, pr: LabSite): Promise<Trial> {
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
+    if (process.env.BENCH_DEBUG) for (const s of [sym, pr]) if (s.router) { const { stdout } = await pl.lab.exec(s.router.ns, 'conntrack', ['-L', '-p', 'udp']).catch((e: Error) => ({ stdout: String(e) })); const ls = stdout.split('\n'); console.log(`    ${s.name} router: ${ls.length} udp entries; sample:\n      ${ls.filter((l) => l.includes(s === sym ? pr.publicIp : sym.publicIp)).slice(0, 6).join('\n      ')}`); }
+    // A failed trial shows what path finding did (BENCH_DEBUG: every trial).
+    const failed = firstLog(pl, sym.name, 'direct path') === null || firstLog(pl, pr.name, 'direct path') === null;
+    if (failed || process.env.BENCH_DEBUG) for (const s of [sym, pr]) for (const l of pl.helpers.get(s.name)?.logs ?? []) if (/birthday|direct path|nat port delta|path lost/.test(l)) console.log(`    ${s.name}: ${l.slice(0, 300)}`);
     await Promise.all([pl.stopHelper(sym), pl.stopHelper(pr)]);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }

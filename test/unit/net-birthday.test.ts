@@ -70,8 +70,9 @@ test('sprayTarget: only an internet IP the peer published itself', () => {
   assert.equal(sprayTarget([], ['203.0.113.9:1'], isLan), null);
 });
 
-test('sprayTtl: every other socket primes one hop further (a carrier NAT behind the home router)', () => {
-  assert.deepEqual([0, 1, 2, 3].map((i) => sprayTtl(2, i)), [2, 3, 2, 3]);
-  assert.equal(sprayTtl(0, 1), 0, 'priming off stays off');
-  assert.equal(sprayTtl(255, 1), 255);
+test('sprayTtl: the second attempt primes one hop further (a carrier NAT behind the home router)', () => {
+  assert.equal(sprayTtl(2, 1), 2);
+  assert.equal(sprayTtl(2, 2), 3);
+  assert.equal(sprayTtl(0, 2), 0, 'priming off stays off');
+  assert.equal(sprayTtl(255, 3), 255);
 });
