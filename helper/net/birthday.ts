@@ -45,6 +45,13 @@ export function sprayTtl(primingTtl: number, attempt: number): number {
   return primingTtl > 0 ? Math.min(255, primingTtl + Math.max(0, attempt - 1)) : 0;
 }
 
+/**
+ * Attempts running at once over all peers, on each side: a player behind a random NAT with
+ * several friends would otherwise open 256 sockets per friend, and a probing side would multiply
+ * its 250 probes/s. Others wait their turn (the hard side) or are refused (the probing side).
+ */
+export const MAX_CONCURRENT = 2;
+
 /** How long the hard side keeps its sockets open: the probes' duration plus the call's latency. */
 export const ATTEMPT_MS = Math.ceil((SPRAY_PROBES / SPRAY_PER_SECOND) * 1000) + 3000;
 

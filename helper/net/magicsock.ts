@@ -30,7 +30,7 @@ import type { Logger } from '../core/log.js';
 import { isLoopback, isPrivate, parseEndpoint, type Endpoint } from './addr.js';
 import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { AttemptLimiter, ATTEMPT_MS, birthdayRole, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
+import { AttemptLimiter, ATTEMPT_MS, birthdayRole, MAX_CONCURRENT, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
@@ -915,7 +915,9 @@ export class MagicSock extends EventEmitter {
     const internet = rec.peer.candidates.filter((c) => !this.isLan(c)).map(parseEndpoint).filter((e): e is Endpoint => e !== null);
     const publicOnes = internet.filter((e) => !isPrivate(e.ip));
     const targets = (publicOnes.length > 0 ? publicOnes : internet).slice(0, 2);
-    if (targets.length === 0 || !rec.bday.begin(this.clock.now())) return;
+    if (targets.length === 0) return;
+    if (this.sprayingPeers('sockets') >= MAX_CONCURRENT) return this.scheduleBirthday(rec, RETRY_AFTER_MS);
+    if (!rec.bday.begin(this.clock.now())) return;
     this.c.birthday_attempts++;
     const socks = new SpraySockets({
       bindAddress: this.o.bindAddress ?? '0.0.0.0',
@@ -964,13 +966,20 @@ export class MagicSock extends EventEmitter {
     this.onMessage(msg, ip, port);
   }
 
+  private sprayingPeers(what: 'sockets' | 'probes'): number {
+    let n = 0;
+    for (const r of this.peers.values()) if (what === 'sockets' ? r.spraySocks !== null : r.spray !== null) n++;
+    return n;
+  }
+
   /** The easy side: the peer opened sockets; probe random ports of its public IP, paced. */
   private startSpray(rec: PeerRec, told: string[], sockets: number): void {
     const ip = sprayTarget(told, rec.peer.candidates, (c) => this.isLan(c));
     const role = this.birthdayRole(rec);
-    if (role !== 'probe' || ip === null || rec.active !== null || !rec.bday.begin(this.clock.now())) {
+    const busy = this.sprayingPeers('probes') >= MAX_CONCURRENT;
+    if (role !== 'probe' || ip === null || rec.active !== null || busy || !rec.bday.begin(this.clock.now())) {
       this.c.birthday_refused++;
-      this.log.debug('birthday: not probing', { peer: rec.peer.id, role, ip, direct: rec.active !== null, attempts: rec.bday.attempts });
+      this.log.debug('birthday: not probing', { peer: rec.peer.id, role, ip, direct: rec.active !== null, busy, attempts: rec.bday.attempts });
       return;
     }
     this.c.birthday_attempts++;

@@ -86,3 +86,36 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
   });
 });
 }
+
+test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', async (t) => {
+  const sites = [{ name: 'r', kind: 'symmetric' as const }, ...[1, 2, 3].map((i) => ({ name: `p${i}`, kind: 'port-restricted' as const }))];
+  await withParty(t, sites, { relay: true }, async (pl, lab) => {
+    const r = lab.site('r');
+    const friends = [1, 2, 3].map((i) => lab.site(`p${i}`));
+    const created = await pl.cli<PartyJson>(r, ['create', 'Birthdays']);
+    await Promise.all(friends.map((f) => pl.cli(f, ['join', created.party!.inviteLink])));
+    const t0 = Date.now();
+    const views = await Promise.all(friends.map((f) => waitParty(pl, f, (x) => x.peers.find((p) => p.virtualIp === selfIp(created))?.path === DIRECT, 90_000)));
+    await waitParty(pl, r, (x) => x.peers.length === 3 && x.peers.every((p) => p.path === DIRECT), 30_000);
+    t.diagnostic(`all three pairs direct ${Date.now() - t0} ms after the joins`);
+    // Each friend talks to its own port of r's NAT (a socket of its own on r's side).
+    const eps = views.map((v) => v.peers.find((p) => p.virtualIp === selfIp(created))!.endpoint);
+    for (const ep of eps) assert.equal(ep.split(':')[0], r.publicIp, `direct to r's NAT: ${ep}`);
+    assert.equal(new Set(eps).size, 3, `three different ports: ${eps.join(', ')}`);
+    // Never more than two attempts open at once on r's side.
+    const events = pl.helpers.get('r')!.logs
+      .map((l) => { try { return JSON.parse(l) as { msg?: string; peer?: string; t?: string }; } catch { return {}; } })
+      .filter((e) => e.msg?.startsWith('birthday:'));
+    const open = new Set<string>();
+    let most = 0;
+    for (const e of events) {
+      if (e.msg === 'birthday: sockets open, asking the peer to probe') open.add(e.peer!);
+      else if (e.msg === 'birthday: the peer reached one of our sockets' || e.msg === 'birthday: no probe arrived; staying relayed') open.delete(e.peer!);
+      most = Math.max(most, open.size);
+    }
+    t.diagnostic(`most attempts at once: ${most}; events: ${events.map((e) => e.msg!.slice(10, 40)).join(' | ')}`);
+    assert.ok(most >= 1 && most <= 2, `attempts at once: ${most}`);
+    // The tunnel works to each friend.
+    for (const f of friends) assert.ok((await firstAnswerMs(pl, r, await ipOf(pl, f), 5000)) < 5000);
+  });
+});
