@@ -999,7 +999,9 @@ export class MagicSock extends EventEmitter {
       this.c.birthday_probes++;
       this.c.path_datagrams++;
       this.c.disco_ping_tx++;
-      this.sendDisco(rec, e, this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid: sp.txid }));
+      this.c.tx_disco++;
+      // Not through sendDisco: thousands of one-off ports must not fill the priming bookkeeping.
+      this.send(this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid: sp.txid }), e.port, e.ip);
     }
     const next = sp.probes.nextDueAt();
     if (next === null) {
