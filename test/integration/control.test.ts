@@ -142,7 +142,12 @@ test('control server end to end: parties, keys, call-me-maybe, kick, bad input, 
     const atBob = next(bob, 'callMeMaybe');
     assert.equal(await host.callMeMaybe(bob.deviceId, ['203.0.113.1:41641']), true);
     const [msg] = await atBob;
-    assert.deepEqual(msg, { fromDeviceId: host.deviceId, candidates: ['203.0.113.1:41641'] });
+    assert.deepEqual(msg, { fromDeviceId: host.deviceId, candidates: ['203.0.113.1:41641'], spraySockets: 0 });
+    // A birthday call carries its socket count; a count beyond the bound is refused.
+    const again = next(bob, 'callMeMaybe');
+    assert.equal(await host.callMeMaybe(bob.deviceId, ['203.0.113.1:41641'], 256), true);
+    assert.equal((await again)[0].spraySockets, 256);
+    await assert.rejects(host.callMeMaybe(bob.deviceId, [], 257), /spray_sockets/);
     await rejectsWith(dave.callMeMaybe(bob.deviceId, ['198.51.100.9:1']), Status.NOT_FOUND);
     await rejectsWith(host.callMeMaybe(dave.deviceId), Status.NOT_FOUND);
     await new Promise((r) => setTimeout(r, 100));
