@@ -2,7 +2,9 @@
 // itself, and stateless nftables rules make its packets indistinguishable from the helper's:
 //   output      WireGuard's packets to a fast-path peer leave with the public port as source
 //   prerouting  WireGuard-typed datagrams from a fast-path peer to the public port go to WireGuard
-// Only the (ip, port) pairs in the `peers` set are touched, so peers still on the proxy path (and
+// A peer whose path belongs to a socket of its own (birthday probing's winning socket, see
+// birthday.ts) is "pinned": the same two rules with that socket's port instead of the public one,
+// looked up per peer endpoint. Only the (ip, port) pairs in the `peers` set (and pinned map) are touched, so peers still on the proxy path (and
 // WireGuard's traffic to our 127.0.0.1 proxy ports) are unaffected, and disco (not WireGuard-typed)
 // still reaches the helper for liveness. Raw priority runs before conntrack, so NAT state sees
 // the rewritten ports in both directions. The table belongs to one WireGuard interface and lives
@@ -22,27 +24,55 @@ function checkPort(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`fast path: ${what} port ${n} is out of range`);
 }
 
+/** A fast-path peer whose traffic uses a local port of its own instead of the public one. */
+export interface PinnedEndpoint {
+  endpoint: string;
+  localPort: number;
+}
+
+const WG_TYPES = '@th,64,32 { 0x01000000, 0x02000000, 0x03000000, 0x04000000 }';
+
 /** The table's full ruleset for these peer endpoints, or only its removal when there are none. */
-export function renderRuleset(table: string, wgPort: number, pubPort: number, endpoints: readonly string[]): string {
+export function renderRuleset(table: string, wgPort: number, pubPort: number, endpoints: readonly string[], pinned: readonly PinnedEndpoint[] = []): string {
   checkPort(wgPort, 'WireGuard');
   checkPort(pubPort, 'public');
   if (!/^[A-Za-z0-9_]+$/.test(table)) throw new Error(`fast path: bad table name ${JSON.stringify(table)}`);
   // "add" first makes the "delete" valid whether or not the table exists; one transaction.
   const head = `add table ip ${table}\ndelete table ip ${table}\n`;
-  const elems = endpoints.map((e) => {
+  const parse = (e: string): { ip: string; port: number } => {
     const ep = parseEndpoint(e);
     if (!ep) throw new Error(`fast path: bad endpoint ${JSON.stringify(e)}`);
+    return ep;
+  };
+  const elems = endpoints.map((e) => {
+    const ep = parse(e);
     return `${ep.ip} . ${ep.port}`;
   });
-  if (elems.length === 0) return head;
+  const pins = pinned.map((p) => {
+    checkPort(p.localPort, 'pinned local');
+    return { ...parse(p.endpoint), local: p.localPort };
+  });
+  if (elems.length === 0 && pins.length === 0) return head;
+  const out: string[] = [];
+  const pre: string[] = [];
+  const sets: string[] = [];
+  if (elems.length > 0) {
+    sets.push(`  set peers {\n    type ipv4_addr . inet_service\n    elements = { ${elems.join(', ')} }\n  }\n`);
+    out.push(`    udp sport ${wgPort} ip daddr . udp dport @peers udp sport set ${pubPort}\n`);
+    pre.push(`    udp dport ${pubPort} ip saddr . udp sport @peers ${WG_TYPES} udp dport set ${wgPort}\n`);
+  }
+  if (pins.length > 0) {
+    sets.push(`  map pinned {\n    type ipv4_addr . inet_service : inet_service\n    elements = { ${pins.map((p) => `${p.ip} . ${p.port} : ${p.local}`).join(', ')} }\n  }\n`);
+    sets.push(`  set pinnedin {\n    type inet_service . ipv4_addr . inet_service\n    elements = { ${pins.map((p) => `${p.local} . ${p.ip} . ${p.port}`).join(', ')} }\n  }\n`);
+    out.push(`    udp sport ${wgPort} udp sport set ip daddr . udp dport map @pinned\n`);
+    pre.push(`    udp dport . ip saddr . udp sport @pinnedin ${WG_TYPES} udp dport set ${wgPort}\n`);
+  }
   return (
     head +
     `table ip ${table} {\n` +
-    `  set peers {\n    type ipv4_addr . inet_service\n    elements = { ${elems.join(', ')} }\n  }\n` +
-    `  chain output {\n    type filter hook output priority raw; policy accept;\n` +
-    `    udp sport ${wgPort} ip daddr . udp dport @peers udp sport set ${pubPort}\n  }\n` +
-    `  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n` +
-    `    udp dport ${pubPort} ip saddr . udp sport @peers @th,64,32 { 0x01000000, 0x02000000, 0x03000000, 0x04000000 } udp dport set ${wgPort}\n  }\n` +
+    sets.join('') +
+    `  chain output {\n    type filter hook output priority raw; policy accept;\n${out.join('')}  }\n` +
+    `  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n${pre.join('')}  }\n` +
     `}\n`
   );
 }
@@ -72,7 +102,7 @@ export interface FastPathOptions {
 /** The set of fast-path peers and the one table that serves them; applies are serialized. */
 export class FastPath {
   readonly table: string;
-  private readonly peers = new Map<string, string>();
+  private readonly peers = new Map<string, { endpoint: string; localPort: number | null }>();
   private chain: Promise<void> = Promise.resolve();
   private installed = false;
   private readonly run: NftRunner;
@@ -82,10 +112,13 @@ export class FastPath {
     this.run = o.run ?? runNft;
   }
 
-  /** Puts a peer on the fast path (endpoint) or takes it off (null); resolves when nft is done. */
-  set(peerId: string, endpoint: string | null): Promise<void> {
+  /**
+   * Puts a peer on the fast path (endpoint) or takes it off (null); resolves when nft is done.
+   * localPort: the peer's traffic uses that local port instead of the public one (pinned).
+   */
+  set(peerId: string, endpoint: string | null, localPort: number | null = null): Promise<void> {
     if (endpoint === null) this.peers.delete(peerId);
-    else this.peers.set(peerId, endpoint);
+    else this.peers.set(peerId, { endpoint, localPort });
     return this.apply();
   }
 
@@ -95,10 +128,12 @@ export class FastPath {
 
   private apply(): Promise<void> {
     const next = this.chain.then(async () => {
-      const eps = [...new Set(this.peers.values())];
-      if (eps.length === 0 && !this.installed) return;
-      await this.run(renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps));
-      this.installed = eps.length > 0;
+      const all = [...this.peers.values()];
+      const eps = [...new Set(all.filter((p) => p.localPort === null).map((p) => p.endpoint))];
+      const pinned = all.filter((p): p is PinnedEndpoint => p.localPort !== null);
+      if (eps.length === 0 && pinned.length === 0 && !this.installed) return;
+      await this.run(renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps, pinned));
+      this.installed = eps.length > 0 || pinned.length > 0;
     });
     this.chain = next.catch(() => {});
     return next;

@@ -21,7 +21,8 @@
 // Symmetric NATs with random ports (birthday.ts, spraysock.ts): behind one, towards a peer that
 // keeps one mapping, we open many sockets that each prime a mapping towards the peer and ask it
 // (call-me-maybe with spray_sockets) to probe random ports of our public IP; the socket that hears
-// it carries that peer's endpoint from then on (its "pin"), WireGuard included, off the fast path.
+// it carries that peer's endpoint from then on (its "pin"), WireGuard included; on the fast path,
+// WireGuard's packets to it take that socket's port instead of the public one.
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -130,6 +131,8 @@ interface PeerRec {
   lastSent: Map<string, number>;
   /** The endpoint WireGuard currently has on the fast path, or null. */
   fastEp: string | null;
+  /** The local port the fast path gives that endpoint's traffic when pinned, else null. */
+  fastPort: number | null;
   /** The first probing window ended without a direct path (logged once, with the packets spent). */
   unreachableLogged: boolean;
   /** Predicted ports of a symmetric peer (its call-me-maybe + window): probed within `budget`. */
@@ -693,6 +696,7 @@ export class MagicSock extends EventEmitter {
       known: new Set(),
       lastSent: new Map(),
       fastEp: null,
+      fastPort: null,
       unreachableLogged: false,
       predicted: new Set(),
       budget: new ProbeBudget(),
@@ -1211,13 +1215,13 @@ export class MagicSock extends EventEmitter {
     rec.reconciling = true;
     try {
       for (;;) {
-        // A pinned endpoint needs its own socket: the fast path only knows the public port.
-        const pinned = rec.pin !== null && rec.pin.key === rec.activeKey;
-        const want = !rec.removed && !this.closed && rec.activeKey !== null && !pinned && this.o.wgPort() > 0 ? rec.activeKey : null;
-        if (want === rec.fastEp) return;
+        const want = !rec.removed && !this.closed && rec.activeKey !== null && this.o.wgPort() > 0 ? rec.activeKey : null;
+        // A pinned endpoint's packets use its own socket's port instead of the public one.
+        const wantPort = want !== null && rec.pin !== null && rec.pin.key === want ? rec.pin.sock.port : null;
+        if (want === rec.fastEp && wantPort === rec.fastPort) return;
         if (want !== null) {
           try {
-            await fast.set(rec.peer.id, want);
+            await fast.set(rec.peer.id, want, wantPort);
           } catch (err) {
             this.c.fastpath_errors++;
             this.log.warn('fast path: nft failed, staying on the proxy path', { peer: rec.peer.id, err });
@@ -1229,12 +1233,14 @@ export class MagicSock extends EventEmitter {
             return;
           }
           rec.fastEp = want;
+          rec.fastPort = wantPort;
           this.c.fastpath_on++;
           rec.machine.setFastPath(true);
         } else {
           if (rec.proxyPort && !rec.removed) await this.pushWgEndpoint(rec, `127.0.0.1:${rec.proxyPort}`);
           await fast.set(rec.peer.id, null).catch((err: Error) => this.log.warn('fast path: removal failed', { peer: rec.peer.id, err }));
           rec.fastEp = null;
+          rec.fastPort = null;
           this.c.fastpath_off++;
           if (!rec.removed) rec.machine.setFastPath(false);
         }

@@ -80,6 +80,8 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
     assert.equal(vp.peers[0]!.endpoint.split(':')[0], r.publicIp);
     assert.equal(vr.peers[0]!.endpoint, won.endpoint, "r's path is p's public endpoint, through the winning socket");
     assert.equal(vr.peers[0]!.endpoint.split(':')[0], p.publicIp);
+    // r's WireGuard talks to p itself (fast path), its packets leaving from the winning socket's port.
+    await waitParty(pl, r, (x) => x.peers[0]?.fastPath === true, 10_000);
     // Traffic flows through the tunnel on the direct path, both ways.
     assert.ok((await firstAnswerMs(pl, p, ipR, 5000)) < 5000);
     assert.ok((await firstAnswerMs(pl, r, selfIp(created), 5000)) < 5000);

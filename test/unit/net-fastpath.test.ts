@@ -56,3 +56,17 @@ test('hold queue: keeps the last 4 packets in order', () => {
   assert.deepEqual(q.take().map((b) => b[0]), [3, 4, 5, 6]);
   assert.equal(q.size, 0);
 });
+
+test('renderRuleset: a pinned peer uses its own local port both ways', () => {
+  const r = renderRuleset('lanrage_fp_wg0', 51820, 41641, ['203.0.113.6:40001'], [{ endpoint: '203.0.113.10:5000', localPort: 45000 }]);
+  assert.match(r, /udp sport 51820 ip daddr \. udp dport @peers udp sport set 41641/);
+  assert.match(r, /elements = \{ 203\.0\.113\.10 \. 5000 : 45000 \}/);
+  assert.match(r, /udp sport 51820 udp sport set ip daddr \. udp dport map @pinned/);
+  assert.match(r, /udp dport \. ip saddr \. udp sport @pinnedin @th,64,32 \{[^}]+\} udp dport set 51820/);
+  assert.match(r, /elements = \{ 45000 \. 203\.0\.113\.10 \. 5000 \}/);
+  const onlyPinned = renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000', localPort: 45000 }]);
+  assert.doesNotMatch(onlyPinned, /@peers/);
+  assert.match(onlyPinned, /@pinned/);
+  assert.throws(() => renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000', localPort: 0 }]));
+  assert.throws(() => renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000 } ; flush ruleset', localPort: 1 }]));
+});
