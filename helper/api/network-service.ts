@@ -38,7 +38,7 @@ const PORT_MAPPING: Record<PortMapProtocol, PortMappingProtocol> = {
   pcp: PortMappingProtocol.PORT_MAPPING_PROTOCOL_PCP,
 };
 
-/** Relay latencies are not measured yet: left empty. */
+/** The report as the API sends it (relays that did not answer: rtt_ms 0, answered false). */
 export function toProtoNatReport(r: NetcheckResult): NatReport {
   return {
     time: r.at,
@@ -48,7 +48,7 @@ export function toProtoNatReport(r: NetcheckResult): NatReport {
     publicAddress: r.publicAddress,
     portPreserved: r.portPreserved,
     portMapping: (r.portMapping ?? []).map((p) => PORT_MAPPING[p]),
-    relays: [],
+    relays: (r.relays ?? []).map((x) => ({ relay: x.relay, rttMs: x.rttMs ?? 0, answered: x.rttMs !== null, inUse: x.inUse })),
     localAddresses: [...r.localAddresses],
     notes: [...r.notes],
     stunServer: r.server,

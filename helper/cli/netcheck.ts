@@ -39,7 +39,7 @@ export function natReportJson(r: NatReport): Record<string, unknown> {
     publicAddress: r.publicAddress,
     portPreserved: r.portPreserved,
     portMapping: r.portMapping.map((p) => PORT_MAPPING_WORDS[p] ?? 'unknown'),
-    relays: r.relays,
+    relays: r.relays.map((x) => ({ relay: x.relay, rttMs: x.answered ? x.rttMs : null, inUse: x.inUse })),
     localAddresses: r.localAddresses,
     notes: r.notes,
     stunServer: r.stunServer,
@@ -82,7 +82,7 @@ export function formatNatReport(r: NatReport): string[] {
   lines.push(
     `  local      ${r.localAddresses.join(', ') || '-'}`,
     `  port mapping  ${(j.portMapping as string[]).join(', ') || 'none answered (UPnP, NAT-PMP, PCP)'}`,
-    `  relays        ${r.relays.length ? r.relays.map((x) => `${x.relay} ${x.rttMs.toFixed(1)} ms`).join(', ') : 'not measured yet'}`,
+    `  relays        ${r.relays.length ? r.relays.map((x) => `${x.relay} ${x.answered ? `${x.rttMs.toFixed(1)} ms` : 'no answer'}${x.inUse ? ' (in use)' : ''}`).join(', ') : 'none offered (relays are offered to party members)'}`,
   );
   for (const n of r.notes) lines.push(`  note: ${n}`);
   return lines;

@@ -38,7 +38,7 @@ import { FastPath, type NftRunner } from './fastpath.js';
 import { HandshakeGuard, isHandshakeInitiation, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
-import { RelayConn, type RelayOffer } from './relayconn.js';
+import { RelayConn, type RelayLatency, type RelayOffer } from './relayconn.js';
 import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './relaypath.js';
 import type { TurnTiming } from './turn/index.js';
 import { PublicSocket } from './socket.js';
@@ -48,7 +48,7 @@ import { HoldQueue, WgProxy } from './wgproxy.js';
 
 /** A peer's path as players see it: direct, relayed, connecting or unreachable. */
 export type PathState = ViewState;
-export type { RelayOffer } from './relayconn.js';
+export type { RelayLatency, RelayOffer } from './relayconn.js';
 export type { NatInfo, NatMapping } from './stun.js';
 
 export interface MagicPeer {
@@ -352,6 +352,11 @@ export class MagicSock extends EventEmitter {
   /** Our TURN relayed "ip:port", to publish to the party; null without an allocation. */
   relayedAddress(): string | null {
     return this.relayConn?.relayed() ?? null;
+  }
+
+  /** Every offered relay's RTT from our public socket, measured now (empty without relays). */
+  relayLatencies(): Promise<RelayLatency[]> {
+    return this.relayConn?.latencies() ?? Promise.resolve([]);
   }
 
   relayStats(): ReturnType<RelayConn['stats']> {

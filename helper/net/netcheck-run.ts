@@ -17,6 +17,7 @@ import { parseEndpoint } from './addr.js';
 import { classifyNat, type BindingAnswer, type ChangeOutcome, type Endpoint, type NatVerdict, type NetcheckObservations } from './netcheck.js';
 import { decodeNetcheckAnswer, encodeNetcheckRequest, type NetcheckAnswer } from './stun-5780.js';
 import type { PortMapProtocol } from './portmapper/portmapper.js';
+import type { RelayLatency } from './relayconn.js';
 
 export interface NetcheckTiming {
   /** Gaps between (re)transmissions. */
@@ -34,6 +35,8 @@ export interface NetcheckResult extends NatVerdict {
   durationMs: number;
   /** Port-mapping protocols the gateway answered (asked by the Netchecker beside the STUN tests). */
   portMapping?: readonly PortMapProtocol[];
+  /** The control server's relays, measured from the helper's public socket beside the tests. */
+  relays?: readonly RelayLatency[];
 }
 
 export interface NetcheckRunOptions {

@@ -70,6 +70,13 @@ export interface RelayConnOptions {
 
 type Transport = 'udp' | 'tcp';
 
+/** One offered relay as the NAT report shows it: "udp:ip:port", its RTT (null: no answer), in use. */
+export interface RelayLatency {
+  relay: string;
+  rttMs: number | null;
+  inUse: boolean;
+}
+
 interface Active {
   client: TurnClient;
   offer: RelayOffer;
@@ -143,6 +150,21 @@ export class RelayConn {
   server(): string | null {
     const a = this.active;
     return a && a.client.relayed !== null ? `${a.transport}:${key(a.offer)}` : null;
+  }
+
+  /**
+   * The round-trip time to every relay the control server offered last, measured now with a STUN
+   * Binding over the public socket (bounded to 1 s; null: no answer, or TCP only). For the NAT
+   * report; the relay choice keeps its own measurements.
+   */
+  async latencies(): Promise<RelayLatency[]> {
+    return Promise.all(
+      this.lastOffers.map(async (o) => ({
+        relay: `${o.transports.includes('udp') ? 'udp' : 'tcp'}:${key(o)}`,
+        rttMs: o.transports.includes('udp') ? await this.measureBounded(key(o)) : null,
+        inUse: this.active !== null && key(this.active.offer) === key(o),
+      })),
+    );
   }
 
   /** Why there is no relay to fall back on (for the path reason), or null when there is one. */

@@ -9,7 +9,7 @@ import { formatInviteLink, normalizeControlUrl, parseInviteLink } from '../contr
 import type { MemberState, PartyState } from '../controlclient/state.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
-import { MagicSock, type PathState } from '../net/magicsock.js';
+import { MagicSock, type PathState, type RelayLatency } from '../net/magicsock.js';
 import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
@@ -151,6 +151,16 @@ export class PartyManager implements PartyEngine {
   /** Port-mapping protocols the gateway answers (for the NAT report; probes if none is recent). */
   portMappingProtocols(): Promise<PortMapProtocol[]> {
     return this.opts.portMapping === false ? Promise.resolve([]) : this.portMapper.probe();
+  }
+
+  /** This machine's addresses changed: new candidates (and STUN) for the party now. */
+  networkChanged(): void {
+    void this.sock.localCandidates().catch((err: unknown) => this.log.debug('candidate refresh failed', { err: String(err) }));
+  }
+
+  /** The offered relays' RTTs from our public socket, measured now (for the NAT report). */
+  relayLatencies(): Promise<RelayLatency[]> {
+    return this.sock.relayLatencies();
   }
 
   inParty(): boolean {

@@ -25,6 +25,7 @@ import { startControlServer, type ControlServer } from '../control/server.js';
 import { PartyManager } from '../party/manager.js';
 import { PartyLan } from '../lan/party-lan.js';
 import { Netchecker } from '../net/netchecker.js';
+import { NetMon } from '../net/netmon.js';
 import { runNetcheck } from '../net/netcheck-run.js';
 import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport } from '../api/network-service.js';
 import { StateRepo } from '../store/state-repo.js';
@@ -130,10 +131,19 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     stunServers: () => party.stunServers(),
     run: (stunServers) => runNetcheck({ stunServers }),
     portMapping: () => party.portMappingProtocols(),
+    relays: () => party.relayLatencies(),
     onReport: (r) => state.events.publish({ natReport: toProtoNatReport(r) }),
     log: log.child({ part: 'netcheck' }),
   });
   const nc = netcheck;
+  const netmon = new NetMon({
+    excludeInterfaces: [opts.interfaceName ?? state.settings.interfaceName],
+    onChange: (before, after) => {
+      log.info('network changed', { before, after });
+      party.networkChanged();
+      nc.networkChanged();
+    },
+  });
   const partySnapshot = (): WatchEvent[] => {
     const report = nc.latest();
     return [
@@ -211,12 +221,14 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   await lan.start();
   await party.start();
   nc.start();
+  netmon.start();
 
   return {
     grpcPort: grpc.port,
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      netmon.stop();
       nc.close();
       await http.close();
       await grpc.close(2000);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
 import { createLogger } from '../../helper/core/log.js';
 import { ApiError } from '../../helper/core/api-error.js';
-import { Netchecker, NETCHECK_INTERVAL_MS, NETCHECK_SNAPSHOT_MIN_AGE_MS } from '../../helper/net/netchecker.js';
+import { Netchecker, NETCHECK_CHANGE_MIN_GAP_MS, NETCHECK_INTERVAL_MS, NETCHECK_SNAPSHOT_MIN_AGE_MS } from '../../helper/net/netchecker.js';
 import type { NetcheckResult } from '../../helper/net/netcheck-run.js';
 
 const log = createLogger({}, () => {});
@@ -83,5 +83,38 @@ test('concurrent requests share one run', async () => {
   assert.equal(a, b);
   await nc.runNow();
   assert.equal(runs.length, 2, 'a request after the run finished runs again');
+  nc.close();
+});
+
+test('a network change re-runs the report, at most once per 5 s, and the relays are measured alongside', async () => {
+  const clock = new ManualClock();
+  const runs: number[] = [];
+  const nc = new Netchecker({
+    stunServers: () => ['203.0.113.2:3478'],
+    run: async () => {
+      runs.push(clock.now());
+      return { udp: 'open', mapping: 'endpoint-independent', filtering: 'address-dependent', publicAddress: '203.0.113.6:1', portPreserved: true, notes: [], at: new Date(), server: '203.0.113.2:3478', localAddresses: [], durationMs: 1 };
+    },
+    relays: async () => [{ relay: 'udp:203.0.113.2:3480', rttMs: 1.5, inUse: true }],
+    onReport: () => {},
+    log,
+    clock,
+  });
+  await nc.runNow();
+  assert.deepEqual(nc.latest()?.relays, [{ relay: 'udp:203.0.113.2:3480', rttMs: 1.5, inUse: true }]);
+  nc.networkChanged();
+  nc.networkChanged(); // a flapping interface: one run
+  await flush();
+  assert.equal(runs.length, 1, 'not within 5 s of the last run');
+  clock.advance(NETCHECK_CHANGE_MIN_GAP_MS);
+  await flush();
+  assert.equal(runs.length, 2, 'then once');
+  clock.advance(NETCHECK_CHANGE_MIN_GAP_MS * 3);
+  await flush();
+  assert.equal(runs.length, 2);
+  nc.networkChanged();
+  clock.advance(0);
+  await flush();
+  assert.equal(runs.length, 3, 'at once when the last run is old enough');
   nc.close();
 });

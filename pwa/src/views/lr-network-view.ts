@@ -144,8 +144,10 @@ export class LrNetworkView extends LitElement {
               <section class="card" aria-label="Port mapping and relays">
                 <h2>Port mapping · relays</h2>
                 <div class="detail">
-                  UPnP / NAT-PMP / PCP: ${r.portMapping.length ? r.portMapping.length : 'not tested yet'}.
-                  Relay latency: ${r.relays.length ? r.relays.map((x) => `${x.relay} ${x.rttMs.toFixed(1)} ms`).join(', ') : 'not measured yet'}.
+                  UPnP / NAT-PMP / PCP: ${r.portMapping.length ? `${r.portMapping.length} answered` : 'none answered'}.
+                  <span data-testid="nat-relays">Relay latency: ${r.relays.length
+                    ? r.relays.map((x) => `${x.relay} ${x.answered ? `${x.rttMs.toFixed(1)} ms` : 'no answer'}${x.inUse ? ' (in use)' : ''}`).join(', ')
+                    : 'no relay offered (only to party members)'}.</span>
                 </div>
               </section>
             </div>
