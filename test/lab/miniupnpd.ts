@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Lab, LabSite } from './lab.js';
-import { UPNP_CHAINS, UPNP_TABLE } from './topology.js';
+import { isPortMapKind, UPNP_CHAINS, UPNP_TABLE } from './topology.js';
 
 export const MINIUPNPD = '/usr/sbin/miniupnpd';
 
@@ -71,7 +71,7 @@ export function parseLeaseFile(text: string): LeaseEntry[] {
 }
 
 export async function startMiniupnpd(lab: Lab, site: LabSite, o: MiniupnpdOptions): Promise<Miniupnpd> {
-  if (site.kind !== 'upnp' || !site.router) throw new Error(`site ${site.name} is not a 'upnp' site`);
+  if (!isPortMapKind(site.kind) || !site.router) throw new Error(`site ${site.name} is not a 'upnp' or 'upnp-symmetric' site`);
   const routerNs = site.router.ns;
   // The router's interfaces, found by address in its namespace: WAN has the public IP, LAN the gateway IP.
   const { stdout } = await lab.exec(routerNs, 'ip', ['-j', '-4', 'addr', 'show']);

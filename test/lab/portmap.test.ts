@@ -203,3 +203,51 @@ test('each protocol alone against miniupnpd (PCP, NAT-PMP, UPnP IGD): map, seen 
     }
   });
 });
+
+test('a symmetric NAT running miniupnpd: the player behind it maps its port and reaches a port-restricted and a symmetric player directly through the mapping', async (t) => {
+  if (!(await ready(t))) return;
+  const sites = [{ name: 'us', kind: 'upnp-symmetric' as const }, { name: 'pr', kind: 'port-restricted' as const }, { name: 'sym', kind: 'symmetric' as const }];
+  await withLab({ sites }, async (lab) => {
+    const pl = new PartyLab(lab);
+    let mini: Miniupnpd | undefined;
+    try {
+      await pl.startControl({ relay: true });
+      const [us, pr, sym] = [lab.site('us'), lab.site('pr'), lab.site('sym')];
+      mini = await startMiniupnpd(lab, us, { stunHost: lab.control.ip, stunPort: STUN_PORT });
+      const hUs = await pl.startHelper(us);
+      await pl.startHelper(pr);
+      await pl.startHelper(sym);
+      const created = await pl.cli<PartyJson>(us, ['create', 'mapped symmetric']);
+      const mapped = await hUs.waitLog('port mapped', 20_000);
+      const external = String(mapped.external);
+      assert.equal(external.split(':')[0], us.publicIp);
+      // Without the mapping this pair needs birthday probing (symnat.test.ts); with it, the
+      // mapped port is a candidate the port-restricted player can reach at once.
+      const report = await pl.cli<{ mapping: string; portMapping: string[] }>(us, ['netcheck']);
+      assert.equal(report.mapping, 'address-and-port-dependent', 'the router is a symmetric NAT');
+      assert.ok(report.portMapping.length > 0, 'and answers a port-mapping protocol');
+      const t0 = Date.now();
+      await pl.cli(pr, ['join', created.party!.inviteLink]);
+      const fromPr = await waitParty(pl, pr, (p) => p.peers.length === 1 && p.peers[0]!.path === DIRECT, 30_000);
+      const ms = Date.now() - t0;
+      await waitParty(pl, us, (p) => p.peers.length === 1 && p.peers[0]!.path === DIRECT, 15_000);
+      t.diagnostic(`port mapped (${String(mapped.protocol)}) ${external}; join → direct ${ms} ms; pr's path: ${fromPr.peers[0]!.endpoint}`);
+      assert.equal(fromPr.peers[0]!.endpoint, external, "the port-restricted player's direct path is the mapped port");
+      // Two symmetric NATs meet only through the mapping (no birthday probing between them).
+      const t1 = Date.now();
+      await pl.cli(sym, ['join', created.party!.inviteLink]);
+      const usId = created.party!.members.find((m) => m.isSelf)!.deviceId;
+      const fromSym = await waitParty(pl, sym, (p) => p.peers.find((x) => x.deviceId === usId)?.path === DIRECT, 30_000);
+      t.diagnostic(`symmetric player: join → direct ${Date.now() - t1} ms via ${fromSym.peers.find((x) => x.deviceId === usId)!.endpoint}`);
+      assert.equal(fromSym.peers.find((x) => x.deviceId === usId)!.endpoint, external, "the symmetric player's direct path is the mapped port");
+      const ipUs = fromPr.peers[0]!.virtualIp;
+      await until('first ping through the tunnel', () =>
+        lab.exec(pr.host.ns, 'ping', ['-c', '1', '-W', '1', ipUs], { timeoutMs: 5000 }).then(() => true, () => undefined), 20_000);
+      await pl.stopHelper(us, 'SIGTERM');
+      assert.equal(mini.leases().filter((l) => `${us.publicIp}:${l.externalPort}` === external).length, 0, 'lease deleted on exit');
+    } finally {
+      await mini?.stop();
+      pl.cleanup();
+    }
+  });
+});

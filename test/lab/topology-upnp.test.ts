@@ -26,3 +26,14 @@ test("a 'upnp' site: a port-restricted NAT router with miniupnpd's nft table, an
   assert.equal((rules.match(/\{/g) ?? []).length, (rules.match(/\}/g) ?? []).length, 'braces balance');
   assert.doesNotMatch(plain, new RegExp(UPNP_TABLE));
 });
+
+test("a 'upnp-symmetric' site: the same miniupnpd table on a symmetric router that NATs only what it forwards", () => {
+  assert.ok(NAT_KINDS.includes('upnp-symmetric'));
+  const plan = planLab('x5', [{ name: 'u', kind: 'upnp-symmetric' }]);
+  const rules = plan.namespaces.find((n) => n.name === 'lrx5-u-r')?.nft ?? '';
+  // Forwarded LAN traffic gets a random port per destination; the router's own (miniupnpd's STUN
+  // check) keeps its ports, or miniupnpd would refuse to map anything.
+  assert.match(rules, /iifname "\S+" oifname "\S+" masquerade fully-random\n/);
+  assert.match(rules, new RegExp(`table inet ${UPNP_TABLE} \\{`));
+  assert.match(rules, /ct status dnat accept/);
+});

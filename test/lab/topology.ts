@@ -13,11 +13,12 @@ export const isConeKind = (k: NatKind): k is ConeKind => (CONE_KINDS as readonly
 
 /**
  * Routers that map ports on request: 'upnp' is a port-restricted NAT (Linux masquerade) whose
- * router runs miniupnpd (UPnP IGD, NAT-PMP, PCP). The plan only prepares miniupnpd's nft table;
- * the lab starts miniupnpd itself (test/lab/miniupnpd.ts) once the control server's STUN is up.
+ * router runs miniupnpd (UPnP IGD, NAT-PMP, PCP); 'upnp-symmetric' the same on a symmetric NAT
+ * (masquerade fully-random). The plan only prepares miniupnpd's nft table; the lab starts
+ * miniupnpd itself (test/lab/miniupnpd.ts) once the control server's STUN is up.
  */
-export type PortMapKind = 'upnp';
-export const PORTMAP_KINDS: readonly PortMapKind[] = ['upnp'];
+export type PortMapKind = 'upnp' | 'upnp-symmetric';
+export const PORTMAP_KINDS: readonly PortMapKind[] = ['upnp', 'upnp-symmetric'];
 export const isPortMapKind = (k: NatKind): k is PortMapKind => (PORTMAP_KINDS as readonly string[]).includes(k);
 
 /**
@@ -189,7 +190,9 @@ function routerRuleset(kind: NatKind, wan: string, lan: string): string {
   const udpBlock = kind === 'udp-blocked' ? `    meta l4proto udp counter drop\n` : '';
   return (
     `table ip ${ROUTER_TABLE} {\n` +
-    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "${wan}" ${masq}\n  }\n` +
+    // Only what the router forwards from its LAN: its own traffic (miniupnpd's STUN check on a
+    // 'upnp-symmetric' router) leaves from its own ports, as on a real router's WAN address.
+    `  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    iifname "${lan}" oifname "${wan}" ${masq}\n  }\n` +
     // A home router's firewall: nothing unsolicited enters the LAN (port forwards via DNAT may).
     `  chain forward {\n    type filter hook forward priority filter; policy drop;\n${udpBlock}` +
     `    ct state established,related accept\n    ct status dnat accept\n    iifname "${lan}" oifname "${wan}" accept\n  }\n` +
@@ -251,14 +254,14 @@ function coneRouterRuleset(kind: ConeKind, wan: string, lan: string, hostIp: str
 export const UPNP_TABLE = 'lanrage_lab_upnp';
 export const UPNP_CHAINS = { forward: 'miniupnpd', prerouting: 'prerouting_miniupnpd', postrouting: 'postrouting_miniupnpd' } as const;
 
-function upnpRouterRuleset(wan: string, lan: string): string {
-  // The home router of 'port-restricted', plus the inet table miniupnpd 2.3's nft backend expects
+function upnpRouterRuleset(kind: PortMapKind, wan: string, lan: string): string {
+  // The home router of 'port-restricted' (or 'symmetric'), plus the inet table miniupnpd 2.3's nft backend expects
   // (Debian's nft_init.sh makes the same shape). Its DNAT rules carry the mapped ports; the
   // router's own forward chain lets DNATed flows in (ct status dnat), so the mapped port accepts
   // packets from anywhere while everything else stays port-restricted.
   const c = UPNP_CHAINS;
   return (
-    routerRuleset('port-restricted', wan, lan) +
+    routerRuleset(kind === 'upnp-symmetric' ? 'symmetric' : 'port-restricted', wan, lan) +
     `table inet ${UPNP_TABLE} {
 ` +
     `  chain forward {
@@ -411,7 +414,7 @@ export function planLab(id: string, sites: ReadonlyArray<{ name: string; kind: N
         : s.kind === 'symmetric-sequential'
           ? sequentialRuleset(s.link.peerIf, s.lanIf.router, s.link.peerIp)
           : isPortMapKind(s.kind)
-            ? upnpRouterRuleset(s.link.peerIf, s.lanIf.router)
+            ? upnpRouterRuleset(s.kind, s.link.peerIf, s.lanIf.router)
           : routerRuleset(s.kind, s.link.peerIf, s.lanIf.router);
       const r = wanNs(s.link, 'router', [s.lanIf.router], nft, true);
       r.ipBatch.push(
