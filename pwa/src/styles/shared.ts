@@ -20,6 +20,11 @@ export const shared = css`
     color: var(--lr-muted);
     margin: 0 0 12px;
   }
+  /* A view's column of cards. */
+  .grid {
+    display: grid;
+    gap: 14px;
+  }
   .card {
     background: var(--lr-surface);
     border: 1px solid var(--lr-border);

@@ -22,10 +22,6 @@ export class LrNetworkView extends LitElement {
   static override styles = [
     shared,
     css`
-      .grid {
-        display: grid;
-        gap: 14px;
-      }
       .head {
         display: flex;
         flex-wrap: wrap;

@@ -98,10 +98,6 @@ export class LrPartyView extends LitElement {
   static override styles = [
     shared,
     css`
-      .grid {
-        display: grid;
-        gap: 14px;
-      }
       .two {
         display: grid;
         gap: 14px;

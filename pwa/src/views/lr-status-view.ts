@@ -26,10 +26,6 @@ export class LrStatusView extends LitElement {
   static override styles = [
     shared,
     css`
-      .grid {
-        display: grid;
-        gap: 14px;
-      }
       .metrics {
         display: grid;
         gap: 14px;
