@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { createServer } from 'node:net';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import type { ServiceError } from '@grpc/grpc-js';
 import { PWA_DIST, requireOrSkip } from '../lib/repo.js';
 
@@ -86,3 +87,15 @@ export function call<Res>(fn: (cb: (err: ServiceError | null, res: Res) => void)
 // Playwright's CSS engine pierces open shadow roots, so this reaches into the Lit components.
 export const waitLive = (page: Page, timeout: number) =>
   page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout });
+
+/** A loopback port nobody holds right now (a helper must know its port before it starts). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+/** An element's text with its whitespace collapsed. */
+export const text = async (l: Locator): Promise<string> => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();

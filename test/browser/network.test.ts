@@ -4,13 +4,12 @@
 // "Test again" runs a new test whose result the page shows. Browser code is passed as strings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
-import type { Locator } from 'playwright-core';
+import type { Server } from 'node:net';
 import { createLab, labAvailable, type Lab, type LabSite } from '../lab/lab.js';
 import { PartyLab } from '../lab/party-lab.js';
 import { exposeNamespacePort } from '../lab/ns-expose.js';
 import { requireOrSkip } from '../lib/repo.js';
-import { DESKTOP, PHONE, browserReady, canRun, launchBrowser, shot, until, waitLive, type Browser } from './browser-lib.js';
+import { DESKTOP, PHONE, browserReady, canRun, freePort, launchBrowser, shot, text, until, waitLive, type Browser } from './browser-lib.js';
 
 let lab: Lab | undefined;
 let pl: PartyLab | undefined;
@@ -20,15 +19,7 @@ let browser: Browser | undefined;
 let base = '';
 let labWhy = '';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
-const text = async (l: Locator): Promise<string> => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
 
 before(async () => {
   const avail = await labAvailable();

@@ -6,14 +6,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import type { Locator, Page } from 'playwright-core';
 import { toString as qrToString } from 'qrcode';
 import { createLab, labAvailable, type Lab, type LabSite } from '../lab/lab.js';
 import { PartyLab, type PartyJson } from '../lab/party-lab.js';
 import { exposeNamespacePort } from '../lab/ns-expose.js';
 import { requireOrSkip } from '../lib/repo.js';
-import { DESKTOP, PHONE, browserReady, canRun, launchBrowser, reportPageErrors, shot, until, waitLive, type Browser } from './browser-lib.js';
+import { DESKTOP, PHONE, browserReady, canRun, freePort, launchBrowser, reportPageErrors, shot, text, until, waitLive, type Browser } from './browser-lib.js';
 
 // Mirrors pwa/src/components/lr-qr.ts QR_OPTIONS: the same text with the same options must give
 // the same SVG, which proves the page's QR code encodes the invite link.
@@ -34,14 +34,6 @@ let baseB = '';
 let invite = '';
 let labWhy = '';
 
-/** A loopback port nobody holds right now (the helper must know it before it starts). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 /** The helper's own answer (the real CLI in its namespace), not the page's. */
 async function nativeParty(site: LabSite): Promise<PartyJson['party'] | undefined> {
@@ -55,7 +47,6 @@ const inParty = (page: Page, state: 'true' | 'false') =>
 
 const memberRow = (page: Page, deviceId: string): Locator => page.locator(`[data-testid="member"][data-device-id="${deviceId}"]`);
 
-const text = async (l: Locator): Promise<string> => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
 
 before(async () => {
   // Nothing is started when the suite will skip; each test checks `browser` below.

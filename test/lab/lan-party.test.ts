@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { LanStats } from '../../helper/gen/lanrage/v1/network.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { haveCommands, requireOrSkip } from '../lib/repo.js';
 import { labAvailable, withLab, type Lab, type LabSite } from './lab.js';
 import type { PartyLab } from './party-lab.js';
-import { AVAHI_TOOLS, Lines, runGame, startAvahi, startGameServer, startLanParty, tunnelPackets, watchLeaks, type Avahi, type LanParty } from './drivers/lan-lab.js';
+import { AVAHI_TOOLS, Lines, mdnsAcross, runGame, startAvahi, startGameServer, startLanParty, tunnelPackets, watchLeaks, type Avahi, type LanParty } from './drivers/lan-lab.js';
 import { WATCH_LAN } from './drivers/watch-lan.js';
 import { exposeNamespacePort } from './ns-expose.js';
 import { browserReady, launchBrowser, waitLive } from '../browser/browser-lib.js';
@@ -25,16 +24,6 @@ const VNET = '10.66.0.0/16';
 type LanJson = LanStats;
 type ClientResult = { ok: boolean; server: string; discoveryMs: number; rediscoveryMs: number | null; serverSaw: string; clientPort: number; error?: string };
 
-function haveTools(tools: string[]): boolean {
-  return tools.every((t) => {
-    try {
-      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', t], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 async function lanStatus(pl: PartyLab, site: LabSite): Promise<LanJson> {
   const s = await pl.cli<{ lan?: LanJson }>(site, ['status']);
@@ -96,7 +85,7 @@ async function withLanParty(
 }
 
 test('two players at different NATs: the helpers carry discovery (our game and avahi), counters reach CLI and Watch, settings switch it live', async (t) => {
-  if (!requireOrSkip(haveTools(AVAHI_TOOLS), 'avahi-daemon, avahi-utils and dbus-daemon (Debian packages)', t)) return;
+  if (!requireOrSkip(haveCommands(AVAHI_TOOLS), 'avahi-daemon, avahi-utils and dbus-daemon (Debian packages)', t)) return;
   // a's PWA is reachable from this machine at localhost:pwaPort (the browser check below).
   const pwaPort = await freePort();
   await withLanParty(t, [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }], async (party, lab) => {
@@ -136,14 +125,12 @@ test('two players at different NATs: the helpers carry discovery (our game and a
 
       await t.test('avahi-publish at b, avahi-browse at a: resolved across, then reached by unicast', async (st) => {
         avahis.push(await startAvahi(lab, a, `lpa${lab.id}`), await startAvahi(lab, b, `lpb${lab.id}`));
-        await avahis[1]!.publish(['-a', '-R', `bhost${lab.id}.local`, vipB]);
-        await avahis[1]!.publish(['-s', '-H', `bhost${lab.id}.local`, 'LANrage party game', '_lanrage-party._udp', String(GAME_PORT)]);
-        const t0 = Date.now();
-        const svc = await avahis[0]!.resolve('_lanrage-party._udp');
-        st.diagnostic(`avahi-browse at a resolved "${svc.name}" → ${svc.address}:${svc.port} in ${Date.now() - t0} ms`);
+        const { svc, ms, hello } = await mdnsAcross(lab, avahis[0]!, avahis[1]!, {
+          browseSite: a, pubVip: vipB, host: `bhost${lab.id}.local`, name: 'LANrage party game', type: '_lanrage-party._udp', port: GAME_PORT, tag: 'mdns',
+        });
+        st.diagnostic(`avahi-browse at a resolved "${svc.name}" → ${svc.address}:${svc.port} in ${ms} ms`);
         assert.equal(svc.address, vipB);
         assert.equal(svc.port, GAME_PORT);
-        const hello = await runGame<{ ok: boolean; serverSaw: string; clientPort: number }>(lab, a, ['hello', svc.address, String(svc.port), 'mdns']);
         assert.ok(hello.ok);
         assert.equal(hello.serverSaw, `${vipA}:${hello.clientPort}`);
       });

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { DEFAULT_GROUPS } from '../../helper/lan/relay.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { haveCommands, requireOrSkip } from '../lib/repo.js';
 import { labAvailable, withLab } from './lab.js';
-import { AVAHI_TOOLS, RELAY_PORT, runGame, startAvahi, startGameServer, startLanParty, startRelay, tunnelPackets, watchLeaks, type Avahi, type RelayHandle } from './drivers/lan-lab.js';
+import { AVAHI_TOOLS, mdnsAcross, RELAY_PORT, runGame, startAvahi, startGameServer, startLanParty, startRelay, tunnelPackets, watchLeaks, type Avahi, type RelayHandle } from './drivers/lan-lab.js';
 
 // The LAN illusion between real players: a real party (control server, helpers, wireguard-go,
 // NAT routers) and a LanRelay beside each helper, talking over the party's virtual IPs. Games are
@@ -14,16 +13,6 @@ import { AVAHI_TOOLS, RELAY_PORT, runGame, startAvahi, startGameServer, startLan
 const GAME_PORT = 27777;
 const VNET = '10.66.0.0/16';
 
-function haveTools(tools: string[]): boolean {
-  return tools.every((t) => {
-    try {
-      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', t], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 async function relays(lab: Parameters<typeof startRelay>[0], party: Awaited<ReturnType<typeof startLanParty>>): Promise<RelayHandle[]> {
   return Promise.all(
@@ -43,7 +32,7 @@ async function relays(lab: Parameters<typeof startRelay>[0], party: Awaited<Retu
 test('two sites: a broadcast client finds a server at the other site, mDNS (avahi) resolves across, both then talk unicast over virtual IPs', async (t) => {
   const avail = await labAvailable();
   if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
-  if (!requireOrSkip(haveTools(AVAHI_TOOLS), 'avahi-daemon, avahi-utils and dbus-daemon (Debian packages)', t)) return;
+  if (!requireOrSkip(haveCommands(AVAHI_TOOLS), 'avahi-daemon, avahi-utils and dbus-daemon (Debian packages)', t)) return;
   await withLab({ sites: [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }] }, async (lab) => {
     const party = await startLanParty(lab, ['a', 'b']);
     const avahis: Avahi[] = [];
@@ -77,15 +66,13 @@ test('two sites: a broadcast client finds a server at the other site, mDNS (avah
       // mDNS with real avahi: a service published at b (its host record points at b's virtual IP)
       // is browsed and resolved at a, then reached by unicast.
       avahis.push(await startAvahi(lab, a, `lra${lab.id}`), await startAvahi(lab, b, `lrb${lab.id}`));
-      const [, avb] = avahis as [Avahi, Avahi];
-      await avb.publish(['-a', '-R', `bgame${lab.id}.local`, vipB]);
-      await avb.publish(['-s', '-H', `bgame${lab.id}.local`, 'LANrage test game', '_lanrage-test._udp', String(GAME_PORT)]);
-      const t0 = Date.now();
-      const svc = await avahis[0]!.resolve('_lanrage-test._udp');
-      t.diagnostic(`avahi-browse at a resolved "${svc.name}" → ${svc.address}:${svc.port} in ${Date.now() - t0} ms`);
+      const [ava, avb] = avahis as [Avahi, Avahi];
+      const { svc, ms, hello } = await mdnsAcross(lab, ava, avb, {
+        browseSite: a, pubVip: vipB, host: `bgame${lab.id}.local`, name: 'LANrage test game', type: '_lanrage-test._udp', port: GAME_PORT, tag: 'n4',
+      });
+      t.diagnostic(`avahi-browse at a resolved "${svc.name}" → ${svc.address}:${svc.port} in ${ms} ms`);
       assert.equal(svc.address, vipB);
       assert.equal(svc.port, GAME_PORT);
-      const hello = await runGame<{ ok: boolean; serverSaw: string; clientPort: number }>(lab, a, ['hello', svc.address, String(svc.port), 'n4']);
       assert.ok(hello.ok);
       assert.equal(hello.serverSaw, `${vipA}:${hello.clientPort}`);
 

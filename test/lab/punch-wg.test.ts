@@ -5,19 +5,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { requireOrSkip } from '../lib/repo.js';
+import { haveCommands, requireOrSkip } from '../lib/repo.js';
 import { UdpProbe } from './udp-probe.js';
 import { labReady, pair, waitPath } from './drivers/punch-pair.js';
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const have = (cmd: string): boolean => haveCommands([cmd]);
 
 /** b learns about a this much later: a's WireGuard handshake waits in a's hold queue meanwhile. */
 const LAG_MS = 1000;

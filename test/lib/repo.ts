@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,4 +27,16 @@ export function requireOrSkip(ok: boolean, what: string, t: { skip(msg: string):
   process.stderr.write(`\n*** SKIPPED: ${msg} ***\n\n`);
   t.skip(msg);
   return false;
+}
+
+/** Whether every command is on PATH (a constant script; the names are passed as arguments). */
+export function haveCommands(cmds: readonly string[]): boolean {
+  return cmds.every((c) => {
+    try {
+      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', c], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -285,3 +285,23 @@ export async function startAvahi(lab: Lab, site: LabSite, hostName: string): Pro
     },
   };
 }
+
+/**
+ * mDNS across the party with real avahi: the service `type` published at `pub` (its host record
+ * points at `pubVip`) is resolved at `browse` and then reached by unicast from there. Returns what
+ * was resolved, how long it took, and what the game server saw.
+ */
+export async function mdnsAcross(
+  lab: Lab,
+  browse: Avahi,
+  pub: Avahi,
+  o: { browseSite: LabSite; pubVip: string; host: string; name: string; type: string; port: number; tag: string },
+): Promise<{ svc: { name: string; address: string; port: number }; ms: number; hello: { ok: boolean; serverSaw: string; clientPort: number } }> {
+  await pub.publish(['-a', '-R', o.host, o.pubVip]);
+  await pub.publish(['-s', '-H', o.host, o.name, o.type, String(o.port)]);
+  const t0 = Date.now();
+  const svc = await browse.resolve(o.type);
+  const ms = Date.now() - t0;
+  const hello = await runGame<{ ok: boolean; serverSaw: string; clientPort: number }>(lab, o.browseSite, ['hello', svc.address, String(svc.port), o.tag]);
+  return { svc, ms, hello };
+}
