@@ -3,6 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Lab } from '../lab/lab.js';
 
 /** Nearest-rank percentile (p in 0..100) of a non-empty list. */
 export function percentile(xs: readonly number[], p: number): number {
@@ -34,6 +36,18 @@ export function parseIperf(json: string): IperfResult {
   const j = JSON.parse(json) as { end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } }; error?: string };
   if (j.error || j.end?.sum_received?.bits_per_second === undefined) throw new Error(`iperf3: ${j.error ?? 'no result'}`);
   return { mbits: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent?.retransmits ?? 0 };
+}
+
+/** One iperf3 TCP run from namespace `fromNs` to a server bound to `ip` in `toNs`. */
+export async function iperfOnce(lab: Lab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<IperfResult> {
+  const server = lab.spawn(toNs, 'iperf3', ['-s', '-1', '-B', ip]);
+  try {
+    await sleep(500);
+    const { stdout } = await lab.exec(fromNs, 'iperf3', ['-c', ip, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
+    return parseIperf(stdout);
+  } finally {
+    server.kill();
+  }
 }
 
 // --- /proc -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withLab, type Lab, type LabSite } from '../lab/lab.js';
 import { PartyLab, waitParty, type PartyJson } from '../lab/party-lab.js';
 import { firstAnswerMs } from '../lab/party-run.js';
-import { fmt, loadLine, parseIperf, parsePing, percentile } from './bench-lib.js';
+import { fmt, iperfOnce, loadLine, parsePing, percentile } from './bench-lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
@@ -35,14 +35,7 @@ async function exec(lab: Lab, ns: string, cmd: string, args: string[], timeoutMs
 }
 
 async function measure(lab: Lab, from: LabSite, to: LabSite, ip: string, f: Figures, pings: number): Promise<void> {
-  const server = lab.spawn(to.host.ns, 'iperf3', ['-s', '-1', '-B', ip]);
-  try {
-    await sleep(500);
-    const out = await exec(lab, from.host.ns, 'iperf3', ['-c', ip, '-t', String(SECONDS), '-J'], (SECONDS + 30) * 1000);
-    f.mbits.push(parseIperf(out).mbits);
-  } finally {
-    server.kill();
-  }
+  f.mbits.push((await iperfOnce(lab, from.host.ns, to.host.ns, ip, SECONDS)).mbits);
   await sleep(300);
   const out = await exec(lab, from.host.ns, 'ping', ['-n', '-c', String(pings), '-i', '0.0167', '-W', '1', ip], pings * 20 + 30_000);
   f.rtts.push(...parsePing(out).rtts);

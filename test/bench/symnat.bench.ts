@@ -12,7 +12,10 @@
 // helpers spent on direct path finding (pings, keepalives and priming copies: the magicsock
 // counter path_datagrams, logged with 'direct path' / 'no direct path yet'), of which to
 // predicted ports. Run as root after a build: node dist/test/bench/symnat.bench.js
-// Env: BENCH_TRIALS (default 20), BENCH_PAIRS (comma list of the symmetric kinds, default all three).
+// Env: BENCH_TRIALS (default 20), BENCH_PAIRS (comma list of the symmetric kinds, default all three;
+// empty: none), BENCH_IPERF=1: also TCP throughput (iperf3, median of 2 × 6 s, interleaved) of a
+// birthday path (symmetric ↔ port-restricted, on the pinned socket's fast path) against a plain
+// direct path (port-restricted ↔ port-restricted) in the same lab.
 // Prints figures; asserts nothing.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,10 +23,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labAvailable, withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
 import { PartyLab, type PartyJson } from '../lab/party-lab.js';
-import { fmt, percentile } from './bench-lib.js';
+import { fmt, iperfOnce, percentile } from './bench-lib.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
-const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric,cgnat').split(',') as NatKind[];
+const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric,cgnat').split(',').filter((k) => k !== '') as NatKind[];
 /** Past the path machine's first 10 s window, with room for a slow join. */
 const GIVE_UP_MS = 16_000;
 /** Random ports: past both birthday attempts (1.5 s + 11.2 s, 3 s pause, 11.2 s) and a slow join. */
@@ -136,3 +139,41 @@ if (!avail.ok) {
   process.exit(1);
 }
 for (const k of PAIRS) await pairing(k);
+if (process.env.BENCH_IPERF === '1') await throughput();
+
+/** A birthday path's TCP throughput against a plain direct path's, interleaved in one lab. */
+async function throughput(): Promise<void> {
+  const sites = [{ name: 'sym', kind: 'symmetric' as const }, { name: 'pr', kind: 'port-restricted' as const }, { name: 'pr2', kind: 'port-restricted' as const }];
+  await withLab({ sites }, async (lab: Lab) => {
+    const pl = new PartyLab(lab);
+    try {
+      await pl.startControl({ relay: true });
+      const [sym, pr, pr2] = ['sym', 'pr', 'pr2'].map((n) => lab.site(n)) as [LabSite, LabSite, LabSite];
+      await Promise.all([sym, pr, pr2].map((s) => pl.startHelper(s)));
+      const created = await pl.cli<PartyJson>(pr, ['create', 'Throughput']);
+      await Promise.all([sym, pr2].map((s) => pl.cli(s, ['join', created.party!.inviteLink])));
+      const ipPr = created.party!.members.find((m) => m.isSelf)!.virtualIp;
+      // Both paths direct and on the fast path, seen from the sending side.
+      const ready = async (s: LabSite): Promise<void> => {
+        for (let i = 0; i < 300; i++) {
+          const p = await pl.cli<PartyJson>(s, ['party']);
+          const peer = p.peers.find((x) => x.virtualIp === ipPr);
+          if (peer?.path === 2 && peer.fastPath) return;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new Error(`${s.name}: no direct fast path to pr`);
+      };
+      await Promise.all([ready(sym), ready(pr2)]);
+      const plain: number[] = [];
+      const birthday: number[] = [];
+      for (let round = 0; round < 2; round++) {
+        plain.push((await iperfOnce(lab, pr2.host.ns, pr.host.ns, ipPr, 6)).mbits);
+        birthday.push((await iperfOnce(lab, sym.host.ns, pr.host.ns, ipPr, 6)).mbits);
+      }
+      const med = (xs: number[]): number => percentile(xs, 50);
+      console.log(`TCP to a port-restricted player (iperf3 6 s, median of 2): plain direct ${fmt(med(plain))} Mbit/s, birthday path (pinned socket, fast path) ${fmt(med(birthday))} Mbit/s = ${fmt(med(birthday) / med(plain), 2)}×`);
+    } finally {
+      pl.cleanup();
+    }
+  });
+}
