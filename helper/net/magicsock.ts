@@ -954,7 +954,7 @@ export class MagicSock extends EventEmitter {
       this.c.birthday_failed++;
       this.log.info('birthday: no probe arrived; staying relayed', { peer: rec.peer.id, attempt: rec.bday.attempts, sent: this.pathSent() });
       this.endBirthday(rec, socks);
-      this.scheduleBirthday(rec, RETRY_AFTER_MS);
+      this.scheduleBirthday(rec, rec.bday.nextGapMs());
     }, ATTEMPT_MS);
   }
 

@@ -29,8 +29,8 @@ const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const PAIRS = (process.env.BENCH_PAIRS ?? 'symmetric-sequential,symmetric,cgnat').split(',').filter((k) => k !== '') as NatKind[];
 /** Past the path machine's first 10 s window, with room for a slow join. */
 const GIVE_UP_MS = 16_000;
-/** Random ports: past both birthday attempts (1.5 s + 11.2 s, 3 s pause, 11.2 s) and a slow join. */
-const GIVE_UP_RANDOM_MS = 32_000;
+/** Random ports: past all four birthday attempts (birthday.ts: ~107 s to the fourth start) and a slow join. */
+const GIVE_UP_RANDOM_MS = 125_000;
 
 interface Sent {
   datagrams: number;

@@ -52,10 +52,12 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
 // CGNAT: a port-restricted home router behind a random symmetric carrier NAT, one hop further
 // out: the first attempt's TTL-2 primes die before the carrier; the second primes with TTL 3.
 for (const kind of ['symmetric', 'cgnat'] as const) {
-test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, async (t) => {
+test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, { timeout: 240_000 }, async (t) => {
   await withParty(t, [{ name: 'r', kind }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
+    // On failure (or with SYMNAT_DEBUG) the helpers' path-finding log tells what happened.
+    let passed = false;
     t.after(() => {
-      if (process.env.SYMNAT_DEBUG) for (const [name, h] of pl.helpers) for (const l of h.logs) if (/birthday|direct path|relayed path|path lost/.test(l)) t.diagnostic(`${name}: ${l.slice(0, 400)}`);
+      if (!passed || process.env.SYMNAT_DEBUG) for (const [name, h] of pl.helpers) for (const l of h.logs) if (/birthday|direct path|relayed path|path lost|nat port delta/.test(l)) t.diagnostic(`${name}: ${l.slice(0, 400)}`);
     });
     const [r, p] = [lab.site('r'), lab.site('p')];
     const created = await pl.cli<PartyJson>(p, ['create', 'Birthday']);
@@ -64,8 +66,9 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
     // Relayed first (a random NAT's port towards p cannot be guessed), then direct.
     const first = await firstAnswerMs(pl, r, selfIp(created), 10_000);
     const ipR = await ipOf(pl, r);
-    // Two attempts 3 s apart at most (each > 99.9 % likely to hit where its TTL suffices): allow both.
-    const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 75_000);
+    // Usually the first attempt (the second behind a CGNAT, 3 s later); rarely a spoilt mapping
+    // makes the third or fourth needed, 35 s apart (birthday.ts): allow all four.
+    const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 140_000);
     const tp = Date.now() - t0;
     const vr = await waitParty(pl, r, (x) => x.peers[0]?.path === DIRECT, 20_000);
     const tr = Date.now() - t0;
@@ -85,11 +88,12 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
     // Traffic flows through the tunnel on the direct path, both ways.
     assert.ok((await firstAnswerMs(pl, p, ipR, 5000)) < 5000);
     assert.ok((await firstAnswerMs(pl, r, selfIp(created), 5000)) < 5000);
+    passed = true;
   });
 });
 }
 
-test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', async (t) => {
+test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', { timeout: 240_000 }, async (t) => {
   const sites = [{ name: 'r', kind: 'symmetric' as const }, ...[1, 2, 3].map((i) => ({ name: `p${i}`, kind: 'port-restricted' as const }))];
   await withParty(t, sites, { relay: true }, async (pl, lab) => {
     const r = lab.site('r');
@@ -97,7 +101,7 @@ test('a player behind a random symmetric NAT with three port-restricted friends:
     const created = await pl.cli<PartyJson>(r, ['create', 'Birthdays']);
     await Promise.all(friends.map((f) => pl.cli(f, ['join', created.party!.inviteLink])));
     const t0 = Date.now();
-    const views = await Promise.all(friends.map((f) => waitParty(pl, f, (x) => x.peers.find((p) => p.virtualIp === selfIp(created))?.path === DIRECT, 90_000)));
+    const views = await Promise.all(friends.map((f) => waitParty(pl, f, (x) => x.peers.find((p) => p.virtualIp === selfIp(created))?.path === DIRECT, 140_000)));
     await waitParty(pl, r, (x) => x.peers.length === 3 && x.peers.every((p) => p.path === DIRECT), 30_000);
     t.diagnostic(`all three pairs direct ${Date.now() - t0} ms after the joins`);
     // Each friend talks to its own port of r's NAT (a socket of its own on r's side).

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttemptLimiter, birthdayRole, hitProbability, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl } from '../../helper/net/birthday.js';
+import { AttemptLimiter, birthdayRole, hitProbability, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl, retryGapMs } from '../../helper/net/birthday.js';
 
 test('roles: a random symmetric NAT opens sockets towards a peer with one mapping, which probes', () => {
   const hard = { mapping: 'endpoint-dependent', portDelta: 0 } as const;
@@ -51,7 +51,7 @@ test('Spray: distinct random ports in range, paced, capped, stoppable', () => {
 });
 
 test('AttemptLimiter: one at a time, a pause between, a cap', () => {
-  const l = new AttemptLimiter(2, 30_000);
+  const l = new AttemptLimiter(2, () => 30_000);
   assert.ok(l.begin(0));
   assert.ok(!l.begin(1), 'one running');
   l.end(5000);
@@ -70,9 +70,25 @@ test('sprayTarget: only an internet IP the peer published itself', () => {
   assert.equal(sprayTarget([], ['203.0.113.9:1'], isLan), null);
 });
 
-test('sprayTtl: the second attempt primes one hop further (a carrier NAT behind the home router)', () => {
-  assert.equal(sprayTtl(2, 1), 2);
-  assert.equal(sprayTtl(2, 2), 3);
+test('sprayTtl: attempts 2 and 3 prime one hop further (a carrier NAT behind the home router)', () => {
+  assert.deepEqual([1, 2, 3, 4].map((k) => sprayTtl(2, k)), [2, 3, 3, 2]);
   assert.equal(sprayTtl(0, 2), 0, 'priming off stays off');
-  assert.equal(sprayTtl(255, 3), 255);
+  assert.equal(sprayTtl(255, 2), 255);
+});
+
+test('the default schedule: four attempts, 3 s after the first, 35 s after later ones (a spoilt mapping expires)', () => {
+  const l = new AttemptLimiter();
+  const starts: number[] = [];
+  let now = 0;
+  while (starts.length < 10 && now < 1e6) {
+    if (l.begin(now)) {
+      starts.push(now);
+      now += 11_000;
+      l.end(now);
+    }
+    now += 1000;
+  }
+  assert.deepEqual(starts, [0, 14_000, 60_000, 106_000]);
+  assert.equal(retryGapMs(1), 3000);
+  assert.equal(retryGapMs(2), 35_000);
 });
