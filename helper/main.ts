@@ -11,7 +11,7 @@ import { netcheckCommand } from './cli/netcheck.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 
 const COMMANDS: Command[] = [
-  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
+  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
   { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S] [--turn-realm R]]', summary: 'run a control server on its own', run: async () => {} },
   statusCommand,
   partyCommand,

@@ -3,7 +3,7 @@ import { GameServiceService } from '../gen/lanrage/v1/games.js';
 import { ServerBrowserServiceService } from '../gen/lanrage/v1/servers.js';
 import { DiscordServiceService } from '../gen/lanrage/v1/discord.js';
 import type { Logger } from '../core/log.js';
-import { wrapService, unimplementedHandlers, type Handler } from './wrap.js';
+import { wrapService, unimplementedHandlers, type Handler, type WrapOptions } from './wrap.js';
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -35,7 +35,7 @@ export interface GrpcServerHandle {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startGrpcServer(opts: { host: string; port: number; token: string; log: Logger; services: ServiceEntry[] }): Promise<GrpcServerHandle> {
+export async function startGrpcServer(opts: { host: string; port: number; token: string; log: Logger; services: ServiceEntry[]; authorize?: WrapOptions['authorize'] }): Promise<GrpcServerHandle> {
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': 4 * MAX_MESSAGE_BYTES,
@@ -43,7 +43,7 @@ export async function startGrpcServer(opts: { host: string; port: number; token:
     'grpc.keepalive_permit_without_calls': 1,
   });
   for (const s of opts.services) {
-    const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating });
+    const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating, ...(opts.authorize && { authorize: opts.authorize }) });
     server.addService(definition, implementation);
   }
   const port = await new Promise<number>((resolve, reject) => {

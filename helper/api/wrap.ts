@@ -11,6 +11,7 @@ import {
 import { ApiError } from '../core/api-error.js';
 import type { Logger } from '../core/log.js';
 import { bearerToken, tokenMatches } from '../core/token.js';
+import type { Decision, Need } from '../authz/authz.js';
 
 // Turns plain async handlers into grpc-js handlers with the rules every method shares:
 // - a request that does not decode gets INVALID_ARGUMENT (grpc-js alone would say INTERNAL);
@@ -32,6 +33,8 @@ export interface WrapOptions {
   log: Logger;
   /** Method names (as in the generated definition, e.g. "updateSettings") that need the token. */
   mutating: ReadonlySet<string>;
+  /** Who may call (helper/authz): replaces the bare token check when given; every call asks it. */
+  authorize?: (call: { getPeer(): string; metadata: Metadata }, need: Need) => Promise<Decision>;
 }
 
 const MALFORMED = Symbol('malformed');
@@ -63,9 +66,15 @@ export function wrapService(
       },
     };
     const log = opts.log.child({ method: m.path });
-    const check = (req: unknown, md: Metadata): void => {
+    const need: Need = opts.mutating.has(name) ? 'control' : 'read';
+    const check = async (req: unknown, call: { getPeer(): string; metadata: Metadata }): Promise<void> => {
+      const md = call.metadata;
+      if (opts.authorize) {
+        const d = await opts.authorize(call, need);
+        if (!d.ok) throw new ApiError(d.reason === 'unauthenticated' ? Status.UNAUTHENTICATED : Status.PERMISSION_DENIED, d.message);
+      }
       if (isMalformed(req)) throw new ApiError(Status.INVALID_ARGUMENT, `request is not a valid ${m.path} message: ${req[MALFORMED]}`);
-      if (opts.mutating.has(name)) {
+      if (!opts.authorize && need === 'control') {
         const presented = bearerToken(md.get('authorization')[0]?.toString());
         if (!tokenMatches(opts.token, presented)) {
           throw new ApiError(
@@ -82,7 +91,7 @@ export function wrapService(
           const ac = new AbortController();
           call.on('cancelled', () => ac.abort());
           try {
-            check(call.request, call.metadata);
+            await check(call.request, call);
             await (handler as StreamHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }, call);
             if (!call.cancelled) call.end();
           } catch (err) {
@@ -93,7 +102,7 @@ export function wrapService(
           const ac = new AbortController();
           call.on('cancelled', () => ac.abort());
           try {
-            check(call.request, call.metadata);
+            await check(call.request, call);
             cb(null, await (handler as UnaryHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }));
           } catch (err) {
             cb(toServiceError(err, log));

@@ -30,6 +30,7 @@ import { runNetcheck } from '../net/netcheck-run.js';
 import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport } from '../api/network-service.js';
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
+import { localAccess } from '../authz/local-access.js';
 import type { WatchEvent } from '../core/helper-state.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
@@ -54,6 +55,8 @@ export interface HelperOptions {
   fastPath: boolean;
   /** Embedded control server's STUN addresses (--stun-ip / --stun-alt-ip), see stunAddressFlags. */
   controlStun: { stunHost?: string; stunAltHost?: string };
+  /** --operator USER|UID: the local user who may control the helper besides root (helper/authz/operator.ts). */
+  operator?: string | undefined;
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -76,6 +79,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
     controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
+    operator: flag(args, 'operator'),
   };
 }
 
@@ -88,6 +92,7 @@ export interface RunningHelper {
 export async function startHelper(opts: HelperOptions, log: Logger): Promise<RunningHelper> {
   ensureStateDir(opts.stateDir);
   const token = loadOrCreateToken(opts.stateDir);
+  const access = await localAccess({ stateDir: opts.stateDir, operatorFlag: opts.operator, token, host: opts.host, log });
   const db = openDatabase(join(opts.stateDir, 'helper.db'), HELPER_MIGRATIONS);
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
@@ -175,6 +180,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     host: opts.host,
     port: opts.grpcPort,
     token,
+    authorize: access.authorizeGrpc,
     log: log.child({ part: 'grpc' }),
     services: [
       { definition: statusDefinition, handlers: statusHandlers(state, () => lan.stats()), mutating: new Set() },
@@ -196,6 +202,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     ],
   });
   state.grpcPort = grpc.port;
+  access.setGrpcPort(grpc.port);
 
   let http;
   try {
@@ -206,6 +213,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       staticDir: opts.pwaDir,
       allowedHosts: opts.allowedHosts,
       token,
+      door: access.httpDoor,
       log: log.child({ part: 'http' }),
     });
   } catch (err) {

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../core/log.js';
+import { FORWARDED_METADATA } from '../authz/authz.js';
 import {
   Code,
   classifyContentType,
@@ -105,7 +106,8 @@ function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export async function handleGrpcWeb(req: IncomingMessage, res: ServerResponse, path: string, opts: BridgeOptions): Promise<void> {
+/** `forwardedFor`: the caller's identity as established on the HTTP socket (helper/authz), sent on. */
+export async function handleGrpcWeb(req: IncomingMessage, res: ServerResponse, path: string, opts: BridgeOptions, forwardedFor?: string): Promise<void> {
   const log = opts.log;
   const ct = classifyContentType(req.headers['content-type']);
   if (ct === null) {
@@ -156,6 +158,7 @@ export async function handleGrpcWeb(req: IncomingMessage, res: ServerResponse, p
   const metadata = new grpc.Metadata();
   const authorization = headerValue(req.headers.authorization);
   if (authorization !== undefined) metadata.set('authorization', authorization);
+  if (forwardedFor !== undefined) metadata.set(FORWARDED_METADATA, forwardedFor);
 
   forward(res, path, parsed.message, metadata, deadline, ct.format, contentType, opts);
 }

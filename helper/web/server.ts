@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/log.js';
+import { authorize, encodeForwarded } from '../authz/authz.js';
+import { httpCaller, type LocalDoor } from '../authz/caller.js';
 import { handleGrpcWeb } from './bridge.js';
 import { isGrpcWebPath } from './grpc-web-frames.js';
 import { acceptedHosts, guardRequest, isSensitive } from './guard.js';
@@ -20,6 +22,8 @@ export interface HttpServerOptions {
   token: string;             // per-install API token
   log: Logger;
   maxMessageBytes?: number;  // max gRPC-Web request body; default 1 MiB
+  /** Who is calling (helper/authz): when given, /api/session and the bridge name the kernel's caller. */
+  door?: LocalDoor;
 }
 
 export interface HttpServerHandle { port: number; close(): Promise<void>; }
@@ -62,9 +66,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
 
+    const door = opts.door;
+    const who = async () => (door ? httpCaller(door, req.socket, one(req.headers.authorization)) : undefined);
     if (pathname === '/api/session') {
+      const caller = await who();
       if (method !== 'GET' && method !== 'HEAD') {
         sendPlain(res, 405, 'Method not allowed.', { allow: 'GET, HEAD' });
+        return;
+      }
+      // The token goes only to a caller who would have control with it (root, the operator).
+      const may = door && caller ? authorize({ ...caller, tokenOk: true }, 'control', door.policy) : { ok: true as const };
+      if (!may.ok) {
+        log.info('session refused', { uid: caller?.uid });
+        sendPlain(res, 403, `No session for you: ${may.message}.`);
         return;
       }
       sendJson(res, 200, { token: opts.token });
@@ -79,7 +93,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         sendPlain(res, 404, 'Not found.');
         return;
       }
-      await handleGrpcWeb(req, res, pathname, { client, maxMessageBytes, log });
+      const caller = await who();
+      await handleGrpcWeb(req, res, pathname, { client, maxMessageBytes, log }, caller && encodeForwarded(caller));
       return;
     }
     if (method === 'GET' || method === 'HEAD') {
