@@ -175,10 +175,14 @@ export class PartyLab {
       HELPER_MAIN, 'helper', '--state-dir', stateDir, '--control-url', this.controlUrl,
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
+    const firstStart = !this.helpers.has(site.name) && opts.stateDir === undefined;
     const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: 'debug' } });
     const h = track(proc, stateDir);
     this.helpers.set(site.name, h);
     await h.waitLog('helper ready');
+    // Every namespace shares this machine's hostname, the default device name: name each player
+    // after its site, as a player would in the settings, so peers are told apart.
+    if (firstStart) await this.cliText(site, ['settings', 'set', 'device_name', site.name]);
     return h;
   }
 
