@@ -67,7 +67,8 @@ export interface ControlExposureOptions {
 export class ControlExposure {
   private mappers: Array<{ port: number; transport: 'udp' | 'tcp'; m: PortMapper; external: string | null }> = [];
   private latest: Exposure | null = null;
-  private changed: () => void = () => {};
+  /** ensure() calls waiting for the router. */
+  private readonly waiters = new Set<() => void>();
 
   constructor(private readonly o: ControlExposureOptions) {}
 
@@ -105,15 +106,17 @@ export class ControlExposure {
     const tcp = this.mappers[0]!;
     if (tcp.external === null) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.o.waitMs ?? 4000);
-        this.changed = () => {
-          if (tcp.external !== null && this.mappers.slice(1).every((e) => e.external !== null)) {
-            clearTimeout(t);
-            resolve();
-          }
+        const done = (): void => {
+          clearTimeout(t);
+          this.waiters.delete(check);
+          resolve();
         };
+        const check = (): void => {
+          if (tcp.external !== null && this.mappers.slice(1).every((e) => e.external !== null)) done();
+        };
+        const t = setTimeout(done, this.o.waitMs ?? 4000);
+        this.waiters.add(check);
       });
-      this.changed = () => {};
     }
     this.update();
     return this.latest!;
@@ -141,6 +144,6 @@ export class ControlExposure {
       this.o.log.info('invite reach', { reach: this.latest.reach, url: this.latest.url, ...(this.latest.note && { note: this.latest.note }) });
       this.o.onChange?.(this.latest);
     }
-    this.changed();
+    for (const w of [...this.waiters]) w();
   }
 }

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     for (const s of SITES) {
       for (const peer of views.get(s.name)?.peers ?? []) {
         const kind = peer.path === PathKind.PATH_KIND_DIRECT ? 'direct' : peer.path === PathKind.PATH_KIND_RELAYED ? 'relayed through coturn' : 'not settled yet';
-        process.stdout.write(`  ${s.name.padEnd(6)} -> ${peer.name.padEnd(6)} ${kind}${peer.pathReason ? ` (${peer.pathReason})` : ''}\n`);
+        process.stdout.write(`  ${s.name.padEnd(6)} -> ${peer.name.padEnd(6)} ${kind}${peer.pathReason ? `: ${peer.pathReason}` : ''}\n`);
       }
     }
     process.stdout.write(

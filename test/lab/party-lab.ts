@@ -167,12 +167,12 @@ export class PartyLab {
     await this.coturn.restart();
   }
 
-  /** Starts (or restarts, reusing its state directory) the helper of a site. */
-  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string } = {}): Promise<LabProcess> {
+  /** Starts (or restarts, reusing its state directory) the helper of a site; embeddedControl: its own control server, as players run it. */
+  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string; embeddedControl?: boolean; controlUrl?: string } = {}): Promise<LabProcess> {
     const index = this.lab.sites.indexOf(site);
     const stateDir = opts.stateDir ?? this.helpers.get(site.name)?.stateDir ?? this.dir(site.name);
     const args = [
-      HELPER_MAIN, 'helper', '--state-dir', stateDir, '--control-url', this.controlUrl,
+      HELPER_MAIN, 'helper', '--state-dir', stateDir, ...(opts.embeddedControl ? [] : ['--control-url', opts.controlUrl ?? this.controlUrl]),
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
     const firstStart = !this.helpers.has(site.name) && opts.stateDir === undefined;
