@@ -3,10 +3,10 @@
 # missing, npm packages from the lock file), builds everything, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-log() { printf '\n== %s\n' "$*"; }
+log() { lanrage_log "$@"; }
 
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+. scripts/lib.sh
+need() { lanrage_need "$@"; }
 need chromium chromium
 # The network lab: real WireGuard (userspace: no kernel module here), NAT routers, probes.
 need wireguard-go wireguard-go
@@ -23,45 +23,9 @@ need miniupnpd miniupnpd-nftables
 need avahi-daemon avahi-daemon
 need avahi-browse avahi-utils
 need dbus-daemon dbus-daemon
-/usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
-if ((${#missing[@]})); then
-  if [ "$(id -u)" -eq 0 ]; then
-    log "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    # Tests start coturn and avahi themselves, inside lab namespaces; the packages must not start
-    # them on this machine's own network (avahi would announce on the real LAN).
-    blocker=/usr/sbin/policy-rc.d
-    ours=no
-    if [ ! -e "$blocker" ]; then
-      ours=yes
-      printf '#!/bin/sh\nexit 101\n' > "$blocker"
-      chmod +x "$blocker"
-      trap 'rm -f "$blocker"' EXIT
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    # The trap covers a failed install; `exec` below would skip it, so remove ours now.
-    if [ "$ours" = yes ]; then rm -f "$blocker"; trap - EXIT; fi
-  else
-    echo "*** MISSING Debian packages: ${missing[*]} — the tests that need them will skip (or fail in CI)."
-    echo "*** Install them with: sudo apt-get install ${missing[*]}"
-  fi
-fi
-
-# npm ci only when the lock file changed since the last install: it rebuilds better-sqlite3 (~1 min).
-stamp=node_modules/.lanrage-lock-sha
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "npm ci"
-  # npm 11 leaves other platforms' optional packages (buf, rollup binaries) out of the lock file and
-  # then `npm ci` refuses it as out of sync (npm/cli#8320); `npm install` still installs the
-  # versions the lock pins.
-  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/lanrage-npm-ci.err; then
-    grep -q EUSAGE /tmp/lanrage-npm-ci.err || { cat /tmp/lanrage-npm-ci.err; exit 1; }
-    echo "npm ci refused the lock file (npm/cli#8320); using npm install"
-    npm install --no-audit --no-fund --loglevel=error
-  fi
-  echo "$want" > "$stamp"
-fi
+/usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || lanrage_missing+=(python3-grpcio python3-grpc-tools)
+lanrage_install_missing "the tests that need them will skip (or fail in CI)"
+lanrage_npm_sync
 
 log "build (buf generate, tsc, vite)"
 npm run build --silent

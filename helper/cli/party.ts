@@ -1,6 +1,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import {
   PartyServiceClient,
+  InviteReach,
   MemberPresence,
   type CreatePartyRequest,
   type CreatePartyResponse,
@@ -34,6 +35,8 @@ export function pathLabel(p: PathKind): string {
 export function formatParty(party: Party | undefined, peers: Peer[]): string[] {
   if (!party) return ['not in a party: `lanrage create NAME` or `lanrage join LINK`'];
   const lines = [`party "${party.name}" (${party.networkCidr})`, `  invite  ${party.inviteLink}`];
+  if (party.inviteReach === InviteReach.INVITE_REACH_LAN_ONLY) lines.push(`  !!      ${party.inviteNote}`);
+  else if (party.inviteNote) lines.push(`  note    ${party.inviteNote}`);
   for (const m of party.members) {
     const peer = peers.find((p) => p.deviceId === m.deviceId);
     const who = `${m.name}${m.isSelf ? ' (you)' : ''}${m.isHost ? ' [host]' : ''}`;

@@ -1,8 +1,9 @@
-import { MemberPresence, type Party, type PartyMember } from '../gen/lanrage/v1/party.js';
+import { InviteReach, MemberPresence, type Party, type PartyMember } from '../gen/lanrage/v1/party.js';
 import { PathKind, type Peer, type PingResult } from '../gen/lanrage/v1/peer.js';
 import type { MemberState, PartyState } from '../controlclient/state.js';
 import type { PathState, PingResult as SockPing } from '../net/magicsock.js';
 import type { WgPeerStats } from '../wg/index.js';
+import type { Exposure } from '../control/exposure.js';
 
 // Pure translations from the party machinery's own types to the local API's messages.
 
@@ -18,8 +19,9 @@ export function toProtoMember(m: MemberState): PartyMember {
   };
 }
 
-export function toProtoParty(p: PartyState, inviteLink: string): Party {
-  return { id: p.id, name: p.name, inviteLink, members: p.members.map(toProtoMember), networkCidr: p.networkCidr, createdAt: p.createdAt };
+export function toProtoParty(p: PartyState, inviteLink: string, exposure?: Exposure): Party {
+  const inviteReach = !exposure ? InviteReach.INVITE_REACH_UNSPECIFIED : exposure.reach === 'internet' ? InviteReach.INVITE_REACH_INTERNET : InviteReach.INVITE_REACH_LAN_ONLY;
+  return { id: p.id, name: p.name, inviteLink, members: p.members.map(toProtoMember), networkCidr: p.networkCidr, createdAt: p.createdAt, inviteReach, inviteNote: exposure?.note ?? '' };
 }
 
 export function pathKind(k: PathState['kind'] | undefined): PathKind {

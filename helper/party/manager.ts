@@ -17,6 +17,7 @@ import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
 import type { LanSelf } from '../lan/party-lan.js';
+import type { Exposure } from '../control/exposure.js';
 
 // The party engine: one control-server connection (to the server of the party we are in), one
 // WireGuard interface while in a party, and the magicsock that finds and keeps the paths.
@@ -48,6 +49,11 @@ export interface PartyManagerOptions {
   onControlSnapshot?: () => void;
   /** Ask the router for a port mapping (UPnP / NAT-PMP / PCP) while in a party (default on). */
   portMapping?: boolean;
+  /**
+   * The embedded control server's reach (given only when it runs): while hosting a party on it,
+   * its ports are mapped on the router and invite links carry the public address (control/exposure.ts).
+   */
+  exposure?: { ensure(): Promise<Exposure>; current(): Exposure | null; release(): Promise<void> };
 }
 
 export class PartyManager implements PartyEngine {
@@ -170,7 +176,13 @@ export class PartyManager implements PartyEngine {
   current(): Party | undefined {
     const p = this.partyState;
     if (!p) return undefined;
-    return toProtoParty(p, this.inviteLink(p));
+    const e = this.hostingEmbedded() ? this.opts.exposure?.current() : undefined;
+    return toProtoParty(p, this.inviteLink(p, e?.url), e ?? undefined);
+  }
+
+  /** In a party whose control server is our embedded one (so its reach is ours to judge). */
+  private hostingEmbedded(): boolean {
+    return this.opts.exposure !== undefined && this.control !== undefined && this.control.url === normalizeControlUrl(this.opts.defaultControlUrl());
   }
 
   peers(): Peer[] {
@@ -188,6 +200,8 @@ export class PartyManager implements PartyEngine {
     const { party, inviteSecret } = await c.createParty(name);
     this.remember(c.url, party.id, inviteSecret);
     await this.apply(party);
+    // The invite must say at once whether friends elsewhere can use it.
+    if (this.hostingEmbedded()) await this.opts.exposure?.ensure();
     return this.current()!;
   }
 
@@ -227,6 +241,7 @@ export class PartyManager implements PartyEngine {
   async close(): Promise<void> {
     this.closed = true;
     await this.portMapper.stop();
+    await this.opts.exposure?.release();
     await this.control?.close().catch(() => undefined);
     await this.sock.close().catch(() => undefined);
     await this.applying.catch(() => undefined);
@@ -235,8 +250,8 @@ export class PartyManager implements PartyEngine {
     this.wg = undefined;
   }
 
-  private inviteLink(p: PartyState): string {
-    return p.inviteSecret && this.control ? formatInviteLink(this.control.url, p.id, p.inviteSecret) : '';
+  private inviteLink(p: PartyState, publicUrl?: string): string {
+    return p.inviteSecret && this.control ? formatInviteLink(publicUrl ?? this.control.url, p.id, p.inviteSecret) : '';
   }
 
   private statsFor(m: MemberState): WgPeerStats | undefined {
@@ -337,6 +352,7 @@ export class PartyManager implements PartyEngine {
     const self = p?.members.find((m) => m.isSelf);
     if (!p || !self) {
       await this.portMapper.stop();
+      await this.opts.exposure?.release();
       await this.opts.lan?.setParty(null, []);
       this.sock.setPeers([]);
       await this.sock.stopRelay();
@@ -354,6 +370,8 @@ export class PartyManager implements PartyEngine {
       return;
     }
     if (this.opts.portMapping !== false) this.portMapper.start();
+    // A resumed party on our own server: map its ports again (create() waits for this itself).
+    if (this.hostingEmbedded() && !this.opts.exposure?.current()) void this.opts.exposure?.ensure().then(() => this.publishParty());
     const prefix = p.networkCidr.split('/')[1] ?? '16';
     const address = `${self.virtualIp}/${prefix}`;
     if (this.wg && this.wgAddress !== address) {
@@ -407,7 +425,8 @@ export class PartyManager implements PartyEngine {
     for (const m of others) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)), removed: false } });
   }
 
-  private publishParty(): void {
+  /** The invite's reach changed (a late or lost router mapping). */
+  publishParty(): void {
     this.opts.state.events.publish({ party: { party: this.current() } });
     this.opts.state.events.publish({ helperStatus: this.opts.state.status() });
   }

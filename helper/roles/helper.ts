@@ -22,6 +22,7 @@ import { watchDefinition, watchHandlers } from '../api/watch-service.js';
 import { partyDefinition, partyHandlers, partyMutating, peerDefinition, peerHandlers, peerMutating } from '../api/party-service.js';
 import { relayConfigFromArgs, type RelayConfig } from '../control/relay-config.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
+import { ControlExposure } from '../control/exposure.js';
 import { PartyManager } from '../party/manager.js';
 import { PartyLan } from '../lan/party-lan.js';
 import { Netchecker } from '../net/netchecker.js';
@@ -114,6 +115,12 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
+  // Friends elsewhere reach the embedded server only through the router (unless told where: --control-advertise).
+  let partyRef: PartyManager | undefined;
+  const exposure =
+    control && !opts.controlAdvertise
+      ? new ControlExposure({ lanUrl: controlUrl, controlPort: control.grpcPort, stunPorts: control.stunPorts, log, onChange: () => partyRef?.publishParty() })
+      : undefined;
   // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
   const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }) });
   state.settingsSaved.subscribe(() => void lan.settingsChanged());
@@ -130,7 +137,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     interfaceName: () => opts.interfaceName ?? state.settings.interfaceName,
     fastPath: opts.fastPath,
     lan,
+    ...(exposure && { exposure }),
   });
+  partyRef = party;
   state.inParty = () => party.inParty();
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),

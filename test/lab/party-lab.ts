@@ -167,18 +167,22 @@ export class PartyLab {
     await this.coturn.restart();
   }
 
-  /** Starts (or restarts, reusing its state directory) the helper of a site. */
-  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string } = {}): Promise<LabProcess> {
+  /** Starts (or restarts, reusing its state directory) the helper of a site; embeddedControl: its own control server, as players run it. */
+  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string; embeddedControl?: boolean; controlUrl?: string } = {}): Promise<LabProcess> {
     const index = this.lab.sites.indexOf(site);
     const stateDir = opts.stateDir ?? this.helpers.get(site.name)?.stateDir ?? this.dir(site.name);
     const args = [
-      HELPER_MAIN, 'helper', '--state-dir', stateDir, '--control-url', this.controlUrl,
+      HELPER_MAIN, 'helper', '--state-dir', stateDir, ...(opts.embeddedControl ? [] : ['--control-url', opts.controlUrl ?? this.controlUrl]),
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
+    const firstStart = !this.helpers.has(site.name) && opts.stateDir === undefined;
     const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: 'debug' } });
     const h = track(proc, stateDir);
     this.helpers.set(site.name, h);
     await h.waitLog('helper ready');
+    // Every namespace shares this machine's hostname, the default device name: name each player
+    // after its site, as a player would in the settings, so peers are told apart.
+    if (firstStart) await this.cliText(site, ['settings', 'set', 'device_name', site.name]);
     return h;
   }
 

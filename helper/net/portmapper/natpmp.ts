@@ -4,6 +4,9 @@ export const NATPMP_PORT = 5351;
 const VERSION = 0;
 export const OP_EXTERNAL_ADDRESS = 0;
 export const OP_MAP_UDP = 1;
+export const OP_MAP_TCP = 2;
+export type NatPmpTransport = 'udp' | 'tcp';
+const mapOp = (t: NatPmpTransport): number => (t === 'tcp' ? OP_MAP_TCP : OP_MAP_UDP);
 
 /** Result codes (RFC 6886 §3.5). */
 export const NATPMP_RESULT: Readonly<Record<number, string>> = {
@@ -25,14 +28,14 @@ export function encodeExternalAddressRequest(): Buffer {
   return Buffer.from([VERSION, OP_EXTERNAL_ADDRESS]);
 }
 
-/** A UDP mapping request; lifetime 0 with suggested port 0 deletes the mapping. */
-export function encodeMapRequest(internalPort: number, suggestedExternalPort: number, lifetimeSeconds: number): Buffer {
+/** A UDP (or TCP) mapping request; lifetime 0 with suggested port 0 deletes the mapping. */
+export function encodeMapRequest(internalPort: number, suggestedExternalPort: number, lifetimeSeconds: number, transport: NatPmpTransport = 'udp'): Buffer {
   checkPort(internalPort, false);
   checkPort(suggestedExternalPort, true);
   if (!Number.isInteger(lifetimeSeconds) || lifetimeSeconds < 0 || lifetimeSeconds > 0xffffffff) throw new RangeError(`bad lifetime ${lifetimeSeconds}`);
   const b = Buffer.alloc(12);
   b[0] = VERSION;
-  b[1] = OP_MAP_UDP;
+  b[1] = mapOp(transport);
   b.writeUInt16BE(internalPort, 4);
   b.writeUInt16BE(suggestedExternalPort, 6);
   b.writeUInt32BE(lifetimeSeconds, 8);
@@ -66,8 +69,8 @@ export function decodeExternalAddressResponse(b: Buffer): NatPmpExternalAddress 
   return { epoch: b.readUInt32BE(4), ip: `${b[8]}.${b[9]}.${b[10]}.${b[11]}` };
 }
 
-export function decodeMapResponse(b: Buffer): NatPmpMapping {
-  header(b, OP_MAP_UDP, 16);
+export function decodeMapResponse(b: Buffer, transport: NatPmpTransport = 'udp'): NatPmpMapping {
+  header(b, mapOp(transport), 16);
   return { epoch: b.readUInt32BE(4), internalPort: b.readUInt16BE(8), externalPort: b.readUInt16BE(10), lifetimeSeconds: b.readUInt32BE(12) };
 }
 

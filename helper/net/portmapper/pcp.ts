@@ -1,4 +1,4 @@
-// PCP (RFC 6887) ANNOUNCE and MAP for IPv4 UDP: encode requests, strictly decode answers. Pure.
+// PCP (RFC 6887) ANNOUNCE and MAP for IPv4 UDP or TCP: encode requests, strictly decode answers. Pure.
 
 import { isIPv4 } from 'node:net';
 
@@ -10,7 +10,9 @@ const HEADER = 24;
 const MAP_BODY = 36;
 /** RFC 6887 §7: a PCP message is at most 1100 bytes. */
 const MAX_MESSAGE = 1100;
-const UDP = 17;
+/** IANA protocol numbers that a MAP request carries. */
+export const PCP_PROTOCOL = { udp: 17, tcp: 6 } as const;
+export type PcpTransport = keyof typeof PCP_PROTOCOL;
 
 /** Result codes (RFC 6887 §7.4). */
 export const PCP_RESULT: Readonly<Record<number, string>> = {
@@ -77,6 +79,8 @@ export interface PcpMapRequest {
   suggestedExternalPort: number;
   /** 0 deletes the mapping. */
   lifetimeSeconds: number;
+  /** Default udp. */
+  transport?: PcpTransport;
 }
 
 export function encodeMapRequest(r: PcpMapRequest): Buffer {
@@ -85,7 +89,7 @@ export function encodeMapRequest(r: PcpMapRequest): Buffer {
   if (!Number.isInteger(r.suggestedExternalPort) || r.suggestedExternalPort < 0 || r.suggestedExternalPort > 65535) throw new RangeError(`bad port ${r.suggestedExternalPort}`);
   const body = Buffer.alloc(MAP_BODY);
   r.nonce.copy(body, 0);
-  body[12] = UDP;
+  body[12] = PCP_PROTOCOL[r.transport ?? 'udp'];
   body.writeUInt16BE(r.internalPort, 16);
   body.writeUInt16BE(r.suggestedExternalPort, 18);
   // Suggested external address: "any IPv4" is ::ffff:0.0.0.0.
@@ -125,12 +129,12 @@ export function decodeAnnounceResponse(b: Buffer): PcpResponseHeader {
 }
 
 /** A MAP answer that must match our request (nonce, protocol, internal port). Options are ignored. */
-export function decodeMapResponse(b: Buffer, req: Pick<PcpMapRequest, 'nonce' | 'internalPort'>): PcpMapResponse {
+export function decodeMapResponse(b: Buffer, req: Pick<PcpMapRequest, 'nonce' | 'internalPort' | 'transport'>): PcpMapResponse {
   const h = decodeHeader(b, OP_MAP);
   if (b.length < HEADER + MAP_BODY) throw new Error(`PCP: ${b.length}-byte MAP answer`);
   const body = b.subarray(HEADER, HEADER + MAP_BODY);
   if (!body.subarray(0, 12).equals(req.nonce)) throw new Error('PCP: answer for another nonce');
-  if (body[12] !== UDP) throw new Error(`PCP: answer for protocol ${body[12]}`);
+  if (body[12] !== PCP_PROTOCOL[req.transport ?? 'udp']) throw new Error(`PCP: answer for protocol ${body[12]}`);
   const internalPort = body.readUInt16BE(16);
   if (internalPort !== req.internalPort) throw new Error(`PCP: answer for internal port ${internalPort}`);
   const externalIp = unmapped(body, 20);

@@ -63,8 +63,10 @@ export const DEFAULT_LEASE_SECONDS = 2 * 3600;
 const DESCRIPTION = 'LANrage';
 
 export interface PortMapperOptions {
-  /** The local UDP port to map (magicsock's public port); 0 while unknown. */
+  /** The local port to map (magicsock's public port); 0 while unknown. */
   internalPort(): number;
+  /** The port's transport (default udp; tcp for the embedded control server's gRPC port). */
+  transport?: 'udp' | 'tcp';
   /** Called with the external "ip:port" when it is (re)mapped or changes, null when lost or removed. */
   onChange(external: string | null): void;
   log: Logger;
@@ -104,6 +106,7 @@ export class PortMapper {
   private readonly t: PortMapperTiming;
   private readonly lease: number;
   private readonly protocols: readonly PortMapProtocol[];
+  private readonly transport: 'udp' | 'tcp';
   private readonly pcpNonce = randomBytes(12);
   private running = false;
   /** Bumped by stop(): work started under an older generation drops its result. */
@@ -122,6 +125,7 @@ export class PortMapper {
     this.lease = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
     if (!Number.isInteger(this.lease) || this.lease < 10 || this.lease > 86400) throw new RangeError(`lease must be 10-86400 s, got ${this.lease}`);
     this.protocols = o.protocols ?? PORTMAP_PROTOCOLS;
+    this.transport = o.transport ?? 'udp';
   }
 
   /** The mapping in force, if any. */
@@ -270,15 +274,15 @@ export class PortMapper {
       return { protocol: p, external: `${ip}:${ext}`, internalPort: port, lifetimeSeconds: life, gw, expiresAt: now + life * 1000, ...extra };
     };
     if (p === 'pcp') {
-      const req = { nonce: this.pcpNonce, clientIp: gw.localIp, internalPort: port, suggestedExternalPort: wantExternal, lifetimeSeconds: this.lease };
+      const req = { nonce: this.pcpNonce, clientIp: gw.localIp, internalPort: port, suggestedExternalPort: wantExternal, lifetimeSeconds: this.lease, transport: this.transport };
       const r = await this.udp(gw, pcp.encodeMapRequest(req), (b) => pcp.decodeMapResponse(b, req));
       return r ? done(r.externalIp, r.externalPort, Math.min(r.lifetimeSeconds, this.lease)) : null;
     }
     if (p === 'nat-pmp') {
       const a = await this.udp(gw, natpmp.encodeExternalAddressRequest(), (b) => natpmp.decodeExternalAddressResponse(b));
       if (!a) return null;
-      const r = await this.udp(gw, natpmp.encodeMapRequest(port, wantExternal, this.lease), (b) => {
-        const m = natpmp.decodeMapResponse(b);
+      const r = await this.udp(gw, natpmp.encodeMapRequest(port, wantExternal, this.lease, this.transport), (b) => {
+        const m = natpmp.decodeMapResponse(b, this.transport);
         return m.internalPort === port ? m : undefined;
       });
       return r ? done(a.ip, r.externalPort, Math.min(r.lifetimeSeconds, this.lease)) : null;
@@ -288,7 +292,7 @@ export class PortMapper {
     let ext = wantExternal;
     for (let i = 0; i < 3; i++) {
       try {
-        await this.soap(ctl, 'AddPortMapping', upnp.encodeAddPortMapping(ctl.serviceType, { externalPort: ext, internalPort: port, internalClient: gw.localIp, leaseSeconds: this.lease, description: DESCRIPTION }));
+        await this.soap(ctl, 'AddPortMapping', upnp.encodeAddPortMapping(ctl.serviceType, { externalPort: ext, internalPort: port, internalClient: gw.localIp, leaseSeconds: this.lease, description: DESCRIPTION, transport: this.transport }));
         break;
       } catch (err) {
         // Someone else holds that external port: try a random one (twice at most).
@@ -308,14 +312,14 @@ export class PortMapper {
     // One try each, no long retransmission: we may be shutting down.
     const quick = { udpSendAtMs: [0, 250], udpTimeoutMs: 600 };
     if (m.protocol === 'pcp') {
-      const req = { nonce: this.pcpNonce, clientIp: m.gw.localIp, internalPort: m.internalPort, suggestedExternalPort: ext, lifetimeSeconds: 0 };
+      const req = { nonce: this.pcpNonce, clientIp: m.gw.localIp, internalPort: m.internalPort, suggestedExternalPort: ext, lifetimeSeconds: 0, transport: this.transport };
       const r = await this.udp(m.gw, pcp.encodeMapRequest(req), (b) => pcp.decodeMapResponse(b, req), quick);
       if (!r) throw new Error('no answer');
     } else if (m.protocol === 'nat-pmp') {
-      const r = await this.udp(m.gw, natpmp.encodeMapRequest(m.internalPort, 0, 0), (b) => natpmp.decodeMapResponse(b), quick);
+      const r = await this.udp(m.gw, natpmp.encodeMapRequest(m.internalPort, 0, 0, this.transport), (b) => natpmp.decodeMapResponse(b, this.transport), quick);
       if (!r) throw new Error('no answer');
     } else if (m.upnp) {
-      await this.soap(m.upnp, 'DeletePortMapping', upnp.encodeDeletePortMapping(m.upnp.serviceType, ext));
+      await this.soap(m.upnp, 'DeletePortMapping', upnp.encodeDeletePortMapping(m.upnp.serviceType, ext, this.transport));
     }
   }
 

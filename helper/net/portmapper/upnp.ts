@@ -1,4 +1,4 @@
-// UPnP IGD for one UDP port mapping: the SSDP search, the answer, the device description and
+// UPnP IGD for one UDP or TCP port mapping: the SSDP search, the answer, the device description and
 // the SOAP calls (GetExternalIPAddress, AddPortMapping, DeletePortMapping). Pure text in, text
 // out. Everything the router sends is bounded and scanned with bounded patterns: no XML parser,
 // nothing evaluated, and every URL must point at the router that answered.
@@ -119,14 +119,16 @@ export function encodeSoap(serviceType: WanService, action: string, args: Readon
   };
 }
 
-export function encodeAddPortMapping(serviceType: WanService, m: { externalPort: number; internalPort: number; internalClient: string; leaseSeconds: number; description: string }): SoapRequest {
+export type UpnpTransport = 'udp' | 'tcp';
+
+export function encodeAddPortMapping(serviceType: WanService, m: { externalPort: number; internalPort: number; internalClient: string; leaseSeconds: number; description: string; transport?: UpnpTransport }): SoapRequest {
   if (!isIPv4(m.internalClient)) throw new Error('the internal client must be an IPv4 address');
   // 0 would ask for a permanent mapping that outlives us if we die: never.
   if (!Number.isInteger(m.leaseSeconds) || m.leaseSeconds < 1 || m.leaseSeconds > 604800) throw new RangeError(`bad lease ${m.leaseSeconds}`);
   return encodeSoap(serviceType, 'AddPortMapping', [
     ['NewRemoteHost', ''],
     ['NewExternalPort', m.externalPort],
-    ['NewProtocol', 'UDP'],
+    ['NewProtocol', (m.transport ?? 'udp').toUpperCase()],
     ['NewInternalPort', m.internalPort],
     ['NewInternalClient', m.internalClient],
     ['NewEnabled', 1],
@@ -135,11 +137,11 @@ export function encodeAddPortMapping(serviceType: WanService, m: { externalPort:
   ]);
 }
 
-export function encodeDeletePortMapping(serviceType: WanService, externalPort: number): SoapRequest {
+export function encodeDeletePortMapping(serviceType: WanService, externalPort: number, transport: UpnpTransport = 'udp'): SoapRequest {
   return encodeSoap(serviceType, 'DeletePortMapping', [
     ['NewRemoteHost', ''],
     ['NewExternalPort', externalPort],
-    ['NewProtocol', 'UDP'],
+    ['NewProtocol', transport.toUpperCase()],
   ]);
 }
 

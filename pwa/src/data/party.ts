@@ -3,6 +3,7 @@
 // The party and the peers themselves live in liveStore, fed by the Watch stream; the calls here
 // also write their answers there so the page moves at once instead of on the next event.
 import {
+  InviteReach,
   CreatePartyRequest,
   GetPartyRequest,
   JoinPartyRequest,
@@ -290,3 +291,12 @@ export const isAway = (m: PartyMember): boolean => m.presence === MemberPresence
 
 /** True when this helper hosts `party` (only the host may kick). */
 export const selfIsHost = (party: Party): boolean => party.members.some((m) => m.isSelf && m.isHost);
+
+/**
+ * What the invite card must say about who the link reaches: a warning when it works only on this
+ * LAN (the router did not forward the embedded control server's port), a note for partial mappings.
+ */
+export function inviteReachNotice(party: Pick<Party, 'inviteReach' | 'inviteNote'>): { warn: boolean; text: string } | null {
+  if (party.inviteReach === InviteReach.INVITE_REACH_LAN_ONLY) return { warn: true, text: party.inviteNote || 'This invite works only on your LAN.' };
+  return party.inviteNote ? { warn: false, text: party.inviteNote } : null;
+}

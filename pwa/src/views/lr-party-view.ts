@@ -10,6 +10,7 @@ import {
   describePartyError,
   formatRtt,
   friendsBrowserLink,
+  inviteReachNotice,
   inviteText,
   isAway,
   joinParty,
@@ -691,10 +692,12 @@ export class LrPartyView extends LitElement {
     </li>`;
   }
 
-  private renderInvite(link: string): TemplateResult {
+  private renderInvite(link: string, party: Party): TemplateResult {
+    const reach = inviteReachNotice(party);
     return html`
-      <section class="card" aria-labelledby="invite-title" data-testid="invite-card">
+      <section class="card ${reach?.warn ? 'notice' : ''}" aria-labelledby="invite-title" data-testid="invite-card">
         <h2 id="invite-title">Invite friends</h2>
+        ${reach ? html`<p role=${reach.warn ? 'alert' : 'status'} data-testid="invite-reach" data-lan-only=${String(reach.warn)}>${reach.text}</p>` : nothing}
         <div class="invite">
           <lr-qr data-testid="invite-qr" .value=${link} label="QR code of the invite link"></lr-qr>
           <div class="links">
@@ -755,7 +758,7 @@ export class LrPartyView extends LitElement {
         </div>
         <span class="err" data-testid="party-error" role="alert">${this.errorFor('leave') || this.errorFor('kick')}</span>
       </section>
-      ${party.inviteLink ? this.renderInvite(party.inviteLink) : nothing}
+      ${party.inviteLink ? this.renderInvite(party.inviteLink, party) : nothing}
       <section class="card" aria-labelledby="members-title">
         <h2 id="members-title">Players</h2>
         ${others === 0
