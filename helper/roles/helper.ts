@@ -31,6 +31,8 @@ import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport }
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
+import { DiscordNotifier } from '../discord/notifier.js';
+import { discordDefinition, discordHandlers, discordMutating } from '../api/discord-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -54,6 +56,8 @@ export interface HelperOptions {
   fastPath: boolean;
   /** Embedded control server's STUN addresses (--stun-ip / --stun-alt-ip), see stunAddressFlags. */
   controlStun: { stunHost?: string; stunAltHost?: string };
+  /** Tests only: accept http://127.0.0.1 Discord webhooks (a fake Discord), see discord/webhook-url.ts. */
+  discordTestLoopback?: boolean;
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -75,6 +79,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     relays: relayConfigFromArgs(args),
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
+    discordTestLoopback: args.flags.has('discord-test-loopback'),
     controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
   };
 }
@@ -115,7 +120,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   // The NAT report: against the STUN service of the control server we are connected to (known
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
   let netcheck: Netchecker | undefined;
+  const discord = new DiscordNotifier({ events: state.events, store: new StateRepo(db), log, deviceName: () => state.settings.deviceName, allowLoopback: opts.discordTestLoopback === true });
   const party = new PartyManager({
+    onMemberLeft: (deviceId, reason) => discord.memberLeft(deviceId, reason),
     onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
     log,
@@ -192,6 +199,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
+      { definition: discordDefinition, handlers: discordHandlers(discord), mutating: discordMutating },
       ...plannedServices(),
     ],
   });
@@ -233,6 +241,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       await http.close();
       await grpc.close(2000);
       await party.close();
+      discord.close();
       await control?.close();
       sampler.stop();
       history.flush();
