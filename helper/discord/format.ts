@@ -5,7 +5,7 @@ import type { DiscordEvent } from './events.js';
 // are packed into messages of at most Discord's 2000 characters.
 
 export const MAX_CONTENT = 2000;
-/** Names on one merged line before "and N more": keeps one line readable. */
+/** Names on one merged line; a bigger group continues on the next line (no name is left out). */
 const MAX_NAMES_PER_LINE = 20;
 
 /** Names come from other players: neutralise Discord markdown and mentions. */
@@ -17,9 +17,7 @@ export function escapeText(s: string): string {
 }
 
 function list(names: string[]): string {
-  const shown = names.slice(0, MAX_NAMES_PER_LINE).map((n) => `**${escapeText(n)}**`);
-  const more = names.length - shown.length;
-  if (more > 0) return `${shown.join(', ')} and ${more} more`;
+  const shown = names.map((n) => `**${escapeText(n)}**`);
   if (shown.length <= 1) return shown.join('');
   return `${shown.slice(0, -1).join(', ')} and ${shown.at(-1)}`;
 }
@@ -82,7 +80,7 @@ export function burstLines(events: readonly DiscordEvent[]): string[] {
   let key: string | null = null;
   for (const e of events) {
     const k = groupKey(e);
-    if (group.length > 0 && k !== null && k === key) {
+    if (group.length > 0 && group.length < MAX_NAMES_PER_LINE && k !== null && k === key) {
       group.push(e);
       continue;
     }

@@ -139,3 +139,10 @@ test("webhook URLs: only Discord's hosts and path; loopback only when the helper
   assert.equal(typeof parseWebhookUrl(local, { allowLoopback: true }), 'object');
   assert.equal(typeof parseWebhookUrl(`http://10.0.0.1:9999/api/webhooks/123456789012345678/${TOKEN}`, { allowLoopback: true }), 'string');
 });
+
+test('a group bigger than one line continues on the next line: no "and N more"', () => {
+  const lines = burstLines(Array.from({ length: 25 }, (_, i) => joined(`P${i}`)));
+  assert.equal(lines.length, 2);
+  for (let i = 0; i < 25; i++) assert.ok(lines.join('\n').includes(`**P${i}**`));
+  assert.ok(!lines.join('\n').includes('more'));
+});
