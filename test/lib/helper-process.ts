@@ -24,11 +24,12 @@ process.on('exit', () => {
   for (const c of running) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-export async function startHelper(opts: { stateDir?: string; pwaDir?: string | null; httpPort?: number; grpcPort?: number; env?: NodeJS.ProcessEnv } = {}): Promise<HelperProcess> {
+export async function startHelper(opts: { stateDir?: string; pwaDir?: string | null; httpPort?: number; grpcPort?: number; env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<HelperProcess> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'lanrage-test-'));
   const args = [HELPER_MAIN, 'helper', '--state-dir', stateDir, '--http-port', String(opts.httpPort ?? 0), '--grpc-port', String(opts.grpcPort ?? 0), '--control-port', '0', '--interface', `lrt${randomBytes(4).toString('hex')}`];
   const pwa = opts.pwaDir === undefined ? PWA_DIST : opts.pwaDir;
   if (pwa) args.push('--pwa-dir', pwa);
+  args.push(...(opts.args ?? []));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LANRAGE_LOG: 'debug', ...opts.env } });
   running.add(child);
   const logs: string[] = [];
