@@ -9,6 +9,7 @@ import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
 import { settingsCommand } from './cli/settings.js';
 import { netcheckCommand } from './cli/netcheck.js';
+import { discordCommand } from './cli/discord.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 
 const COMMANDS: Command[] = [
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   pingCommand,
   settingsCommand,
   netcheckCommand,
+  discordCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {

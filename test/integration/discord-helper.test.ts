@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { credentials, Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { DiscordServiceClient, DiscordWebhookState, type DiscordStatus } from '../../helper/gen/lanrage/v1/discord.js';
@@ -10,7 +11,7 @@ import { ControlClient } from '../../helper/controlclient/client.js';
 import { parseInviteLink } from '../../helper/controlclient/invite.js';
 import { createLogger } from '../../helper/core/log.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { HELPER_MAIN, requireOrSkip } from '../lib/repo.js';
 import { FakeDiscord } from '../lib/fake-discord.js';
 
 // A real helper posting party news to a fake Discord (Discord's servers cannot be reached here):
@@ -165,6 +166,23 @@ test('Discord deletes the webhook (404): the helper stops using it and GetDiscor
   await friend('Frank', p.inviteLink);
   await new Promise((r) => setTimeout(r, 2500));
   assert.equal(fake.requests.length, requests, 'a disabled webhook was used again');
+});
+
+test('lanrage discord (CLI): connect a new webhook from stdin, status as text and --json, never the URL', async () => {
+  fake.webhooks.add(WEBHOOK_ID);
+  const n = fake.messages.length;
+  const cli = (args: string[], input?: string) => {
+    const r = spawnSync(process.execPath, [HELPER_MAIN, 'discord', ...args, '--grpc', `127.0.0.1:${h.grpcPort}`, '--state-dir', h.stateDir], { input: input ?? '', encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!r.stdout.includes(TOKEN), 'the CLI printed the webhook token');
+    return r.stdout;
+  };
+  const connected = JSON.parse(cli(['connect', '-', '--json'], fake.url(WEBHOOK_ID, TOKEN) + '\n')) as { webhookConfigured: boolean };
+  assert.equal(connected.webhookConfigured, true);
+  await fake.waitFor((m) => m.length > n && m.at(-1)!.content.includes('will post party news'), 10_000, 'hello after reconnecting');
+  const st = JSON.parse(cli(['--json'])) as { webhookState: string; sentMessages: number };
+  assert.equal(st.webhookState, 'ok');
+  assert.match(cli([]), /webhook +working/);
 });
 
 test('the webhook survives a restart, is stored in helper.db, and DisconnectDiscord forgets it', async () => {
