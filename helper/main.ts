@@ -3,16 +3,19 @@ import { parseArgs } from './core/args.js';
 import { createLogger } from './core/log.js';
 import { helperOptions, startHelper } from './roles/helper.js';
 import { runControlRole } from './roles/control.js';
+import { startPresenceRole } from './roles/presence.js';
 import { usageText, type Command } from './cli/commands.js';
 import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
 import { settingsCommand } from './cli/settings.js';
 import { netcheckCommand } from './cli/netcheck.js';
+import { discordCommand } from './cli/discord.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
   { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S] [--turn-realm R]]', summary: 'run a control server on its own', run: async () => {} },
+  { name: 'presence', usage: 'presence [--client-id ID] [--grpc HOST:PORT]', summary: 'run the Discord Rich Presence agent in your session (as your user)', run: async () => {} },
   statusCommand,
   partyCommand,
   createCommand,
@@ -21,6 +24,7 @@ const COMMANDS: Command[] = [
   pingCommand,
   settingsCommand,
   netcheckCommand,
+  discordCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {
@@ -62,8 +66,23 @@ async function runControl(argv: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
+async function runPresence(argv: string[]): Promise<void> {
+  const log = createLogger({ role: 'presence' });
+  const agent = startPresenceRole(parseArgs(argv), log);
+  log.info('presence agent started');
+  const stop = (): void => {
+    agent.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name = 'help', ...rest] = argv;
+  if (name === 'presence') {
+    await runPresence(rest);
+    return -1;
+  }
   if (name === 'helper') {
     await runHelperRole(rest);
     return -1;
@@ -72,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
     await runControl(rest);
     return -1;
   }
-  const cmd = COMMANDS.find((c) => c.name === name && c.name !== 'helper' && c.name !== 'control');
+  const cmd = COMMANDS.find((c) => c.name === name && c.name !== 'helper' && c.name !== 'control' && c.name !== 'presence');
   if (!cmd) {
     process.stdout.write(usageText(COMMANDS) + '\n');
     return name === 'help' || name === '--help' ? 0 : 2;

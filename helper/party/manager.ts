@@ -47,6 +47,8 @@ export interface PartyManagerOptions {
   lan?: { setParty(self: LanSelf | null, peers: string[]): Promise<void>; close(): Promise<void> };
   /** Called on every control snapshot (connect, reconnect): the STUN servers may be new. */
   onControlSnapshot?: () => void;
+  /** A member left the party (before the party event that shows it gone), with the reason. */
+  onMemberLeft?: (deviceId: string, reason: 'left' | 'kicked' | 'timed-out' | 'unknown') => void;
   /** Ask the router for a port mapping (UPnP / NAT-PMP / PCP) while in a party (default on). */
   portMapping?: boolean;
   /**
@@ -292,7 +294,10 @@ export class PartyManager implements PartyEngine {
       this.opts.onControlSnapshot?.();
     });
     c.on('member', () => this.applyQuietly(c.party()));
-    c.on('memberLeft', () => this.applyQuietly(c.party()));
+    c.on('memberLeft', ({ deviceId, reason }) => {
+      this.opts.onMemberLeft?.(deviceId, reason);
+      this.applyQuietly(c.party());
+    });
     c.on('callMeMaybe', ({ fromDeviceId, candidates, spraySockets }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates, spraySockets));
     c.on('kicked', () => {
       this.log.info('kicked from the party');

@@ -33,6 +33,8 @@ import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import { localAccess } from '../authz/local-access.js';
 import type { WatchEvent } from '../core/helper-state.js';
+import { DiscordNotifier } from '../discord/notifier.js';
+import { discordDefinition, discordHandlers, discordMutating } from '../api/discord-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -58,6 +60,8 @@ export interface HelperOptions {
   controlStun: { stunHost?: string; stunAltHost?: string };
   /** --operator USER|UID: the local user who may control the helper besides root (helper/authz/operator.ts). */
   operator?: string | undefined;
+  /** Tests only: accept http://127.0.0.1 Discord webhooks (a fake Discord), see discord/webhook-url.ts. */
+  discordTestLoopback?: boolean;
 }
 
 export function helperOptions(args: ParsedArgs): HelperOptions {
@@ -79,6 +83,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     relays: relayConfigFromArgs(args),
     interfaceName: flag(args, 'interface'),
     fastPath: flag(args, 'fast-path') !== 'off',
+    discordTestLoopback: args.flags.has('discord-test-loopback'),
     controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
     operator: flag(args, 'operator'),
   };
@@ -127,7 +132,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   // The NAT report: against the STUN service of the control server we are connected to (known
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
   let netcheck: Netchecker | undefined;
+  const discord = new DiscordNotifier({ events: state.events, store: new StateRepo(db), log, deviceName: () => state.settings.deviceName, allowLoopback: opts.discordTestLoopback === true });
   const party = new PartyManager({
+    onMemberLeft: (deviceId, reason) => discord.memberLeft(deviceId, reason),
     onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
     log,
@@ -207,6 +214,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
+      { definition: discordDefinition, handlers: discordHandlers(discord), mutating: discordMutating },
       ...plannedServices(),
     ],
   });
@@ -250,6 +258,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       await http.close();
       await grpc.close(2000);
       await party.close();
+      discord.close();
       await control?.close();
       sampler.stop();
       history.flush();
