@@ -12,7 +12,7 @@ import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } f
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
-  { name: 'control', usage: 'control [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S] [--turn-realm R]]', summary: 'run a control server on its own', run: async () => {} },
+  { name: 'control', usage: 'control [--db postgres://USER@HOST/DB] [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S] [--turn-realm R]]', summary: 'run a control server on its own', run: async () => {} },
   statusCommand,
   partyCommand,
   createCommand,
