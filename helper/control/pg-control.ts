@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { ApiError, Status } from '../core/api-error.js';
 import type { Logger } from '../core/log.js';
+import { SessionResponse } from '../gen/lanrage/control/v1/control.js';
 import type { BusEvent, BusHandlers, ControlBus } from './bus.js';
 import { loadReplica, migratePg, PgControlStore, visibleIn, writeOp, type Op, type PgSnapshot } from './pg-store.js';
 
@@ -17,8 +18,31 @@ export const BUS_CHANNEL = 'lanrage_control';
 const MAX_INLINE = 7000;
 const GROUP = 100;
 
+// Events travel as protobuf (base64): they hold bytes and timestamps that JSON would mangle.
+type WireEvent = { to: string; pb: string } | { to: string; snapshot: true };
+
+function toWire(events: readonly BusEvent[]): WireEvent[] {
+  const encoded = new Map<SessionResponse, string>(); // one event often goes to a whole party
+  return events.map((e) => {
+    if ('snapshot' in e) return e;
+    let pb = encoded.get(e.event);
+    if (pb === undefined) encoded.set(e.event, (pb = Buffer.from(SessionResponse.encode(e.event).finish()).toString('base64')));
+    return { to: e.to, pb };
+  });
+}
+
+function fromWire(events: readonly WireEvent[]): BusEvent[] {
+  const decoded = new Map<string, SessionResponse>();
+  return events.map((e) => {
+    if ('snapshot' in e) return { to: e.to, snapshot: true };
+    let event = decoded.get(e.pb);
+    if (!event) decoded.set(e.pb, (event = SessionResponse.decode(Buffer.from(e.pb, 'base64'))));
+    return { to: e.to, event };
+  });
+}
+
 type Msg =
-  | { k: 'tx'; from: string; xid?: string; ops: Op[]; events: BusEvent[] }
+  | { k: 'tx'; from: string; xid?: string; ops: Op[]; events: WireEvent[] }
   | { k: 'open' | 'close'; from: string; dev: string }
   | { k: 'hb' | 'hello' | 'bye'; from: string }
   | { k: 'sessions'; from: string; devs: [string, number][] };
@@ -141,8 +165,8 @@ export class PostgresControl implements ControlBus {
     this.lastBatch = undefined;
     if (events.length === 0) return;
     const tx = b?.msgs.find((m): m is Extract<Msg, { k: 'tx' }> => m.k === 'tx');
-    if (tx) tx.events.push(...events);
-    else this.enqueue([], [...events]);
+    if (tx) tx.events.push(...toWire(events));
+    else this.enqueue([], toWire(events));
   }
 
   sessionOpened(deviceId: string): void {
@@ -198,7 +222,7 @@ export class PostgresControl implements ControlBus {
 
   // ---- writing ----
 
-  private enqueue(ops: Op[], events: BusEvent[]): Batch {
+  private enqueue(ops: Op[], events: WireEvent[]): Batch {
     let resolve!: () => void;
     let reject!: (err: Error) => void;
     const done = new Promise<void>((res, rej) => {
@@ -422,7 +446,7 @@ export class PostgresControl implements ControlBus {
             return;
           }
         }
-        h?.events(m.events);
+        h?.events(fromWire(m.events));
         return;
       case 'open':
         peer!.sessions.set(m.dev, (peer!.sessions.get(m.dev) ?? 0) + 1);
