@@ -30,7 +30,7 @@ export async function startControlProcess(extraArgs: string[], env: NodeJS.Proce
   const grpcPort = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`control did not start within 20 s:\n${text}`)), 20_000);
     proc.stderr!.on('data', (d: Buffer) => {
-      text += d.toString();
+      text = (text + d.toString()).slice(-64_000);
       const m = /"msg":"control ready"[^\n]*"grpcPort":(\d+)/.exec(text);
       if (m) {
         clearTimeout(timer);
