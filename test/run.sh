@@ -23,6 +23,10 @@ need miniupnpd miniupnpd-nftables
 need avahi-daemon avahi-daemon
 need avahi-browse avahi-utils
 need dbus-daemon dbus-daemon
+# The scaled-out control plane's tests start their own PostgreSQL cluster (not on PATH: Debian
+# keeps the server binaries per version; the policy-rc.d blocker keeps the package's own
+# cluster from starting).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || lanrage_missing+=(postgresql)
 /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || lanrage_missing+=(python3-grpcio python3-grpc-tools)
 lanrage_install_missing "the tests that need them will skip (or fail in CI)"
 lanrage_npm_sync

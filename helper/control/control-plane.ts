@@ -28,6 +28,7 @@ import { DEFAULT_NETWORK_CIDR, allocateAddress, parsePool, type Pool } from './i
 import { AWAY_AFTER_MS, DROP_AFTER_MS, PresenceTracker } from './presence.js';
 import { CHALLENGE_TTL_MS, ChallengeBook, NONCE_BYTES, registrationMessage, verifyRegistration } from './registration.js';
 import type { ControlStore, MemberView } from './store.js';
+import { LocalBus, type BusEvent, type ControlBus } from './bus.js';
 import type { RelayConfig } from './relay-config.js';
 import { mintTurnCredentials } from './turn-credentials.js';
 import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId, checkRelayed, checkSpraySockets } from './validate.js';
@@ -48,6 +49,8 @@ export interface ControlPlaneOptions {
   maxMembers?: number;
   /** TURN relays handed to party members with fresh credentials (none: GetRelays answers an empty list). */
   relays?: RelayConfig;
+  /** Other control instances on the same database (none: LocalBus). */
+  bus?: ControlBus;
 }
 
 export type SessionSink = (e: SessionResponse) => void;
@@ -85,6 +88,7 @@ export class ControlPlane {
   private readonly tokensByDevice = new Map<string, string[]>();
   private readonly cmmBudget = new Map<string, { tokens: number; at: number }>();
   private outbox: Outgoing[] = [];
+  private readonly bus: ControlBus;
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store;
@@ -94,18 +98,28 @@ export class ControlPlane {
     this.maxMembers = opts.maxMembers ?? MAX_MEMBERS;
     this.relays = opts.relays;
     this.challenges = new ChallengeBook(this.clock, opts.challengeTtlMs ?? CHALLENGE_TTL_MS);
+    const bus = (this.bus = opts.bus ?? new LocalBus());
+    // Every instance tracks presence; only the leader acts on it, so each change happens once.
     this.presence = new PresenceTracker(
       this.clock,
       {
-        onAway: (id) => this.presenceChanged(id),
-        onOnline: (id) => this.presenceChanged(id),
-        onDrop: (id) => this.dropped(id),
+        onAway: (id) => bus.isLeader() && this.presenceChanged(id),
+        onOnline: (id) => bus.isLeader() && this.presenceChanged(id),
+        onDrop: (id) => bus.isLeader() && this.dropped(id),
       },
       opts.awayAfterMs ?? AWAY_AFTER_MS,
       opts.dropAfterMs ?? DROP_AFTER_MS,
     );
     // After a restart nobody is connected yet: members get the usual grace to come back.
     for (const m of this.store.allMemberships()) this.presence.track(m.deviceId);
+    bus.attach({
+      events: (evs) => this.deliverRemote(evs),
+      remoteSessionOpened: (id) => this.presence.sessionOpened(id),
+      remoteSessionClosed: (id) => this.presence.sessionClosed(id),
+      resync: () => {
+        for (const set of this.sessions.values()) for (const s of set) this.deliver(s, this.snapshotFor(s));
+      },
+    });
   }
 
   // ---- registration and sessions ----
@@ -170,6 +184,7 @@ export class ControlPlane {
     const s: Session = { deviceId, stunServers, send };
     // Presence first: "back online" goes to the others; this session starts from the snapshot.
     this.presence.sessionOpened(deviceId);
+    this.bus.sessionOpened(deviceId);
     let set = this.sessions.get(deviceId);
     if (!set) this.sessions.set(deviceId, (set = new Set()));
     set.add(s);
@@ -181,6 +196,7 @@ export class ControlPlane {
       set.delete(s);
       if (set.size === 0 && this.sessions.get(deviceId) === set) this.sessions.delete(deviceId);
       this.presence.sessionClosed(deviceId);
+      this.bus.sessionClosed(deviceId);
     };
   }
 
@@ -296,7 +312,9 @@ export class ControlPlane {
     const targets = this.sessions.get(to);
     const event: SessionResponse = { callMeMaybe: { fromDeviceId: deviceId, candidates, spraySockets } };
     for (const s of targets ?? []) this.deliver(s, event);
-    return { delivered: (targets?.size ?? 0) > 0 };
+    const elsewhere = this.bus.connectedElsewhere(to);
+    if (elsewhere) this.bus.publish([{ to, event }]);
+    return { delivered: (targets?.size ?? 0) > 0 || elsewhere };
   }
 
   /** The party as its members see it, or undefined. */
@@ -335,10 +353,16 @@ export class ControlPlane {
   private flush(): void {
     const out = this.outbox;
     this.outbox = [];
+    this.bus.publish(out.filter((o): o is BusEvent => !('run' in o)));
     for (const o of out) {
       if ('run' in o) o.run();
       else for (const s of this.sessions.get(o.to) ?? []) this.deliver(s, 'snapshot' in o ? this.snapshotFor(s) : o.event);
     }
+  }
+
+  /** Events another instance produced, for the sessions held here. */
+  private deliverRemote(evs: readonly BusEvent[]): void {
+    for (const o of evs) for (const s of this.sessions.get(o.to) ?? []) this.deliver(s, 'snapshot' in o ? this.snapshotFor(s) : o.event);
   }
 
   private deliver(s: Session, e: SessionResponse): void {

@@ -7,6 +7,8 @@ import { ControlPlane } from './control-plane.js';
 import { describeRelays, type RelayConfig } from './relay-config.js';
 import { controlDefinition, controlHandlers } from './service.js';
 import { SqliteControlStore } from './sqlite-store.js';
+import { PostgresControl } from './pg-control.js';
+import type { ControlStore } from './store.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
 
 export const CONTROL_MAX_MESSAGE_BYTES = 64 * 1024;
@@ -17,6 +19,8 @@ export interface ControlServerOptions {
   /** STUN answers on this port and the next one (0: any free pair). */
   stunPort: number;
   dbFile: string;
+  /** postgres://… : the control store on PostgreSQL, shared with other instances (dbFile unused). */
+  dbUrl?: string;
   tls?: { certFile: string; keyFile: string };
   log: Logger;
   /** The address put in stun_servers (e.g. the public IP behind a port forward); see stunHost(). */
@@ -47,9 +51,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const credentials = opts.tls
     ? ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(opts.tls.certFile), private_key: readFileSync(opts.tls.keyFile) }], false)
     : ServerCredentials.createInsecure();
-  const store = SqliteControlStore.open(opts.dbFile);
+  const pgc = opts.dbUrl !== undefined ? await PostgresControl.open({ url: opts.dbUrl, log }) : undefined;
+  const store: ControlStore = pgc?.store ?? SqliteControlStore.open(opts.dbFile);
+  const closeStore = async (): Promise<void> => (pgc ? pgc.closeGracefully() : store.close());
   const plane = new ControlPlane({
     store,
+    ...(pgc && { bus: pgc }),
     log,
     ...(opts.clock && { clock: opts.clock }),
     ...(opts.awayAfterMs !== undefined && { awayAfterMs: opts.awayAfterMs }),
@@ -73,7 +80,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     const advertiseHost = opts.advertiseHost ?? (opts.stunAltHost || opts.stunHost ? stunBind : undefined);
     const { definition, implementation } = wrapService(
       controlDefinition,
-      controlHandlers({ plane, stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
+      controlHandlers({ plane, ...(pgc && { durable: () => pgc.durable() }), stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
       // Authentication is per device (session tokens), done by the handlers, not the install token.
       { token: '', log, mutating: new Set() },
     );
@@ -90,6 +97,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       stunPorts,
       stunHosts,
       tls: !!opts.tls,
+      store: pgc ? `postgresql (instance ${pgc.instanceId})` : 'sqlite',
       relays: opts.relays ? describeRelays(opts.relays) : [],
       ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
     });
@@ -113,14 +121,14 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
             });
           });
           await stun?.close();
-          store.close();
+          await closeStore();
         })()),
     };
   } catch (err) {
     plane.close();
     server.forceShutdown();
     await stun?.close();
-    store.close();
+    await closeStore();
     throw err;
   }
 }

@@ -29,6 +29,8 @@ export interface ControlServiceDeps {
   advertiseHost?: string;
   /** The address the server listens on. */
   bindHost: string;
+  /** Resolves once the changes made so far are durable (PostgreSQL write-through); rejects if refused. */
+  durable?: () => Promise<void>;
   /** Aborted when the server shuts down: Session streams end cleanly. */
   shutdown: AbortSignal;
 }
@@ -60,22 +62,27 @@ export function stunServersFor(host: string, ports: readonly [number, number]): 
 export function controlHandlers(deps: ControlServiceDeps): Record<string, Handler> {
   const { plane } = deps;
   const device = (ctx: CallContext): string => plane.authenticate(bearerToken(ctx.metadata.get('authorization')[0]?.toString()));
+  // A change is answered once it is durable: on PostgreSQL, once written through.
+  const durably = async <T>(res: T): Promise<T> => {
+    await deps.durable?.();
+    return res;
+  };
   return {
     getChallenge: (): GetChallengeResponse => plane.getChallenge(),
-    register: (req: RegisterRequest) => plane.register(req),
-    createParty: (req: CreatePartyRequest, ctx: CallContext) => plane.createParty(device(ctx), req),
-    joinParty: (req: JoinPartyRequest, ctx: CallContext) => plane.joinParty(device(ctx), req),
+    register: (req: RegisterRequest) => durably(plane.register(req)),
+    createParty: (req: CreatePartyRequest, ctx: CallContext) => durably(plane.createParty(device(ctx), req)),
+    joinParty: (req: JoinPartyRequest, ctx: CallContext) => durably(plane.joinParty(device(ctx), req)),
     leaveParty: (_req: unknown, ctx: CallContext) => {
       plane.leaveParty(device(ctx));
-      return {};
+      return durably({});
     },
     kickMember: (req: KickMemberRequest, ctx: CallContext) => {
       plane.kick(device(ctx), req);
-      return {};
+      return durably({});
     },
     updateEndpoints: (req: UpdateEndpointsRequest, ctx: CallContext) => {
       plane.updateEndpoints(device(ctx), req);
-      return {};
+      return durably({});
     },
     callMeMaybe: (req: CallMeMaybeRequest, ctx: CallContext) => plane.callMeMaybe(device(ctx), req),
     getRelays: (_req: unknown, ctx: CallContext) => plane.getRelays(device(ctx)),

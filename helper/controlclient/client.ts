@@ -37,6 +37,11 @@ export type { RelayOffer } from './relays.js';
 export interface ControlClientOptions {
   /** "http://host:port" or "https://host:port". */
   url: string;
+  /**
+   * Other instances of the same control service (sharing its database): when the connection
+   * breaks, reconnecting tries them in turn with the primary.
+   */
+  fallbackUrls?: readonly string[];
   identity: KeyObject | { privateKeyPem: string };
   name: string;
   /** base64, 32 bytes. */
@@ -76,9 +81,13 @@ function decodeKey(what: string, b64: string): Buffer {
 }
 
 export class ControlClient extends EventEmitter<ControlClientEvents> {
-  readonly url: string;
+  /** The control URL in use (one of url and fallbackUrls). */
+  url: string;
   readonly deviceId: string;
-  private readonly grpc: Client;
+  private grpc: Client;
+  private readonly urls: string[];
+  private current = 0;
+  private readonly tlsCa: Buffer | undefined;
   private readonly log: Logger;
   private readonly identity: KeyObject;
   private readonly name: string;
@@ -86,7 +95,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   private readonly discoKey: Buffer;
   private readonly timeoutMs: number;
   private readonly backoff: BackoffOptions;
-  private readonly controlHost: string;
+  private controlHost: string;
   private token = '';
   private stream: ClientReadableStream<SessionResponse> | undefined;
   private state: PartyState | null = null;
@@ -114,10 +123,9 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
 
   private constructor(opts: ControlClientOptions) {
     super();
-    this.url = normalizeControlUrl(opts.url);
-    const u = new URL(this.url);
-    this.controlHost = u.hostname.replace(/^\[|\]$/g, '');
-    const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+    this.urls = [...new Set([opts.url, ...(opts.fallbackUrls ?? [])].map((x) => normalizeControlUrl(x)))];
+    this.url = this.urls[0]!;
+    this.tlsCa = opts.tlsCa;
     this.identity = 'privateKeyPem' in opts.identity ? parseIdentity(opts.identity.privateKeyPem) : opts.identity;
     this.deviceId = deviceIdOf(this.identity);
     this.name = checkName('name', opts.name.normalize('NFC'));
@@ -126,7 +134,13 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     this.log = opts.log.child({ part: 'control-client', control: this.url });
     this.timeoutMs = opts.callTimeoutMs ?? 10_000;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
-    this.grpc = new Client(`${u.hostname}:${port}`, u.protocol === 'https:' ? credentials.createSsl(opts.tlsCa ?? null) : credentials.createInsecure(), {
+    [this.grpc, this.controlHost] = this.channel(this.url);
+  }
+
+  private channel(url: string): [Client, string] {
+    const u = new URL(url);
+    const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+    const grpc = new Client(`${u.hostname}:${port}`, u.protocol === 'https:' ? credentials.createSsl(this.tlsCa ?? null) : credentials.createInsecure(), {
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
       'grpc.keepalive_time_ms': 15_000,
       'grpc.keepalive_timeout_ms': 10_000,
@@ -134,6 +148,19 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       'grpc.initial_reconnect_backoff_ms': this.backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
     });
+    return [grpc, u.hostname.replace(/^\[|\]$/g, '')];
+  }
+
+  /** Moves to the next control URL (another instance on the same database). */
+  private nextUrl(): void {
+    if (this.urls.length < 2) return;
+    this.current = (this.current + 1) % this.urls.length;
+    this.grpc.close();
+    this.url = this.urls[this.current]!;
+    [this.grpc, this.controlHost] = this.channel(this.url);
+    this.controlIp = undefined;
+    this.token = '';
+    this.log.info('trying another control instance', { url: this.url });
   }
 
   /** The current party, null when in none. */
@@ -322,6 +349,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
       });
       this.cancelSleep = undefined;
       if (this.closed) return;
+      // The instance that dropped us may be gone for good: try the others in turn.
+      this.nextUrl();
       try {
         await this.connectOnce();
       } catch (err) {

@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import { defaultStateDir, ensureStateDir } from '../core/state-dir.js';
 import { relayConfigFromArgs } from '../control/relay-config.js';
 import { startControlServer, type ControlServer } from '../control/server.js';
+import { checkPostgresUrl } from '../control/pg-control.js';
 
 export const DEFAULT_STUN_PORT = 3478;
 
@@ -50,7 +51,11 @@ export async function runControlRole(args: ParsedArgs, log: Logger): Promise<Con
   const advertiseHost = flag(args, 'advertise-host');
   const relays = relayConfigFromArgs(args);
   const stun = stunAddressFlags(args);
+  // --db postgres://… : several instances share one database (SQLite in the state dir otherwise).
+  const dbUrl = flag(args, 'db');
+  if (dbUrl !== undefined) checkPostgresUrl(dbUrl);
   return startControlServer({
+    ...(dbUrl !== undefined && { dbUrl }),
     host: flag(args, 'listen') ?? '0.0.0.0',
     grpcPort: portFlag(args, 'grpc-port', 8670),
     stunPort: portFlag(args, 'stun-port', DEFAULT_STUN_PORT),
