@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemberPresence, type Party, type PartyMember } from '../../helper/gen/lanrage/v1/party.js';
+import { MemberPresence, Party, type PartyMember } from '../../helper/gen/lanrage/v1/party.js';
 import { burstLines, escapeText, formatBurst, MAX_CONTENT, packLines } from '../../helper/discord/format.js';
 import { diffParty } from '../../helper/discord/party-diff.js';
 import { gameEvent, serverEvent } from '../../helper/discord/game-events.js';
@@ -76,7 +76,7 @@ const member = (name: string, o: Partial<PartyMember> = {}): PartyMember => ({
   joinedAt: new Date(0),
   ...o,
 });
-const party = (members: PartyMember[], id = 'p1'): Party => ({ id, name: 'Friday', inviteLink: '', members, networkCidr: '10.66.0.0/16', createdAt: new Date(0) });
+const party = (members: PartyMember[], id = 'p1'): Party => Party.fromPartial({ id, name: 'Friday', inviteLink: '', members, networkCidr: '10.66.0.0/16', createdAt: new Date(0) });
 const host = member('Hosty', { isHost: true, isSelf: true });
 
 test('the host helper reports creation, joins, leaves with reasons, lost and back', () => {
