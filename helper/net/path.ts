@@ -329,7 +329,8 @@ export class PathMachine {
     this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 1);
     this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
     for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
-    this.schedule(this.t.reprobeMs);
+    // A loaded machine answers slowly: never less than three of the path's round trips.
+    this.schedule(Math.max(this.t.reprobeMs, 3 * (this.active.rttMs ?? 0)));
   }
 
   setFastPath(on: boolean): void {

@@ -12,7 +12,8 @@
 // Env: BENCH_N (comma list, default "4,8"), BENCH_TIMEOUT_S (per storm, default 40 + 6·N),
 // BENCH_EXEC_COUNT=1 (count nft/wg/ip processes per helper through PATH wrappers), BENCH_LOG_DIR
 // (write every helper's and the control server's log there),
-// LANRAGE_LAB_VERBOSE=1 (helper logs on stderr). Prints figures; asserts nothing about speed.
+// BENCH_IDLE_S (helper CPU at rest after the storm, default 20 s; 0 skips), LANRAGE_LAB_VERBOSE=1
+// (helper logs on stderr). Prints figures; asserts nothing about speed.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,7 @@ const DIRECT = 2;
 const RELAYED = 3;
 const TRIGGER = join(dirname(fileURLToPath(import.meta.url)), 'join-trigger.js');
 const EXEC_COUNT = process.env.BENCH_EXEC_COUNT === '1';
+const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 20);
 
 const log = (s: string): void => void process.stderr.write(`[joinstorm] ${s}\n`);
 const uptime = (): string => {
@@ -123,6 +125,14 @@ async function storm(n: number): Promise<void> {
         const controlPid = pl.control!.proc.pid!;
         const meter = new CpuMeter([...helperPids.values(), controlPid]);
         const load0 = loadLine();
+        // This process's own timer lateness: a machine-wide stall shows here as in every helper.
+        let stallMax = 0;
+        let tick = performance.now();
+        const stallTimer = setInterval(() => {
+          const now = performance.now();
+          stallMax = Math.max(stallMax, now - tick - 100);
+          tick = now;
+        }, 100);
         const t0 = Date.now();
         for (const t of triggers) t.go();
         const joinMs = await Promise.all(triggers.map((t) => t.result));
@@ -161,6 +171,7 @@ async function storm(n: number): Promise<void> {
           await sleep(100);
         }
         const cpu = meter.stop();
+        clearInterval(stallTimer);
         const stormSecs = ((settledAt ?? Date.now()) - t0) / 1000;
         const load1 = loadLine();
         if (settledAt === null) log(`not every session came up within ${timeoutMs} ms`);
@@ -220,7 +231,7 @@ async function storm(n: number): Promise<void> {
         });
 
         const ms = (x: number | null): string => (x === null ? '-' : `${x}`);
-        console.log(`storm load: ${load0} → ${load1}; JoinParty answered p50 ${fmt(percentile(joinMs, 50))} ms, max ${fmt(Math.max(...joinMs))} ms`);
+        console.log(`storm load: ${load0} → ${load1}; the bench's own worst timer lateness ${fmt(stallMax)} ms (machine stalls); JoinParty answered p50 ${fmt(percentile(joinMs, 50))} ms, max ${fmt(Math.max(...joinMs))} ms`);
         console.log(`${'pair'.padEnd(36)} ${'first pkt'.padStart(9)} ${'direct'.padStart(7)} ${'WG up'.padStart(7)}  path             ping a→b/b→a   (ms after the joins)`);
         for (const r of [...rows].sort((x, y) => (y.wg ?? 1e9) - (x.wg ?? 1e9))) {
           console.log(`${`${r.a.name} ↔ ${r.b.name}`.padEnd(36)} ${ms(r.first).padStart(9)} ${ms(r.direct).padStart(7)} ${ms(r.wg).padStart(7)}  ${r.path.padEnd(16)} ${r.pings}`);
@@ -253,6 +264,15 @@ async function storm(n: number): Promise<void> {
             return `${s.name} ${['nft', 'wg', 'ip'].map((c) => `${c}:${m.get(c) ?? 0}`).join(' ')}`;
           });
           console.log(`  processes run by each helper (whole run): ${line.join('; ')}`);
+        }
+        if (IDLE_S > 0) {
+          // Nobody watching, nothing sent: what the party costs each helper at rest.
+          await sleep(2000);
+          const idleMeter = new CpuMeter([...helperPids.values()]);
+          await sleep(IDLE_S * 1000);
+          const idle = idleMeter.stop();
+          const xs = lab.sites.map((s) => idle.get(helperPids.get(s.name)!) ?? NaN);
+          console.log(`  idle ${IDLE_S} s afterwards, % of one core per helper: mean ${fmt(xs.reduce((x, y) => x + y, 0) / n, 2)} max ${fmt(Math.max(...xs), 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(xs[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
         }
         console.log(`after: ${uptime()}`);
         const logDir = process.env.BENCH_LOG_DIR;
