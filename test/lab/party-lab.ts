@@ -171,8 +171,10 @@ export class PartyLab {
   async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string } = {}): Promise<LabProcess> {
     const index = this.lab.sites.indexOf(site);
     const stateDir = opts.stateDir ?? this.helpers.get(site.name)?.stateDir ?? this.dir(site.name);
+    // LANRAGE_LAB_NODE_ARGS: flags for the helpers' node (e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile a benchmark).
+    const nodeArgs = (process.env.LANRAGE_LAB_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const args = [
-      HELPER_MAIN, 'helper', '--state-dir', stateDir, '--control-url', this.controlUrl,
+      ...nodeArgs, HELPER_MAIN, 'helper', '--state-dir', stateDir, '--control-url', this.controlUrl,
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
     const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: 'debug' } });
