@@ -1102,6 +1102,10 @@ export class MagicSock extends EventEmitter {
         return;
       }
       this.c.rx_relay_wireguard++;
+      // The peer sends through the relay while we send direct: it has lost the direct path (a NAT
+      // forgot our mapping), so ours is suspect too — our packets may be the ones not arriving.
+      const rec = this.peers.get(id);
+      if (rec && rec.active !== null) rec.machine.suspect();
       return this.toWireGuard(id, data);
     }
     if (kind !== 'disco') {
