@@ -1,4 +1,5 @@
 import si from 'systeminformation';
+import { procReader } from './proc-reader.js';
 import type { RawReading } from './sample.js';
 
 // The only module that touches the OS for metrics; systeminformation does the per-platform work.
@@ -7,6 +8,8 @@ export interface MetricsReader {
 }
 
 export function systemReader(): MetricsReader {
+  // Linux: /proc directly (systeminformation blocks the event loop in spawnSync: proc-reader.ts).
+  if (process.platform === 'linux') return procReader();
   return {
     async read(): Promise<RawReading> {
       const [load, mem, ifaces] = await Promise.all([si.currentLoad(), si.mem(), si.networkStats('*')]);

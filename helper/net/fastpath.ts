@@ -104,6 +104,8 @@ export class FastPath {
   readonly table: string;
   private readonly peers = new Map<string, { endpoint: string; localPort: number | null }>();
   private chain: Promise<void> = Promise.resolve();
+  /** The run that has not started yet: later changes ride on it. */
+  private queued: Promise<void> | null = null;
   private installed = false;
   private readonly run: NftRunner;
 
@@ -126,8 +128,15 @@ export class FastPath {
     return this.peers.has(peerId);
   }
 
+  /**
+   * One nft transaction per change set: changes that arrive while a run is queued join it (a join
+   * storm moves many peers onto the fast path within a few hundred ms; one `nft` process each
+   * would queue behind each other on a loaded machine). The run reads the peers when it starts.
+   */
   private apply(): Promise<void> {
+    if (this.queued) return this.queued;
     const next = this.chain.then(async () => {
+      this.queued = null;
       const all = [...this.peers.values()];
       const eps = [...new Set(all.filter((p) => p.localPort === null).map((p) => p.endpoint))];
       const pinned = all.filter((p): p is PinnedEndpoint => p.localPort !== null);
@@ -135,6 +144,7 @@ export class FastPath {
       await this.run(renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps, pinned));
       this.installed = eps.length > 0 || pinned.length > 0;
     });
+    this.queued = next;
     this.chain = next.catch(() => {});
     return next;
   }

@@ -56,3 +56,20 @@ export class HandshakeGuard {
 }
 
 export const isHandshakeInitiation = (b: Buffer): boolean => b[0] === WG_HANDSHAKE_INITIATION;
+
+/**
+ * Held packets leave when a path answers, often seconds after WireGuard wrote them. The crossing
+ * rules must see an initiation when it goes on the wire, not when it was held: both sides of a
+ * join hold the initiation their keepalive started and flush it at about the same moment, and
+ * judged by the hold time rule 3 never fires, both initiations are taken, and the pair waits for
+ * WireGuard's 5 s retry. So each held initiation passes the guard again here (rule 2 may drop it).
+ */
+export function releaseHeld(guard: HandshakeGuard, held: readonly Buffer[], now: number): { send: Buffer[]; dropped: number } {
+  const send: Buffer[] = [];
+  let dropped = 0;
+  for (const m of held) {
+    if (m[0] === WG_HANDSHAKE_INITIATION && !guard.outgoing(m, now)) dropped++;
+    else send.push(m);
+  }
+  return { send, dropped };
+}

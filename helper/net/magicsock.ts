@@ -35,7 +35,7 @@ import { AttemptLimiter, ATTEMPT_MS, birthdayRole, MAX_CONCURRENT, RETRY_AFTER_M
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
 import { FastPath, type NftRunner } from './fastpath.js';
-import { HandshakeGuard, isHandshakeInitiation, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
+import { HandshakeGuard, isHandshakeInitiation, releaseHeld, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
 import { RelayConn, type RelayLatency, type RelayOffer } from './relayconn.js';
@@ -408,6 +408,14 @@ export class MagicSock extends EventEmitter {
     }
     this.pendingCmm.delete(peerId);
     this.pendingCmm.set(peerId, { candidates: valid, at: this.clock.now() });
+  }
+
+  /** WireGuard's traffic to this peer went unanswered (traffic-watch.ts): re-probe its direct path now. */
+  suspect(peerId: string): void {
+    const rec = this.peers.get(peerId);
+    if (!rec || rec.active === null) return;
+    this.log.debug('traffic unanswered: re-probing', { peer: peerId, endpoint: rec.activeKey });
+    rec.machine.suspect();
   }
 
   path(peerId: string): PathState | undefined {
@@ -1094,6 +1102,10 @@ export class MagicSock extends EventEmitter {
         return;
       }
       this.c.rx_relay_wireguard++;
+      // The peer sends through the relay while we send direct: it has lost the direct path (a NAT
+      // forgot our mapping), so ours is suspect too — our packets may be the ones not arriving.
+      const rec = this.peers.get(id);
+      if (rec && rec.active !== null) rec.machine.suspect();
       return this.toWireGuard(id, data);
     }
     if (kind !== 'disco') {
@@ -1190,12 +1202,16 @@ export class MagicSock extends EventEmitter {
 
   private flushHeld(rec: PeerRec): void {
     const a = rec.active;
+    const viaRelay = !a && rec.relayTarget !== null && rec.relay.state().up;
+    if (!a && !viaRelay) return;
+    const { send, dropped } = releaseHeld(rec.handshake, rec.hold.take(), this.clock.now());
+    this.c.wg_crossing_dropped += dropped;
     if (!a) {
-      if (rec.relayTarget !== null && rec.relay.state().up) for (const m of rec.hold.take()) if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
+      for (const m of send) if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
       return;
     }
     const sock = this.sockFor(rec, rec.activeKey);
-    for (const m of rec.hold.take()) {
+    for (const m of send) {
       this.c.wg_flushed++;
       this.c.tx_wireguard++;
       sock.send(m, a.port, a.ip);

@@ -7,7 +7,9 @@
 //   direct       ping the active path every 5 s (keepalive well under the 25 s NAT budget), every 2 s
 //                once one went unanswered; three unanswered in a row → lost (~14 s after the last
 //                pong) → connecting again; every 30 s ping all candidates and
-//                move to a clearly better one (hysteresis, LAN preferred when RTTs are close)
+//                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
+//                traffic that goes unanswered (suspect()) re-probes at once and loses the path
+//                after 1 s without a pong
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
@@ -47,6 +49,8 @@ export interface PathTiming {
   missedPongsForLoss: number;
   rescanIntervalMs: number;
   callMeMaybeIntervalMs: number;
+  /** After suspect() (traffic went unanswered): the active path must answer within this, or it is lost. */
+  reprobeMs: number;
   /** After a call-me-maybe while unreachable: probe at the fast rate for this long. */
   burstMs: number;
   /** Pings older than this are forgotten; a pong for them is ignored. */
@@ -63,6 +67,7 @@ export const DEFAULT_TIMING: PathTiming = {
   missedPongsForLoss: 3,
   rescanIntervalMs: 30_000,
   callMeMaybeIntervalMs: 30_000,
+  reprobeMs: 1_000,
   burstMs: 3_000,
   pingTtlMs: 15_000,
   maxLearned: 8,
@@ -164,6 +169,8 @@ export class PathMachine {
   private peerReady = false;
   private missed = 0;
   private keepaliveTxid: string | null = null;
+  /** suspect() is waiting for the active path to answer. */
+  private reprobing = false;
   private lastRescan = 0;
   private lastCallMeMaybe = -Infinity;
   private fastPath = false;
@@ -292,8 +299,12 @@ export class PathMachine {
     if (c === this.active) {
       this.missed = 0;
       this.keepaliveTxid = null;
+      if (this.reprobing) {
+        this.reprobing = false;
+        this.schedule(this.t.keepaliveIntervalMs);
+      }
       this.emit();
-    } else if (this.active.rttMs === null || isClearlyBetter({ rttMs: rtt, lan: c.lan }, { rttMs: this.active.rttMs, lan: this.active.lan })) {
+    } else if (this.reprobing || this.active.rttMs === null || isClearlyBetter({ rttMs: rtt, lan: c.lan }, { rttMs: this.active.rttMs, lan: this.active.lan })) {
       this.setDirect(c);
     }
     return rtt;
@@ -304,6 +315,22 @@ export class PathMachine {
     const c = this.cands.get(endpoint);
     if (!c || this.closed) return null;
     return this.sendPing(c, false);
+  }
+
+  /**
+   * Traffic sent on the active path got no answer (WireGuard's counters, traffic-watch.ts): the
+   * path is suspect at once. Ping it and every other candidate now; a candidate that answers first
+   * takes over, and unless the active one answers within reprobeMs it is lost (the relay, if any,
+   * carries on meanwhile) — instead of three missed keepalives, ~14 s.
+   */
+  suspect(): void {
+    if (this.closed || this.kind !== 'direct' || !this.active || this.reprobing) return;
+    this.reprobing = true;
+    this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 1);
+    this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+    for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
+    // A loaded machine answers slowly: never less than three of the path's round trips.
+    this.schedule(Math.max(this.t.reprobeMs, 3 * (this.active.rttMs ?? 0)));
   }
 
   setFastPath(on: boolean): void {
@@ -365,7 +392,7 @@ export class PathMachine {
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
-      if (this.missed >= this.t.missedPongsForLoss) return this.lose();
+      if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and a re-probe went unanswered)` : undefined);
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
       if (now - this.lastRescan >= this.t.rescanIntervalMs) {
         this.lastRescan = now;
@@ -411,10 +438,12 @@ export class PathMachine {
     this.lostFrom = null;
     this.missed = 0;
     this.keepaliveTxid = null;
+    const wasReprobing = this.reprobing;
+    this.reprobing = false;
     this.reason = `direct via ${c.endpoint} (${c.lan ? 'LAN' : 'internet'})`;
     this.emit();
-    if (first) {
-      this.lastRescan = this.o.clock.now();
+    if (first || wasReprobing) {
+      if (first) this.lastRescan = this.o.clock.now();
       this.schedule(this.t.keepaliveIntervalMs);
     }
   }
@@ -426,6 +455,7 @@ export class PathMachine {
     this.active = null;
     this.missed = 0;
     this.keepaliveTxid = null;
+    this.reprobing = false;
     // Mappings may have expired on either side: open ours again before pinging at full TTL.
     this.peerReady = false;
     this.lastCallMeMaybe = -Infinity;

@@ -11,6 +11,7 @@ import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
 import { MagicSock, type PathState, type RelayLatency } from '../net/magicsock.js';
 import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.js';
+import { TrafficWatch } from '../net/traffic-watch.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
 import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
@@ -24,6 +25,8 @@ import type { Exposure } from '../control/exposure.js';
 // Membership flows one way: control snapshot → WireGuard peers + magicsock peers → API events.
 
 const RESUME_KEY = 'party';
+/** How often WireGuard's counters are read for unanswered traffic (traffic-watch.ts). */
+const TRAFFIC_CHECK_MS = 1000;
 interface Resume {
   controlUrl: string;
   partyId: string;
@@ -75,6 +78,9 @@ export class PartyManager implements PartyEngine {
   private applying: Promise<void> = Promise.resolve();
   private candidates: string[] = [];
   private closed = false;
+  private readonly traffic = new TrafficWatch();
+  private trafficTimer: ReturnType<typeof setInterval> | undefined;
+  private checkingTraffic = false;
   /** While in a party: a router-mapped public port for magicsock, published as a candidate. */
   private readonly portMapper: PortMapper;
 
@@ -242,6 +248,7 @@ export class PartyManager implements PartyEngine {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.watchTraffic(false);
     await this.portMapper.stop();
     await this.opts.exposure?.release();
     await this.control?.close().catch(() => undefined);
@@ -356,6 +363,7 @@ export class PartyManager implements PartyEngine {
     this.partyState = p;
     const self = p?.members.find((m) => m.isSelf);
     if (!p || !self) {
+      this.watchTraffic(false);
       await this.portMapper.stop();
       await this.opts.exposure?.release();
       await this.opts.lan?.setParty(null, []);
@@ -398,14 +406,12 @@ export class PartyManager implements PartyEngine {
         this.wgPeers.delete(key);
       }
     }
-    for (const m of others) {
-      const allowed = `${m.virtualIp}/32`;
-      if (this.wgPeers.get(m.wgPublicKey) === allowed) continue;
-      // No keepalive yet: see setWgEndpoint.
-      await this.wg.setPeer({ publicKey: m.wgPublicKey, allowedIps: [allowed] });
-      this.wgPeers.set(m.wgPublicKey, allowed);
-    }
-    await this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
+    // Every new member in one configuration change. No keepalive yet: see setWgEndpoint.
+    const fresh = others.filter((m) => this.wgPeers.get(m.wgPublicKey) !== `${m.virtualIp}/32`);
+    await this.wg.setPeers(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] })));
+    for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
+    // Path finding first: the LAN relay's start (nft, sockets) must not delay the first packet.
+    const lanDone = this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)
@@ -420,6 +426,8 @@ export class PartyManager implements PartyEngine {
         })),
     );
     this.sock.startRelay();
+    this.watchTraffic(others.length > 0);
+    await lanDone;
     for (const m of before?.members ?? []) {
       if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
         this.paths.delete(m.deviceId);
@@ -429,6 +437,39 @@ export class PartyManager implements PartyEngine {
     this.publishParty();
     for (const m of others) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)), removed: false } });
   }
+
+  /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */
+  private watchTraffic(on: boolean): void {
+    if (!on || this.closed) {
+      clearInterval(this.trafficTimer);
+      this.trafficTimer = undefined;
+      return;
+    }
+    if (this.trafficTimer) return;
+    this.trafficTimer = setInterval(() => void this.checkTraffic(), TRAFFIC_CHECK_MS);
+    this.trafficTimer.unref();
+  }
+
+  private async checkTraffic(): Promise<void> {
+    const wg = this.wg;
+    const p = this.partyState;
+    if (!wg || !p || this.checkingTraffic) return;
+    this.checkingTraffic = true;
+    try {
+      const list = await wg.stats();
+      const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
+      const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
+      for (const key of quiet) {
+        const id = idOf.get(key);
+        if (id !== undefined) this.sock.suspect(id);
+      }
+    } catch (err) {
+      this.log.debug('could not read WireGuard counters', { err: String(err) });
+    } finally {
+      this.checkingTraffic = false;
+    }
+  }
+
 
   /** The invite's reach changed (a late or lost router mapping). */
   publishParty(): void {

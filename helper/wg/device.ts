@@ -1,6 +1,6 @@
 import type { Logger } from '../core/log.js';
 import { publicKeyOf } from './keys.js';
-import { addrAdd, linkAddKernelWireguard, linkDelete, linkExists, linkKind, linkSetMtu, linkSetUp } from './iproute.js';
+import { linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind } from './iproute.js';
 import { uapiGet, uapiSet, uapiSocketPath } from './uapi-socket.js';
 import type { DeviceSet, DeviceState } from './uapi.js';
 import { checkAllowedIps, checkCidr, checkEndpoint, checkIntRange, checkInterfaceName, checkKey, MTU_MAX, MTU_MIN } from './validate.js';
@@ -37,6 +37,8 @@ export interface WgDevice {
   readonly pid: number | null;
   /** Adds the peer or replaces its settings (allowed IPs replaced, keepalive 0 when absent). */
   setPeer(p: WgPeer): Promise<void>;
+  /** setPeer for several peers in one configuration change (one UAPI round trip or `wg` run). */
+  setPeers(ps: readonly WgPeer[]): Promise<void>;
   /** The path switch: points an existing peer at another endpoint. */
   setEndpoint(publicKey: string, endpoint: string): Promise<void>;
   /** Removes the peer; removing an unknown peer is not an error. */
@@ -109,9 +111,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   let listenPort: number;
   try {
     await control.set({ privateKey, listenPort: wantPort });
-    await addrAdd(name, address);
-    await linkSetMtu(name, mtu);
-    await linkSetUp(name);
+    await linkConfigure(name, address, mtu);
     // Read after link up: that is when the socket is (re)bound, and a requested 0 becomes a port.
     const state = await control.get();
     if (state.publicKey !== publicKeyOf(privateKey)) throw new Error(`${name} did not take the private key`);
@@ -127,22 +127,25 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   const open = (): void => {
     if (closed) throw new Error(`WireGuard device ${name} is closed`);
   };
+  const setPeers = async (ps: readonly WgPeer[]): Promise<void> => {
+    open();
+    if (ps.length === 0) return;
+    await control.set({
+      peers: ps.map((p) => ({
+        publicKey: checkKey('peer public key', p.publicKey),
+        ...(p.endpoint !== undefined ? { endpoint: checkEndpoint(p.endpoint) } : {}),
+        allowedIps: checkAllowedIps(p.allowedIps),
+        persistentKeepaliveSeconds: checkIntRange('persistent keepalive', p.persistentKeepaliveSeconds ?? 0, 0, 65535),
+      })),
+    });
+  };
   return {
     name,
     backend,
     listenPort,
     pid: proc?.pid ?? null,
-    async setPeer(p) {
-      open();
-      await control.set({
-        peers: [{
-          publicKey: checkKey('peer public key', p.publicKey),
-          ...(p.endpoint !== undefined ? { endpoint: checkEndpoint(p.endpoint) } : {}),
-          allowedIps: checkAllowedIps(p.allowedIps),
-          persistentKeepaliveSeconds: checkIntRange('persistent keepalive', p.persistentKeepaliveSeconds ?? 0, 0, 65535),
-        }],
-      });
-    },
+    setPeer: (p) => setPeers([p]),
+    setPeers,
     async setEndpoint(publicKey, endpoint) {
       open();
       checkKey('peer public key', publicKey);

@@ -45,8 +45,16 @@ function publicKeyOfBytes(priv: Buffer): Buffer {
   return spki.subarray(spki.length - WG_KEY_BYTES);
 }
 
+// Every UAPI get returns the device's private key, and its public key is derived from it: the
+// traffic watch reads the counters every second, so the last derivation is remembered (an X25519
+// key object per read was most of an idle helper's crypto time).
+let lastDerived: { priv: string; pub: string } | null = null;
+
 export function publicKeyOf(privateKeyB64: string): string {
-  return publicKeyOfBytes(keyBytes(privateKeyB64)).toString('base64');
+  if (lastDerived?.priv === privateKeyB64) return lastDerived.pub;
+  const pub = publicKeyOfBytes(keyBytes(privateKeyB64)).toString('base64');
+  lastDerived = { priv: privateKeyB64, pub };
+  return pub;
 }
 
 /** Like `wg genkey | tee priv | wg pubkey`: 32 random bytes clamped as Curve25519 wants. */

@@ -171,8 +171,10 @@ export class PartyLab {
   async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string; embeddedControl?: boolean; controlUrl?: string } = {}): Promise<LabProcess> {
     const index = this.lab.sites.indexOf(site);
     const stateDir = opts.stateDir ?? this.helpers.get(site.name)?.stateDir ?? this.dir(site.name);
+    // LANRAGE_LAB_NODE_ARGS: flags for the helpers' node (e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile a benchmark).
+    const nodeArgs = (process.env.LANRAGE_LAB_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const args = [
-      HELPER_MAIN, 'helper', '--state-dir', stateDir, ...(opts.embeddedControl ? [] : ['--control-url', opts.controlUrl ?? this.controlUrl]),
+      ...nodeArgs, HELPER_MAIN, 'helper', '--state-dir', stateDir, ...(opts.embeddedControl ? [] : ['--control-url', opts.controlUrl ?? this.controlUrl]),
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
     const firstStart = !this.helpers.has(site.name) && opts.stateDir === undefined;

@@ -70,3 +70,36 @@ test('renderRuleset: a pinned peer uses its own local port both ways', () => {
   assert.throws(() => renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000', localPort: 0 }]));
   assert.throws(() => renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000 } ; flush ruleset', localPort: 1 }]));
 });
+
+test('fastpath: changes made while nft runs are batched into one more transaction', async () => {
+  const runs: string[] = [];
+  let release: () => void = () => {};
+  const fp = new FastPath({
+    iface: 'wg0',
+    wgPort: () => 51820,
+    pubPort: () => 41641,
+    run: (r) => {
+      runs.push(r);
+      // The first run blocks until released: a slow nft on a loaded machine.
+      return runs.length === 1 ? new Promise<void>((res) => (release = res)) : Promise.resolve();
+    },
+  });
+  const first = fp.set('p0', '203.0.113.1:40000');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(runs.length, 1);
+  // A storm of peers arrives while the first transaction is still running.
+  const later = Array.from({ length: 14 }, (_, i) => fp.set(`p${i + 1}`, `203.0.113.${i + 2}:40000`));
+  release();
+  await Promise.all([first, ...later]);
+  assert.equal(runs.length, 2, 'one transaction for the whole change set, not one per peer');
+  for (let i = 0; i < 15; i++) assert.match(runs[1] as string, new RegExp(`203\\.0\\.113\\.${i + 1} \\. 40000`));
+  // A failing run rejects every change that rode on it, and the next change runs again.
+  let fail = true;
+  const fp2 = new FastPath({ iface: 'wg1', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: busy'); } });
+  const a = fp2.set('x', '203.0.113.1:1');
+  const b = fp2.set('y', '203.0.113.2:1');
+  await assert.rejects(a, /busy/);
+  await assert.rejects(b, /busy/);
+  fail = false;
+  await fp2.set('z', '203.0.113.3:1');
+});

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HandshakeGuard } from '../../helper/net/handshake.js';
+import { HandshakeGuard, releaseHeld } from '../../helper/net/handshake.js';
 
 const init = Buffer.from([1, 0, 0, 0]);
 const resp = Buffer.from([2, 0, 0, 0]);
@@ -39,4 +39,28 @@ test('rule 3: both initiations in flight: exactly one side yields (the lower dis
   const late = new HandshakeGuard(true);
   late.outgoing(init, 0);
   assert.equal(late.incoming(init, 1500), 'deliver-discard-held');
+});
+
+test('held initiations are judged when they leave: both sides flushing at once still resolve the crossing', () => {
+  // Both WireGuards start a handshake at t=0 (their keepalive); no path yet, so both are held.
+  const low = new HandshakeGuard(true);
+  const high = new HandshakeGuard(false);
+  assert.equal(low.outgoing(init, 0), true);
+  assert.equal(high.outgoing(init, 0), true);
+  // 3 s later both find the direct path and flush within a few ms of each other.
+  const l = releaseHeld(low, [init, data], 3000);
+  const h = releaseHeld(high, [init], 3002);
+  assert.deepEqual([l.send.length, l.dropped, h.send.length, h.dropped], [2, 0, 1, 0]);
+  // Judged by the hold time (3 s ago) neither would yield and both handshakes would be lost.
+  assert.equal(low.incoming(init, 3004), 'drop', 'the lower side keeps its own handshake');
+  assert.equal(high.incoming(init, 3005), 'deliver-discard-held', 'the higher side answers it');
+});
+
+test('a held initiation is dropped at release when the peer\'s initiation was just delivered (rule 2)', () => {
+  const h = new HandshakeGuard(false);
+  h.outgoing(init, 0);
+  assert.equal(h.incoming(init, 2000), 'deliver-discard-held');
+  const r = releaseHeld(h, [init, resp], 2010);
+  assert.equal(r.dropped, 1);
+  assert.deepEqual(r.send, [resp]);
 });

@@ -304,3 +304,50 @@ test('path: close() stops every timer', () => {
   assert.equal(h.sent.length, n);
   assert.equal(h.clock.pending, 0);
 });
+
+test('path: unanswered traffic (suspect) re-probes at once and loses a dead path within 1 s, not 14 s', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000); // t=1005: traffic goes unanswered; no keepalive is due before 5005
+  const before = h.sent.length;
+  h.m.suspect();
+  assert.deepEqual(h.sent.slice(before).map((s) => s.ep).sort(), ['198.51.100.2:41641', '203.0.113.6:41641'], 'the active path and every other candidate are pinged now');
+  h.m.suspect(); // repeated reports change nothing
+  assert.equal(h.sent.length, before + 2);
+  h.clock.advance(999);
+  assert.equal(h.m.state().kind, 'direct');
+  h.clock.advance(1);
+  const s = h.m.state();
+  assert.equal(s.kind, 'connecting', 'lost 1 s after the re-probe');
+  assert.match(s.reason, /traffic and a re-probe went unanswered/);
+  assert.ok(h.cmm.includes(h.clock.now()), 'and the peer is asked to punch again at once');
+});
+
+test('path: a suspect path that answers the re-probe stays, with the normal keepalive after', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000);
+  h.m.suspect();
+  h.pong('203.0.113.6:41641', 3);
+  h.clock.advance(10_000);
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().endpoint, '203.0.113.6:41641');
+  // The next keepalive 5 s after the answer, not at the suspect rate.
+  assert.deepEqual(h.to('203.0.113.6:41641').filter((t) => t > 1008), [6008, 11008]);
+});
+
+test('path: while re-probing, another candidate that answers takes over (the peer moved)', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000);
+  h.m.suspect();
+  // The other candidate is slower than the old path's RTT, but the old path is dead.
+  h.pong('198.51.100.2:41641', 40);
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().endpoint, '198.51.100.2:41641');
+  h.clock.advance(3000);
+  assert.equal(h.m.state().endpoint, '198.51.100.2:41641', 'no loss declared for the old path afterwards');
+});

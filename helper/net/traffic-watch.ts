@@ -1,0 +1,87 @@
+// "A path that carries traffic and gets no answer is suspect at once" (DESIGN.md), decided from
+// WireGuard's own byte counters, read about once a second. On the fast path the helper never sees
+// WireGuard's packets, so counters are the one signal that covers both data paths; disco keepalives
+// alone notice a dead path only after three misses (~14 s), long after a game has frozen.
+// Pure: the caller reads the counters and passes the time.
+//
+// A peer is reported when bytes went out and nothing came back for at least quietMs — observed
+// on two readings, so a response that is merely in flight at one reading does not count — and
+// only once per silence: the next report needs the peer to have answered in between. A lone
+// WireGuard keepalive (32 bytes, never answered by design) is below minBytes.
+
+export interface TrafficSample {
+  key: string;
+  txBytes: number;
+  rxBytes: number;
+}
+
+export interface TrafficWatchOptions {
+  /** Unanswered bytes that count as traffic (default 96: more than one keepalive). */
+  minBytes?: number;
+  /** How long sent traffic may go unanswered (default 1000 ms). */
+  quietMs?: number;
+}
+
+/** Unanswered bytes older than this that stayed under minBytes are forgotten. */
+const TRICKLE_WINDOW_MS = 3000;
+
+interface PeerTraffic {
+  tx: number;
+  rx: number;
+  /** Bytes sent since the last byte received. */
+  unanswered: number;
+  /** When the first of those was seen, or null. */
+  since: number | null;
+  reported: boolean;
+}
+
+export class TrafficWatch {
+  private readonly peers = new Map<string, PeerTraffic>();
+  private readonly minBytes: number;
+  private readonly quietMs: number;
+
+  constructor(o: TrafficWatchOptions = {}) {
+    this.minBytes = o.minBytes ?? 96;
+    this.quietMs = o.quietMs ?? 1000;
+  }
+
+  /** One reading of every peer's counters; returns the keys whose traffic went unanswered. */
+  update(samples: readonly TrafficSample[], now: number): string[] {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (const s of samples) {
+      seen.add(s.key);
+      const p = this.peers.get(s.key);
+      if (!p || s.txBytes < p.tx || s.rxBytes < p.rx) {
+        // New peer, or counters reset (peer re-added): start over.
+        this.peers.set(s.key, { tx: s.txBytes, rx: s.rxBytes, unanswered: 0, since: null, reported: false });
+        continue;
+      }
+      const dtx = s.txBytes - p.tx;
+      const drx = s.rxBytes - p.rx;
+      p.tx = s.txBytes;
+      p.rx = s.rxBytes;
+      if (drx > 0) {
+        p.unanswered = 0;
+        p.since = null;
+        p.reported = false;
+        continue;
+      }
+      if (dtx > 0) {
+        // A trickle (keepalives) spread over a long silence is not traffic: count afresh.
+        if (p.since !== null && now - p.since > TRICKLE_WINDOW_MS && p.unanswered < this.minBytes) {
+          p.unanswered = 0;
+          p.since = null;
+        }
+        p.unanswered += dtx;
+        p.since ??= now;
+      }
+      if (!p.reported && p.since !== null && p.unanswered >= this.minBytes && now - p.since >= this.quietMs) {
+        p.reported = true;
+        out.push(s.key);
+      }
+    }
+    for (const k of [...this.peers.keys()]) if (!seen.has(k)) this.peers.delete(k);
+    return out;
+  }
+}
