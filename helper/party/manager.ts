@@ -46,6 +46,8 @@ export interface PartyManagerOptions {
   lan?: { setParty(self: LanSelf | null, peers: string[]): Promise<void>; close(): Promise<void> };
   /** Called on every control snapshot (connect, reconnect): the STUN servers may be new. */
   onControlSnapshot?: () => void;
+  /** The control client in use (undefined: none), for announcements (servers/party-games.ts). */
+  onControlClient?: (c: ControlClient | undefined) => void;
   /** Ask the router for a port mapping (UPnP / NAT-PMP / PCP) while in a party (default on). */
   portMapping?: boolean;
 }
@@ -253,6 +255,7 @@ export class PartyManager implements PartyEngine {
     if (this.control) {
       await this.control.close().catch(() => undefined);
       this.control = undefined;
+      this.opts.onControlClient?.(undefined);
       await this.apply(null);
     }
     let c: ControlClient;
@@ -272,6 +275,7 @@ export class PartyManager implements PartyEngine {
       throw err;
     }
     this.control = c;
+    this.opts.onControlClient?.(c);
     c.on('snapshot', (p) => {
       this.applyQuietly(p);
       this.opts.onControlSnapshot?.();

@@ -31,6 +31,9 @@ import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport }
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
+import { builtinGameDetection } from '../servers/detection.js';
+import { ServerBrowser, serverBrowserDefinition, serverBrowserMutating } from '../servers/server-browser.js';
+import { FavoritesRepo } from '../store/favorites-repo.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -110,7 +113,10 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
   // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
-  const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }) });
+  const games = builtinGameDetection();
+  // Party-wide discovery and the server browser (servers/): announced through the control plane.
+  let servers: ServerBrowser | undefined;
+  const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }), partyTargets: () => servers!.targets() });
   state.settingsSaved.subscribe(() => void lan.settingsChanged());
   // The NAT report: against the STUN service of the control server we are connected to (known
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
@@ -125,7 +131,20 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     interfaceName: () => opts.interfaceName ?? state.settings.interfaceName,
     fastPath: opts.fastPath,
     lan,
+    onControlClient: (c) => servers?.setChannel(c),
   });
+  servers = new ServerBrowser({
+    log,
+    games,
+    settings: () => state.settings,
+    party: () => party.current(),
+    peers: () => party.peers(),
+    favorites: new FavoritesRepo(db),
+    publish: (e) => state.events.publish({ server: e }),
+    targetsChanged: () => void lan.targetsChanged(),
+  });
+  const sb = servers;
+  state.settingsSaved.subscribe(() => sb.settingsChanged());
   state.inParty = () => party.inParty();
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),
@@ -151,6 +170,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       ...party.peers().map((peer) => ({ peer: { peer, removed: false } })),
       { lan: lan.stats() },
       ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
+      ...sb.snapshotEvents(),
     ];
   };
 
@@ -192,6 +212,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
+      { definition: serverBrowserDefinition, handlers: sb.handlers(), mutating: serverBrowserMutating },
       ...plannedServices(),
     ],
   });
@@ -219,6 +240,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
   await lan.start();
+  sb.start();
   await party.start();
   nc.start();
   netmon.start();
@@ -228,6 +250,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      sb.stop();
+      games.stop();
       netmon.stop();
       nc.close();
       await http.close();

@@ -39,4 +39,13 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
       value TEXT NOT NULL
     ) STRICT;`,
   },
+  {
+    version: 4,
+    name: 'favourite servers',
+    // server_id is the browser's "<host device id>/<server id>"; kept while the server is away.
+    sql: `CREATE TABLE favorite_servers (
+      server_id  TEXT PRIMARY KEY,
+      added_at   INTEGER NOT NULL
+    ) STRICT;`,
+  },
 ];
