@@ -31,7 +31,8 @@ export function serverPorts(profile: GameProfile, listening: readonly ListeningP
   const out: Array<{ port: number; queryPort: number | undefined }> = [];
   const q = profile.query;
   for (const l of listening) {
-    const game = profile.gamePorts.some((g) => g.proto === l.proto && inRange(l.port, g));
+    // A port the game's clients broadcast their LAN search to is where a server listens to be found.
+    const game = profile.gamePorts.some((g) => g.proto === l.proto && inRange(l.port, g)) || (l.proto === 'udp' && profile.discovery.udpBroadcastPorts.includes(l.port));
     const isQuery = q !== undefined && l.port === q.port;
     if (!game && !isQuery) continue;
     if (out.some((o) => o.port === l.port)) continue;

@@ -29,8 +29,13 @@ async function table(proc: string, name: string, state: string): Promise<Map<str
   }
 }
 
-/** The ports `pid` listens on; [] when it is gone or not readable. */
+/**
+ * The ports `pid` listens on; [] when it is gone, not readable, or in another network namespace
+ * than ours (a container's or a lab site's server is not reachable at our address).
+ */
 export async function listeningPorts(pid: number, proc = '/proc'): Promise<ListeningPort[]> {
+  const [theirs, ours] = await Promise.all([readlink(`${proc}/${pid}/ns/net`).catch(() => 'gone'), readlink(`${proc}/self/ns/net`).catch(() => 'self')]);
+  if (theirs !== ours) return [];
   let fds: string[];
   try {
     fds = await readdir(`${proc}/${pid}/fd`);

@@ -25,7 +25,11 @@ export function localProtocol(gameId: string): string | undefined {
   return p && !NOT_LOCAL.test(p) ? p : undefined;
 }
 
-const clamp = (n: unknown, max: number): number => (typeof n === 'number' && Number.isFinite(n) ? Math.max(0, Math.min(max, Math.floor(n))) : 0);
+// Protocols hand numbers over as they came (quake2/3: sv_maxclients is the rule's string).
+const clamp = (v: unknown, max: number): number => {
+  const n = typeof v === 'string' && /^\d{1,7}$/.test(v) ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) ? Math.max(0, Math.min(max, Math.floor(n))) : 0;
+};
 // Servers name themselves with colour codes and any bytes; keep printable text, bounded.
 // eslint-disable-next-line no-control-regex
 const text = (s: unknown, max: number): string => [...(typeof s === 'string' ? s : '').replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '')].slice(0, max).join('').trim();
