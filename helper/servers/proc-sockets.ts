@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 
 // Which ports a process listens on (Linux /proc): its fds that are sockets, matched by inode
@@ -56,4 +57,19 @@ export async function listeningPorts(pid: number, proc = '/proc'): Promise<Liste
     }
   }
   return [...out.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
+}
+
+/** True when `pid` is in our network namespace (or when /proc cannot tell: not Linux). */
+export function sameNetns(pid: number, proc = '/proc'): boolean {
+  let ours: string;
+  try {
+    ours = readlinkSync(`${proc}/self/ns/net`);
+  } catch {
+    return true;
+  }
+  try {
+    return readlinkSync(`${proc}/${pid}/ns/net`) === ours;
+  } catch {
+    return false;
+  }
 }

@@ -18,7 +18,7 @@ import type { FavoritesRepo } from '../store/favorites-repo.js';
 import { BROWSER_ID_RE, browse, diffServers } from './browser.js';
 import { LocalServers } from './local-servers.js';
 import { PartyGames, partyTargets, type AnnounceChannel } from './party-games.js';
-import { listeningPorts } from './proc-sockets.js';
+import { listeningPorts, sameNetns } from './proc-sockets.js';
 import { queryServer, type QueryFn } from './query.js';
 
 // The games' party-wide side, wired: games detected here (and broadcast_ports) become ports and
@@ -44,6 +44,8 @@ export interface ServerBrowserDeps {
   targetsChanged(): void;
   query?: QueryFn;
   now?: () => number;
+  /** Tests: whether a process shares our network namespace (default: /proc). */
+  sameNetns?: (pid: number) => boolean;
 }
 
 export class ServerBrowser {
@@ -59,7 +61,7 @@ export class ServerBrowser {
     this.now = d.now ?? Date.now;
     this.partyGames = new PartyGames({ log: d.log });
     this.local = new LocalServers({
-      running: () => d.games.detector.running(),
+      running: () => this.running(),
       profile: (id) => d.games.catalog.get(id),
       listening: (pid) => listeningPorts(pid),
       query: d.query ?? queryServer,
@@ -147,9 +149,17 @@ export class ServerBrowser {
     };
   }
 
+  /**
+   * Games running in our network namespace: a game in a container or another namespace cannot
+   * broadcast on our LAN nor be reached at our virtual IP, so it is not announced.
+   */
+  private running(): Detection[] {
+    return this.d.games.detector.running().filter((r) => (this.d.sameNetns ?? sameNetns)(r.pid));
+  }
+
   /** What runs here changed: announce it (rate-limited in PartyGames). */
   private localChanged(): void {
-    const running = this.d.games.detector.running();
+    const running = this.running();
     const profiles = running.map((r) => this.d.games.catalog.get(r.profileId)).filter((p): p is GameProfile => p !== undefined);
     const disc = activeDiscovery(running, profiles);
     const reasons = new Map<string, string>();
