@@ -1,5 +1,4 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import { GameServiceService } from '../gen/lanrage/v1/games.js';
 import { ServerBrowserServiceService } from '../gen/lanrage/v1/servers.js';
 import { DiscordServiceService } from '../gen/lanrage/v1/discord.js';
 import type { Logger } from '../core/log.js';
@@ -23,7 +22,6 @@ export function plannedServices(): ServiceEntry[] {
     mutating: new Set(mutating),
   });
   return [
-    planned(GameServiceService, 'game profiles and detection are not built yet', ['createCustomGameProfile', 'deleteCustomGameProfile']),
     planned(ServerBrowserServiceService, 'the server browser is not built yet', ['addFavoriteServer', 'removeFavoriteServer']),
     planned(DiscordServiceService, 'the Discord integration is not built yet', ['connectDiscord', 'disconnectDiscord']),
   ];

@@ -31,6 +31,10 @@ import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport }
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
+import { startGames } from '../games/games.js';
+import { toProtoDetection } from '../games/proto.js';
+import { GameProfilesRepo } from '../store/game-profiles-repo.js';
+import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -92,6 +96,13 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
   const shutdown = new AbortController();
+  // Game profiles and detection; started/stopped go out on the Watch topic GAMES.
+  const games = startGames({
+    store: new GameProfilesRepo(db, (id, errors) => log.warn('skipping an invalid custom game profile in the database', { id, errors })),
+    log: log.child({ part: 'games' }),
+    onStarted: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) }),
+    onStopped: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, false) }),
+  });
 
   // The embedded control server, unless this helper is told to use another one.
   const configuredControl = opts.controlUrl ?? (state.settings.controlServerUrl || undefined);
@@ -151,6 +162,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       ...party.peers().map((peer) => ({ peer: { peer, removed: false } })),
       { lan: lan.stats() },
       ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
+      ...games.detector.running().map((d) => ({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) })),
     ];
   };
 
@@ -192,6 +204,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
+      { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector), mutating: gameMutating },
       ...plannedServices(),
     ],
   });
@@ -210,6 +223,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     nc.close();
+    games.stop();
     await grpc.close(0);
     await control?.close();
     sampler.stop();
@@ -228,6 +242,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      games.stop();
       netmon.stop();
       nc.close();
       await http.close();
