@@ -9,6 +9,7 @@ import { statusCommand } from './cli/status.js';
 import { settingsCommand } from './cli/settings.js';
 import { netcheckCommand } from './cli/netcheck.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
+import { gamesCommand } from './cli/games.js';
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
@@ -21,6 +22,7 @@ const COMMANDS: Command[] = [
   pingCommand,
   settingsCommand,
   netcheckCommand,
+  gamesCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {

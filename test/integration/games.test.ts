@@ -21,7 +21,9 @@ import {
 } from '../../helper/gen/lanrage/v1/games.js';
 import { WatchServiceClient, WatchTopic, type WatchResponse } from '../../helper/gen/lanrage/v1/watch.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { HELPER_MAIN, requireOrSkip } from '../lib/repo.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { until } from '../lib/wait.js';
 
 const children = new Set<ChildProcess>();
@@ -101,6 +103,15 @@ test('a real game server and a Wine-style process are detected while they run, a
     const listed = (await detections(games)).find((d) => d.pid === tee.pid);
     assert.equal(listed?.profileId, 'teeworlds');
     assert.equal(listed?.running, true);
+    // The CLI shows the same, for people and (--json) for scripts.
+    const cli = ['--grpc', `127.0.0.1:${h.grpcPort}`, '--state-dir', h.stateDir];
+    const human = await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', ...cli]);
+    assert.match(human.stdout, new RegExp(`Teeworlds  pid ${tee.pid}  teeworlds-server`));
+    assert.match(human.stdout, /LAN discovery: broadcast 8303-8310/);
+    const json = JSON.parse((await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', '--json', ...cli])).stdout) as { detections: { pid: number; profileId: string }[] };
+    assert.ok(json.detections.some((d) => d.pid === tee.pid && d.profileId === 'teeworlds'));
+    const profilesOut = (await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', 'profiles', ...cli])).stdout;
+    assert.match(profilesOut, /minecraft-java\s+Minecraft: Java Edition\n\s+discovery: multicast 224\.0\.2\.60:4445/);
 
     // OpenArena: the Debian wrapper script execs /usr/lib/ioquake3/ioq3ded +set com_basegame baseoa
     // in the same process, so the detector must notice the exec. dedicated 1 = LAN only.
