@@ -10,6 +10,7 @@ import { settingsCommand } from './cli/settings.js';
 import { netcheckCommand } from './cli/netcheck.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 import { serversCommand } from './cli/servers.js';
+import { gamesCommand } from './cli/games.js';
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   settingsCommand,
   netcheckCommand,
   serversCommand,
+  gamesCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {

@@ -1,5 +1,4 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import { GameServiceService } from '../gen/lanrage/v1/games.js';
 import { DiscordServiceService } from '../gen/lanrage/v1/discord.js';
 import type { Logger } from '../core/log.js';
 import { wrapService, unimplementedHandlers, type Handler } from './wrap.js';
@@ -22,7 +21,6 @@ export function plannedServices(): ServiceEntry[] {
     mutating: new Set(mutating),
   });
   return [
-    planned(GameServiceService, 'game profiles and detection are not built yet', ['createCustomGameProfile', 'deleteCustomGameProfile']),
     planned(DiscordServiceService, 'the Discord integration is not built yet', ['connectDiscord', 'disconnectDiscord']),
   ];
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { ProcInfo, ProfileMatcher } from './match.js';
+import type { Match, ProcInfo, ProfileMatcher } from './match.js';
 
 // The game detector: polls a process source, matches each process to a profile and emits
 // started/stopped. Contract shared with gamesb (add, never rename):
@@ -40,6 +40,9 @@ export interface GameDetector extends EventEmitter<GameDetectorEvents> {
 
 export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implements GameDetector {
   private readonly current = new Map<number, Detection>();
+  // Sources hand back the same ProcInfo object while nothing about a process changed, so its
+  // match is remembered per object (until the profiles change).
+  private matches = new WeakMap<ProcInfo, Match | null>();
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
 
@@ -70,6 +73,7 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
 
   setMatcher(m: ProfileMatcher): void {
     this.matcher = m;
+    this.matches = new WeakMap();
     void this.scan();
   }
 
@@ -92,7 +96,11 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
     const seen = new Set<number>();
     const started: Detection[] = [];
     for (const p of procs) {
-      const m = this.matcher.match(p);
+      let m = this.matches.get(p);
+      if (m === undefined) {
+        m = this.matcher.match(p) ?? null;
+        this.matches.set(p, m);
+      }
       if (!m) continue;
       seen.add(p.pid);
       const prev = this.current.get(p.pid);

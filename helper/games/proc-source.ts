@@ -4,9 +4,16 @@ import type { ProcessSource } from './detector.js';
 
 // Linux process listing straight from /proc. systeminformation.processes() costs ~0.7 s of CPU
 // per call here (it runs ps and then a shell per process), far over the detection budget, so this
-// reads /proc itself and remembers what it read: per known PID a scan costs one readlink of
-// /proc/PID/exe (an exec changes it); the command line is read once per new process, and on every
-// scan only for Wine processes, which rewrite their argv to the Windows path after starting.
+// reads /proc itself and remembers what it read. A new PID costs a readlink of /proc/PID/exe and a
+// read of its command line. A known PID costs nothing but its directory entry, except:
+// - while it is young (RECHECK_MS): one readlink per scan, because a process that is about to
+//   become the game usually execs right after it starts (fork+exec, or a wrapper script such as
+//   Debian's openarena-server that execs the engine), and an exec changes the link;
+// - Wine processes: their command line is re-read every scan, because Wine rewrites argv to the
+//   Windows path of the game after starting, without an exec.
+// Measured (test/bench/games.bench.ts): re-reading every link on every scan cost ~9 ms of CPU at
+// 650 processes, over the 4 ms budget; trusting settled processes brings it under 1 ms. A
+// long-lived process that execs into a game much later is missed until it restarts: accepted.
 
 const WINE_EXE = /^wine(64)?(-preloader)?$|^wineserver$|^wine64-preloader$/;
 const CMDLINE_MAX = 4096;
@@ -15,7 +22,10 @@ interface Cached {
   link: string;
   info: ProcInfo;
   wine: boolean;
+  firstSeen: number;
 }
+
+export const RECHECK_MS = 10_000;
 
 const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 
@@ -23,17 +33,25 @@ export class LinuxProcSource implements ProcessSource {
   readonly platform = 'linux' as const;
   private cache = new Map<number, Cached>();
 
-  constructor(private readonly root = '/proc') {}
+  constructor(
+    private readonly root = '/proc',
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   list(): ProcInfo[] {
     const next = new Map<number, Cached>();
+    const now = this.now();
     for (const name of readdirSync(this.root)) {
       const c0 = name.charCodeAt(0);
       if (c0 < 48 || c0 > 57) continue;
       const pid = Number(name);
+      const prev = this.cache.get(pid);
+      if (prev && !prev.wine && now - prev.firstSeen >= RECHECK_MS) {
+        next.set(pid, prev);
+        continue;
+      }
       const link = this.readExe(name);
       if (link === undefined) continue;
-      const prev = this.cache.get(pid);
       if (prev && prev.link === link && !prev.wine) {
         next.set(pid, prev);
         continue;
@@ -41,7 +59,12 @@ export class LinuxProcSource implements ProcessSource {
       const argv = this.readCmdline(name);
       if (argv === undefined) continue;
       const exe = baseName(link.endsWith(' (deleted)') ? link.slice(0, -10) : link);
-      next.set(pid, { link, wine: WINE_EXE.test(exe), info: { pid, exe, argv0: argv[0] ?? '', cmdline: argv.join(' ').slice(0, CMDLINE_MAX) } });
+      next.set(pid, {
+        link,
+        wine: WINE_EXE.test(exe),
+        firstSeen: prev?.firstSeen ?? now,
+        info: { pid, exe, argv0: argv[0] ?? '', cmdline: argv.join(' ').slice(0, CMDLINE_MAX) },
+      });
     }
     this.cache = next;
     return [...next.values()].map((c) => c.info);

@@ -31,9 +31,12 @@ import { networkDefinition, networkHandlers, networkMutating, toProtoNatReport }
 import { StateRepo } from '../store/state-repo.js';
 import { advertisedControlUrl, stunAddressFlags } from './control.js';
 import type { WatchEvent } from '../core/helper-state.js';
-import { builtinGameDetection } from '../servers/detection.js';
 import { ServerBrowser, serverBrowserDefinition, serverBrowserMutating } from '../servers/server-browser.js';
 import { FavoritesRepo } from '../store/favorites-repo.js';
+import { startGames } from '../games/games.js';
+import { toProtoDetection } from '../games/proto.js';
+import { GameProfilesRepo } from '../store/game-profiles-repo.js';
+import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -95,6 +98,13 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
   const shutdown = new AbortController();
+  // Game profiles and detection; started/stopped go out on the Watch topic GAMES.
+  const games = startGames({
+    store: new GameProfilesRepo(db, (id, errors) => log.warn('skipping an invalid custom game profile in the database', { id, errors })),
+    log: log.child({ part: 'games' }),
+    onStarted: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) }),
+    onStopped: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, false) }),
+  });
 
   // The embedded control server, unless this helper is told to use another one.
   const configuredControl = opts.controlUrl ?? (state.settings.controlServerUrl || undefined);
@@ -113,7 +123,6 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   }
   const controlUrl = configuredControl ?? opts.controlAdvertise ?? advertisedControlUrl(control!.grpcPort);
   // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
-  const games = builtinGameDetection();
   // Party-wide discovery and the server browser (servers/): announced through the control plane.
   let servers: ServerBrowser | undefined;
   const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }), partyTargets: () => servers!.targets() });
@@ -171,6 +180,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { lan: lan.stats() },
       ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
       ...sb.snapshotEvents(),
+      ...games.detector.running().map((d) => ({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) })),
     ];
   };
 
@@ -213,6 +223,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
       { definition: serverBrowserDefinition, handlers: sb.handlers(), mutating: serverBrowserMutating },
+      { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector), mutating: gameMutating },
       ...plannedServices(),
     ],
   });
@@ -231,6 +242,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     nc.close();
+    games.stop();
     await grpc.close(0);
     await control?.close();
     sampler.stop();

@@ -7,7 +7,7 @@ import { HelperServiceClient, type GetStatusResponse } from '../../helper/gen/la
 import { Settings, SettingsServiceClient, type GetSettingsResponse, type UpdateSettingsResponse } from '../../helper/gen/lanrage/v1/settings.js';
 import { WatchServiceClient, WatchTopic, type WatchResponse } from '../../helper/gen/lanrage/v1/watch.js';
 import { NetworkServiceClient, type GetNatReportResponse } from '../../helper/gen/lanrage/v1/network.js';
-import { GameServiceClient } from '../../helper/gen/lanrage/v1/games.js';
+import { plannedServices } from '../../helper/api/server.js';
 import { MetricsServiceClient, type GetMetricsHistoryResponse } from '../../helper/gen/lanrage/v1/metrics.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
 import { HELPER_MAIN } from '../lib/repo.js';
@@ -107,9 +107,15 @@ test('malformed and oversized protobuf get a clear status and change nothing', a
 
 test('services not built yet answer UNIMPLEMENTED with a reason, never fake data', async () => {
   const h = await helper();
-  const c = new GameServiceClient(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
-  await rejects(call((cb) => c.listGameProfiles({}, cb)), Status.UNIMPLEMENTED, /game/);
-  c.close();
+  // Whatever is still planned in this version (the list shrinks as features land).
+  const planned = plannedServices();
+  if (planned.length === 0) return void console.log('every service is built: nothing answers UNIMPLEMENTED any more');
+  const raw = new Client(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
+  for (const s of planned) {
+    const m = Object.values(s.definition).find((d) => !d.responseStream)!;
+    await rejects(call<Buffer | undefined>((cb) => raw.makeUnaryRequest(m.path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), cb)), Status.UNIMPLEMENTED, /not available in this version/);
+  }
+  raw.close();
 });
 
 test('NetworkService before any control server: no report yet, RunNetcheck needs the token and then a control server', async () => {
