@@ -11,6 +11,8 @@ import { settingsCommand } from './cli/settings.js';
 import { netcheckCommand } from './cli/netcheck.js';
 import { discordCommand } from './cli/discord.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
+import { serversCommand } from './cli/servers.js';
+import { gamesCommand } from './cli/games.js';
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
@@ -25,6 +27,8 @@ const COMMANDS: Command[] = [
   settingsCommand,
   netcheckCommand,
   discordCommand,
+  serversCommand,
+  gamesCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {

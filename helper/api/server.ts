@@ -1,8 +1,6 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
-import { GameServiceService } from '../gen/lanrage/v1/games.js';
-import { ServerBrowserServiceService } from '../gen/lanrage/v1/servers.js';
 import type { Logger } from '../core/log.js';
-import { wrapService, unimplementedHandlers, type Handler, type WrapOptions } from './wrap.js';
+import { wrapService, type Handler, type WrapOptions } from './wrap.js';
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -11,20 +9,6 @@ export interface ServiceEntry {
   handlers: Record<string, Handler>;
   /** Methods that change state or send packets: they need the install token. */
   mutating: ReadonlySet<string>;
-}
-
-// Services whose features a later version brings. They answer UNIMPLEMENTED with a reason, so
-// clients generated from the proto can already be written against them; they never fake data.
-export function plannedServices(): ServiceEntry[] {
-  const planned = (definition: ServiceDefinition, why: string, mutating: string[]): ServiceEntry => ({
-    definition,
-    handlers: unimplementedHandlers(definition, why),
-    mutating: new Set(mutating),
-  });
-  return [
-    planned(GameServiceService, 'game profiles and detection are not built yet', ['createCustomGameProfile', 'deleteCustomGameProfile']),
-    planned(ServerBrowserServiceService, 'the server browser is not built yet', ['addFavoriteServer', 'removeFavoriteServer']),
-  ];
 }
 
 export interface GrpcServerHandle {

@@ -121,14 +121,3 @@ function toServiceError(err: unknown, log: Logger): { code: Status; details: str
   return { code: Status.INTERNAL, details: 'internal error; the server log has the details' };
 }
 
-/** Handlers for every method of a service that this version does not have yet. */
-export function unimplementedHandlers(def: ServiceDefinition, why: string): Record<string, Handler> {
-  const out: Record<string, Handler> = {};
-  for (const [name, m] of Object.entries(def as Record<string, AnyDef>)) {
-    const fail = (): never => {
-      throw new ApiError(Status.UNIMPLEMENTED, `${m.path} is not available in this version of LANrage: ${why}`);
-    };
-    out[name] = m.responseStream ? async () => fail() : () => fail();
-  }
-  return out;
-}

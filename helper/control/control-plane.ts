@@ -10,6 +10,7 @@ import {
   type CallMeMaybeResponse,
   type CreatePartyRequest,
   type CreatePartyResponse,
+  type AnnounceRequest,
   type GetRelaysResponse,
   type JoinPartyRequest,
   type JoinPartyResponse,
@@ -31,6 +32,7 @@ import type { ControlStore, MemberView } from './store.js';
 import { LocalBus, type BusEvent, type ControlBus } from './bus.js';
 import type { RelayConfig } from './relay-config.js';
 import { mintTurnCredentials } from './turn-credentials.js';
+import { AnnouncementBook, checkAnnouncement } from './announcements.js';
 import { checkCandidates, checkDeviceId, checkInviteSecret, checkKey, checkName, checkNatHints, checkPartyId, checkRelayed, checkSpraySockets } from './validate.js';
 
 // The control plane's rules, independent of gRPC: registration, parties, membership, addresses,
@@ -89,6 +91,7 @@ export class ControlPlane {
   private readonly cmmBudget = new Map<string, { tokens: number; at: number }>();
   private outbox: Outgoing[] = [];
   private readonly bus: ControlBus;
+  private readonly announcements = new AnnouncementBook(() => this.clock.now());
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store;
@@ -317,6 +320,18 @@ export class ControlPlane {
     return { delivered: (targets?.size ?? 0) > 0 || elsewhere };
   }
 
+  /** Replaces what the caller tells its party about its games (announcements.ts); the party is told. */
+  announce(deviceId: string, req: AnnounceRequest): void {
+    const a = checkAnnouncement(req.announcement);
+    const mine = this.store.membership(deviceId);
+    if (!mine) throw new ApiError(Status.FAILED_PRECONDITION, 'join a party first: announcements go to party members');
+    if (!this.announcements.set(deviceId, a)) return;
+    const event: SessionResponse = { announcement: { deviceId, announcement: a } };
+    this.run(() => {
+      for (const m of this.store.members(mine.partyId)) this.outbox.push({ to: m.deviceId, event });
+    });
+  }
+
   /** The party as its members see it, or undefined. */
   partyProto(partyId: string): Party | undefined {
     const p = this.store.party(partyId);
@@ -375,7 +390,9 @@ export class ControlPlane {
 
   private snapshotFor(s: Session): SessionResponse {
     const m = this.store.membership(s.deviceId);
-    return { snapshot: { party: m ? this.partyProto(m.partyId) : undefined, selfDeviceId: s.deviceId, stunServers: [...s.stunServers] } };
+    const party = m ? this.partyProto(m.partyId) : undefined;
+    const announcements = party ? this.announcements.of(party.members.map((x) => x.deviceId)) : [];
+    return { snapshot: { party, selfDeviceId: s.deviceId, stunServers: [...s.stunServers], announcements } };
   }
 
   private memberProto(m: MemberView, hostId: string): Member {
@@ -438,6 +455,7 @@ export class ControlPlane {
     if (reason === MemberLeftReason.MEMBER_LEFT_REASON_KICKED) this.outbox.push({ to: deviceId, event: { kicked: { partyId: m.partyId, byDeviceId: opts.by ?? '' } } });
     if (opts.notifySelf) this.outbox.push({ to: deviceId, snapshot: true });
     this.outbox.push({ run: () => this.presence.forget(deviceId) });
+    this.announcements.forget(deviceId);
   }
 
   /** Queues member_updated for the device's whole party (itself included). */

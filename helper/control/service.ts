@@ -4,6 +4,7 @@ import { ApiError, Status } from '../core/api-error.js';
 import { bearerToken } from '../core/token.js';
 import {
   ControlServiceService,
+  type AnnounceRequest,
   type CallMeMaybeRequest,
   type CreatePartyRequest,
   type GetChallengeResponse,
@@ -86,6 +87,10 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
     },
     callMeMaybe: (req: CallMeMaybeRequest, ctx: CallContext) => plane.callMeMaybe(device(ctx), req),
     getRelays: (_req: unknown, ctx: CallContext) => plane.getRelays(device(ctx)),
+    announce: (req: AnnounceRequest, ctx: CallContext) => {
+      plane.announce(device(ctx), req);
+      return {};
+    },
     session: async (_req: SessionRequest, ctx: CallContext, call: ServerWritableStream<SessionRequest, SessionResponse>): Promise<void> => {
       const id = device(ctx);
       const host = stunHost(call.getHost(), deps.bindHost, deps.advertiseHost);

@@ -5,7 +5,8 @@ import type { KeyObject } from 'node:crypto';
 import { Client, Metadata, credentials, status as Status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { ApiError, invalidArgument } from '../core/api-error.js';
 import type { Logger } from '../core/log.js';
-import { ControlServiceService, type SessionResponse } from '../gen/lanrage/control/v1/control.js';
+import { ControlServiceService, type Announcement, type MemberAnnouncement, type SessionResponse } from '../gen/lanrage/control/v1/control.js';
+import { checkAnnouncement } from '../control/announcements.js';
 import { PARTY_ID_RE } from '../control/ids.js';
 import { registrationMessage } from '../control/registration.js';
 import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPartyId, checkRelayed, checkSpraySockets, MAX_SPRAY_SOCKETS } from '../control/validate.js';
@@ -63,6 +64,8 @@ export interface ControlClientEvents {
   memberLeft: [left: { deviceId: string; reason: LeftReason; member?: MemberState }];
   callMeMaybe: [msg: { fromDeviceId: string; candidates: string[]; spraySockets: number }];
   kicked: [info: { partyId: string; byDeviceId: string }];
+  /** Members' announcements (announcements.ts): all of them after each snapshot (replace), then one per change. */
+  announcements: [list: MemberAnnouncement[], replace: boolean];
   disconnected: [info: { error: string }];
   reconnected: [];
 }
@@ -250,6 +253,11 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     return res.delivered;
   }
 
+  /** Replaces what this device tells its party about its games; checked here as the server checks it. */
+  async announce(a: Announcement): Promise<void> {
+    await this.unary('announce', { announcement: checkAnnouncement(a) });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -379,6 +387,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
         this.stun = this.cleanStunServers(ev.snapshot.stunServers);
         this.state = ev.snapshot.party ? this.withSecret(partyFromProto(ev.snapshot.party, this.deviceId, (why) => this.log.warn('member dropped from snapshot', { why }))) : null;
         this.emit('snapshot', this.state);
+        this.emit('announcements', this.cleanAnnouncements(ev.snapshot.announcements), true);
       } else if (ev.memberJoined || ev.memberUpdated) {
         if (!this.state) return;
         const m = memberFromProto((ev.memberJoined ?? ev.memberUpdated)!, this.state.networkCidr, this.deviceId);
@@ -394,6 +403,8 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
         if (!this.state?.members.some((m) => m.deviceId === from && !m.isSelf)) return;
         const spray = ev.callMeMaybe.spraySockets;
         this.emit('callMeMaybe', { fromDeviceId: from, candidates: cleanCandidates(ev.callMeMaybe.candidates), spraySockets: spray <= MAX_SPRAY_SOCKETS ? spray : 0 });
+      } else if (ev.announcement) {
+        this.emit('announcements', this.cleanAnnouncements([ev.announcement]), false);
       } else if (ev.kicked) {
         if (this.state?.id !== ev.kicked.partyId) return;
         this.state = null;
@@ -402,6 +413,20 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     } catch (err) {
       this.log.warn('control event ignored', { err: err instanceof Error ? err.message : String(err) });
     }
+  }
+
+  /** Only current members' announcements that pass the server's own checks. */
+  private cleanAnnouncements(list: readonly MemberAnnouncement[]): MemberAnnouncement[] {
+    const out: MemberAnnouncement[] = [];
+    for (const x of list) {
+      if (!this.state?.members.some((m) => m.deviceId === x.deviceId)) continue;
+      try {
+        out.push({ deviceId: x.deviceId, announcement: checkAnnouncement(x.announcement) });
+      } catch (err) {
+        this.log.warn('member announcement ignored', { deviceId: x.deviceId, why: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return out;
   }
 
   private withSecret(p: PartyState): PartyState {

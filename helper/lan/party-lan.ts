@@ -9,7 +9,8 @@ import type { Logger } from '../core/log.js';
 import type { LanStats } from '../gen/lanrage/v1/network.js';
 import { removeLanTable, type LanRelayIo } from './linux.js';
 import { DEFAULT_LAN_TABLE } from './nft.js';
-import { DEFAULT_GROUPS, DEFAULT_LAN_RELAY_PORT, LanRelay, zeroCounters, type LanCounters, type LanLimits } from './relay.js';
+import { localAddressSet } from './mdns-rewrite.js';
+import { DEFAULT_GROUPS, DEFAULT_LAN_RELAY_PORT, LanRelay, MAX_GROUPS, MAX_PORTS, zeroCounters, type LanCounters, type LanLimits } from './relay.js';
 
 /**
  * Broadcast ports of LAN server browsers we know for certain, carried without any setting until
@@ -52,10 +53,19 @@ export function lanPorts(settingsPorts: readonly number[], relayPort: number = D
   return [...all].sort((a, b) => a - b);
 }
 
+/** Ports and groups the party's games want carried (servers/party-games.ts), beyond the built-in ones. */
+export interface PartyTargets {
+  ports: readonly number[];
+  groups: readonly string[];
+  carried: ReadonlyArray<{ target: string; why: string }>;
+}
+
 /** What the relay should be: undefined = not running (not in a party, or switched off). */
-export function wantedLan(self: LanSelf | null, enabled: boolean, settingsPorts: readonly number[], relayPort: number = DEFAULT_LAN_RELAY_PORT): LanWanted | undefined {
+export function wantedLan(self: LanSelf | null, enabled: boolean, settingsPorts: readonly number[], relayPort: number = DEFAULT_LAN_RELAY_PORT, party?: Pick<PartyTargets, 'ports' | 'groups'>): LanWanted | undefined {
   if (!self || !enabled) return undefined;
-  return { self, ports: lanPorts(settingsPorts, relayPort), groups: [...DEFAULT_GROUPS] };
+  const ports = lanPorts([...settingsPorts, ...(party?.ports ?? [])], relayPort).slice(0, MAX_PORTS);
+  const groups = [...new Set([...DEFAULT_GROUPS, ...(party?.groups ?? [])])].slice(0, MAX_GROUPS);
+  return { self, ports, groups };
 }
 
 /**
@@ -101,6 +111,10 @@ export interface PartyLanOptions {
   relayPort?: number;
   clock?: Clock;
   limits?: Partial<LanLimits>;
+  /** The party's games (announcements): carried and accepted here too. Call targetsChanged() when they change. */
+  partyTargets?: () => PartyTargets;
+  /** mDNS answers we carry get this host's addresses replaced by our virtual IP (mdns-rewrite.ts); default on. */
+  rewriteMdns?: boolean;
   /** Tests: the relay's system side (default: nftables on Linux). */
   io?: () => LanRelayIo;
   /** Tests: how a stale table of a killed helper is removed (default: removeStaleLanTable). */
@@ -147,6 +161,11 @@ export class PartyLan {
     return this.reconcile();
   }
 
+  /** The party's games changed what they want carried. */
+  targetsChanged(): Promise<void> {
+    return this.reconcile();
+  }
+
   /** Settings changed (broadcast_enabled, broadcast_ports): takes effect at once. */
   settingsChanged(): Promise<void> {
     if (this.o.settings().broadcastPorts.includes(this.relayPort)) {
@@ -174,6 +193,7 @@ export class PartyLan {
       droppedNoListener: c.droppedNoListener,
       errors: c.errors,
       problem: this.problem,
+      carried: w ? [...(this.o.partyTargets?.().carried ?? [])] : [],
     };
   }
 
@@ -196,7 +216,7 @@ export class PartyLan {
   private async step(): Promise<void> {
     if (this.closed) return;
     const s = this.o.settings();
-    const wanted = wantedLan(this.self, s.broadcastEnabled, s.broadcastPorts, this.relayPort);
+    const wanted = wantedLan(this.self, s.broadcastEnabled, s.broadcastPorts, this.relayPort, this.o.partyTargets?.());
     if (!wanted) this.problem = '';
     const action = planLan(this.running, wanted);
     if (action === 'none') return;
@@ -235,6 +255,7 @@ export class PartyLan {
       relayPort: this.relayPort,
       log: this.o.log,
       tunnelInterface: w.self.tunnelInterface,
+      ...(this.o.rewriteMdns !== false ? { mdnsLocal: localAddressSet() } : {}),
       ...(this.o.clock ? { clock: this.o.clock } : {}),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
       ...(this.o.io ? { io: this.o.io() } : {}),

@@ -17,6 +17,7 @@ import { parseGroup, type CapturedDatagram, type GroupTarget } from './capture.j
 import { DedupWindow } from './dedup.js';
 import { encodeEnvelope, isUnicastOrigin, LIMITED_BROADCAST, MAX_PAYLOAD, parseEnvelope } from './envelope.js';
 import { LinuxRelayIo, type LanRelayIo } from './linux.js';
+import { MDNS_GROUP, MDNS_PORT, rewriteMdnsAddresses } from './mdns-rewrite.js';
 import { RateLimiter, TokenBucket, type BucketConfig } from './ratelimit.js';
 
 /** mDNS, SSDP and Minecraft's LAN announcements: always carried while the relay runs. */
@@ -101,6 +102,11 @@ export interface LanRelayOptions {
   limits?: Partial<LanLimits>;
   /** The system side; default: LinuxRelayIo (nftables). */
   io?: LanRelayIo;
+  /**
+   * mDNS answers leave with this machine's addresses in A records replaced by our virtual IP
+   * (mdns-rewrite.ts); the predicate says which addresses are this machine's. Off when absent.
+   */
+  mdnsLocal?: (ip: string) => boolean;
 }
 
 function checkPorts(ports: readonly number[], relayPort: number): number[] {
@@ -218,6 +224,10 @@ export class LanRelay {
       this.c.droppedInvalid++;
       this.note('oversize', { srcPort: d.srcPort, dstPort: d.dstPort, bytes: d.payload.length });
       return;
+    }
+    if (this.o.mdnsLocal && d.dst === MDNS_GROUP && d.dstPort === MDNS_PORT) {
+      // Before the digest: copies sent out of several interfaces differ only in their A records.
+      d = { ...d, payload: rewriteMdnsAddresses(d.payload, this.o.selfVirtualIp, this.o.mdnsLocal).payload };
     }
     // The source address is left out: a game sending out of every interface uses one port but
     // a different source address on each.

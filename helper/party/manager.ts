@@ -52,6 +52,8 @@ export interface PartyManagerOptions {
   onControlSnapshot?: () => void;
   /** A member left the party (before the party event that shows it gone), with the reason. */
   onMemberLeft?: (deviceId: string, reason: 'left' | 'kicked' | 'timed-out' | 'unknown') => void;
+  /** The control client in use (undefined: none), for announcements (servers/party-games.ts). */
+  onControlClient?: (c: ControlClient | undefined) => void;
   /** Ask the router for a port mapping (UPnP / NAT-PMP / PCP) while in a party (default on). */
   portMapping?: boolean;
   /**
@@ -277,6 +279,7 @@ export class PartyManager implements PartyEngine {
     if (this.control) {
       await this.control.close().catch(() => undefined);
       this.control = undefined;
+      this.opts.onControlClient?.(undefined);
       await this.apply(null);
     }
     let c: ControlClient;
@@ -296,6 +299,7 @@ export class PartyManager implements PartyEngine {
       throw err;
     }
     this.control = c;
+    this.opts.onControlClient?.(c);
     c.on('snapshot', (p) => {
       this.applyQuietly(p);
       this.opts.onControlSnapshot?.();

@@ -15,7 +15,7 @@ import { HELPER_MIGRATIONS } from '../store/migrations.js';
 import { SettingsRepo } from '../store/settings-repo.js';
 import { startHttpServer } from '../web/server.js';
 import { metricsDefinition, metricsHandlers, toProtoSample } from '../api/metrics-service.js';
-import { plannedServices, startGrpcServer } from '../api/server.js';
+import { startGrpcServer } from '../api/server.js';
 import { settingsDefinition, settingsHandlers, settingsMutating } from '../api/settings-service.js';
 import { statusDefinition, statusHandlers } from '../api/status-service.js';
 import { watchDefinition, watchHandlers } from '../api/watch-service.js';
@@ -35,6 +35,12 @@ import { localAccess } from '../authz/local-access.js';
 import type { WatchEvent } from '../core/helper-state.js';
 import { DiscordNotifier } from '../discord/notifier.js';
 import { discordDefinition, discordHandlers, discordMutating } from '../api/discord-service.js';
+import { ServerBrowser, serverBrowserDefinition, serverBrowserMutating } from '../servers/server-browser.js';
+import { FavoritesRepo } from '../store/favorites-repo.js';
+import { startGames } from '../games/games.js';
+import { toProtoDetection } from '../games/proto.js';
+import { GameProfilesRepo } from '../store/game-profiles-repo.js';
+import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -103,6 +109,13 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
   const shutdown = new AbortController();
+  // Game profiles and detection; started/stopped go out on the Watch topic GAMES.
+  const games = startGames({
+    store: new GameProfilesRepo(db, (id, errors) => log.warn('skipping an invalid custom game profile in the database', { id, errors })),
+    log: log.child({ part: 'games' }),
+    onStarted: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) }),
+    onStopped: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, false) }),
+  });
 
   // The embedded control server, unless this helper is told to use another one.
   const configuredControl = opts.controlUrl ?? (state.settings.controlServerUrl || undefined);
@@ -127,7 +140,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       ? new ControlExposure({ lanUrl: controlUrl, controlPort: control.grpcPort, stunPorts: control.stunPorts, log, onChange: () => partyRef?.publishParty() })
       : undefined;
   // The LAN illusion: runs while in a party with broadcast_enabled on; settings apply live.
-  const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }) });
+  // Party-wide discovery and the server browser (servers/): announced through the control plane.
+  let servers: ServerBrowser | undefined;
+  const lan = new PartyLan({ log, settings: () => state.settings, publish: (stats) => state.events.publish({ lan: stats }), partyTargets: () => servers!.targets() });
   state.settingsSaved.subscribe(() => void lan.settingsChanged());
   // The NAT report: against the STUN service of the control server we are connected to (known
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
@@ -145,8 +160,21 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     fastPath: opts.fastPath,
     lan,
     ...(exposure && { exposure }),
+    onControlClient: (c) => servers?.setChannel(c),
   });
   partyRef = party;
+  servers = new ServerBrowser({
+    log,
+    games,
+    settings: () => state.settings,
+    party: () => party.current(),
+    peers: () => party.peers(),
+    favorites: new FavoritesRepo(db),
+    publish: (e) => state.events.publish({ server: e }),
+    targetsChanged: () => void lan.targetsChanged(),
+  });
+  const sb = servers;
+  state.settingsSaved.subscribe(() => sb.settingsChanged());
   state.inParty = () => party.inParty();
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),
@@ -172,6 +200,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       ...party.peers().map((peer) => ({ peer: { peer, removed: false } })),
       { lan: lan.stats() },
       ...(report ? [{ natReport: toProtoNatReport(report) }] : []),
+      ...sb.snapshotEvents(),
+      ...games.detector.running().map((d) => ({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) })),
     ];
   };
 
@@ -215,7 +245,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: peerDefinition, handlers: peerHandlers(party), mutating: peerMutating },
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
       { definition: discordDefinition, handlers: discordHandlers(discord), mutating: discordMutating },
-      ...plannedServices(),
+      { definition: serverBrowserDefinition, handlers: sb.handlers(), mutating: serverBrowserMutating },
+      { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector), mutating: gameMutating },
     ],
   });
   state.grpcPort = grpc.port;
@@ -235,6 +266,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     });
   } catch (err) {
     nc.close();
+    games.stop();
     await grpc.close(0);
     await control?.close();
     sampler.stop();
@@ -244,6 +276,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
   await lan.start();
+  sb.start();
   await party.start();
   nc.start();
   netmon.start();
@@ -253,6 +286,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     httpPort: http.port,
     async stop() {
       shutdown.abort();
+      sb.stop();
+      games.stop();
       netmon.stop();
       nc.close();
       await http.close();

@@ -39,4 +39,23 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
       value TEXT NOT NULL
     ) STRICT;`,
   },
+  {
+    version: 4,
+    name: 'custom game profiles',
+    // The profile as the JSON of helper/games/profile.ts, checked again when read back.
+    sql: `CREATE TABLE custom_game_profiles (
+      id          TEXT PRIMARY KEY,
+      profile     TEXT NOT NULL,
+      created_at  INTEGER NOT NULL
+    ) STRICT;`,
+  },
+  {
+    version: 5,
+    name: 'favourite servers',
+    // server_id is the browser's "<host device id>/<server id>"; kept while the server is away.
+    sql: `CREATE TABLE favorite_servers (
+      server_id  TEXT PRIMARY KEY,
+      added_at   INTEGER NOT NULL
+    ) STRICT;`,
+  },
 ];

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemberPresence, Party, type PartyMember } from '../../helper/gen/lanrage/v1/party.js';
 import { burstLines, escapeText, formatBurst, MAX_CONTENT, packLines } from '../../helper/discord/format.js';
+import { GameDetection } from '../../helper/gen/lanrage/v1/games.js';
+import { GameServer } from '../../helper/gen/lanrage/v1/servers.js';
 import { diffParty } from '../../helper/discord/party-diff.js';
 import { gameEvent, serverEvent } from '../../helper/discord/game-events.js';
 import type { DiscordEvent } from '../../helper/discord/events.js';
@@ -100,11 +102,11 @@ test('a member that is not the host stays quiet about membership; a resumed part
 });
 
 test('game and server events', () => {
-  const d = { profileId: 'openarena', gameName: 'OpenArena', pid: 42, detectedAt: undefined, running: true };
+  const d = GameDetection.fromPartial({ profileId: 'openarena', gameName: 'OpenArena', pid: 42, running: true });
   assert.deepEqual(gameEvent(d, 'Me', false), { kind: 'game-started', player: 'Me', game: 'OpenArena' });
   assert.equal(gameEvent(d, 'Me', true), undefined);
   assert.deepEqual(gameEvent({ ...d, running: false }, 'Me', true), { kind: 'game-stopped', player: 'Me', game: 'OpenArena' });
-  const s = { id: 's', name: 'Frag', gameProfileId: 'openarena', hostDeviceId: 'x', address: '10.66.0.1:27960', players: 0, maxPlayers: 8, map: '', rttMs: 0, favorite: false, lastSeen: undefined };
+  const s = GameServer.fromPartial({ id: 's', name: 'Frag', gameProfileId: 'openarena', hostDeviceId: 'x', address: '10.66.0.1:27960', players: 0, maxPlayers: 8 });
   assert.equal(serverEvent(s, false, false, () => 'OpenArena')?.kind, 'server-up');
   assert.equal(serverEvent(s, false, true, () => 'OpenArena'), undefined);
   assert.equal(serverEvent(s, true, true, () => 'OpenArena')?.kind, 'server-down');

@@ -1,5 +1,6 @@
 // The tab's one Watch stream (browsers allow six HTTP/1.1 connections per host; every live view
 // shares this one). It feeds liveStore and keeps itself alive across rotations and outages.
+import { serversStore } from './servers.js';
 import { WatchRequest, WatchServiceDefinition, WatchTopic, type WatchResponse } from '../gen/lanrage/v1/watch.js';
 import { serverStream } from '../api/transport.js';
 import type { ApiError } from '../api/errors.js';
@@ -60,6 +61,7 @@ export class LiveConnection {
         WatchTopic.WATCH_TOPIC_METRICS,
         WatchTopic.WATCH_TOPIC_LAN,
         WatchTopic.WATCH_TOPIC_NAT_REPORT,
+        WatchTopic.WATCH_TOPIC_SERVERS,
       ],
       maxDurationSeconds: this.opts.maxDurationSeconds ?? 0,
     });
@@ -94,6 +96,7 @@ export class LiveConnection {
     if (msg.party) this.store.setParty(msg.party.party);
     if (msg.lan) this.store.setLan(msg.lan);
     if (msg.natReport) this.store.setNatReport(msg.natReport);
+    if (msg.server) serversStore.apply(msg.server);
     if (msg.peer?.peer) {
       if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
       else this.store.setPeer(msg.peer.peer);

@@ -8,12 +8,14 @@ import './lr-status-view.js';
 import './lr-settings-view.js';
 import './lr-party-view.js';
 import './lr-network-view.js';
+import './lr-servers-view.js';
 import './lr-helper-down.js';
 import '../components/lr-update-prompt.js';
 
 const ROUTES = [
   { id: 'status', label: 'Status' },
   { id: 'party', label: 'Party' },
+  { id: 'servers', label: 'Servers' },
   { id: 'network', label: 'Network' },
   { id: 'settings', label: 'Settings' },
 ] as const;
@@ -201,6 +203,8 @@ export class LrApp extends LitElement {
         return html`<lr-party-view .invite=${this.invite}></lr-party-view>`;
       case 'network':
         return html`<lr-network-view></lr-network-view>`;
+      case 'servers':
+        return html`<lr-servers-view></lr-servers-view>`;
       default:
         return html`<lr-status-view></lr-status-view>`;
     }

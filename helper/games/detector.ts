@@ -1,0 +1,123 @@
+import { EventEmitter } from 'node:events';
+import type { Match, ProcInfo, ProfileMatcher } from './match.js';
+
+// The game detector: polls a process source, matches each process to a profile and emits
+// started/stopped. Contract shared with gamesb (add, never rename):
+//   detector.on('started', (d: Detection) => ...); detector.on('stopped', (d: Detection) => ...);
+//   detector.running(): Detection[]  (games running now, oldest first)
+
+export interface Detection {
+  pid: number;
+  profileId: string;
+  /** The executable name from the profile that matched. */
+  exe: string;
+  /** When the helper first saw it running (ms since the epoch). */
+  detectedAt: number;
+}
+
+export interface GameDetectorEvents {
+  started: [Detection];
+  stopped: [Detection];
+  /** A scan failed (e.g. /proc unreadable); detection keeps the last known state. */
+  error: [Error];
+}
+
+/** Lists the processes of this machine (one implementation per OS). */
+export interface ProcessSource {
+  list(): Promise<ProcInfo[]> | ProcInfo[];
+  readonly platform: 'linux' | 'windows' | 'darwin';
+}
+
+export interface GameDetector extends EventEmitter<GameDetectorEvents> {
+  running(): Detection[];
+  start(): void;
+  stop(): void;
+  /** Re-match with new profiles (custom profile added or deleted); emits the differences. */
+  setMatcher(m: ProfileMatcher): void;
+  /** One scan now; resolves when its events have been emitted. */
+  scan(): Promise<void>;
+}
+
+export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implements GameDetector {
+  private readonly current = new Map<number, Detection>();
+  // Sources hand back the same ProcInfo object while nothing about a process changed, so its
+  // match is remembered per object (until the profiles change).
+  private matches = new WeakMap<ProcInfo, Match | null>();
+  private timer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
+
+  constructor(
+    private readonly source: ProcessSource,
+    private matcher: ProfileMatcher,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  running(): Detection[] {
+    return [...this.current.values()].sort((a, b) => a.detectedAt - b.detectedAt || a.pid - b.pid);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    void this.scan();
+    this.timer = setInterval(() => void this.scan(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  setMatcher(m: ProfileMatcher): void {
+    this.matcher = m;
+    this.matches = new WeakMap();
+    void this.scan();
+  }
+
+  scan(): Promise<void> {
+    // One scan at a time: a slow source (systeminformation) must not pile up overlapping scans.
+    this.scanning ??= this.scanOnce().finally(() => {
+      this.scanning = undefined;
+    });
+    return this.scanning;
+  }
+
+  private async scanOnce(): Promise<void> {
+    let procs: ProcInfo[];
+    try {
+      procs = await this.source.list();
+    } catch (err) {
+      if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    const seen = new Set<number>();
+    const started: Detection[] = [];
+    for (const p of procs) {
+      let m = this.matches.get(p);
+      if (m === undefined) {
+        m = this.matcher.match(p) ?? null;
+        this.matches.set(p, m);
+      }
+      if (!m) continue;
+      seen.add(p.pid);
+      const prev = this.current.get(p.pid);
+      if (prev && prev.profileId === m.profileId) continue;
+      if (prev) {
+        this.current.delete(p.pid);
+        this.emit('stopped', prev);
+      }
+      const d: Detection = { pid: p.pid, profileId: m.profileId, exe: m.exe, detectedAt: this.now() };
+      this.current.set(p.pid, d);
+      started.push(d);
+    }
+    for (const [pid, d] of [...this.current]) {
+      if (seen.has(pid)) continue;
+      this.current.delete(pid);
+      this.emit('stopped', d);
+    }
+    for (const d of started) this.emit('started', d);
+  }
+}

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { browse, diffServers } from '../../helper/servers/browser.js';
+import { serverPorts } from '../../helper/servers/local-servers.js';
+import { parseNetTable } from '../../helper/servers/proc-sockets.js';
+import { formatServers } from '../../helper/cli/servers.js';
+import { MemberPresence } from '../../helper/gen/lanrage/v1/party.js';
+import type { GameProfile } from '../../helper/games/profile.js';
+import type { AnnouncedServer } from '../../helper/gen/lanrage/control/v1/control.js';
+
+const A = 'aaaaaaaaaaaaaaaaaaaaaaaa';
+const B = 'bbbbbbbbbbbbbbbbbbbbbbbb';
+const C = 'cccccccccccccccccccccccc';
+const srv = (over: Partial<AnnouncedServer> = {}): AnnouncedServer => ({
+  id: 'openarena-27961', gameProfileId: 'openarena', gameName: 'OpenArena', port: 27961, name: 'Frag night', map: 'oa_dm1', players: 1, maxPlayers: 6, password: false, steamAppId: 0, ...over,
+});
+const member = (deviceId: string, name: string, virtualIp: string, over = {}) => ({ deviceId, name, virtualIp, isHost: false, isSelf: false, presence: MemberPresence.MEMBER_PRESENCE_ONLINE, joinedAt: undefined, ...over });
+
+test('browser: servers of every member at their virtual IP with the RTT to them; away members and strangers are left out', () => {
+  const party = { id: 'p', name: 'lan', inviteLink: '', networkCidr: '10.66.0.0/16', createdAt: undefined,
+    members: [member(A, 'alice', '10.66.0.1', { isSelf: true }), member(B, 'bob', '10.66.0.2'), member(C, 'carol', '10.66.0.3', { presence: MemberPresence.MEMBER_PRESENCE_AWAY })] };
+  const announced = new Map([
+    [B, { udpPorts: [], multicastGroups: [], servers: [srv(), srv({ id: 'tf2', gameName: 'Team Fortress 2', gameProfileId: 'tf2', port: 27015, steamAppId: 440, name: '' })] }],
+    [C, { udpPorts: [], multicastGroups: [], servers: [srv()] }],
+    ['dddddddddddddddddddddddd', { udpPorts: [], multicastGroups: [], servers: [srv()] }],
+  ]);
+  const list = browse({
+    party, peers: [{ deviceId: B, rttMs: 12.345 } as never], localServers: [srv({ id: 'teeworlds-8303', gameName: 'Teeworlds', port: 8303 })], announced,
+    favorites: new Set([`${B}/openarena-27961`]), seen: new Map(), now: 1000,
+  });
+  assert.deepEqual(list.map((s) => [s.address, s.hostName, s.local]), [
+    ['10.66.0.2:27961', 'bob', false],
+    ['10.66.0.2:27015', 'bob', false],
+    ['10.66.0.1:8303', 'alice', true],
+  ]);
+  const oa = list[0]!;
+  assert.equal(oa.rttMs, 12.3);
+  assert.equal(oa.favorite, true);
+  assert.equal(oa.players, 1);
+  assert.equal(list[1]!.connectUrl, 'steam://connect/10.66.0.2:27015');
+  assert.equal(list[1]!.name, 'Team Fortress 2', 'a server without a name shows its game');
+  assert.equal(browse({ party: undefined, peers: [], localServers: [srv()], announced, favorites: new Set(), seen: new Map(), now: 0 }).length, 0);
+
+  // Watch: a new player count is news; a 1 ms RTT wobble is not (within a 5 ms step); a server that went is removed.
+  const d1 = diffServers(list, list.map((s) => (s.id === oa.id ? { ...s, rttMs: s.rttMs - 1 } : s)));
+  assert.equal(d1.length, 0);
+  const d2 = diffServers(list, [{ ...oa, players: 2 }]);
+  assert.deepEqual(d2.map((c) => [c.server.id, c.removed]), [[oa.id, false], [list[1]!.id, true], [list[2]!.id, true]]);
+  assert.match(formatServers(list).join('\n'), /★ 10\.66\.0\.2:27961 +OpenArena — "Frag night" on oa_dm1 +1\/6 players +12 ms +host bob/);
+});
+
+test('a process is a server of its game when it listens on a game, query or discovery port', () => {
+  const oa: GameProfile = {
+    id: 'openarena', name: 'OpenArena', discovery: { udpBroadcastPorts: [27960, 27961, 27962, 27963], multicastGroups: [] }, gamePorts: [{ port: 27960, proto: 'udp' }],
+    query: { protocol: 'openarena', port: 27960 }, executables: { windows: [], linux: ['ioq3ded'], wine: [] }, sources: [], custom: false,
+  };
+  assert.deepEqual(serverPorts(oa, [{ proto: 'udp', port: 27961 }]), [{ port: 27961, queryPort: 27961 }]);
+  assert.deepEqual(serverPorts(oa, [{ proto: 'udp', port: 27960 }, { proto: 'tcp', port: 80 }]), [{ port: 27960, queryPort: 27960 }]);
+  assert.deepEqual(serverPorts(oa, [{ proto: 'udp', port: 40000 }]), [], 'a client listening on a random port is not a server');
+  const noQuery: GameProfile = { ...oa, id: 'x', query: undefined };
+  assert.deepEqual(serverPorts(noQuery, [{ proto: 'udp', port: 27960 }]), [{ port: 27960, queryPort: undefined }]);
+  const master: GameProfile = { ...oa, id: 'mt', query: { protocol: 'minetest', port: 30000 }, gamePorts: [{ port: 30000, proto: 'udp' }] };
+  assert.deepEqual(serverPorts(master, [{ proto: 'udp', port: 30000 }]), [{ port: 30000, queryPort: undefined }], 'no query through an internet master list');
+});
+
+test('/proc/net tables: unconnected UDP and listening TCP sockets by inode', () => {
+  const udp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 00000000:6D39 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 123456 2 0000000000000000 0
+  2: 0100007F:A1B2 0200007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 654321 2 0000000000000000 0`;
+  assert.deepEqual([...parseNetTable(udp, '07')], [['123456', 27961]]);
+});
