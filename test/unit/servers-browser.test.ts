@@ -17,7 +17,7 @@ const srv = (over: Partial<AnnouncedServer> = {}): AnnouncedServer => ({
 const member = (deviceId: string, name: string, virtualIp: string, over = {}) => ({ deviceId, name, virtualIp, isHost: false, isSelf: false, presence: MemberPresence.MEMBER_PRESENCE_ONLINE, joinedAt: undefined, ...over });
 
 test('browser: servers of every member at their virtual IP with the RTT to them; away members and strangers are left out', () => {
-  const party = { id: 'p', name: 'lan', inviteLink: '', networkCidr: '10.66.0.0/16', createdAt: undefined,
+  const party = { id: 'p', name: 'lan', inviteLink: '', networkCidr: '10.66.0.0/16', createdAt: undefined, inviteReach: 0, inviteNote: '',
     members: [member(A, 'alice', '10.66.0.1', { isSelf: true }), member(B, 'bob', '10.66.0.2'), member(C, 'carol', '10.66.0.3', { presence: MemberPresence.MEMBER_PRESENCE_AWAY })] };
   const announced = new Map([
     [B, { udpPorts: [], multicastGroups: [], servers: [srv(), srv({ id: 'tf2', gameName: 'Team Fortress 2', gameProfileId: 'tf2', port: 27015, steamAppId: 440, name: '' })] }],
