@@ -1,5 +1,6 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
+import { addReflection } from './reflection.js';
 import { wrapService, type Handler, type WrapOptions } from './wrap.js';
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -28,6 +29,7 @@ export async function startGrpcServer(opts: { host: string; port: number; token:
     const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating, ...(opts.authorize && { authorize: opts.authorize }) });
     server.addService(definition, implementation);
   }
+  addReflection(server, opts.log);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${opts.host}:${opts.port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

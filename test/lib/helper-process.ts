@@ -38,7 +38,7 @@ export async function startHelper(opts: { stateDir?: string; pwaDir?: string | n
     resolve(code);
   }));
   const ready = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`helper did not become ready in 15 s:\n${logs.join('\n')}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`helper did not become ready in 45 s:\n${logs.join('\n')}`)), 45_000);
     createInterface({ input: child.stderr! }).on('line', (line) => {
       logs.push(line);
       try {
