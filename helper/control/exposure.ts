@@ -21,6 +21,15 @@ export const LAN_ONLY_CHOICES =
   'Either use a public control server (see installers/server: `lanrage settings set control_server_url URL`, ' +
   'or the Settings page) and create the party again, or play with players on this LAN only.';
 
+/**
+ * Our own address, with no router mapping, counts as reachable from the internet. Besides the
+ * private ranges, RFC 5737's TEST-NET-1 and -2 are never routed on the internet (the network lab
+ * uses TEST-NET-2 for home LANs); TEST-NET-3 stays usable because the lab's internet is built on it.
+ */
+export function ownAddressIsPublic(ip: string): boolean {
+  return isUsableExternalIp(ip) && !ip.startsWith('192.0.2.') && !ip.startsWith('198.51.100.');
+}
+
 /** What an invite to the embedded control server reaches, from what the router granted. Pure. */
 export function judgeExposure(i: {
   /** The embedded server's LAN URL (http://LAN-IP:PORT). */
@@ -33,8 +42,9 @@ export function judgeExposure(i: {
   answered: readonly string[];
 }): Exposure {
   const lan = new URL(i.lanUrl);
-  if (isUsableExternalIp(lan.hostname)) return { reach: 'internet', url: lan.origin, note: '' };
   if (i.tcp === null) {
+    // No router in between (or none that maps): a public address of our own is reachable as it is.
+    if (ownAddressIsPublic(lan.hostname)) return { reach: 'internet', url: lan.origin, note: '' };
     const why =
       i.answered.length === 0
         ? `your router did not answer a port-mapping request (no PCP, NAT-PMP or UPnP), so friends on other networks cannot reach the control server at ${lan.host}.`
@@ -79,11 +89,6 @@ export class ControlExposure {
 
   /** Starts the mappings (idempotent) and resolves once the router granted the TCP port or the wait ran out. */
   async ensure(): Promise<Exposure> {
-    if (isUsableExternalIp(new URL(this.o.lanUrl).hostname)) {
-      // A public address of our own: nothing to map.
-      this.latest = judgeExposure({ lanUrl: this.o.lanUrl, tcp: null, stun: [], answered: [] });
-      return this.latest;
-    }
     if (this.mappers.length === 0) {
       const log = this.o.log.child({ part: 'control-exposure' });
       const want: Array<[number, 'udp' | 'tcp']> = [[this.o.controlPort, 'tcp'], ...this.o.stunPorts.map((p): [number, 'udp'] => [p, 'udp'])];
@@ -104,7 +109,10 @@ export class ControlExposure {
       for (const e of this.mappers) e.m.start();
     }
     const tcp = this.mappers[0]!;
-    if (tcp.external === null) {
+    // Ask the gateway first (cached): when nothing answers there is nothing to wait for. The
+    // mappers keep trying in the background; a late mapping updates the invite.
+    const answered = await tcp.m.probe();
+    if (tcp.external === null && answered.length > 0) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(t);

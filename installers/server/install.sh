@@ -135,7 +135,12 @@ sed -e "s|^static-auth-secret=.*|static-auth-secret=$secret|" \
   echo
   echo "# ---------------------------------------------------------------- this server (install.sh)"
   echo "allowed-peer-ip=$public_ip"
+  # Listen (and relay) on the one address players reach, not on every interface.
+  echo "listening-ip=${private_ip:-$public_ip}"
+  echo "relay-ip=${private_ip:-$public_ip}"
   if [[ -n $private_ip ]]; then echo "external-ip=$public_ip/$private_ip"; fi
+  # coturn opens its (unused: use-auth-secret) user database even so; keep it in its state dir.
+  echo "userdb=/var/lib/$user-turn/turndb"
 } >> "$etc/turnserver.conf.new"
 chown "root:$user" "$etc/turnserver.conf.new"
 chmod 0640 "$etc/turnserver.conf.new"
@@ -180,6 +185,7 @@ User=$user
 Group=$user
 ExecStart=$(command -v turnserver) -c $run_etc/turnserver.conf --pidfile=/run/$user-turn/turnserver.pid
 RuntimeDirectory=$user-turn
+StateDirectory=$user-turn
 Restart=on-failure
 RestartSec=2
 NoNewPrivileges=yes

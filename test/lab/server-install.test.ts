@@ -43,6 +43,7 @@ test('installers/server: one command installs the control server and coturn; hel
   const root = mkdtempSync(join(tmpdir(), 'lanrage-server-'));
   chmodSync(root, 0o755);
   const runDir = `/run/${user}-turn`;
+  const turnState = `/var/lib/${user}-turn`;
   try {
     await withLab({ sites: [{ name: 'a', kind: 'symmetric' }, { name: 'b', kind: 'symmetric' }] }, async (lab) => {
       const pl = new PartyLab(lab);
@@ -67,6 +68,7 @@ test('installers/server: one command installs the control server and coturn; hel
         assert.match(turnConf, new RegExp(`^static-auth-secret=${secret.replace(/[+/=]/g, '\\$&')}$`, 'm'));
         assert.match(turnConf, new RegExp(`^allowed-peer-ip=${publicIp.replace(/\./g, '\\.')}$`, 'm'));
         assert.ok(!turnConf.includes('CHANGE-ME'));
+        assert.match(turnConf, new RegExp(`^listening-ip=${publicIp.replace(/\./g, '\\.')}$`, 'm'));
         const { stdout: id } = await execFile('id', ['-u', user]);
         assert.ok(Number(id) > 0, 'a service user, not root');
 
@@ -78,11 +80,15 @@ test('installers/server: one command installs the control server and coturn; hel
           // Paths under the staging root, as the real root would have them.
           return exec.split(/\s+/).map((a) => a.replace(/^(\/opt\/lanrage|\/etc\/lanrage|\/var\/lib\/lanrage-control)/, `${root}$1`));
         };
-        mkdirSync(runDir, { recursive: true, mode: 0o755 });
-        chownSync(runDir, Number(id), Number(id));
+        for (const d of [runDir, turnState]) {
+          mkdirSync(d, { recursive: true, mode: 0o755 });
+          chownSync(d, Number(id), Number(id));
+        }
         const asUser = (argv: string[]) => lab.spawn(lab.control.ns, 'setpriv', ['--reuid', user, '--regid', user, '--init-groups', '--', ...argv], { env: { ...process.env, LANRAGE_LOG: 'info' } });
         const turn = asUser(unitArgv('lanrage-turn.service'));
-        await waitLine(turn, new RegExp(`UDP listener opened on: ${publicIp.replace(/\./g, '\\.')}:3478`), 'coturn');
+        // coturn logs its listeners only to a log file; on stdout its servers being created is the last word.
+        await waitLine(turn, /Total General servers: \d+/, 'coturn');
+        await new Promise((r) => setTimeout(r, 1000));
         const control = asUser(unitArgv('lanrage-control.service'));
         await waitLine(control, /"control ready"/, 'lanrage control');
 
@@ -108,6 +114,7 @@ test('installers/server: one command installs the control server and coturn; hel
     });
   } finally {
     rmSync(runDir, { recursive: true, force: true });
+    rmSync(turnState, { recursive: true, force: true });
     await execFile('userdel', [user]).catch(() => undefined);
     await execFile('groupdel', [user]).catch(() => undefined);
     if (existsSync(root)) rmSync(root, { recursive: true, force: true });

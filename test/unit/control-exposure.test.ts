@@ -37,10 +37,16 @@ test('invite reach: nothing mapped means LAN only, said plainly with the two cho
   assert.match(refused.note, /router \(upnp\) refused to forward the control server's port 8670/);
 });
 
+test('invite reach: a router mapping wins over an address that merely looks public', () => {
+  const e = judgeExposure({ lanUrl: 'http://198.51.100.2:8670', tcp: '203.0.113.6:8670', stun: [[8671, '203.0.113.6:8671'], [8672, '203.0.113.6:8672']], answered: ['pcp'] });
+  assert.equal(e.url, 'http://203.0.113.6:8670');
+});
+
 test('invite reach: a machine with a public address of its own needs no mapping', () => {
   const e = judgeExposure({ lanUrl: 'http://203.0.113.9:8670', tcp: null, stun: [], answered: [] });
   assert.deepEqual(e, { reach: 'internet', url: 'http://203.0.113.9:8670', note: '' });
-  // Carrier-grade NAT space is not public.
+  // Carrier-grade NAT space and never-routed documentation ranges are not public.
+  assert.equal(judgeExposure({ lanUrl: 'http://198.51.100.2:8670', tcp: null, stun: [], answered: [] }).reach, 'lan-only');
   assert.equal(judgeExposure({ lanUrl: 'http://100.64.3.4:8670', tcp: null, stun: [], answered: [] }).reach, 'lan-only');
 });
 
