@@ -8,6 +8,7 @@ import './lr-status-view.js';
 import './lr-settings-view.js';
 import './lr-party-view.js';
 import './lr-network-view.js';
+import './lr-games-view.js';
 import './lr-helper-down.js';
 import '../components/lr-update-prompt.js';
 
@@ -15,6 +16,7 @@ const ROUTES = [
   { id: 'status', label: 'Status' },
   { id: 'party', label: 'Party' },
   { id: 'network', label: 'Network' },
+  { id: 'games', label: 'Games' },
   { id: 'settings', label: 'Settings' },
 ] as const;
 type Route = (typeof ROUTES)[number]['id'];
@@ -201,6 +203,8 @@ export class LrApp extends LitElement {
         return html`<lr-party-view .invite=${this.invite}></lr-party-view>`;
       case 'network':
         return html`<lr-network-view></lr-network-view>`;
+      case 'games':
+        return html`<lr-games-view></lr-games-view>`;
       default:
         return html`<lr-status-view></lr-status-view>`;
     }
