@@ -278,7 +278,7 @@ export class LrGamesView extends LitElement {
     return html`<div class="grid">
       <div>
         <h1>Games</h1>
-        <p class="muted">LANrage watches for the games below and carries their LAN discovery while they run.</p>
+        <p class="muted">LANrage recognises the games below from their processes (Linux, Windows and Wine/Proton names) while they run.</p>
       </div>
       ${this.renderRunning()}
       <div class="cols">${this.renderProfiles()} ${this.renderForm()}</div>
