@@ -23,6 +23,9 @@ need miniupnpd miniupnpd-nftables
 need avahi-daemon avahi-daemon
 need avahi-browse avahi-utils
 need dbus-daemon dbus-daemon
+# Game detection tests start real game servers from Debian (/usr/games is not on root's PATH).
+[ -x /usr/games/teeworlds-server ] || missing+=(teeworlds-server)
+[ -x /usr/games/openarena-server ] || missing+=(openarena-server)
 /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpcio python3-grpc-tools)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
