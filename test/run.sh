@@ -23,6 +23,11 @@ need miniupnpd miniupnpd-nftables
 need avahi-daemon avahi-daemon
 need avahi-browse avahi-utils
 need dbus-daemon dbus-daemon
+# Game detection tests start real game servers from Debian (/usr/games is not on root's PATH).
+[ -x /usr/games/teeworlds-server ] || lanrage_missing+=(teeworlds-server)
+[ -x /usr/games/openarena-server ] || lanrage_missing+=(openarena-server)
+# The party-wide discovery test finds the server with qstat's LAN broadcast.
+need quakestat qstat
 # The scaled-out control plane's tests start their own PostgreSQL cluster (not on PATH: Debian
 # keeps the server binaries per version; the policy-rc.d blocker keeps the package's own
 # cluster from starting).

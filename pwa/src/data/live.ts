@@ -5,6 +5,7 @@ import { WatchRequest, WatchServiceDefinition, WatchTopic, type WatchResponse } 
 import { serverStream } from '../api/transport.js';
 import type { ApiError } from '../api/errors.js';
 import { liveStore, type LiveStore } from './store.js';
+import { gamesStore } from './games.js';
 
 const BACKOFF_MIN_MS = 1_000;
 const BACKOFF_MAX_MS = 10_000;
@@ -62,6 +63,7 @@ export class LiveConnection {
         WatchTopic.WATCH_TOPIC_LAN,
         WatchTopic.WATCH_TOPIC_NAT_REPORT,
         WatchTopic.WATCH_TOPIC_SERVERS,
+        WatchTopic.WATCH_TOPIC_GAMES,
       ],
       maxDurationSeconds: this.opts.maxDurationSeconds ?? 0,
     });
@@ -97,6 +99,7 @@ export class LiveConnection {
     if (msg.lan) this.store.setLan(msg.lan);
     if (msg.natReport) this.store.setNatReport(msg.natReport);
     if (msg.server) serversStore.apply(msg.server);
+    if (msg.gameDetection) gamesStore.applyDetection(msg.gameDetection);
     if (msg.peer?.peer) {
       if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
       else this.store.setPeer(msg.peer.peer);

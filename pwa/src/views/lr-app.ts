@@ -9,6 +9,7 @@ import './lr-settings-view.js';
 import './lr-party-view.js';
 import './lr-network-view.js';
 import './lr-servers-view.js';
+import './lr-games-view.js';
 import './lr-helper-down.js';
 import '../components/lr-update-prompt.js';
 
@@ -17,6 +18,7 @@ const ROUTES = [
   { id: 'party', label: 'Party' },
   { id: 'servers', label: 'Servers' },
   { id: 'network', label: 'Network' },
+  { id: 'games', label: 'Games' },
   { id: 'settings', label: 'Settings' },
 ] as const;
 type Route = (typeof ROUTES)[number]['id'];
@@ -205,6 +207,8 @@ export class LrApp extends LitElement {
         return html`<lr-network-view></lr-network-view>`;
       case 'servers':
         return html`<lr-servers-view></lr-servers-view>`;
+      case 'games':
+        return html`<lr-games-view></lr-games-view>`;
       default:
         return html`<lr-status-view></lr-status-view>`;
     }

@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadProfileFile } from '../../helper/games/load-profiles.js';
+import { ProfileMatcher, type ProcInfo } from '../../helper/games/match.js';
+import { PollingGameDetector, type Detection, type ProcessSource } from '../../helper/games/detector.js';
+import { LinuxProcSource, RECHECK_MS } from '../../helper/games/proc-source.js';
+import { GameCatalog, MemoryProfileStore } from '../../helper/games/catalog.js';
+
+const builtins = loadProfileFile();
+
+class ListSource implements ProcessSource {
+  readonly platform = 'linux' as const;
+  procs: ProcInfo[] = [];
+  list(): ProcInfo[] {
+    return this.procs;
+  }
+}
+
+test('detector: started once per process, stopped when it goes, re-matched when the profiles change', async () => {
+  const src = new ListSource();
+  const catalog = new GameCatalog(builtins, new MemoryProfileStore());
+  const det = new PollingGameDetector(src, new ProfileMatcher(catalog.all(), 'linux'), 60_000, () => 1000);
+  const events: string[] = [];
+  det.on('started', (d: Detection) => events.push(`+${d.pid}:${d.profileId}`));
+  det.on('stopped', (d: Detection) => events.push(`-${d.pid}:${d.profileId}`));
+  const tee: ProcInfo = { pid: 10, exe: 'teeworlds-server', argv0: '/usr/games/teeworlds-server', cmdline: '/usr/games/teeworlds-server' };
+  const mine: ProcInfo = { pid: 11, exe: 'sleep', argv0: 'mygame', cmdline: 'mygame' };
+  src.procs = [tee, mine];
+  await det.scan();
+  await det.scan();
+  assert.deepEqual(events, ['+10:teeworlds']);
+  assert.deepEqual(det.running().map((d) => d.pid), [10]);
+
+  // A custom profile for pid 11's name: the next scan finds it without the process restarting.
+  catalog.addCustom({ id: 'custom-mygame', name: 'My game', discovery: { udpBroadcastPorts: [5000], multicastGroups: [] }, gamePorts: [], executables: { windows: [], linux: ['mygame'] } });
+  det.setMatcher(new ProfileMatcher(catalog.all(), 'linux'));
+  await det.scan();
+  assert.deepEqual(events, ['+10:teeworlds', '+11:custom-mygame']);
+
+  // An exec in place (same pid, new identity) is a stop and a start.
+  src.procs = [{ pid: 10, exe: 'ioq3ded', argv0: '/usr/lib/ioquake3/ioq3ded', cmdline: '/usr/lib/ioquake3/ioq3ded +set com_basegame baseoa' }, mine];
+  await det.scan();
+  assert.deepEqual(events.slice(2), ['-10:teeworlds', '+10:openarena']);
+  src.procs = [];
+  await det.scan();
+  assert.deepEqual(events.slice(4).sort(), ['-10:openarena', '-11:custom-mygame']);
+  assert.deepEqual(det.running(), []);
+});
+
+test('detector: a failing source keeps the last state and reports the error', async () => {
+  const src = new ListSource();
+  const det = new PollingGameDetector(src, new ProfileMatcher(builtins, 'linux'), 60_000);
+  src.procs = [{ pid: 10, exe: 'openttd', argv0: 'openttd', cmdline: 'openttd -D' }];
+  await det.scan();
+  const errors: Error[] = [];
+  det.on('error', (e) => errors.push(e));
+  src.list = () => {
+    throw new Error('EMFILE');
+  };
+  await det.scan();
+  assert.equal(errors[0]?.message, 'EMFILE');
+  assert.deepEqual(det.running().map((d) => d.profileId), ['openttd']);
+});
+
+test('/proc source: reads exe and argv, notices an exec while a process is young, trusts settled ones, re-reads Wine argv', () => {
+  const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
+  try {
+    const proc = (pid: number, exe: string, argv: string[]): void => {
+      const d = join(root, String(pid));
+      mkdirSync(d, { recursive: true });
+      try {
+        unlinkSync(join(d, 'exe'));
+      } catch {
+        // first time
+      }
+      symlinkSync(exe, join(d, 'exe'));
+      writeFileSync(join(d, 'cmdline'), argv.map((a) => `${a}\0`).join(''));
+    };
+    mkdirSync(join(root, 'self'));
+    proc(100, '/usr/bin/sh', ['/bin/sh', '/usr/games/openarena-server']);
+    proc(200, '/usr/lib/wine/wine64-preloader', ['/usr/lib/wine/wine64-preloader', 'Z:\\x.exe']);
+    let now = 0;
+    const src = new LinuxProcSource(root, () => now);
+    const byPid = (): Map<number, ProcInfo> => new Map(src.list().map((p) => [p.pid, p]));
+    assert.deepEqual(byPid().get(100), { pid: 100, exe: 'sh', argv0: '/bin/sh', cmdline: '/bin/sh /usr/games/openarena-server' });
+
+    // The wrapper execs the engine 1 s later: same pid, new exe link → read again.
+    now = 1000;
+    proc(100, '/usr/lib/ioquake3/ioq3ded', ['/usr/lib/ioquake3/ioq3ded', '+set', 'com_basegame', 'baseoa']);
+    assert.equal(byPid().get(100)?.exe, 'ioq3ded');
+    // Wine rewrites argv without an exec: re-read on every scan.
+    writeFileSync(join(root, '200', 'cmdline'), 'C:\\Games\\hl2.exe\0-game\0cstrike\0');
+    assert.equal(byPid().get(200)?.argv0, 'C:\\Games\\hl2.exe');
+
+    // Settled (older than RECHECK_MS): its entry is reused without reading it again.
+    now = 1000 + RECHECK_MS;
+    const before = byPid().get(100);
+    proc(100, '/usr/bin/other', ['other']);
+    assert.equal(byPid().get(100), before, 'a settled process is not re-read');
+    // Gone from /proc → gone from the list.
+    rmSync(join(root, '100'), { recursive: true });
+    assert.equal(byPid().has(100), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
