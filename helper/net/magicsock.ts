@@ -34,7 +34,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { AttemptLimiter, ATTEMPT_MS, birthdayRole, MAX_CONCURRENT, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
-import { FastPath, type NftRunner } from './fastpath.js';
+import { FastPath, type FastPathCounters, type NftRunner } from './fastpath.js';
+import type { ProbeStats } from './probe-stats.js';
 import { HandshakeGuard, isHandshakeInitiation, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
@@ -61,6 +62,15 @@ export interface MagicPeer {
   portDelta?: number;
   /** The peer's TURN relayed addresses (from the control plane). */
   relayed?: string[];
+}
+
+export interface PeerProbes {
+  direct: ProbeStats;
+  relay: ProbeStats;
+  /** Datagrams the helper forwarded for this peer (relayed and proxied direct paths). */
+  proxied: { rx: number; tx: number };
+  /** The endpoint nftables counts this peer's fast-path packets under, or null. */
+  fastEndpoint: string | null;
 }
 
 export interface PingResult {
@@ -444,6 +454,18 @@ export class MagicSock extends EventEmitter {
         : { seq, answered: false, rttMs: null, via: null, path: 'none' });
     }
     return out;
+  }
+
+  /** A peer's disco probe records and forwarded packets, for per-peer metrics (null: unknown peer). */
+  peerProbes(peerId: string): PeerProbes | null {
+    const rec = this.peers.get(peerId);
+    if (!rec) return null;
+    return { direct: rec.machine.probes, relay: rec.relay.probes, proxied: this.proxy.packets(peerId), fastEndpoint: rec.fastPort === null ? rec.fastEp : null };
+  }
+
+  /** The fast path's nftables packet counters by peer id (one `nft` run; empty without a fast path). */
+  fastPathCounters(): Promise<Map<string, FastPathCounters>> {
+    return this.fast ? this.fast.counters() : Promise.resolve(new Map());
   }
 
   counters(): MagicCounters {

@@ -24,7 +24,8 @@
 // that port).
 
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../core/clock.js';
+import { monoOf, type Clock } from '../core/clock.js';
+import { ProbeStats } from './probe-stats.js';
 import type { NatMapping } from './stun.js';
 
 export type PathKind = 'connecting' | 'direct' | 'unreachable';
@@ -119,6 +120,8 @@ interface Cand {
 interface PendingPing {
   endpoint: string;
   sentAt: number;
+  /** Monotonic send time: RTTs need sub-millisecond resolution (a LAN RTT is ~0.3 ms). */
+  sentMono: number;
 }
 
 const noop = (): void => {};
@@ -174,9 +177,13 @@ export class PathMachine {
   private started = false;
   private closed = false;
   private last: PathState | null = null;
+  private readonly mono: () => number;
+  /** Keepalives on the active path and their answers: RTT, jitter and loss for metrics. */
+  readonly probes = new ProbeStats();
 
   constructor(private readonly o: PathOptions, candidates: readonly string[] = []) {
     this.t = { ...DEFAULT_TIMING, ...o.timing };
+    this.mono = monoOf(o.clock);
     this.newTxid = o.newTxid ?? (() => randomBytes(12));
     for (const c of candidates) this.addCand(c, false);
   }
@@ -281,8 +288,9 @@ export class PathMachine {
     const c = this.cands.get(from);
     const now = this.o.clock.now();
     if (!c || now - p.sentAt > this.t.pingTtlMs) return null;
-    const rtt = Math.max(0, now - p.sentAt);
+    const rtt = Math.max(0, this.mono() - p.sentMono);
     c.rttMs = rtt;
+    if (c === this.active || this.kind !== 'direct') this.probes.answered(rtt);
     c.lastPongAt = now;
     this.peerReady = true;
     if (this.kind !== 'direct' || !this.active) {
@@ -344,7 +352,7 @@ export class PathMachine {
 
   private sendPing(c: Cand, lowTtl: boolean): Buffer {
     const txid = this.newTxid();
-    this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now() });
+    this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now(), sentMono: this.mono() });
     this.o.io.ping(c.endpoint, txid, lowTtl);
     return txid;
   }
@@ -364,9 +372,13 @@ export class PathMachine {
     const now = this.o.clock.now();
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
-      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
+      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
+        this.missed++;
+        this.probes.lost();
+      }
       if (this.missed >= this.t.missedPongsForLoss) return this.lose();
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+      this.probes.sent();
       if (now - this.lastRescan >= this.t.rescanIntervalMs) {
         this.lastRescan = now;
         for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);

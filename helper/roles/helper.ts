@@ -9,6 +9,11 @@ import { loadOrCreateToken } from '../core/token.js';
 import { packageVersion } from '../core/version.js';
 import { HISTORY_STEP_SECONDS, MetricsHistory } from '../metrics/history.js';
 import { systemReader } from '../metrics/reader.js';
+import { procReader } from '../metrics/proc-reader.js';
+import { PathChanges, PeerMetrics } from '../metrics/peer-metrics.js';
+import { PeerHistory } from '../metrics/peer-history.js';
+import { prometheusRegistry } from '../metrics/prometheus.js';
+import { toProtoPathChange, toProtoPeerSample } from '../api/metrics-service.js';
 import { MetricsSampler } from '../metrics/sampler.js';
 import { openDatabase } from '../store/db.js';
 import { HELPER_MIGRATIONS } from '../store/migrations.js';
@@ -115,7 +120,16 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   // The NAT report: against the STUN service of the control server we are connected to (known
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
   let netcheck: Netchecker | undefined;
+  // Per-peer metrics (helper/metrics): samples every second while in a party, history in SQLite.
+  const peerHistory = new PeerHistory(db);
+  let peerMetrics: PeerMetrics | undefined;
+  const pathChanges = new PathChanges((c) => {
+    peerHistory.addPathChange(c);
+    state.events.publish({ pathChange: toProtoPathChange(c) });
+  });
   const party = new PartyManager({
+    onPath: (p) => pathChanges.observe(p.deviceId, p.name, p.path, p.endpoint, p.pathReason),
+    packetTotals: (id) => peerMetrics?.totals(id),
     onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
     log,
@@ -127,6 +141,15 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     lan,
   });
   state.inParty = () => party.inParty();
+  peerMetrics = new PeerMetrics({
+    source: { inputs: () => party.metricsInputs(), fastPathCounters: () => party.fastPathCounters() },
+    log: log.child({ part: 'peer-metrics' }),
+    onSamples: (samples) => {
+      peerHistory.add(samples);
+      state.events.publish({ peerMetrics: { peers: samples.map(toProtoPeerSample) } });
+    },
+  });
+  const pm = peerMetrics;
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),
     run: (stunServers) => runNetcheck({ stunServers }),
@@ -156,7 +179,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
-    reader: systemReader(),
+    reader: process.platform === 'linux' ? procReader() : systemReader(),
     log,
     liveIntervalMs: 1000,
     idleIntervalMs: HISTORY_STEP_SECONDS * 1000,
@@ -181,12 +204,19 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: settingsDefinition, handlers: settingsHandlers(state), mutating: settingsMutating },
       {
         definition: metricsDefinition,
-        handlers: metricsHandlers({ current: () => sampler.current(), history, retentionHours: () => state.settings.metricsRetentionHours }),
+        handlers: metricsHandlers({ current: () => sampler.current(), history, peerHistory, retentionHours: () => state.settings.metricsRetentionHours }),
         mutating: new Set(),
       },
       {
         definition: watchDefinition,
-        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => sampler.watch(), partySnapshot, shutdown: shutdown.signal }),
+        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => {
+            const a = sampler.watch();
+            const b = pm.watch();
+            return () => {
+              a();
+              b();
+            };
+          }, partySnapshot, shutdown: shutdown.signal }),
         mutating: new Set(),
       },
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
@@ -207,6 +237,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       allowedHosts: opts.allowedHosts,
       token,
       log: log.child({ part: 'http' }),
+      metrics: { token, registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats() }) },
     });
   } catch (err) {
     nc.close();
@@ -220,6 +251,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
   await lan.start();
   await party.start();
+  pm.start();
   nc.start();
   netmon.start();
 
@@ -232,10 +264,12 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       nc.close();
       await http.close();
       await grpc.close(2000);
+      pm.stop();
       await party.close();
       await control?.close();
       sampler.stop();
       history.flush();
+      peerHistory.flush();
       db.close();
     },
   };

@@ -7,6 +7,7 @@ import { isGrpcWebPath } from './grpc-web-frames.js';
 import { acceptedHosts, guardRequest, isSensitive } from './guard.js';
 import { sendJson, sendPlain } from './respond.js';
 import { serveStatic } from './static.js';
+import { serveMetrics, type MetricsEndpoint } from './metrics-endpoint.js';
 
 // The helper's HTTP port: the PWA's files, the session endpoint that hands the same-origin app its
 // token, and the gRPC-Web bridge, all behind the Host/Origin guards.
@@ -20,6 +21,7 @@ export interface HttpServerOptions {
   token: string;             // per-install API token
   log: Logger;
   maxMessageBytes?: number;  // max gRPC-Web request body; default 1 MiB
+  metrics?: MetricsEndpoint; // GET /metrics (Prometheus), when given
 }
 
 export interface HttpServerHandle { port: number; close(): Promise<void>; }
@@ -68,6 +70,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return;
       }
       sendJson(res, 200, { token: opts.token });
+      return;
+    }
+    if (pathname === '/metrics' && opts.metrics) {
+      await serveMetrics(req, res, opts.metrics);
       return;
     }
     if (pathname === '/api' || pathname.startsWith('/api/')) {
