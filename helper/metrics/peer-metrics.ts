@@ -9,7 +9,7 @@ import type { Logger } from '../core/log.js';
 import { PathKind } from '../gen/lanrage/v1/peer.js';
 import type { FastPathCounters } from '../net/fastpath.js';
 import type { PeerProbes } from '../net/magicsock.js';
-import { counterDelta, jitterOf, LossWindow, medianRtt, qualityScore } from './quality.js';
+import { counterDelta, jitterOf, LossWindow, pathRtt, qualityScore } from './quality.js';
 
 export interface PeerMetricsInput {
   deviceId: string;
@@ -210,7 +210,7 @@ export class PeerMetrics {
     }
     const probes = i.path === PathKind.PATH_KIND_RELAYED ? i.probes?.relay : i.path === PathKind.PATH_KIND_DIRECT ? i.probes?.direct : undefined;
     const rtts = probes?.recent(10) ?? [];
-    const rtt = probes ? medianRtt(rtts) : null;
+    const rtt = probes ? pathRtt(rtts) : null;
     const jitter = probes ? jitterOf(rtts) : 0;
     const sent = (i.probes?.direct.sentCount ?? 0) + (i.probes?.relay.sentCount ?? 0);
     const lost = (i.probes?.direct.lostCount ?? 0) + (i.probes?.relay.lostCount ?? 0);

@@ -18,6 +18,17 @@ export function qualityScore(rttMs: number | null, jitterMs: number, lossRatio: 
   return Math.round(Math.min(100, Math.max(0, q)) * 10) / 10;
 }
 
+/**
+ * The path's RTT as shown: the lowest of the last three keepalive round trips (~15 s). Delays
+ * only ever add to a round trip, and disco's include waiting for two busy event loops (on a loaded
+ * machine several ms, where ICMP through the tunnel sees ~1 ms); the minimum filters that out, as
+ * TCP's min_rtt does, while a path that really got slower shows within three keepalives.
+ */
+export function pathRtt(rtts: readonly number[], n = 3): number | null {
+  const last = rtts.slice(-n);
+  return last.length === 0 ? null : Math.min(...last);
+}
+
 /** The median of the last `n` round trips: one slow event-loop turn does not move it. */
 export function medianRtt(rtts: readonly number[], n = 5): number | null {
   const last = rtts.slice(-n);

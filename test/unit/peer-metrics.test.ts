@@ -9,7 +9,7 @@ import { PathKind } from '../../helper/gen/lanrage/v1/peer.js';
 import { PathMachine } from '../../helper/net/path.js';
 import { ProbeStats } from '../../helper/net/probe-stats.js';
 import { parseCounters } from '../../helper/net/fastpath.js';
-import { counterDelta, jitterOf, LossWindow, medianRtt, qualityScore } from '../../helper/metrics/quality.js';
+import { counterDelta, jitterOf, LossWindow, medianRtt, pathRtt, qualityScore } from '../../helper/metrics/quality.js';
 import { PathChanges, PeerMetrics, type PeerMetricsInput, type PeerSample } from '../../helper/metrics/peer-metrics.js';
 import { PeerHistory } from '../../helper/metrics/peer-history.js';
 import { cpuPercent, parseMeminfo, parseNetDev, parseProcStat, procReader } from '../../helper/metrics/proc-reader.js';
@@ -31,7 +31,9 @@ test('quality: the documented formula, clamped, and 0 without an RTT', () => {
   assert.equal(qualityScore(null, 0, 0), 0);
 });
 
-test('rtt summary: median of the last five, jitter as mean consecutive difference', () => {
+test('rtt summary: lowest of the last three, median of the last five, jitter as mean consecutive difference', () => {
+  assert.equal(pathRtt([]), null);
+  assert.equal(pathRtt([0.3, 5, 0.8, 0.9]), 0.8, 'only the last three count');
   assert.equal(medianRtt([]), null);
   assert.equal(medianRtt([0.8, 0.7, 25, 0.9, 0.75]), 0.8, 'one slow sample does not move the median');
   assert.equal(medianRtt([1, 2]), 1.5);
@@ -109,7 +111,7 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   assert.equal(s!.txBps, 25_000);
   assert.equal(s!.rxPps, 100);
   assert.equal(s!.txPps, 50);
-  assert.equal(s!.rttMs, 0.42);
+  assert.equal(s!.rttMs, 0.40, 'the lowest of the last three');
   assert.ok(s!.jitterMs > 0.02 && s!.jitterMs < 0.05);
   assert.ok(s!.quality > 99);
   assert.equal(nftReads, 0, 'no fast path: nft is never run');
