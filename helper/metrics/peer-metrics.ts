@@ -25,6 +25,8 @@ export interface PeerMetricsInput {
 export interface PeerMetricsSource {
   inputs(): Promise<PeerMetricsInput[]>;
   fastPathCounters(): Promise<Map<string, FastPathCounters>>;
+  /** Somebody watches (true) or nobody does any more (false): probe RTTs more often meanwhile. */
+  liveProbing?(on: boolean): void;
 }
 
 export interface PeerSample {
@@ -115,9 +117,13 @@ export class PeerMetrics {
   /** Somebody watches live: read the fast path's counters more often. Returns the release. */
   watch(): () => void {
     this.watchers++;
+    if (this.watchers === 1) this.o.source.liveProbing?.(true);
     let released = false;
     return () => {
-      if (!released) this.watchers--;
+      if (!released) {
+        this.watchers--;
+        if (this.watchers === 0) this.o.source.liveProbing?.(false);
+      }
       released = true;
     };
   }

@@ -19,12 +19,13 @@ export function qualityScore(rttMs: number | null, jitterMs: number, lossRatio: 
 }
 
 /**
- * The path's RTT as shown: the lowest of the last three keepalive round trips (~15 s). Delays
- * only ever add to a round trip, and disco's include waiting for two busy event loops (on a loaded
- * machine several ms, where ICMP through the tunnel sees ~1 ms); the minimum filters that out, as
- * TCP's min_rtt does, while a path that really got slower shows within three keepalives.
+ * The path's RTT as shown: the lowest of the last five probe round trips (5 s while somebody
+ * watches and the path is probed every second, 25 s on keepalives alone). Delays only ever add to
+ * a round trip, and disco's include waiting for two busy event loops (on a loaded machine several
+ * ms, where ICMP through the tunnel sees ~1 ms); the minimum filters that out, as TCP's min_rtt
+ * does, while a path that really got slower shows within five probes.
  */
-export function pathRtt(rtts: readonly number[], n = 3): number | null {
+export function pathRtt(rtts: readonly number[], n = 5): number | null {
   const last = rtts.slice(-n);
   return last.length === 0 ? null : Math.min(...last);
 }

@@ -463,6 +463,14 @@ export class MagicSock extends EventEmitter {
     return { direct: rec.machine.probes, relay: rec.relay.probes, proxied: this.proxy.packets(peerId), fastEndpoint: rec.fastPort === null ? rec.fastEp : null };
   }
 
+  /** Extra RTT probes on direct paths every `ms` while somebody watches metrics (0 = off). */
+  setMetricProbing(ms: number): void {
+    this.metricProbeMs = ms;
+    for (const rec of this.peers.values()) rec.machine.setMetricProbing(ms);
+  }
+
+  private metricProbeMs = 0;
+
   /** The fast path's nftables packet counters by peer id (one `nft` run; empty without a fast path). */
   fastPathCounters(): Promise<Map<string, FastPathCounters>> {
     return this.fast ? this.fast.counters() : Promise.resolve(new Map());
@@ -788,6 +796,7 @@ export class MagicSock extends EventEmitter {
       },
     );
     rec.machine.start();
+    rec.machine.setMetricProbing(this.metricProbeMs);
     this.scheduleBirthday(rec, START_AFTER_MS);
     const pend = this.pendingCmm.get(id);
     if (pend) {

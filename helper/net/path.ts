@@ -180,6 +180,10 @@ export class PathMachine {
   private readonly mono: () => number;
   /** Keepalives on the active path and their answers: RTT, jitter and loss for metrics. */
   readonly probes = new ProbeStats();
+  /** Extra RTT probes while somebody watches (setMetricProbing); 0 = off. */
+  private metricMs = 0;
+  private metricTxid: string | null = null;
+  private cancelMetric: () => void = noop;
 
   constructor(private readonly o: PathOptions, candidates: readonly string[] = []) {
     this.t = { ...DEFAULT_TIMING, ...o.timing };
@@ -314,6 +318,32 @@ export class PathMachine {
     return this.sendPing(c, false);
   }
 
+  /**
+   * While somebody watches the metrics: ping the active direct path every `ms` (0 stops) so the
+   * RTT shown has a fresh sample each second instead of one per keepalive (5 s). These pings
+   * only measure: an unanswered one counts as lost for the metrics but does not drive `lose()`,
+   * so watching never changes how paths are kept.
+   */
+  setMetricProbing(ms: number): void {
+    if (this.closed || ms === this.metricMs) return;
+    this.metricMs = ms;
+    this.cancelMetric();
+    this.metricTxid = null;
+    if (ms > 0) this.cancelMetric = this.o.clock.setTimeout(() => this.metricRound(), ms);
+  }
+
+  private metricRound(): void {
+    if (this.closed || this.metricMs <= 0) return;
+    if (this.kind === 'direct' && this.active) {
+      if (this.metricTxid !== null && this.pending.has(this.metricTxid)) this.probes.lost();
+      this.metricTxid = this.sendPing(this.active, false).toString('hex');
+      this.probes.sent();
+    } else {
+      this.metricTxid = null;
+    }
+    this.cancelMetric = this.o.clock.setTimeout(() => this.metricRound(), this.metricMs);
+  }
+
   setFastPath(on: boolean): void {
     this.fastPath = on;
     this.emit();
@@ -322,6 +352,7 @@ export class PathMachine {
   close(): void {
     this.closed = true;
     this.cancelTimer();
+    this.cancelMetric();
     this.pending.clear();
   }
 

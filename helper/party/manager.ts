@@ -214,6 +214,11 @@ export class PartyManager implements PartyEngine {
     }));
   }
 
+  /** Somebody watches the metrics: a fresh RTT sample every second on direct paths. */
+  setLiveProbing(on: boolean): void {
+    this.sock.setMetricProbing(on ? 1000 : 0);
+  }
+
   /** Magicsock's counters (relay use among them) while in a party, else null. */
   magicCounters(): Record<string, number> | null {
     return this.partyState ? this.sock.counters() : null;

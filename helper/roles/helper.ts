@@ -142,7 +142,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   });
   state.inParty = () => party.inParty();
   peerMetrics = new PeerMetrics({
-    source: { inputs: () => party.metricsInputs(), fastPathCounters: () => party.fastPathCounters() },
+    source: { inputs: () => party.metricsInputs(), fastPathCounters: () => party.fastPathCounters(), liveProbing: (on) => party.setLiveProbing(on) },
     log: log.child({ part: 'peer-metrics' }),
     onSamples: (samples) => {
       peerHistory.add(samples);

@@ -31,9 +31,9 @@ test('quality: the documented formula, clamped, and 0 without an RTT', () => {
   assert.equal(qualityScore(null, 0, 0), 0);
 });
 
-test('rtt summary: lowest of the last three, median of the last five, jitter as mean consecutive difference', () => {
+test('rtt summary: lowest of the last five, median of the last five, jitter as mean consecutive difference', () => {
   assert.equal(pathRtt([]), null);
-  assert.equal(pathRtt([0.3, 5, 0.8, 0.9]), 0.8, 'only the last three count');
+  assert.equal(pathRtt([0.3, 5, 0.8, 0.9, 1, 2, 3]), 0.8, 'only the last five count');
   assert.equal(medianRtt([]), null);
   assert.equal(medianRtt([0.8, 0.7, 25, 0.9, 0.75]), 0.8, 'one slow sample does not move the median');
   assert.equal(medianRtt([1, 2]), 1.5);
@@ -74,6 +74,21 @@ test('path RTT has sub-millisecond resolution from the monotonic clock', () => {
   assert.equal(m.probes.sentCount, 1);
   wall.advance(5_000);
   assert.equal(m.probes.lostCount, 1);
+  // While watched: a measuring ping every second; unanswered ones count as lost without losing the path.
+  const sent = m.probes.sentCount;
+  m.setMetricProbing(1000);
+  wall.advance(1000);
+  mono += 0.5;
+  assert.ok(Math.abs(m.onPong('203.0.113.6:41641', txid!)! - 0.5) < 1e-9);
+  wall.advance(3000);
+  // Four measuring pings in four seconds (plus the keepalive due meanwhile), two of them unanswered.
+  assert.ok(m.probes.sentCount - sent >= 4, `sent ${m.probes.sentCount - sent}`);
+  assert.ok(m.probes.lostCount >= 2);
+  assert.equal(m.state().kind, 'direct');
+  m.setMetricProbing(0);
+  const quiet = m.probes.sentCount;
+  wall.advance(1000);
+  assert.equal(m.probes.sentCount, quiet, 'no measuring pings once nobody watches');
   m.close();
 });
 
@@ -111,7 +126,7 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   assert.equal(s!.txBps, 25_000);
   assert.equal(s!.rxPps, 100);
   assert.equal(s!.txPps, 50);
-  assert.equal(s!.rttMs, 0.40, 'the lowest of the last three');
+  assert.equal(s!.rttMs, 0.40, 'the lowest of the last five');
   assert.ok(s!.jitterMs > 0.02 && s!.jitterMs < 0.05);
   assert.ok(s!.quality > 99);
   assert.equal(nftReads, 0, 'no fast path: nft is never run');
