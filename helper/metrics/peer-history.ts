@@ -12,6 +12,8 @@ export const TIERS = [
   { step: 60, keepSeconds: 30 * 24 * 3600 },
 ] as const;
 const MAX_POINTS_PER_PEER = 900;
+/** Rows are kept a minute past their tier's span, so "the last 10 minutes" asked a little late still gets 1 s steps. */
+const GRACE_SECONDS = 60;
 const FLUSH_EVERY_MS = 10_000;
 
 interface Bucket {
@@ -149,14 +151,14 @@ export class PeerHistory {
   prune(): void {
     const nowSec = Math.floor(this.now() / 1000);
     this.lastPrune = this.now();
-    for (const t of TIERS) this.pruneStep.run(t.step, nowSec - t.keepSeconds);
+    for (const t of TIERS) this.pruneStep.run(t.step, nowSec - t.keepSeconds - GRACE_SECONDS);
     this.pruneChanges.run(this.now() - TIERS[TIERS.length - 1]!.keepSeconds * 1000);
   }
 
   /** The finest tier that still holds `sinceMs`, coarsened so that one peer gets at most 900 points. */
   stepFor(sinceMs: number, untilMs: number): { tier: number; step: number } {
     const age = (this.now() - sinceMs) / 1000;
-    const tier = (TIERS.find((t) => age <= t.keepSeconds) ?? TIERS[TIERS.length - 1]!).step;
+    const tier = (TIERS.find((t) => age <= t.keepSeconds + GRACE_SECONDS) ?? TIERS[TIERS.length - 1]!).step;
     const range = Math.max(0, (untilMs - sinceMs) / 1000);
     const step = Math.max(tier, Math.ceil(range / MAX_POINTS_PER_PEER / tier) * tier);
     return { tier, step };
