@@ -233,8 +233,10 @@ export class PeerMetrics {
       lossRatio: loss,
       rxBps: dt > 0 ? dRx / dt : 0,
       txBps: dt > 0 ? dTx / dt : 0,
-      rxPps: (dt > 0 ? dpRx / dt : 0) + a.nftRxPps,
-      txPps: (dt > 0 ? dpTx / dt : 0) + a.nftTxPps,
+      // nftables is read every 10-60 s; its rate stands for the seconds in between, except those in
+      // which WireGuard moved no bytes at all (then no packet went either way).
+      rxPps: (dt > 0 ? dpRx / dt : 0) + (dRx > 0 ? a.nftRxPps : 0),
+      txPps: (dt > 0 ? dpTx / dt : 0) + (dTx > 0 ? a.nftTxPps : 0),
       quality: up ? qualityScore(rtt, jitter, loss) : 0,
       rxBytes: a.rxBytes,
       txBytes: a.txBytes,

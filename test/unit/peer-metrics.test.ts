@@ -142,11 +142,17 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   assert.equal(nftReads, 1);
   now += 9000;
   nft = new Map([['bob', { rxPackets: 3000, txPackets: 2900, rxBytes: 0, txBytes: 0 }]]);
+  cur = { ...cur, rxBytes: cur.rxBytes + 2_000_000, txBytes: cur.txBytes + 2_000_000 };
   const [f] = await pm.tick();
   assert.equal(nftReads, 2);
   assert.equal(f!.rxPackets, 100 + 1000 + 2000);
   assert.ok(Math.abs(f!.rxPps - 2000 / 10) < 1e-9, `pps ${f!.rxPps}`);
   assert.deepEqual(pm.totals('bob'), { rxPackets: 3100, txPackets: 2950 });
+  // A second in which WireGuard moved no bytes shows no packets either (the nft rate is older).
+  now += 1000;
+  const [idle] = await pm.tick();
+  assert.equal(idle!.rxPps, 0);
+  assert.equal(idle!.txPps, 0);
   release();
 
   // Relayed: the RTT is the relay's; unreachable: no RTT, quality 0.
@@ -159,7 +165,7 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   const [u] = await pm.tick();
   assert.equal(u!.rttMs, 0);
   assert.equal(u!.quality, 0);
-  assert.equal(got.length, 7);
+  assert.equal(got.length, 8);
 });
 
 test('path changes: recorded when the kind or the endpoint changes, with the reason', () => {

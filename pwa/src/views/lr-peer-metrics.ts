@@ -6,6 +6,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from 'lit';
 import type { ChartPoint, ChartSeries } from '../components/lr-chart.js';
 import { formatRate } from '../data/format.js';
 import { formatRtt, PATH_LABEL } from '../data/party.js';
+import { PathKind } from '../gen/lanrage/v1/peer.js';
 import { HISTORY_RANGES, formatJitter, formatLoss, formatPps, getPeerHistory, qualityWord, type PeerHistory, type PeerMetricsSample } from '../data/peer-metrics.js';
 import { shared } from '../styles/shared.js';
 import '../components/lr-chart.js';
@@ -82,7 +83,7 @@ export class LrPeerMetrics extends LitElement {
       <span class="muted">${h.samples.length} points, ${h.stepSeconds} s each</span>
       ${h.changes.length > 0
         ? html`<ul class="changes" data-testid="peer-path-changes">
-            ${h.changes.map((c) => html`<li>${c.time?.toLocaleString() ?? ''}: ${PATH_LABEL[c.from] ?? '—'} → ${PATH_LABEL[c.to] ?? '—'} (${c.reason})</li>`)}
+            ${h.changes.map((c) => html`<li>${c.time?.toLocaleString() ?? ''}: ${c.from === PathKind.PATH_KIND_UNSPECIFIED ? 'joined' : PATH_LABEL[c.from]} → ${PATH_LABEL[c.to]} (${c.reason})</li>`)}
           </ul>`
         : nothing}
     </div>`;
