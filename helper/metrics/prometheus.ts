@@ -52,7 +52,7 @@ export function prometheusRegistry(src: PrometheusSources): Registry {
       }
     },
   });
-  perPeer('lanrage_peer_rtt_seconds', 'Lowest of the last five disco probe round trips on the path in use (0 when unknown).', (s) => s.rttMs / 1000);
+  perPeer('lanrage_peer_rtt_seconds', 'Lowest of the last ten disco probe round trips on the path in use (0 when unknown).', (s) => s.rttMs / 1000);
   perPeer('lanrage_peer_jitter_seconds', 'Mean absolute difference between consecutive round trips.', (s) => s.jitterMs / 1000);
   perPeer('lanrage_peer_loss_ratio', 'Share of keepalive probes unanswered over the last minute (0-1).', (s) => s.lossRatio);
   perPeer('lanrage_peer_quality', 'Path quality score 0-100 (helper/metrics/quality.ts).', (s) => s.quality);

@@ -53,7 +53,7 @@ test('the Party page shows per-player RTT, traffic and history consistent with t
     await until('a measured RTT', 30_000, async () => Number(await figures.getAttribute('data-rtt')) > 0);
     const icmp = parsePing((await pl.lab.exec(a.host.ns, 'ping', ['-c', '30', '-i', '0.2', '-W', '2', bob.virtualIp], { timeoutMs: 60_000 })).stdout);
     const icmpMed = percentile(icmp.rtts, 50);
-    // The page's figure is the lowest of the last five probe RTTs (one a second while watched).
+    // The page's figure is the lowest of the last ten probe RTTs (one a second while watched).
     const shownRtt = Number(await figures.getAttribute('data-rtt'));
     const shownText = await text(row.getByTestId('peer-rtt'));
     const memberRtt = await text(row.getByTestId('member-rtt'));

@@ -31,9 +31,9 @@ test('quality: the documented formula, clamped, and 0 without an RTT', () => {
   assert.equal(qualityScore(null, 0, 0), 0);
 });
 
-test('rtt summary: lowest of the last five, median of the last five, jitter as mean consecutive difference', () => {
+test('rtt summary: lowest of the last ten, median of the last five, jitter as mean consecutive difference', () => {
   assert.equal(pathRtt([]), null);
-  assert.equal(pathRtt([0.3, 5, 0.8, 0.9, 1, 2, 3]), 0.8, 'only the last five count');
+  assert.equal(pathRtt([0.3, 5, 0.8, 0.9, 1, 2, 3, 4, 5, 6, 7, 8]), 0.8, 'only the last ten count');
   assert.equal(medianRtt([]), null);
   assert.equal(medianRtt([0.8, 0.7, 25, 0.9, 0.75]), 0.8, 'one slow sample does not move the median');
   assert.equal(medianRtt([1, 2]), 1.5);
@@ -126,7 +126,7 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   assert.equal(s!.txBps, 25_000);
   assert.equal(s!.rxPps, 100);
   assert.equal(s!.txPps, 50);
-  assert.equal(s!.rttMs, 0.40, 'the lowest of the last five');
+  assert.equal(s!.rttMs, 0.40, 'the lowest of the last ten');
   assert.ok(s!.jitterMs > 0.02 && s!.jitterMs < 0.05);
   assert.ok(s!.quality > 99);
   assert.equal(nftReads, 0, 'no fast path: nft is never run');
