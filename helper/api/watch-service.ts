@@ -15,7 +15,8 @@ export function topicOf(e: WatchEvent): WatchTopic {
   if (e.helperStatus) return WatchTopic.WATCH_TOPIC_HELPER_STATUS;
   if (e.party) return WatchTopic.WATCH_TOPIC_PARTY;
   if (e.peer) return WatchTopic.WATCH_TOPIC_PEERS;
-  if (e.metrics) return WatchTopic.WATCH_TOPIC_METRICS;
+  if (e.metrics || e.peerMetrics) return WatchTopic.WATCH_TOPIC_METRICS;
+  if (e.pathChange) return WatchTopic.WATCH_TOPIC_PEERS;
   if (e.gameDetection) return WatchTopic.WATCH_TOPIC_GAMES;
   if (e.server) return WatchTopic.WATCH_TOPIC_SERVERS;
   if (e.natReport) return WatchTopic.WATCH_TOPIC_NAT_REPORT;
@@ -53,7 +54,7 @@ export function watchHandlers(deps: WatchDeps): Record<string, Handler> {
       let congested = false;
       const send = (e: WatchEvent): void => {
         // A slow client loses metrics samples (the next one supersedes them), never state changes.
-        if (congested && e.metrics) return;
+        if (congested && (e.metrics || e.peerMetrics)) return;
         if (!call.write({ ...e, sequence: ++seq, time: new Date() })) congested = true;
       };
       call.on('drain', () => (congested = false));

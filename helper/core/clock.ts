@@ -2,12 +2,19 @@
 
 export interface Clock {
   now(): number;
+  /**
+   * Monotonic milliseconds with sub-millisecond resolution, for measuring durations (RTTs):
+   * Date.now() counts whole milliseconds and jumps with the wall clock. Optional so that simple
+   * test clocks need not provide it; callers fall back to now().
+   */
+  mono?(): number;
   /** Runs fn after ms; returns a function that cancels it. */
   setTimeout(fn: () => void, ms: number): () => void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  mono: () => performance.now(),
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);
     // Timers must not keep a process alive after its servers closed.
@@ -27,6 +34,10 @@ export class ManualClock implements Clock {
   }
 
   now(): number {
+    return this.t;
+  }
+
+  mono(): number {
     return this.t;
   }
 
@@ -52,4 +63,9 @@ export class ManualClock implements Clock {
   get pending(): number {
     return this.timers.size;
   }
+}
+
+/** A duration clock: the clock's monotonic time when it has one, else its wall time. */
+export function monoOf(c: Clock): () => number {
+  return c.mono ? () => c.mono!() : () => c.now();
 }

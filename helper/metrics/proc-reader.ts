@@ -1,65 +1,58 @@
-import { readFile } from 'node:fs/promises';
+// Linux metrics straight from /proc: three small synchronous reads (~50 µs together here).
+// systeminformation does the same job portably but spawns processes and reads far more than we
+// show; sampled every second it was what made a watched helper cost 3-11 % of a core. Other
+// platforms keep systemReader (reader.ts).
+
+import { readFileSync } from 'node:fs';
 import type { MetricsReader } from './reader.js';
 import type { RawReading } from './sample.js';
-
-// Linux metrics straight from /proc: three small file reads, no child process. systeminformation
-// gets the same figures by running `ip`, `cat` and friends with spawnSync, which blocks the
-// event loop; on a loaded machine one sample blocked a helper for seconds in the middle of a join
-// storm (CPU profile: 30 % of the helpers' main-thread time in spawnSync) and cost most of an
-// idle helper's CPU. Parsing is pure and unit-tested; only procReader() touches the files.
 
 export interface CpuTimes {
   busy: number;
   total: number;
 }
 
-/** The aggregate "cpu" line of /proc/stat: busy and total jiffies (iowait counts as idle). */
-export function parseProcStat(text: string): CpuTimes | null {
-  const line = text.split('\n').find((l) => l.startsWith('cpu '));
-  if (!line) return null;
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  if (f.length < 4 || f.some((x) => !Number.isFinite(x))) return null;
-  // user nice system idle iowait irq softirq steal (guest times are already in user/nice).
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
+/** The aggregate "cpu" line of /proc/stat: busy = everything but idle and iowait. */
+export function parseProcStat(text: string): CpuTimes {
+  const line = text.split('\n', 1)[0] ?? '';
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== 'cpu') throw new Error('/proc/stat does not start with the cpu line');
+  // user nice system idle iowait irq softirq steal (guest time is already inside user/nice).
+  const v = f.slice(1, 9).map((x) => Number(x) || 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
 }
 
-/** Busy percentage between two /proc/stat readings (0 when no time passed). */
-export function cpuPercentBetween(prev: CpuTimes | null, cur: CpuTimes): number {
-  const base = prev ?? { busy: 0, total: 0 };
-  const dt = cur.total - base.total;
-  if (dt <= 0) return 0;
-  return Math.min(100, Math.max(0, ((cur.busy - base.busy) / dt) * 100));
+/** Busy share between two readings, 0-100. */
+export function cpuPercent(prev: CpuTimes | null, cur: CpuTimes): number {
+  if (!prev) return 0;
+  const dt = cur.total - prev.total;
+  return dt > 0 ? Math.min(100, Math.max(0, (100 * (cur.busy - prev.busy)) / dt)) : 0;
 }
 
-/** MemTotal and memory in use (MemTotal − MemAvailable: page cache that can be dropped is not "used"), in bytes. */
-export function parseMeminfo(text: string): { total: number; used: number } | null {
-  const kb = (key: string): number | null => {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
-    return m ? Number(m[1]) * 1024 : null;
+/** Used = total - MemAvailable (page cache does not count as used), in bytes. */
+export function parseMeminfo(text: string): { used: number; total: number } {
+  const kb = (key: string): number => {
+    const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text);
+    return m ? Number(m[1]) * 1024 : 0;
   };
   const total = kb('MemTotal');
-  const avail = kb('MemAvailable') ?? kb('MemFree');
-  if (total === null || avail === null) return null;
-  return { total, used: Math.max(0, total - avail) };
+  const avail = kb('MemAvailable') || kb('MemFree');
+  return { used: Math.max(0, total - avail), total };
 }
 
-/** Received and sent bytes summed over every interface but loopback (/proc/net/dev). */
-export function parseNetDev(text: string): { rx: number; tx: number } {
+/** Sum of received and sent bytes over the non-loopback interfaces of /proc/net/dev. */
+export function parseNetDev(text: string, skip: (iface: string) => boolean = () => false): { rx: number; tx: number } {
   let rx = 0;
   let tx = 0;
   for (const line of text.split('\n').slice(2)) {
     const colon = line.indexOf(':');
     if (colon < 0) continue;
-    const name = line.slice(0, colon).trim();
-    if (name === 'lo' || name.startsWith('lo')) continue;
-    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
-    // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes ...
-    if (Number.isFinite(f[0]) && Number.isFinite(f[8])) {
-      rx += f[0]!;
-      tx += f[8]!;
-    }
+    const iface = line.slice(0, colon).trim();
+    if (iface === 'lo' || iface.startsWith('lo') || skip(iface)) continue;
+    const f = line.slice(colon + 1).trim().split(/\s+/);
+    rx += Number(f[0]) || 0;
+    tx += Number(f[8]) || 0;
   }
   return { rx, tx };
 }
@@ -67,25 +60,23 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
 export function procReader(): MetricsReader {
   let prevCpu: CpuTimes | null = null;
   return {
-    async read(): Promise<RawReading> {
-      const [stat, meminfo, netdev] = await Promise.all([readFile('/proc/stat', 'utf8'), readFile('/proc/meminfo', 'utf8'), readFile('/proc/net/dev', 'utf8')]);
-      const cpuTimes = parseProcStat(stat);
-      const mem = parseMeminfo(meminfo);
-      if (!cpuTimes || !mem) throw new Error('unexpected /proc/stat or /proc/meminfo format');
-      const cpuPercent = cpuPercentBetween(prevCpu, cpuTimes);
-      prevCpu = cpuTimes;
-      const net = parseNetDev(netdev);
-      const own = process.cpuUsage();
-      return {
+    read(): Promise<RawReading> {
+      const cpu = parseProcStat(readFileSync('/proc/stat', 'latin1'));
+      const pct = cpuPercent(prevCpu, cpu);
+      prevCpu = cpu;
+      const mem = parseMeminfo(readFileSync('/proc/meminfo', 'latin1'));
+      const net = parseNetDev(readFileSync('/proc/net/dev', 'latin1'));
+      const self = process.cpuUsage();
+      return Promise.resolve({
         atMs: Date.now(),
-        cpuPercent,
+        cpuPercent: pct,
         memUsed: mem.used,
         memTotal: mem.total,
         rxBytes: net.rx,
         txBytes: net.tx,
-        helperCpuMicros: own.user + own.system,
+        helperCpuMicros: self.user + self.system,
         helperRss: process.memoryUsage.rss(),
-      };
+      });
     },
   };
 }

@@ -11,7 +11,7 @@
 // in the current network namespace; nft gets the whole ruleset on stdin (no shell, no arguments
 // from outside) and replaces the table atomically.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { parseEndpoint } from './addr.js';
 
 /** nft identifiers: keep them to [A-Za-z0-9_]. */
@@ -57,7 +57,11 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
   const pre: string[] = [];
   const sets: string[] = [];
   if (elems.length > 0) {
-    sets.push(`  set peers {\n    type ipv4_addr . inet_service\n    elements = { ${elems.join(', ')} }\n  }\n`);
+    // Per-element counters: packets on the fast path never reach Node, so these are the only
+    // per-peer packet counts. `peers` matches both ways, `peersout` only outgoing; rx = the difference.
+    sets.push(`  set peers {\n    type ipv4_addr . inet_service\n    counter\n    elements = { ${elems.join(', ')} }\n  }\n`);
+    sets.push(`  set peersout {\n    type ipv4_addr . inet_service\n    counter\n    elements = { ${elems.join(', ')} }\n  }\n`);
+    out.push(`    udp sport ${wgPort} ip daddr . udp dport @peersout\n`);
     out.push(`    udp sport ${wgPort} ip daddr . udp dport @peers udp sport set ${pubPort}\n`);
     pre.push(`    udp dport ${pubPort} ip saddr . udp sport @peers ${WG_TYPES} udp dport set ${wgPort}\n`);
   }
@@ -78,6 +82,47 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
 }
 
 export type NftRunner = (ruleset: string) => Promise<void>;
+/** Runs `nft -j list table ip TABLE` and returns its JSON text. */
+export type NftLister = (table: string) => Promise<string>;
+
+export interface FastPathCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
+interface NftElem {
+  elem?: { val?: { concat?: unknown[] }; counter?: { packets?: number; bytes?: number } };
+}
+
+/** Per-endpoint counters from `nft -j list table` output of a table renderRuleset made. */
+export function parseCounters(json: string): Map<string, FastPathCounters> {
+  const both = new Map<string, { packets: number; bytes: number }>();
+  const out = new Map<string, { packets: number; bytes: number }>();
+  const doc = JSON.parse(json) as { nftables?: Array<{ set?: { name?: string; elem?: NftElem[] } }> };
+  for (const item of doc.nftables ?? []) {
+    const set = item.set;
+    if (!set || (set.name !== 'peers' && set.name !== 'peersout')) continue;
+    for (const e of set.elem ?? []) {
+      const c = e.elem?.val?.concat;
+      if (!Array.isArray(c) || typeof c[0] !== 'string' || typeof c[1] !== 'number') continue;
+      (set.name === 'peers' ? both : out).set(`${c[0]}:${c[1]}`, { packets: e.elem?.counter?.packets ?? 0, bytes: e.elem?.counter?.bytes ?? 0 });
+    }
+  }
+  const res = new Map<string, FastPathCounters>();
+  for (const [ep, b] of both) {
+    const o = out.get(ep) ?? { packets: 0, bytes: 0 };
+    res.set(ep, { txPackets: o.packets, txBytes: o.bytes, rxPackets: Math.max(0, b.packets - o.packets), rxBytes: Math.max(0, b.bytes - o.bytes) });
+  }
+  return res;
+}
+
+export const listNft: NftLister = (table) =>
+  new Promise((resolve, reject) => {
+    if (!/^[A-Za-z0-9_]+$/.test(table)) return reject(new Error(`fast path: bad table name ${JSON.stringify(table)}`));
+    execFile('nft', ['-j', 'list', 'table', 'ip', table], { maxBuffer: 4 * 1024 * 1024, timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
 
 export const runNft: NftRunner = (ruleset) =>
   new Promise((resolve, reject) => {
@@ -97,6 +142,7 @@ export interface FastPathOptions {
   wgPort(): number;
   pubPort(): number;
   run?: NftRunner;
+  list?: NftLister;
 }
 
 /** The set of fast-path peers and the one table that serves them; applies are serialized. */
@@ -147,6 +193,22 @@ export class FastPath {
     this.queued = next;
     this.chain = next.catch(() => {});
     return next;
+  }
+
+  /**
+   * Packet and byte counters of the fast-path peers (not pinned ones), by peer id. One `nft`
+   * process for all peers (~30 ms of CPU here), so callers read it seldom. The table is replaced
+   * on every change, which restarts its counters: callers treat a drop as a restart.
+   */
+  async counters(): Promise<Map<string, FastPathCounters>> {
+    const res = new Map<string, FastPathCounters>();
+    if (!this.installed) return res;
+    const byEp = parseCounters(await (this.o.list ?? listNft)(this.table));
+    for (const [id, p] of this.peers) {
+      const c = p.localPort === null ? byEp.get(p.endpoint) : undefined;
+      if (c) res.set(id, c);
+    }
+    return res;
   }
 
   /** Removes a table a previous run may have left behind (errors ignored: nft may be absent). */

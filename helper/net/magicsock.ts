@@ -34,7 +34,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { AttemptLimiter, ATTEMPT_MS, birthdayRole, MAX_CONCURRENT, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole } from './birthday.js';
 import { classify } from './demux.js';
 import { DiscoBox, isKey, type DiscoMessage } from './disco.js';
-import { FastPath, type NftRunner } from './fastpath.js';
+import { FastPath, type FastPathCounters, type NftRunner } from './fastpath.js';
+import type { ProbeStats } from './probe-stats.js';
 import { HandshakeGuard, isHandshakeInitiation, releaseHeld, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { PathMachine, type PathTiming } from './path.js';
 import { detectPortDelta, FlowLog, MAX_DETECTED_DELTA, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, ProbeBudget, type PortSample } from './portpredict.js';
@@ -61,6 +62,15 @@ export interface MagicPeer {
   portDelta?: number;
   /** The peer's TURN relayed addresses (from the control plane). */
   relayed?: string[];
+}
+
+export interface PeerProbes {
+  direct: ProbeStats;
+  relay: ProbeStats;
+  /** Datagrams the helper forwarded for this peer (relayed and proxied direct paths). */
+  proxied: { rx: number; tx: number };
+  /** The endpoint nftables counts this peer's fast-path packets under, or null. */
+  fastEndpoint: string | null;
 }
 
 export interface PingResult {
@@ -454,6 +464,26 @@ export class MagicSock extends EventEmitter {
     return out;
   }
 
+  /** A peer's disco probe records and forwarded packets, for per-peer metrics (null: unknown peer). */
+  peerProbes(peerId: string): PeerProbes | null {
+    const rec = this.peers.get(peerId);
+    if (!rec) return null;
+    return { direct: rec.machine.probes, relay: rec.relay.probes, proxied: this.proxy.packets(peerId), fastEndpoint: rec.fastPort === null ? rec.fastEp : null };
+  }
+
+  /** Extra RTT probes on direct paths every `ms` while somebody watches metrics (0 = off). */
+  setMetricProbing(ms: number): void {
+    this.metricProbeMs = ms;
+    for (const rec of this.peers.values()) rec.machine.setMetricProbing(ms);
+  }
+
+  private metricProbeMs = 0;
+
+  /** The fast path's nftables packet counters by peer id (one `nft` run; empty without a fast path). */
+  fastPathCounters(): Promise<Map<string, FastPathCounters>> {
+    return this.fast ? this.fast.counters() : Promise.resolve(new Map());
+  }
+
   counters(): MagicCounters {
     return {
       ...this.c,
@@ -774,6 +804,7 @@ export class MagicSock extends EventEmitter {
       },
     );
     rec.machine.start();
+    rec.machine.setMetricProbing(this.metricProbeMs);
     this.scheduleBirthday(rec, START_AFTER_MS);
     const pend = this.pendingCmm.get(id);
     if (pend) {

@@ -26,7 +26,8 @@
 // that port).
 
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../core/clock.js';
+import { monoOf, type Clock } from '../core/clock.js';
+import { ProbeStats } from './probe-stats.js';
 import type { NatMapping } from './stun.js';
 
 export type PathKind = 'connecting' | 'direct' | 'unreachable';
@@ -124,6 +125,8 @@ interface Cand {
 interface PendingPing {
   endpoint: string;
   sentAt: number;
+  /** Monotonic send time: RTTs need sub-millisecond resolution (a LAN RTT is ~0.3 ms). */
+  sentMono: number;
 }
 
 const noop = (): void => {};
@@ -181,9 +184,17 @@ export class PathMachine {
   private started = false;
   private closed = false;
   private last: PathState | null = null;
+  private readonly mono: () => number;
+  /** Keepalives on the active path and their answers: RTT, jitter and loss for metrics. */
+  readonly probes = new ProbeStats();
+  /** Extra RTT probes while somebody watches (setMetricProbing); 0 = off. */
+  private metricMs = 0;
+  private metricTxid: string | null = null;
+  private cancelMetric: () => void = noop;
 
   constructor(private readonly o: PathOptions, candidates: readonly string[] = []) {
     this.t = { ...DEFAULT_TIMING, ...o.timing };
+    this.mono = monoOf(o.clock);
     this.newTxid = o.newTxid ?? (() => randomBytes(12));
     for (const c of candidates) this.addCand(c, false);
   }
@@ -288,8 +299,9 @@ export class PathMachine {
     const c = this.cands.get(from);
     const now = this.o.clock.now();
     if (!c || now - p.sentAt > this.t.pingTtlMs) return null;
-    const rtt = Math.max(0, now - p.sentAt);
+    const rtt = Math.max(0, this.mono() - p.sentMono);
     c.rttMs = rtt;
+    if (c === this.active || this.kind !== 'direct') this.probes.answered(rtt);
     c.lastPongAt = now;
     this.peerReady = true;
     if (this.kind !== 'direct' || !this.active) {
@@ -333,6 +345,32 @@ export class PathMachine {
     this.schedule(Math.max(this.t.reprobeMs, 3 * (this.active.rttMs ?? 0)));
   }
 
+  /**
+   * While somebody watches the metrics: ping the active direct path every `ms` (0 stops) so the
+   * RTT shown has a fresh sample each second instead of one per keepalive (5 s). These pings
+   * only measure: an unanswered one counts as lost for the metrics but does not drive `lose()`,
+   * so watching never changes how paths are kept.
+   */
+  setMetricProbing(ms: number): void {
+    if (this.closed || ms === this.metricMs) return;
+    this.metricMs = ms;
+    this.cancelMetric();
+    this.metricTxid = null;
+    if (ms > 0) this.cancelMetric = this.o.clock.setTimeout(() => this.metricRound(), ms);
+  }
+
+  private metricRound(): void {
+    if (this.closed || this.metricMs <= 0) return;
+    if (this.kind === 'direct' && this.active) {
+      if (this.metricTxid !== null && this.pending.has(this.metricTxid)) this.probes.lost();
+      this.metricTxid = this.sendPing(this.active, false).toString('hex');
+      this.probes.sent();
+    } else {
+      this.metricTxid = null;
+    }
+    this.cancelMetric = this.o.clock.setTimeout(() => this.metricRound(), this.metricMs);
+  }
+
   setFastPath(on: boolean): void {
     this.fastPath = on;
     this.emit();
@@ -341,6 +379,7 @@ export class PathMachine {
   close(): void {
     this.closed = true;
     this.cancelTimer();
+    this.cancelMetric();
     this.pending.clear();
   }
 
@@ -371,7 +410,7 @@ export class PathMachine {
 
   private sendPing(c: Cand, lowTtl: boolean): Buffer {
     const txid = this.newTxid();
-    this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now() });
+    this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now(), sentMono: this.mono() });
     this.o.io.ping(c.endpoint, txid, lowTtl);
     return txid;
   }
@@ -391,9 +430,13 @@ export class PathMachine {
     const now = this.o.clock.now();
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
-      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
+      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
+        this.missed++;
+        this.probes.lost();
+      }
       if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and a re-probe went unanswered)` : undefined);
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+      this.probes.sent();
       if (now - this.lastRescan >= this.t.rescanIntervalMs) {
         this.lastRescan = now;
         for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);

@@ -15,7 +15,8 @@
 // resume it probes at once, so a lost direct path falls back to the relay within one round trip.
 
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../core/clock.js';
+import { monoOf, type Clock } from '../core/clock.js';
+import { ProbeStats } from './probe-stats.js';
 
 export interface RelayPathTiming {
   probeIntervalMs: number;
@@ -54,7 +55,11 @@ const noop = (): void => {};
 export class RelayPath {
   private readonly t: RelayPathTiming;
   private readonly newTxid: () => Buffer;
-  private readonly pending = new Map<string, number>();
+  /** txid → wall send time (expiry) and monotonic send time (RTT, sub-millisecond). */
+  private readonly pending = new Map<string, { at: number; mono: number }>();
+  private readonly mono: () => number;
+  /** Keepalives through the relay and their answers: RTT, jitter and loss for metrics. */
+  readonly probes = new ProbeStats();
   private target: string | null = null;
   private up = false;
   private rtt: number | null = null;
@@ -67,6 +72,7 @@ export class RelayPath {
   constructor(private readonly o: RelayPathOptions) {
     this.t = { ...DEFAULT_RELAY_PATH_TIMING, ...o.timing };
     this.newTxid = o.newTxid ?? (() => randomBytes(12));
+    this.mono = monoOf(o.clock);
   }
 
   state(): RelayPathState {
@@ -104,12 +110,13 @@ export class RelayPath {
   onPong(txid: Buffer): number | null {
     if (this.closed) return null;
     const key = txid.toString('hex');
-    const sentAt = this.pending.get(key);
-    if (sentAt === undefined) return null;
+    const sent = this.pending.get(key);
+    if (sent === undefined) return null;
     this.pending.delete(key);
     const now = this.o.clock.now();
-    if (now - sentAt > this.t.pingTtlMs) return null;
-    const rtt = Math.max(0, now - sentAt);
+    if (now - sent.at > this.t.pingTtlMs) return null;
+    const rtt = Math.max(0, this.mono() - sent.mono);
+    this.probes.answered(rtt);
     this.missed = 0;
     this.keepaliveTxid = null;
     const was = this.up;
@@ -144,7 +151,7 @@ export class RelayPath {
 
   private send(target: string): Buffer {
     const txid = this.newTxid();
-    this.pending.set(txid.toString('hex'), this.o.clock.now());
+    this.pending.set(txid.toString('hex'), { at: this.o.clock.now(), mono: this.mono() });
     this.o.ping(target, txid);
     return txid;
   }
@@ -158,9 +165,12 @@ export class RelayPath {
     this.cancelTimer();
     if (this.closed || this.paused || this.target === null) return;
     const now = this.o.clock.now();
-    for (const [k, at] of this.pending) if (now - at > this.t.pingTtlMs) this.pending.delete(k);
+    for (const [k, p] of this.pending) if (now - p.at > this.t.pingTtlMs) this.pending.delete(k);
     if (this.up) {
-      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) this.missed++;
+      if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
+        this.missed++;
+        this.probes.lost();
+      }
       if (this.missed >= this.t.missedForLoss) {
         this.up = false;
         this.missed = 0;
@@ -168,6 +178,7 @@ export class RelayPath {
         this.o.changed(this.state());
       } else {
         this.keepaliveTxid = this.send(this.target).toString('hex');
+        this.probes.sent();
         return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
       }
     }

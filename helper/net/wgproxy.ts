@@ -51,6 +51,9 @@ interface Port {
   connecting: boolean;
   /** From the peer before the port was bound (its first handshake must not be lost either). */
   early: HoldQueue;
+  /** Datagrams handed to WireGuard (from the peer) and taken from it (to the peer): per-peer metrics. */
+  rxPackets: number;
+  txPackets: number;
 }
 
 export interface WgProxyOptions {
@@ -71,11 +74,12 @@ export class WgProxy {
     const have = this.ports.get(peerId);
     if (have) return have.port;
     const sock = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
-    const p: Port = { sock, port: 0, connectedTo: 0, connecting: false, early: new HoldQueue() };
+    const p: Port = { sock, port: 0, connectedTo: 0, connecting: false, early: new HoldQueue(), rxPackets: 0, txPackets: 0 };
     sock.on('error', (err) => this.o.onError(err));
     sock.on('message', (msg, r) => {
       // Unconnected (WireGuard's port unknown when we bound): accept only WireGuard's own port.
       if (p.connectedTo === 0 && (r.address !== '127.0.0.1' || r.port !== this.o.wgPort())) return;
+      p.txPackets++;
       this.o.fromWireGuard(peerId, msg);
     });
     this.ports.set(peerId, p);
@@ -102,6 +106,12 @@ export class WgProxy {
     return p.port;
   }
 
+  /** Datagrams this peer's port forwarded so far (fast-path traffic never passes here). */
+  packets(peerId: string): { rx: number; tx: number } {
+    const p = this.ports.get(peerId);
+    return { rx: p?.rxPackets ?? 0, tx: p?.txPackets ?? 0 };
+  }
+
   port(peerId: string): number | undefined {
     return this.ports.get(peerId)?.port || undefined;
   }
@@ -115,6 +125,7 @@ export class WgProxy {
       p.early.push(msg);
       return true;
     }
+    p.rxPackets++;
     if (p.connectedTo === wg) p.sock.send(msg);
     else {
       this.ensureConnected(p);

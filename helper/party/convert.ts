@@ -52,6 +52,9 @@ export function toProtoPeer(m: MemberState, path: PathState | undefined, stats: 
     rxBytes: stats?.rxBytes ?? 0,
     txBytes: stats?.txBytes ?? 0,
     fastPath: path?.fastPath ?? false,
+    // Packet totals come from the metrics collector (PartyManager adds them).
+    rxPackets: 0,
+    txPackets: 0,
   };
 }
 

@@ -19,6 +19,8 @@ import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
 import type { LanSelf } from '../lan/party-lan.js';
 import type { Exposure } from '../control/exposure.js';
+import type { PeerMetricsInput } from '../metrics/peer-metrics.js';
+import type { FastPathCounters } from '../net/fastpath.js';
 
 // The party engine: one control-server connection (to the server of the party we are in), one
 // WireGuard interface while in a party, and the magicsock that finds and keeps the paths.
@@ -61,6 +63,10 @@ export interface PartyManagerOptions {
    * its ports are mapped on the router and invite links carry the public address (control/exposure.ts).
    */
   exposure?: { ensure(): Promise<Exposure>; current(): Exposure | null; release(): Promise<void> };
+  /** Every path a peer gets (metrics record the changes). */
+  onPath?: (peer: Peer) => void;
+  /** Packet totals per peer (from the metrics collector), for ListPeers. */
+  packetTotals?: (deviceId: string) => { rxPackets: number; txPackets: number } | undefined;
 }
 
 export class PartyManager implements PartyEngine {
@@ -115,7 +121,11 @@ export class PartyManager implements PartyEngine {
     this.sock.on('path', (peerId: string, path: PathState) => {
       this.paths.set(peerId, path);
       const m = this.partyState?.members.find((x) => x.deviceId === peerId);
-      if (m) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, path, this.statsFor(m)), removed: false } });
+      if (m) {
+        const peer = this.protoPeer(m, path);
+        this.opts.onPath?.(peer);
+        this.opts.state.events.publish({ peer: { peer, removed: false } });
+      }
     });
     this.sock.on('candidates', (c: string[]) => {
       this.candidates = c;
@@ -196,13 +206,48 @@ export class PartyManager implements PartyEngine {
   }
 
   peers(): Peer[] {
-    return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)));
+    return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => this.protoPeer(m, this.paths.get(m.deviceId)));
+  }
+
+  private protoPeer(m: MemberState, path: PathState | undefined): Peer {
+    const p = toProtoPeer(m, path, this.statsFor(m));
+    const t = this.opts.packetTotals?.(m.deviceId);
+    return t ? { ...p, rxPackets: t.rxPackets, txPackets: t.txPackets } : p;
   }
 
   async refreshStats(): Promise<void> {
     if (!this.wg) return;
     const list = await this.wg.stats().catch(() => []);
     this.stats = new Map(list.map((s) => [s.publicKey, s]));
+  }
+
+  /** One WireGuard read for every peer plus the disco probes' records: the per-peer metrics' input. */
+  async metricsInputs(): Promise<PeerMetricsInput[]> {
+    if (!this.partyState) return [];
+    await this.refreshStats();
+    return this.peers().map((p) => ({
+      deviceId: p.deviceId,
+      name: p.name,
+      path: p.path,
+      fastPath: p.fastPath,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      probes: this.sock.peerProbes(p.deviceId),
+    }));
+  }
+
+  /** Somebody watches the metrics: a fresh RTT sample every second on direct paths. */
+  setLiveProbing(on: boolean): void {
+    this.sock.setMetricProbing(on ? 1000 : 0);
+  }
+
+  /** Magicsock's counters (relay use among them) while in a party, else null. */
+  magicCounters(): Record<string, number> | null {
+    return this.partyState ? this.sock.counters() : null;
+  }
+
+  fastPathCounters(): Promise<Map<string, FastPathCounters>> {
+    return this.sock.fastPathCounters();
   }
 
   async create(name: string): Promise<Party> {
@@ -439,7 +484,7 @@ export class PartyManager implements PartyEngine {
       }
     }
     this.publishParty();
-    for (const m of others) this.opts.state.events.publish({ peer: { peer: toProtoPeer(m, this.paths.get(m.deviceId), this.statsFor(m)), removed: false } });
+    for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
   }
 
   /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */

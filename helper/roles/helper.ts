@@ -9,6 +9,11 @@ import { loadOrCreateToken } from '../core/token.js';
 import { packageVersion } from '../core/version.js';
 import { HISTORY_STEP_SECONDS, MetricsHistory } from '../metrics/history.js';
 import { systemReader } from '../metrics/reader.js';
+import { procReader } from '../metrics/proc-reader.js';
+import { PathChanges, PeerMetrics } from '../metrics/peer-metrics.js';
+import { PeerHistory } from '../metrics/peer-history.js';
+import { prometheusRegistry } from '../metrics/prometheus.js';
+import { toProtoPathChange, toProtoPeerSample } from '../api/metrics-service.js';
 import { MetricsSampler } from '../metrics/sampler.js';
 import { openDatabase } from '../store/db.js';
 import { HELPER_MIGRATIONS } from '../store/migrations.js';
@@ -148,7 +153,16 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   // once a party is created, joined or resumed), on connect, every 5 minutes and on request.
   let netcheck: Netchecker | undefined;
   const discord = new DiscordNotifier({ events: state.events, store: new StateRepo(db), log, deviceName: () => state.settings.deviceName, allowLoopback: opts.discordTestLoopback === true });
+  // Per-peer metrics (helper/metrics): samples every second while in a party, history in SQLite.
+  const peerHistory = new PeerHistory(db);
+  let peerMetrics: PeerMetrics | undefined;
+  const pathChanges = new PathChanges((c) => {
+    peerHistory.addPathChange(c);
+    state.events.publish({ pathChange: toProtoPathChange(c) });
+  });
   const party = new PartyManager({
+    onPath: (p) => pathChanges.observe(p.deviceId, p.name, p.path, p.endpoint, p.pathReason),
+    packetTotals: (id) => peerMetrics?.totals(id),
     onMemberLeft: (deviceId, reason) => discord.memberLeft(deviceId, reason),
     onControlSnapshot: () => netcheck?.serversMayHaveChanged(),
     stateDir: opts.stateDir,
@@ -176,6 +190,15 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const sb = servers;
   state.settingsSaved.subscribe(() => sb.settingsChanged());
   state.inParty = () => party.inParty();
+  peerMetrics = new PeerMetrics({
+    source: { inputs: () => party.metricsInputs(), fastPathCounters: () => party.fastPathCounters(), liveProbing: (on) => party.setLiveProbing(on) },
+    log: log.child({ part: 'peer-metrics' }),
+    onSamples: (samples) => {
+      peerHistory.add(samples);
+      state.events.publish({ peerMetrics: { peers: samples.map(toProtoPeerSample) } });
+    },
+  });
+  const pm = peerMetrics;
   netcheck = new Netchecker({
     stunServers: () => party.stunServers(),
     run: (stunServers) => runNetcheck({ stunServers }),
@@ -207,7 +230,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
 
   let lastPrune = 0;
   const sampler = new MetricsSampler({
-    reader: systemReader(),
+    reader: process.platform === 'linux' ? procReader() : systemReader(),
     log,
     liveIntervalMs: 1000,
     idleIntervalMs: HISTORY_STEP_SECONDS * 1000,
@@ -233,12 +256,19 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: settingsDefinition, handlers: settingsHandlers(state), mutating: settingsMutating },
       {
         definition: metricsDefinition,
-        handlers: metricsHandlers({ current: () => sampler.current(), history, retentionHours: () => state.settings.metricsRetentionHours }),
+        handlers: metricsHandlers({ current: () => sampler.current(), history, peerHistory, retentionHours: () => state.settings.metricsRetentionHours }),
         mutating: new Set(),
       },
       {
         definition: watchDefinition,
-        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => sampler.watch(), partySnapshot, shutdown: shutdown.signal }),
+        handlers: watchHandlers({ state, latestSample: () => sampler.current(), holdLiveSampling: () => {
+            const a = sampler.watch();
+            const b = pm.watch();
+            return () => {
+              a();
+              b();
+            };
+          }, partySnapshot, shutdown: shutdown.signal }),
         mutating: new Set(),
       },
       { definition: partyDefinition, handlers: partyHandlers(party), mutating: partyMutating },
@@ -263,6 +293,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       token,
       door: access.httpDoor,
       log: log.child({ part: 'http' }),
+      metrics: { token, registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats() }) },
     });
   } catch (err) {
     nc.close();
@@ -278,6 +309,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   await lan.start();
   sb.start();
   await party.start();
+  pm.start();
   nc.start();
   netmon.start();
 
@@ -292,11 +324,13 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       nc.close();
       await http.close();
       await grpc.close(2000);
+      pm.stop();
       await party.close();
       discord.close();
       await control?.close();
       sampler.stop();
       history.flush();
+      peerHistory.flush();
       db.close();
     },
   };

@@ -58,4 +58,41 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
       added_at   INTEGER NOT NULL
     ) STRICT;`,
   },
+  {
+    version: 6,
+    name: 'peer metrics history',
+    // Per-peer samples in three resolutions (step = 1, 10 or 60 seconds; kept 10 min, 24 h and
+    // 30 days), ts = the step's start in unix seconds; and every path change with its reason.
+    sql: `CREATE TABLE peer_metrics (
+      step        INTEGER NOT NULL,
+      device_id   TEXT NOT NULL,
+      ts          INTEGER NOT NULL,
+      name        TEXT NOT NULL,
+      path        INTEGER NOT NULL,
+      fast_path   INTEGER NOT NULL,
+      rtt         REAL NOT NULL,
+      jitter      REAL NOT NULL,
+      loss        REAL NOT NULL,
+      rx_bps      REAL NOT NULL,
+      tx_bps      REAL NOT NULL,
+      rx_pps      REAL NOT NULL,
+      tx_pps      REAL NOT NULL,
+      quality     REAL NOT NULL,
+      rx_bytes    INTEGER NOT NULL,
+      tx_bytes    INTEGER NOT NULL,
+      rx_packets  INTEGER NOT NULL,
+      tx_packets  INTEGER NOT NULL,
+      PRIMARY KEY (step, device_id, ts)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE path_changes (
+      ts_ms       INTEGER NOT NULL,
+      device_id   TEXT NOT NULL,
+      name        TEXT NOT NULL,
+      from_kind   INTEGER NOT NULL,
+      to_kind     INTEGER NOT NULL,
+      reason      TEXT NOT NULL,
+      endpoint    TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX path_changes_ts ON path_changes(ts_ms);`,
+  },
 ];

@@ -9,6 +9,7 @@ import { isGrpcWebPath } from './grpc-web-frames.js';
 import { acceptedHosts, guardRequest, isSensitive } from './guard.js';
 import { sendJson, sendPlain } from './respond.js';
 import { serveStatic } from './static.js';
+import { serveMetrics, type MetricsEndpoint } from './metrics-endpoint.js';
 
 // The helper's HTTP port: the PWA's files, the session endpoint that hands the same-origin app its
 // token, and the gRPC-Web bridge, all behind the Host/Origin guards.
@@ -24,6 +25,7 @@ export interface HttpServerOptions {
   maxMessageBytes?: number;  // max gRPC-Web request body; default 1 MiB
   /** Who is calling (helper/authz): when given, /api/session and the bridge name the kernel's caller. */
   door?: LocalDoor;
+  metrics?: MetricsEndpoint; // GET /metrics (Prometheus), when given
 }
 
 export interface HttpServerHandle { port: number; close(): Promise<void>; }
@@ -82,6 +84,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return;
       }
       sendJson(res, 200, { token: opts.token });
+      return;
+    }
+    if (pathname === '/metrics' && opts.metrics) {
+      await serveMetrics(req, res, opts.metrics);
       return;
     }
     if (pathname === '/api' || pathname.startsWith('/api/')) {

@@ -209,11 +209,11 @@ test('metrics history holds downsampled samples', async () => {
     s.on('error', () => resolve());
     s.on('end', resolve);
   });
-  const res = await call<GetMetricsHistoryResponse>((cb) => c.getMetricsHistory({}, cb));
+  const res = await call<GetMetricsHistoryResponse>((cb) => c.getMetricsHistory({ peerDeviceId: '' }, cb));
   assert.equal(res.stepSeconds, 120);
   assert.ok(res.samples.length >= 1, 'at least one stored step');
   assert.ok(res.samples.every((s) => s.memoryTotalBytes > 0));
-  await rejects(call((cb) => c.getMetricsHistory({ since: new Date(2000), until: new Date(1000) }, cb)), Status.INVALID_ARGUMENT, /since/);
+  await rejects(call((cb) => c.getMetricsHistory({ since: new Date(2000), until: new Date(1000), peerDeviceId: '' }, cb)), Status.INVALID_ARGUMENT, /since/);
   c.close();
   w.close();
 });

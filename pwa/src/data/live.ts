@@ -94,6 +94,7 @@ export class LiveConnection {
 
   private apply(msg: WatchResponse): void {
     if (msg.helperStatus) this.store.setStatus(msg.helperStatus);
+    if (msg.peerMetrics) this.store.setPeerMetrics(msg.peerMetrics.peers);
     if (msg.metrics) this.store.addSample(msg.metrics);
     if (msg.party) this.store.setParty(msg.party.party);
     if (msg.lan) this.store.setLan(msg.lan);

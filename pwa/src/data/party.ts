@@ -222,8 +222,10 @@ export function pathState(kind: PathKind): 'connecting' | 'direct' | 'relayed' |
   }
 }
 
+/** Round trips as precise as they are measured: 0.42 ms on a LAN, 3.1 ms, 42 ms. */
 export function formatRtt(ms: number): string {
   if (!(ms > 0)) return '—';
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
 

@@ -1,6 +1,6 @@
 // The one place live state lives. The Watch stream (live.ts) writes it; views read and subscribe.
 import type { HelperStatus } from '../gen/lanrage/v1/helper.js';
-import type { MetricsSample } from '../gen/lanrage/v1/metrics.js';
+import type { MetricsSample, PeerMetricsSample } from '../gen/lanrage/v1/metrics.js';
 import type { LanStats } from '../gen/lanrage/v1/network.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer } from '../gen/lanrage/v1/peer.js';
@@ -34,6 +34,8 @@ export interface LiveState {
   readonly lan: LanStats | undefined;
   /** The latest NAT report (netcheck); undefined until the helper has made one. */
   readonly natReport: NatReport | undefined;
+  /** Each peer's traffic and path quality, the last SAMPLE_CAPACITY seconds, oldest first. */
+  readonly peerSeries: ReadonlyMap<string, readonly PeerMetricsSample[]>;
 }
 
 type Listener = (state: LiveState) => void;
@@ -54,6 +56,7 @@ class LiveStore {
     peers: new Map(),
     lan: undefined,
     natReport: undefined,
+    peerSeries: new Map(),
   };
 
   get state(): LiveState {
@@ -122,6 +125,18 @@ class LiveStore {
     const peers = new Map(this.current.peers);
     peers.delete(deviceId);
     this.update({ peers });
+  }
+
+  /** One second of every peer's metrics; peers no longer reported are dropped. */
+  setPeerMetrics(samples: readonly PeerMetricsSample[]): void {
+    const next = new Map<string, readonly PeerMetricsSample[]>();
+    for (const s of samples) {
+      const old = this.current.peerSeries.get(s.deviceId) ?? [];
+      const lastT = old.at(-1)?.time?.getTime() ?? -Infinity;
+      const keep = (s.time?.getTime() ?? Infinity) < lastT ? [] : old.slice(-(SAMPLE_CAPACITY - 1));
+      next.set(s.deviceId, [...keep, s]);
+    }
+    this.update({ peerSeries: next });
   }
 
   setLan(lan: LanStats): void {

@@ -32,6 +32,7 @@ import { formatBytes } from '../data/format.js';
 import { lanSummary } from '../data/lan.js';
 import { shared } from '../styles/shared.js';
 import '../components/lr-qr.js';
+import './lr-peer-metrics.js';
 
 interface PingState {
   readonly pending: boolean;
@@ -655,6 +656,9 @@ export class LrPartyView extends LitElement {
     const label = peer ? PATH_LABEL[peer.path] : 'Connecting';
     const reason = peer?.pathReason || (peer ? '' : 'Waiting for this player’s connection details.');
     const armed = this.confirm === m.deviceId;
+    const series = this.live.state.peerSeries.get(m.deviceId) ?? [];
+    // The live median RTT when the helper measured one; the path's last RTT otherwise.
+    const rtt = (series.at(-1)?.rttMs ?? 0) > 0 ? series.at(-1)!.rttMs : (peer?.rttMs ?? 0);
     return html`<li class="member" data-testid="member" data-device-id=${m.deviceId} data-self="false"
       data-host=${String(m.isHost)}>
       ${who}
@@ -672,7 +676,7 @@ export class LrPartyView extends LitElement {
       </div>
       <div>
         <span class="cell-label">Round trip</span>
-        <span class="rtt" data-testid="member-rtt" data-rtt=${peer?.rttMs ?? 0}>${formatRtt(peer?.rttMs ?? 0)}</span>
+        <span class="rtt" data-testid="member-rtt" data-rtt=${rtt}>${formatRtt(rtt)}</span>
       </div>
       <div class="member-actions">
         <button type="button" class="secondary" data-testid="ping-button" ?disabled=${ping?.pending === true}
@@ -689,6 +693,7 @@ export class LrPartyView extends LitElement {
       </div>
       <div class="ping-result" role="status" data-testid="ping-result" data-ok=${ping ? String(ping.ok) : ''}
         data-pending=${String(ping?.pending ?? false)}>${ping?.text ?? ''}</div>
+      <lr-peer-metrics device-id=${m.deviceId} .series=${series}></lr-peer-metrics>
     </li>`;
   }
 

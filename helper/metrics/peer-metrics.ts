@@ -1,0 +1,265 @@
+// Per-peer metrics: once a second while in a party, one WireGuard read (UAPI get: every peer's
+// bytes and handshake in one round trip) plus the disco probes' records turn into a sample per
+// peer: byte and packet rates, RTT, jitter, loss and a quality score. Packets on the fast path
+// never reach Node, so their counts come from nftables' per-peer counters, read seldom (an `nft`
+// process costs ~30 ms of CPU here): every 10 s while somebody watches, every 60 s otherwise.
+// Path changes are recorded as they happen. The I/O sits behind PeerMetricsSource.
+
+import type { Logger } from '../core/log.js';
+import { PathKind } from '../gen/lanrage/v1/peer.js';
+import type { FastPathCounters } from '../net/fastpath.js';
+import type { PeerProbes } from '../net/magicsock.js';
+import { counterDelta, jitterOf, LossWindow, pathRtt, qualityScore } from './quality.js';
+
+export interface PeerMetricsInput {
+  deviceId: string;
+  name: string;
+  path: PathKind;
+  fastPath: boolean;
+  /** WireGuard's cumulative counters (they include fast-path traffic: WireGuard carries it all). */
+  rxBytes: number;
+  txBytes: number;
+  probes: PeerProbes | null;
+}
+
+export interface PeerMetricsSource {
+  inputs(): Promise<PeerMetricsInput[]>;
+  fastPathCounters(): Promise<Map<string, FastPathCounters>>;
+  /** Somebody watches (true) or nobody does any more (false): probe RTTs more often meanwhile. */
+  liveProbing?(on: boolean): void;
+}
+
+export interface PeerSample {
+  atMs: number;
+  deviceId: string;
+  name: string;
+  path: PathKind;
+  fastPath: boolean;
+  rttMs: number;
+  jitterMs: number;
+  lossRatio: number;
+  rxBps: number;
+  txBps: number;
+  rxPps: number;
+  txPps: number;
+  quality: number;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
+export interface PathChangeRecord {
+  atMs: number;
+  deviceId: string;
+  name: string;
+  from: PathKind;
+  to: PathKind;
+  reason: string;
+  endpoint: string;
+}
+
+interface PeerAcc {
+  wgRx?: number;
+  wgTx?: number;
+  proxRx?: number;
+  proxTx?: number;
+  nftRx?: number;
+  nftTx?: number;
+  /** Packets per second the last nftables read measured, held until the next read. */
+  nftRxPps: number;
+  nftTxPps: number;
+  rxPackets: number;
+  txPackets: number;
+  rxBytes: number;
+  txBytes: number;
+  loss: LossWindow;
+}
+
+export interface PeerMetricsOptions {
+  source: PeerMetricsSource;
+  log: Logger;
+  onSamples(samples: PeerSample[]): void;
+  intervalMs?: number;
+  nftWatchedMs?: number;
+  nftIdleMs?: number;
+  now?: () => number;
+}
+
+export class PeerMetrics {
+  private readonly acc = new Map<string, PeerAcc>();
+  private latestSamples: PeerSample[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private lastTick = 0;
+  private lastNft = 0;
+  private watchers = 0;
+  private running = false;
+  private busy = false;
+  private readonly now: () => number;
+
+  constructor(private readonly o: PeerMetricsOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.timer = setInterval(() => void this.tick(), this.o.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Somebody watches live: read the fast path's counters more often. Returns the release. */
+  watch(): () => void {
+    this.watchers++;
+    if (this.watchers === 1) this.o.source.liveProbing?.(true);
+    let released = false;
+    return () => {
+      if (!released) {
+        this.watchers--;
+        if (this.watchers === 0) this.o.source.liveProbing?.(false);
+      }
+      released = true;
+    };
+  }
+
+  latest(): readonly PeerSample[] {
+    return this.latestSamples;
+  }
+
+  totals(deviceId: string): { rxPackets: number; txPackets: number } | undefined {
+    const a = this.acc.get(deviceId);
+    return a && { rxPackets: a.rxPackets, txPackets: a.txPackets };
+  }
+
+  /** One round: exported for tests, which drive it without timers. */
+  async tick(): Promise<PeerSample[]> {
+    if (this.busy) return this.latestSamples;
+    this.busy = true;
+    try {
+      const inputs = await this.o.source.inputs();
+      const now = this.now();
+      const dt = this.lastTick > 0 ? (now - this.lastTick) / 1000 : 0;
+      this.lastTick = now;
+      const nftEvery = this.watchers > 0 ? (this.o.nftWatchedMs ?? 10_000) : (this.o.nftIdleMs ?? 60_000);
+      const anyFast = inputs.some((i) => i.fastPath);
+      let nft: Map<string, FastPathCounters> | null = null;
+      let nftDt = 0;
+      if (anyFast && now - this.lastNft >= nftEvery) {
+        nft = await this.o.source.fastPathCounters().catch((err: unknown) => {
+          this.o.log.debug('fast-path counters unreadable', { err: String(err) });
+          return null;
+        });
+        nftDt = this.lastNft > 0 ? (now - this.lastNft) / 1000 : 0;
+        this.lastNft = now;
+      }
+      const seen = new Set<string>();
+      const samples = inputs.map((i) => {
+        seen.add(i.deviceId);
+        return this.sample(i, now, dt, nft, nftDt);
+      });
+      for (const id of [...this.acc.keys()]) if (!seen.has(id)) this.acc.delete(id);
+      this.latestSamples = samples;
+      if (samples.length > 0) this.o.onSamples(samples);
+      return samples;
+    } catch (err) {
+      this.o.log.debug('peer metrics round failed', { err: String(err) });
+      return this.latestSamples;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private sample(i: PeerMetricsInput, now: number, dt: number, nft: Map<string, FastPathCounters> | null, nftDt: number): PeerSample {
+    let a = this.acc.get(i.deviceId);
+    if (!a) {
+      a = { nftRxPps: 0, nftTxPps: 0, rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, loss: new LossWindow() };
+      this.acc.set(i.deviceId, a);
+    }
+    const dRx = counterDelta(a.wgRx, i.rxBytes);
+    const dTx = counterDelta(a.wgTx, i.txBytes);
+    a.wgRx = i.rxBytes;
+    a.wgTx = i.txBytes;
+    a.rxBytes += dRx;
+    a.txBytes += dTx;
+    const prox = i.probes?.proxied ?? { rx: 0, tx: 0 };
+    const dpRx = counterDelta(a.proxRx, prox.rx);
+    const dpTx = counterDelta(a.proxTx, prox.tx);
+    a.proxRx = prox.rx;
+    a.proxTx = prox.tx;
+    a.rxPackets += dpRx;
+    a.txPackets += dpTx;
+    if (!i.fastPath) {
+      a.nftRxPps = 0;
+      a.nftTxPps = 0;
+    }
+    if (nft) {
+      const c = nft.get(i.deviceId);
+      if (c) {
+        const nRx = counterDelta(a.nftRx ?? 0, c.rxPackets);
+        const nTx = counterDelta(a.nftTx ?? 0, c.txPackets);
+        a.rxPackets += nRx;
+        a.txPackets += nTx;
+        a.nftRxPps = nftDt > 0 ? nRx / nftDt : 0;
+        a.nftTxPps = nftDt > 0 ? nTx / nftDt : 0;
+        a.nftRx = c.rxPackets; // table counters start at 0 when the peer enters the fast path
+        a.nftTx = c.txPackets;
+      } else {
+        a.nftRx = undefined;
+        a.nftTx = undefined;
+      }
+    }
+    const probes = i.path === PathKind.PATH_KIND_RELAYED ? i.probes?.relay : i.path === PathKind.PATH_KIND_DIRECT ? i.probes?.direct : undefined;
+    const rtts = probes?.recent(10) ?? [];
+    const rtt = probes ? pathRtt(rtts) : null;
+    const jitter = probes ? jitterOf(rtts) : 0;
+    const sent = (i.probes?.direct.sentCount ?? 0) + (i.probes?.relay.sentCount ?? 0);
+    const lost = (i.probes?.direct.lostCount ?? 0) + (i.probes?.relay.lostCount ?? 0);
+    const loss = a.loss.add(now, sent, lost);
+    const up = i.path === PathKind.PATH_KIND_DIRECT || i.path === PathKind.PATH_KIND_RELAYED;
+    return {
+      atMs: now,
+      deviceId: i.deviceId,
+      name: i.name,
+      path: i.path,
+      fastPath: i.fastPath,
+      rttMs: up && rtt !== null ? rtt : 0,
+      jitterMs: up ? jitter : 0,
+      lossRatio: loss,
+      rxBps: dt > 0 ? dRx / dt : 0,
+      txBps: dt > 0 ? dTx / dt : 0,
+      // nftables is read every 10-60 s; its rate stands for the seconds in between, except those in
+      // which WireGuard moved no bytes at all (then no packet went either way).
+      rxPps: (dt > 0 ? dpRx / dt : 0) + (dRx > 0 ? a.nftRxPps : 0),
+      txPps: (dt > 0 ? dpTx / dt : 0) + (dTx > 0 ? a.nftTxPps : 0),
+      quality: up ? qualityScore(rtt, jitter, loss) : 0,
+      rxBytes: a.rxBytes,
+      txBytes: a.txBytes,
+      rxPackets: a.rxPackets,
+      txPackets: a.txPackets,
+    };
+  }
+}
+
+/** Path changes worth recording: another kind of path, or the same kind over another endpoint. */
+export class PathChanges {
+  private readonly last = new Map<string, { kind: PathKind; endpoint: string }>();
+
+  constructor(private readonly onChange: (c: PathChangeRecord) => void, private readonly now: () => number = Date.now) {}
+
+  observe(deviceId: string, name: string, kind: PathKind, endpoint: string, reason: string): void {
+    const prev = this.last.get(deviceId);
+    if (prev && prev.kind === kind && prev.endpoint === endpoint) return;
+    this.last.set(deviceId, { kind, endpoint });
+    this.onChange({ atMs: this.now(), deviceId, name, from: prev?.kind ?? PathKind.PATH_KIND_UNSPECIFIED, to: kind, reason, endpoint });
+  }
+
+  forget(deviceId: string): void {
+    this.last.delete(deviceId);
+  }
+}
