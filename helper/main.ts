@@ -3,7 +3,6 @@ import { parseArgs } from './core/args.js';
 import { createLogger } from './core/log.js';
 import { helperOptions, startHelper } from './roles/helper.js';
 import { runControlRole } from './roles/control.js';
-import { startPresenceRole } from './roles/presence.js';
 import { usageText, type Command } from './cli/commands.js';
 import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
@@ -72,6 +71,9 @@ async function runControl(argv: string[]): Promise<void> {
 
 async function runPresence(argv: string[]): Promise<void> {
   const log = createLogger({ role: 'presence' });
+  // Loaded only for this role: the Discord RPC library (and its REST stack) costs every other
+  // command and the helper's start-up ~0.5 s of CPU.
+  const { startPresenceRole } = await import('./roles/presence.js');
   const agent = startPresenceRole(parseArgs(argv), log);
   log.info('presence agent started');
   const stop = (): void => {

@@ -15,6 +15,7 @@ import {
 } from '../data/settings.js';
 import { ApiError, Code } from '../api/errors.js';
 import { shared } from '../styles/shared.js';
+import '../components/lr-discord-settings.js';
 
 type TextField = Exclude<SettingsField, 'broadcastEnabled'>;
 
@@ -402,6 +403,7 @@ export class LrSettingsView extends LitElement {
           </span>
         </div>
       </form>
+      <lr-discord-settings></lr-discord-settings>
     `;
   }
 }
