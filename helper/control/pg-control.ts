@@ -111,6 +111,7 @@ export class PostgresControl implements ControlBus {
   private lastBatch: Batch | undefined;
   private draining = false;
   private writing = false;
+  private lastGc = 0;
   private paused: Promise<void> | undefined;
   private receiving: Promise<void> = Promise.resolve();
   private snapshot: PgSnapshot;
@@ -304,6 +305,11 @@ export class PostgresControl implements ControlBus {
     }
     await w.query('BEGIN');
     try {
+      if (Date.now() - this.lastGc > 60_000) {
+        // Messages by reference are read within seconds of their NOTIFY.
+        this.lastGc = Date.now();
+        await w.query("DELETE FROM control_bus WHERE at < now() - interval '10 minutes'");
+      }
       const xid = (await w.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!.x;
       for (const b of group) for (const o of b.ops) await writeOp(w, o);
       for (const m of msgs) if (m.k === 'tx') m.xid = xid;

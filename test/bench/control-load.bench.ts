@@ -42,6 +42,10 @@ interface Device {
   events: number;
 }
 
+let tearingDown = false;
+let sessionsBroken = 0;
+let firstError: string | undefined;
+
 const raw = (k: KeyObject): Buffer => k.export({ format: 'der', type: 'spki' }).subarray(-32);
 
 function makeDevices(n: number): Device[] {
@@ -107,7 +111,10 @@ async function setup(devices: Device[], urls: string[]): Promise<void> {
           resolve();
         }
       });
-      s.on('error', (e: ServiceError) => (first ? reject(e) : e.code !== 1 && console.error(`session ${d.name} broke: ${e.details}`)));
+      s.on('error', (e: ServiceError) => {
+        if (first) reject(e);
+        else if (!tearingDown) sessionsBroken++;
+      });
     });
   });
   const hosts = devices.filter((_, i) => i % 4 === 0);
@@ -133,6 +140,8 @@ interface Result {
   pgCpu: number;
   dbSize: string;
   load: string;
+  /** Session streams that broke during the run (each is a member that would have reconnected). */
+  broken: number;
 }
 
 async function runConfig(config: string, devices: Device[]): Promise<Result> {
@@ -141,6 +150,8 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
   let db: TestPostgres | undefined;
   const procs: ControlProcess[] = [];
   try {
+    tearingDown = false;
+    sessionsBroken = 0;
     if (usePg) db = await TestPostgres.start();
     for (let i = 0; i < instances; i++) procs.push(await startControlProcess(usePg ? ['--db', db!.url()] : []));
     for (const d of devices) d.events = 0;
@@ -164,8 +175,9 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
           try {
             await call(d.client.updateEndpoints.bind(d.client), { candidates: [`203.0.113.${randomInt(1, 255)}:${randomInt(1024, 65535)}`], nat: { mapping: NatMapping.NAT_MAPPING_ENDPOINT_INDEPENDENT, portMapped: false, portDelta: 0 }, relayed: [] }, d.token);
             lat.push(performance.now() - a);
-          } catch {
+          } catch (e) {
             errors++;
+            firstError ??= `${(e as ServiceError).code}: ${(e as ServiceError).details}`;
           }
           next += PERIOD_S * 1000;
         }
@@ -190,8 +202,10 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
       pgCpu: pgPids.reduce((s, p) => s + (shares.get(p) || 0), 0),
       dbSize,
       load: loadLine(),
+      broken: sessionsBroken,
     };
   } finally {
+    tearingDown = true;
     for (const d of devices) d.stream?.cancel();
     for (const d of devices) d.client?.close();
     for (const p of procs) await p.stop('SIGKILL');
@@ -212,13 +226,14 @@ async function main(): Promise<void> {
   for (const c of CONFIGS) {
     const r = await runConfig(c, devices);
     results.push(r);
-    console.log(`${c}: done (${r.load})`);
+    console.log(`${c}: done (${r.load})${firstError ? `; first error: ${firstError}` : ''}`);
+    firstError = undefined;
   }
-  console.log('\n| config | setup s | updates | errors | p50 ms | p99 ms | max ms | events got/want | CPU % per instance | RSS MiB per instance | PostgreSQL CPU % | DB size | load |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| config | setup s | updates | errors | p50 ms | p99 ms | max ms | events got/want | sessions broken | CPU % per instance | RSS MiB per instance | PostgreSQL CPU % | DB size | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.config} | ${fmt(r.setupS, 1)} | ${r.updates} | ${r.errors} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 0)} | ${r.eventsGot}/${r.eventsWant} | ${r.cpu.map((x) => fmt(x)).join(' + ')} | ${r.rssMiB.map((x) => fmt(x)).join(' + ')} | ${usePgLabel(r)} | ${r.dbSize} | ${r.load} |`,
+      `| ${r.config} | ${fmt(r.setupS, 1)} | ${r.updates} | ${r.errors} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 0)} | ${r.eventsGot}/${r.eventsWant} | ${r.broken} | ${r.cpu.map((x) => fmt(x)).join(' + ')} | ${r.rssMiB.map((x) => fmt(x)).join(' + ')} | ${usePgLabel(r)} | ${r.dbSize} | ${r.load} |`,
     );
   }
 }

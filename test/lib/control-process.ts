@@ -28,7 +28,10 @@ export async function startControlProcess(extraArgs: string[], env: NodeJS.Proce
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   void exited.then(() => rmSync(stateDir, { recursive: true, force: true }));
   const grpcPort = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control did not start within 20 s:\n${text}`)), 20_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // not left running when the caller gives up
+      reject(new Error(`control did not start within 20 s:\n${text}`));
+    }, 20_000);
     proc.stderr!.on('data', (d: Buffer) => {
       text = (text + d.toString()).slice(-64_000);
       const m = /"msg":"control ready"[^\n]*"grpcPort":(\d+)/.exec(text);
