@@ -170,7 +170,7 @@ export class DiscordNotifier {
       const s = e.server.server;
       const selfId = this.party?.members.find((m) => m.isSelf)?.deviceId;
       if (!selfId || s.hostDeviceId !== selfId) return;
-      const ev = serverEvent(s, e.server.removed, this.servers.has(s.id), () => '');
+      const ev = serverEvent(s, e.server.removed, this.servers.has(s.id), () => s.gameName);
       if (e.server.removed) this.servers.delete(s.id);
       else this.servers.add(s.id);
       if (ev) this.post(ev);

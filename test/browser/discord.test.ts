@@ -22,7 +22,7 @@ before(async () => {
   await fake.start();
   fake.webhooks.add(WEBHOOK_ID);
   if (!canRun()) return;
-  helper = await startHelper({ args: ['--discord-test-loopback'] });
+  helper = await startHelper({ extraArgs: ['--discord-test-loopback'] });
   md.set('authorization', `Bearer ${helper.token}`);
   client = new DiscordServiceClient(`127.0.0.1:${helper.grpcPort}`, credentials.createInsecure());
   browser = await launchBrowser();
