@@ -6,6 +6,7 @@ import { ControlClient, type ControlClientEvents } from '../../helper/controlcli
 import { havePostgres, TestPostgres } from '../lib/postgres.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { runControlExpectingExit, startControlProcess, type ControlProcess } from '../lib/control-process.js';
+import { nextEvent } from '../lib/control-events.js';
 
 // Two real `lanrage control` processes on one PostgreSQL database serve one party: members on
 // different instances hear each other, a member whose instance is killed moves to the other
@@ -44,21 +45,7 @@ async function member(name: string, url: string, fallback: string[]): Promise<Co
   return c;
 }
 
-function next<K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred: (...args: ControlClientEvents[K]) => boolean = () => true, ms = 10_000): Promise<ControlClientEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.off(name, on as never);
-      reject(new Error(`timed out waiting for ${String(name)} on ${c.deviceId}`));
-    }, ms);
-    const on = (...args: ControlClientEvents[K]): void => {
-      if (!pred(...args)) return;
-      clearTimeout(timer);
-      c.off(name, on as never);
-      resolve(args);
-    };
-    c.on(name, on as never);
-  });
-}
+const next = <K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred?: (...args: ControlClientEvents[K]) => boolean, ms = 10_000): Promise<ControlClientEvents[K]> => nextEvent(c, name, pred, ms);
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;

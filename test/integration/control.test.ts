@@ -18,6 +18,7 @@ import { ControlClient, type ControlClientEvents } from '../../helper/controlcli
 import { identityPublicKeyRaw } from '../../helper/controlclient/identity.js';
 import type { PartyState } from '../../helper/controlclient/state.js';
 import { requireOrSkip } from '../lib/repo.js';
+import { nextEvent } from '../lib/control-events.js';
 
 // In-process control server on loopback, real gRPC and UDP, real ControlClients.
 
@@ -49,22 +50,7 @@ async function client(name: string): Promise<ControlClient> {
   return c;
 }
 
-/** Resolves with the first event `name` whose arguments satisfy `pred`. */
-function next<K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred: (...args: ControlClientEvents[K]) => boolean = () => true, ms = 5000): Promise<ControlClientEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.off(name, on as never);
-      reject(new Error(`timed out waiting for ${String(name)} on ${c.deviceId}`));
-    }, ms);
-    const on = (...args: ControlClientEvents[K]): void => {
-      if (!pred(...args)) return;
-      clearTimeout(timer);
-      c.off(name, on as never);
-      resolve(args);
-    };
-    c.on(name, on as never);
-  });
-}
+const next = nextEvent;
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

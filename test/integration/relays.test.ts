@@ -20,6 +20,7 @@ import { verifyTurnCredentials } from '../../helper/control/turn-credentials.js'
 import { ControlClient, type ControlClientEvents } from '../../helper/controlclient/client.js';
 import { identityPublicKeyRaw } from '../../helper/controlclient/identity.js';
 import { HELPER_MAIN } from '../lib/repo.js';
+import { nextEvent } from '../lib/control-events.js';
 
 const log = createLogger({ test: 'relays' }, process.env.LANRAGE_TEST_LOG ? undefined : () => {});
 const dir = mkdtempSync(join(tmpdir(), 'lanrage-relays-it-'));
@@ -63,21 +64,7 @@ async function client(grpcPort: number, name: string): Promise<ControlClient> {
   return c;
 }
 
-function next<K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred: (...args: ControlClientEvents[K]) => boolean, ms = 5000): Promise<ControlClientEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.off(name, on as never);
-      reject(new Error(`timed out waiting for ${String(name)}`));
-    }, ms);
-    const on = (...args: ControlClientEvents[K]): void => {
-      if (!pred(...args)) return;
-      clearTimeout(timer);
-      c.off(name, on as never);
-      resolve(args);
-    };
-    c.on(name, on as never);
-  });
-}
+const next = nextEvent;
 
 const rejectsWith = (p: Promise<unknown>, code: Status, re?: RegExp): Promise<void> =>
   assert.rejects(p, (e: ApiError | ServiceError) => {
