@@ -214,7 +214,11 @@ export class FastPath {
   /** Removes a table a previous run may have left behind (errors ignored: nft may be absent). */
   reset(): Promise<void> {
     const next = this.chain.then(() => this.run(renderRuleset(this.table, 1, 1, [])).catch(() => {}));
-    this.chain = next;
+    // A change queued before the reset would otherwise be joined by later changes and run before
+    // it, and the reset would then remove what they installed: later changes queue after it.
+    this.queued = null;
+    // The chain never rejects (a failed run must not wedge every later change).
+    this.chain = next.catch(() => {});
     return next;
   }
 

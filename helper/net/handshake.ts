@@ -38,6 +38,16 @@ export class HandshakeGuard {
   }
 
   /**
+   * An initiation that outgoing() passed did not go on the wire after all (the relay send failed,
+   * or it went into the hold). Forget it: otherwise rule 3 would make the lower side drop the
+   * peer's initiation to keep one that the peer never gets, and both handshakes are lost until
+   * WireGuard's 5 s retry. A held one passes outgoing() again when it leaves (releaseHeld).
+   */
+  unsent(msg: Buffer): void {
+    if (msg[0] === WG_HANDSHAKE_INITIATION) this.ownInitAt = -Infinity;
+  }
+
+  /**
    * The peer sent this to our WireGuard: 'deliver', 'deliver-discard-held' (rule 1) or 'drop' (rule 3).
    */
   incoming(msg: Buffer, now: number): 'deliver' | 'deliver-discard-held' | 'drop' {

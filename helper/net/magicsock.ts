@@ -679,6 +679,7 @@ export class MagicSock extends EventEmitter {
       return;
     }
     if (this.sendRelayed(rec, msg)) return;
+    rec.handshake.unsent(msg); // held, not sent: judged again when it leaves (releaseHeld)
     const dropped = rec.hold.dropped;
     rec.hold.push(msg);
     this.c.wg_held++;
@@ -1135,6 +1136,9 @@ export class MagicSock extends EventEmitter {
       this.c.rx_relay_wireguard++;
       // The peer sends through the relay while we send direct: it has lost the direct path (a NAT
       // forgot our mapping), so ours is suspect too — our packets may be the ones not arriving.
+      // Often a false alarm (at every join one side goes direct first; the other's packets keep
+      // coming relayed): suspect() ignores a path that answered within the re-probe window and
+      // re-probes at most once per keepalive interval after an answered re-probe (path.ts).
       const rec = this.peers.get(id);
       if (rec && rec.active !== null) rec.machine.suspect();
       return this.toWireGuard(id, data);
@@ -1238,7 +1242,10 @@ export class MagicSock extends EventEmitter {
     const { send, dropped } = releaseHeld(rec.handshake, rec.hold.take(), this.clock.now());
     this.c.wg_crossing_dropped += dropped;
     if (!a) {
-      for (const m of send) if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
+      for (const m of send) {
+        if (this.sendRelayed(rec, m)) this.c.wg_flushed++;
+        else rec.handshake.unsent(m); // not on the wire: the guard must not count it (handshake.ts)
+      }
       return;
     }
     const sock = this.sockFor(rec, rec.activeKey);

@@ -9,7 +9,7 @@
 //                pong) → connecting again; every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
-//                after 1 s without a pong
+//                after two re-probes without a pong (~2 s)
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
@@ -174,6 +174,10 @@ export class PathMachine {
   private keepaliveTxid: string | null = null;
   /** suspect() is waiting for the active path to answer. */
   private reprobing = false;
+  /** When the active path last answered a re-probe: suspect() is ignored for a keepalive interval after. */
+  private reprobeAnsweredAt = -Infinity;
+  /** suspect() came within that interval: re-probe at the next keepalive instead. */
+  private suspectLater = false;
   private lastRescan = 0;
   private lastCallMeMaybe = -Infinity;
   private fastPath = false;
@@ -311,12 +315,18 @@ export class PathMachine {
     if (c === this.active) {
       this.missed = 0;
       this.keepaliveTxid = null;
+      this.suspectLater = false;
       if (this.reprobing) {
         this.reprobing = false;
+        this.reprobeAnsweredAt = now;
         this.schedule(this.t.keepaliveIntervalMs);
       }
       this.emit();
-    } else if (this.reprobing || this.active.rttMs === null || isClearlyBetter({ rttMs: rtt, lan: c.lan }, { rttMs: this.active.rttMs, lan: this.active.lan })) {
+      // Not "or while re-probing": suspect() also fires on false alarms (one-way traffic, a peer
+      // that went direct later than us), and taking whichever candidate answers first would move
+      // a healthy path (endpoint + nft change). If the re-probe goes unanswered, lose() returns to
+      // connecting, where any candidate's pong is accepted.
+    } else if (this.active.rttMs === null || isClearlyBetter({ rttMs: rtt, lan: c.lan }, { rttMs: this.active.rttMs, lan: this.active.lan })) {
       this.setDirect(c);
     }
     return rtt;
@@ -337,12 +347,17 @@ export class PathMachine {
    */
   suspect(): void {
     if (this.closed || this.kind !== 'direct' || !this.active || this.reprobing) return;
-    this.reprobing = true;
-    this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 1);
-    this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
-    for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
-    // A loaded machine answers slowly: never less than three of the path's round trips.
-    this.schedule(Math.max(this.t.reprobeMs, 3 * (this.active.rttMs ?? 0)));
+    const now = this.o.clock.now();
+    // The path answered within a re-probe window: it works, whatever the caller inferred.
+    if (this.active.lastPongAt !== null && now - this.active.lastPongAt < this.reprobeWait()) return;
+    // Rate limit: a false alarm that repeats (one-way traffic, relayed packets of a peer still
+    // switching to direct) would otherwise re-probe all candidates every time. A real failure in
+    // this interval is still caught: the re-probe moves to the next keepalive.
+    if (now - this.reprobeAnsweredAt < this.t.keepaliveIntervalMs) {
+      this.suspectLater = true;
+      return;
+    }
+    this.beginReprobe();
   }
 
   /**
@@ -419,6 +434,26 @@ export class PathMachine {
     for (const [k, p] of this.pending) if (now - p.sentAt > this.t.pingTtlMs) this.pending.delete(k);
   }
 
+  /**
+   * Two unanswered re-probes lose the path, not one: a single late pong (the machine stalled for
+   * a second) must not drop a healthy direct path. `missed` counts towards missedPongsForLoss as
+   * for keepalives, started so that two more misses reach it.
+   */
+  private beginReprobe(): void {
+    if (!this.active) return;
+    this.reprobing = true;
+    this.suspectLater = false;
+    this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 2, 0);
+    this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+    for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
+    this.schedule(this.reprobeWait());
+  }
+
+  /** A loaded machine answers slowly: never less than three of the path's round trips. */
+  private reprobeWait(): number {
+    return Math.max(this.t.reprobeMs, 3 * (this.active?.rttMs ?? 0));
+  }
+
   private schedule(ms: number): void {
     this.cancelTimer();
     this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
@@ -434,14 +469,15 @@ export class PathMachine {
         this.missed++;
         this.probes.lost();
       }
-      if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and a re-probe went unanswered)` : undefined);
+      if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and two re-probes went unanswered)` : undefined);
+      if (this.suspectLater && !this.reprobing) return this.beginReprobe();
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
       this.probes.sent();
       if (now - this.lastRescan >= this.t.rescanIntervalMs) {
         this.lastRescan = now;
         for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
       }
-      return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+      return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
     }
     const gated = this.o.gate && !this.peerReady;
     const hold = gated && this.o.behindNat?.() === false;
@@ -483,6 +519,8 @@ export class PathMachine {
     this.keepaliveTxid = null;
     const wasReprobing = this.reprobing;
     this.reprobing = false;
+    this.suspectLater = false;
+    this.reprobeAnsweredAt = -Infinity;
     this.reason = `direct via ${c.endpoint} (${c.lan ? 'LAN' : 'internet'})`;
     this.emit();
     if (first || wasReprobing) {
@@ -499,6 +537,7 @@ export class PathMachine {
     this.missed = 0;
     this.keepaliveTxid = null;
     this.reprobing = false;
+    this.suspectLater = false;
     // Mappings may have expired on either side: open ours again before pinging at full TTL.
     this.peerReady = false;
     this.lastCallMeMaybe = -Infinity;

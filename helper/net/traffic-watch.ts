@@ -8,6 +8,17 @@
 // on two readings, so a response that is merely in flight at one reading does not count — and
 // only once per silence: the next report needs the peer to have answered in between. A lone
 // WireGuard keepalive (32 bytes, never answered by design) is below minBytes.
+//
+// One-way streams (a game server broadcasting state, a voice stream) get nothing back from the
+// peer's WireGuard but a passive keepalive 10 s after data arrives (WireGuard's
+// KEEPALIVE_TIMEOUT), so a 1 s silence proves nothing there. The rule: what the peer sent last
+// decides how long we wait. If its last bytes carried data (more than one 32-byte keepalive in a
+// reading), traffic is two-way — a 20 pps ping is answered every 50 ms — and quietMs of silence
+// is suspect (rebinding noticed in ~2 s). If the peer has only been sending keepalives, or
+// nothing yet, silence counts only past oneWayQuietMs, longer than the passive keepalive plus a
+// reading, so a healthy one-way stream is never reported and a dead one still is (~12 s, before
+// three missed disco keepalives at ~14 s). Handshake messages count as data: at most one false
+// report per rekey (2 min), which the path machine absorbs (re-probe, rate limited).
 
 export interface TrafficSample {
   key: string;
@@ -20,7 +31,12 @@ export interface TrafficWatchOptions {
   minBytes?: number;
   /** How long sent traffic may go unanswered (default 1000 ms). */
   quietMs?: number;
+  /** How long sent traffic may go unanswered when the peer only sent keepalives lately (default 12 000 ms). */
+  oneWayQuietMs?: number;
 }
+
+/** A WireGuard keepalive: an empty data message. Anything bigger in a reading carried data. */
+const WG_KEEPALIVE_BYTES = 32;
 
 /** Unanswered bytes older than this that stayed under minBytes are forgotten. */
 const TRICKLE_WINDOW_MS = 3000;
@@ -33,16 +49,20 @@ interface PeerTraffic {
   /** When the first of those was seen, or null. */
   since: number | null;
   reported: boolean;
+  /** The peer's last bytes carried data (not only keepalives): traffic is two-way. */
+  twoWay: boolean;
 }
 
 export class TrafficWatch {
   private readonly peers = new Map<string, PeerTraffic>();
   private readonly minBytes: number;
   private readonly quietMs: number;
+  private readonly oneWayQuietMs: number;
 
   constructor(o: TrafficWatchOptions = {}) {
     this.minBytes = o.minBytes ?? 96;
     this.quietMs = o.quietMs ?? 1000;
+    this.oneWayQuietMs = o.oneWayQuietMs ?? 12_000;
   }
 
   /** One reading of every peer's counters; returns the keys whose traffic went unanswered. */
@@ -54,7 +74,7 @@ export class TrafficWatch {
       const p = this.peers.get(s.key);
       if (!p || s.txBytes < p.tx || s.rxBytes < p.rx) {
         // New peer, or counters reset (peer re-added): start over.
-        this.peers.set(s.key, { tx: s.txBytes, rx: s.rxBytes, unanswered: 0, since: null, reported: false });
+        this.peers.set(s.key, { tx: s.txBytes, rx: s.rxBytes, unanswered: 0, since: null, reported: false, twoWay: false });
         continue;
       }
       const dtx = s.txBytes - p.tx;
@@ -65,6 +85,7 @@ export class TrafficWatch {
         p.unanswered = 0;
         p.since = null;
         p.reported = false;
+        p.twoWay = drx > WG_KEEPALIVE_BYTES;
         continue;
       }
       if (dtx > 0) {
@@ -76,7 +97,7 @@ export class TrafficWatch {
         p.unanswered += dtx;
         p.since ??= now;
       }
-      if (!p.reported && p.since !== null && p.unanswered >= this.minBytes && now - p.since >= this.quietMs) {
+      if (!p.reported && p.since !== null && p.unanswered >= this.minBytes && now - p.since >= (p.twoWay ? this.quietMs : this.oneWayQuietMs)) {
         p.reported = true;
         out.push(s.key);
       }

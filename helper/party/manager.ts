@@ -460,7 +460,13 @@ export class PartyManager implements PartyEngine {
     await this.wg.setPeers(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] })));
     for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
     // Path finding first: the LAN relay's start (nft, sockets) must not delay the first packet.
-    const lanDone = this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
+    const lanStart = this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
+    // Awaited only after setPeers/startRelay: if those throw first, a rejection of lanStart would
+    // be unhandled (and end the process). Settled here, its error is rethrown at the await below.
+    const lanDone = lanStart?.then(
+      () => null,
+      (err: unknown) => ({ err }),
+    );
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)
@@ -476,7 +482,8 @@ export class PartyManager implements PartyEngine {
     );
     this.sock.startRelay();
     this.watchTraffic(others.length > 0);
-    await lanDone;
+    const lanFailed = await lanDone;
+    if (lanFailed) throw lanFailed.err;
     for (const m of before?.members ?? []) {
       if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
         this.paths.delete(m.deviceId);

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Logger } from '../core/log.js';
 import { publicKeyOf } from './keys.js';
 import { linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind } from './iproute.js';
@@ -5,6 +6,7 @@ import { uapiGet, uapiSet, uapiSocketPath } from './uapi-socket.js';
 import type { DeviceSet, DeviceState } from './uapi.js';
 import { checkAllowedIps, checkCidr, checkEndpoint, checkIntRange, checkInterfaceName, checkKey, MTU_MAX, MTU_MIN } from './validate.js';
 import { wgToolGet, wgToolSet } from './wgtool.js';
+import { netDevCounters, StatsGate } from './stats-gate.js';
 import { clearStaleSocket, endOrphan, findWireguardGoPids, startWireguardGo, type WireguardGoProcess } from './wggo.js';
 
 // One WireGuard interface: the kernel's where the module exists, else a wireguard-go child.
@@ -127,6 +129,9 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   const open = (): void => {
     if (closed) throw new Error(`WireGuard device ${name} is closed`);
   };
+  // Kernel backend: every read is a `wg` process; skip it while the interface is idle (stats-gate.ts).
+  const gate = backend === 'kernel' ? new StatsGate() : null;
+  let lastStats: WgPeerStats[] = [];
   const setPeers = async (ps: readonly WgPeer[]): Promise<void> => {
     open();
     if (ps.length === 0) return;
@@ -138,6 +143,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
         persistentKeepaliveSeconds: checkIntRange('persistent keepalive', p.persistentKeepaliveSeconds ?? 0, 0, 65535),
       })),
     });
+    gate?.invalidate();
   };
   return {
     name,
@@ -154,20 +160,30 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
       if (!known) throw new Error(`${name} has no peer ${publicKey}`);
       // update_only: if the peer was removed meanwhile, it must not come back as a side effect.
       await control.set({ peers: [{ publicKey, updateOnly: true, endpoint }] });
+      gate?.invalidate();
     },
     async removePeer(publicKey) {
       open();
       await control.set({ peers: [{ publicKey: checkKey('peer public key', publicKey), updateOnly: true, remove: true }] });
+      gate?.invalidate();
     },
     async stats() {
       open();
-      return (await control.get()).peers.map((p) => ({
+      let counters: string | null = null;
+      if (gate) {
+        counters = await readFile('/proc/net/dev', 'utf8').then((t) => netDevCounters(t, name), () => null);
+        if (!gate.mustRead(counters, Date.now())) return lastStats.map((p) => ({ ...p }));
+      }
+      const at = Date.now();
+      lastStats = (await control.get()).peers.map((p) => ({
         publicKey: p.publicKey,
         endpoint: p.endpoint,
         lastHandshakeMs: p.lastHandshakeMs,
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
       }));
+      gate?.read(counters, at);
+      return lastStats.map((p) => ({ ...p }));
     },
     close() {
       closed ??= teardown().then(() => log.info('WireGuard device removed'));

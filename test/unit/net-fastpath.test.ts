@@ -103,3 +103,27 @@ test('fastpath: changes made while nft runs are batched into one more transactio
   fail = false;
   await fp2.set('z', '203.0.113.3:1');
 });
+
+test('fastpath: a change made after reset() runs after it (does not ride on a run queued before)', async () => {
+  const runs: string[] = [];
+  let release: () => void = () => {};
+  const fp = new FastPath({
+    iface: 'wg2',
+    wgPort: () => 51820,
+    pubPort: () => 41641,
+    run: (r) => {
+      runs.push(r);
+      return runs.length === 1 ? new Promise<void>((res) => (release = res)) : Promise.resolve();
+    },
+  });
+  const a = fp.set('a', '203.0.113.1:40000');
+  await new Promise((r) => setImmediate(r));
+  const b = fp.set('b', '203.0.113.2:40000'); // queued behind the running one
+  const reset = fp.reset();
+  const c = fp.set('c', '203.0.113.3:40000'); // after the reset: must not join b's run
+  release();
+  await Promise.all([a, b, reset, c]);
+  const last = runs[runs.length - 1] as string;
+  assert.match(last, /203\.0\.113\.3 \. 40000/, 'the last transaction installs c: the reset did not remove it');
+  assert.equal(runs.length, 4, 'a, b, the reset, c');
+});

@@ -64,3 +64,16 @@ test('a held initiation is dropped at release when the peer\'s initiation was ju
   assert.equal(r.dropped, 1);
   assert.deepEqual(r.send, [resp]);
 });
+
+test('a released initiation whose relay send failed does not make the lower side drop the peer\'s', () => {
+  const low = new HandshakeGuard(true);
+  const r = releaseHeld(low, [init], 3000);
+  assert.equal(r.send.length, 1);
+  low.unsent(init); // the relay send returned false: nothing of ours is in flight
+  assert.equal(low.incoming(init, 3010), 'deliver-discard-held', 'the peer\'s handshake is taken, not dropped for one that never left');
+  // Data and responses do not touch the guard's memory of our initiation.
+  const other = new HandshakeGuard(true);
+  other.outgoing(init, 0);
+  other.unsent(data);
+  assert.equal(other.incoming(init, 10), 'drop');
+});

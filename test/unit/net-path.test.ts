@@ -305,7 +305,7 @@ test('path: close() stops every timer', () => {
   assert.equal(h.clock.pending, 0);
 });
 
-test('path: unanswered traffic (suspect) re-probes at once and loses a dead path within 1 s, not 14 s', () => {
+test('path: unanswered traffic (suspect) re-probes at once and loses a dead path within 2 s, not 14 s', () => {
   const h = harness();
   h.m.start();
   h.pong('203.0.113.6:41641', 5);
@@ -315,12 +315,13 @@ test('path: unanswered traffic (suspect) re-probes at once and loses a dead path
   assert.deepEqual(h.sent.slice(before).map((s) => s.ep).sort(), ['198.51.100.2:41641', '203.0.113.6:41641'], 'the active path and every other candidate are pinged now');
   h.m.suspect(); // repeated reports change nothing
   assert.equal(h.sent.length, before + 2);
-  h.clock.advance(999);
+  h.clock.advance(1999);
   assert.equal(h.m.state().kind, 'direct');
+  assert.deepEqual(h.to('203.0.113.6:41641').filter((t) => t > 1005), [2005], 'a second re-probe 1 s after the first');
   h.clock.advance(1);
   const s = h.m.state();
-  assert.equal(s.kind, 'connecting', 'lost 1 s after the re-probe');
-  assert.match(s.reason, /traffic and a re-probe went unanswered/);
+  assert.equal(s.kind, 'connecting', 'lost after two unanswered re-probes');
+  assert.match(s.reason, /traffic and two re-probes went unanswered/);
   assert.ok(h.cmm.includes(h.clock.now()), 'and the peer is asked to punch again at once');
 });
 
@@ -338,16 +339,58 @@ test('path: a suspect path that answers the re-probe stays, with the normal keep
   assert.deepEqual(h.to('203.0.113.6:41641').filter((t) => t > 1008), [6008, 11008]);
 });
 
-test('path: while re-probing, another candidate that answers takes over (the peer moved)', () => {
+test('path: while re-probing, a slower candidate that answers first does not take over; after the loss it does', () => {
   const h = harness();
   h.m.start();
   h.pong('203.0.113.6:41641', 5);
   h.clock.advance(1000);
-  h.m.suspect();
-  // The other candidate is slower than the old path's RTT, but the old path is dead.
+  h.m.suspect(); // t=1005
+  // Suspect may be a false alarm: a candidate that is not clearly better must not move a path
+  // that may be healthy (endpoint + nft change on every false alarm).
+  h.pong('198.51.100.2:41641', 40);
+  assert.equal(h.m.state().endpoint, '203.0.113.6:41641');
+  h.clock.advance(1960); // t=3005: two re-probes went unanswered
+  assert.equal(h.m.state().kind, 'connecting');
+  // Connecting again: the other candidate's pong is accepted (the peer moved).
   h.pong('198.51.100.2:41641', 40);
   assert.equal(h.m.state().kind, 'direct');
   assert.equal(h.m.state().endpoint, '198.51.100.2:41641');
-  h.clock.advance(3000);
-  assert.equal(h.m.state().endpoint, '198.51.100.2:41641', 'no loss declared for the old path afterwards');
+});
+
+test('path: one late re-probe pong (a machine stall) does not lose a healthy path', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000);
+  h.m.suspect(); // t=1005
+  const first = h.sent[h.sent.length - 1]!;
+  h.clock.advance(1500); // the re-probe window passed without the pong…
+  assert.equal(h.m.state().kind, 'direct');
+  assert.ok(h.m.onPong('203.0.113.6:41641', first.txid) !== null, '…then it arrives late');
+  h.clock.advance(4_000); // up to the next keepalive (answered or not, that is the normal rule)
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().endpoint, '203.0.113.6:41641');
+});
+
+test('path: suspect is ignored right after a pong, and repeats within a keepalive interval of an answered re-probe wait for the next keepalive', () => {
+  const h = harness();
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(500); // t=505: the path answered 500 ms ago
+  let n = h.sent.length;
+  h.m.suspect();
+  assert.equal(h.sent.length, n, 'a path that just answered is not re-probed');
+  h.clock.advance(1000); // t=1505
+  h.m.suspect();
+  h.pong('203.0.113.6:41641', 5); // t=1510: answered (a false alarm)
+  n = h.sent.length;
+  h.clock.advance(2000); // t=3510
+  h.m.suspect(); // false alarm again (relayed packets of a peer still switching to direct)
+  assert.equal(h.sent.length, n, 'no re-probe of every candidate within 5 s of an answered one');
+  h.clock.advance(2000); // t=5510: keepalive due at 6510
+  assert.equal(h.sent.length, n);
+  h.clock.advance(1000); // t=6510: the deferred re-probe goes with the keepalive, to every candidate
+  assert.deepEqual(h.sent.slice(n).map((s) => `${s.t} ${s.ep}`).sort(), ['6510 198.51.100.2:41641', '6510 203.0.113.6:41641']);
+  h.clock.advance(2000); // unanswered twice: this time the path is lost
+  assert.equal(h.m.state().kind, 'connecting');
 });

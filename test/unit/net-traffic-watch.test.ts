@@ -36,11 +36,37 @@ test('traffic-watch: idle peers, lone keepalives and one reading in flight are n
 });
 
 test('traffic-watch: a peer re-added (counters start over) or gone is forgotten', () => {
-  const w = new TrafficWatch();
+  // The peer never answers here: the one-way wait set to the two-way one, this test is about forgetting.
+  const w = new TrafficWatch({ oneWayQuietMs: 1000 });
   w.update([{ key: 'a', txBytes: 5000, rxBytes: 5000 }], 0);
   assert.deepEqual(w.update([{ key: 'a', txBytes: 300, rxBytes: 0 }], 1000), [], 'counters went down: a new peer');
   assert.deepEqual(w.update([{ key: 'a', txBytes: 600, rxBytes: 0 }], 2000), []);
   assert.deepEqual(w.update([{ key: 'a', txBytes: 900, rxBytes: 0 }], 3000), ['a']);
   assert.deepEqual(w.update([], 4000), []);
   assert.deepEqual(w.update([{ key: 'a', txBytes: 2000, rxBytes: 0 }], 5000), [], 'back as a new peer');
+});
+
+test('traffic-watch: a one-way stream answered only by passive keepalives every 10 s is not suspect; a dead one is, after 12 s', () => {
+  const w = new TrafficWatch();
+  w.update([{ key: 's', txBytes: 0, rxBytes: 0 }], 0);
+  // A game broadcasting 1000 B/s; the peer's WireGuard sends a 32-byte passive keepalive 10 s
+  // after data arrives (and after each keepalive, as data keeps coming).
+  let rx = 0;
+  for (let t = 1000; t <= 60_000; t += 1000) {
+    if (t % 10_000 === 0) rx += 32;
+    assert.deepEqual(w.update([{ key: 's', txBytes: t, rxBytes: rx }], t), [], `t=${t}`);
+  }
+  // The path dies: no keepalive any more. Reported once the silence outlasts the passive keepalive.
+  const out: number[] = [];
+  for (let t = 61_000; t <= 80_000; t += 1000) if (w.update([{ key: 's', txBytes: t, rxBytes: rx }], t).length > 0) out.push(t);
+  assert.deepEqual(out, [73_000]);
+});
+
+test('traffic-watch: two-way traffic that stops being answered is still reported after a second', () => {
+  const w = new TrafficWatch();
+  w.update([{ key: 'p', txBytes: 0, rxBytes: 0 }], 0);
+  // A 20 pps ping: about 1700 B each way per second.
+  for (let t = 1000; t <= 5000; t += 1000) assert.deepEqual(w.update([{ key: 'p', txBytes: t * 1.7, rxBytes: t * 1.7 }], t), []);
+  assert.deepEqual(w.update([{ key: 'p', txBytes: 6000 * 1.7, rxBytes: 5000 * 1.7 }], 6000), []);
+  assert.deepEqual(w.update([{ key: 'p', txBytes: 7000 * 1.7, rxBytes: 5000 * 1.7 }], 7000), ['p']);
 });

@@ -1,0 +1,44 @@
+// With the kernel backend every WireGuard read is a `wg show NAME dump` process; the party
+// manager's traffic watch reads the counters once a second, which on an idle party meant one
+// process a second per helper for nothing. The interface's own counters in /proc/net/dev are a
+// file read: re-read WireGuard only when they moved, a configuration change happened, or the last
+// read is older than maxAgeMs (per-peer counters also move on handshakes and keepalives, which
+// the interface's counters do not see; the traffic watch ignores those, and maxAgeMs bounds the
+// staleness for everything else). Pure: the caller reads the file and passes the time.
+
+/** The interface's rx/tx bytes and packets from /proc/net/dev as one comparable string, or null. */
+export function netDevCounters(text: string, iface: string): string | null {
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0 || line.slice(0, colon).trim() !== iface) continue;
+    const f = line.slice(colon + 1).trim().split(/\s+/);
+    // receive: bytes packets ... (8 fields); transmit: bytes packets ...
+    return f.length >= 10 ? `${f[0]} ${f[1]} ${f[8]} ${f[9]}` : null;
+  }
+  return null;
+}
+
+export class StatsGate {
+  private lastCounters: string | null = null;
+  private lastReadAt = -Infinity;
+  private dirty = true;
+
+  constructor(private readonly maxAgeMs = 5000) {}
+
+  /** A configuration change: the next read goes to WireGuard. */
+  invalidate(): void {
+    this.dirty = true;
+  }
+
+  /** counters: netDevCounters() now (null when unreadable: always read). */
+  mustRead(counters: string | null, now: number): boolean {
+    return this.dirty || counters === null || counters !== this.lastCounters || now - this.lastReadAt >= this.maxAgeMs;
+  }
+
+  /** WireGuard was read when the interface showed these counters. */
+  read(counters: string | null, now: number): void {
+    this.lastCounters = counters;
+    this.lastReadAt = now;
+    this.dirty = false;
+  }
+}
