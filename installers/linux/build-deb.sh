@@ -41,6 +41,11 @@ mkdir -p "$opt" "$stage/DEBIAN" "$stage/lib/systemd/system" "$stage/usr/bin" "$s
 mkdir -p "$opt/dist"
 cp -a dist/helper dist/pwa "$opt/dist/"
 cp package.json "$opt/"
+# Data the helper reads at run time beside dist/: the game profiles and the .proto files that
+# gRPC server reflection serves.
+mkdir -p "$opt/helper/games"
+cp helper/games/profiles.json "$opt/helper/games/"
+cp -a proto "$opt/"
 node scripts/prod-modules.mjs | while read -r m; do
   mkdir -p "$opt/$(dirname "$m")"
   cp -a "$m/." "$opt/$m"
