@@ -44,6 +44,23 @@ export const shared = css`
     padding: 1px 6px;
     white-space: nowrap;
   }
+  /* Text fields of every form (settings, party, games, servers). */
+  input[type='text'],
+  input[type='url'],
+  input[type='search'] {
+    font: inherit;
+    color: var(--lr-text);
+    background: var(--lr-bg);
+    border: 1px solid var(--lr-border);
+    border-radius: 10px;
+    padding: 10px 12px;
+    min-height: 42px;
+    width: 100%;
+    min-width: 0;
+  }
+  input[aria-invalid='true'] {
+    border-color: var(--lr-err);
+  }
   button {
     font: inherit;
     font-weight: 600;

@@ -108,16 +108,6 @@ export class LrGamesView extends LitElement {
         display: inline-block;
         margin-right: 6px;
       }
-      input[type='text'],
-      input[type='search'] {
-        font: inherit;
-        color: var(--lr-text);
-        background: var(--lr-bg);
-        border: 1px solid var(--lr-border);
-        border-radius: 10px;
-        padding: 10px 12px;
-        width: 100%;
-      }
       label {
         display: grid;
         gap: 4px;

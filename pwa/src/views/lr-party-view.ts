@@ -124,21 +124,6 @@ export class LrPartyView extends LitElement {
         font-weight: 600;
         font-size: 14px;
       }
-      input[type='text'],
-      input[type='url'] {
-        font: inherit;
-        color: var(--lr-text);
-        background: var(--lr-bg);
-        border: 1px solid var(--lr-border);
-        border-radius: 10px;
-        padding: 10px 12px;
-        min-height: 42px;
-        width: 100%;
-        min-width: 0;
-      }
-      input[aria-invalid='true'] {
-        border-color: var(--lr-err);
-      }
       input[readonly] {
         font-family: var(--lr-mono);
         font-size: 13px;

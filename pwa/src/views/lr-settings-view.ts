@@ -149,19 +149,6 @@ export class LrSettingsView extends LitElement {
         font-weight: 600;
         font-size: 14px;
       }
-      input[type='text'] {
-        font: inherit;
-        color: var(--lr-text);
-        background: var(--lr-bg);
-        border: 1px solid var(--lr-border);
-        border-radius: 10px;
-        padding: 10px 12px;
-        min-height: 42px;
-        width: 100%;
-      }
-      input[aria-invalid='true'] {
-        border-color: var(--lr-err);
-      }
       .hint {
         font-size: 12.5px;
         color: var(--lr-muted);
