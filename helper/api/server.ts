@@ -1,4 +1,5 @@
 import { Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js';
+import type { Need } from '../authz/authz.js';
 import type { Logger } from '../core/log.js';
 import { addReflection } from './reflection.js';
 import { wrapService, type Handler, type WrapOptions } from './wrap.js';
@@ -10,6 +11,8 @@ export interface ServiceEntry {
   handlers: Record<string, Handler>;
   /** Methods that change state or send packets: they need the install token. */
   mutating: ReadonlySet<string>;
+  /** Per-method needs beyond read/control (helper/authz: 'admin', 'pair'). */
+  needs?: Readonly<Record<string, Need>>;
 }
 
 export interface GrpcServerHandle {
@@ -26,7 +29,7 @@ export async function startGrpcServer(opts: { host: string; port: number; token:
     'grpc.keepalive_permit_without_calls': 1,
   });
   for (const s of opts.services) {
-    const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating, ...(opts.authorize && { authorize: opts.authorize }) });
+    const { definition, implementation } = wrapService(s.definition, s.handlers, { token: opts.token, log: opts.log, mutating: s.mutating, ...(s.needs && { needs: s.needs }), ...(opts.authorize && { authorize: opts.authorize }) });
     server.addService(definition, implementation);
   }
   addReflection(server, opts.log);

@@ -33,6 +33,8 @@ export interface WrapOptions {
   log: Logger;
   /** Method names (as in the generated definition, e.g. "updateSettings") that need the token. */
   mutating: ReadonlySet<string>;
+  /** Per-method needs beyond read/control ('admin', 'pair'); they win over `mutating`. */
+  needs?: Readonly<Record<string, Need>>;
   /** Who may call (helper/authz): replaces the bare token check when given; every call asks it. */
   authorize?: (call: { getPeer(): string; metadata: Metadata }, need: Need) => Promise<Decision>;
 }
@@ -66,7 +68,7 @@ export function wrapService(
       },
     };
     const log = opts.log.child({ method: m.path });
-    const need: Need = opts.mutating.has(name) ? 'control' : 'read';
+    const need: Need = opts.needs?.[name] ?? (opts.mutating.has(name) ? 'control' : 'read');
     const check = async (req: unknown, call: { getPeer(): string; metadata: Metadata }): Promise<void> => {
       const md = call.metadata;
       if (opts.authorize) {
@@ -74,7 +76,7 @@ export function wrapService(
         if (!d.ok) throw new ApiError(d.reason === 'unauthenticated' ? Status.UNAUTHENTICATED : Status.PERMISSION_DENIED, d.message);
       }
       if (isMalformed(req)) throw new ApiError(Status.INVALID_ARGUMENT, `request is not a valid ${m.path} message: ${req[MALFORMED]}`);
-      if (!opts.authorize && need === 'control') {
+      if (!opts.authorize && (need === 'control' || need === 'admin')) {
         const presented = bearerToken(md.get('authorization')[0]?.toString());
         if (!tokenMatches(opts.token, presented)) {
           throw new ApiError(

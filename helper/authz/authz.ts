@@ -12,13 +12,18 @@
 // to localhost (CSRF), and the token reaches only pages that pass the Host/Origin guards, and only
 // for users with control.
 
-export type Need = 'read' | 'control';
+// 'admin': managing remote access itself (pairing, revoking, the listener); only the local
+// controller, never a paired device, so a phone cannot widen remote access.
+// 'pair': trading a pairing code for a token; the code is the credential.
+export type Need = 'read' | 'control' | 'admin' | 'pair';
 
 export type Identity =
   /** A caller on this machine; uid null = the kernel did not say (connection gone, no /proc). */
   | { kind: 'local'; uid: number | null; via: 'grpc' | 'web'; tokenOk: boolean; tokenPresented?: boolean }
   /** A paired device (a phone) with its scoped token, arriving through the remote listener. */
-  | { kind: 'remote'; scope: 'view' | 'control'; deviceId: string };
+  | { kind: 'remote'; scope: 'view' | 'control'; deviceId: string }
+  /** An unpaired device on the remote listener: it may only try a pairing code. */
+  | { kind: 'pairing' };
 
 export type LocalIdentity = Extract<Identity, { kind: 'local' }>;
 
@@ -39,11 +44,18 @@ export function isController(uid: number | null, policy: Policy): boolean {
   return uid !== null && (uid === 0 || uid === policy.selfUid || uid === policy.operatorUid);
 }
 
-export function authorize(id: Identity, need: Need, policy: Policy): Decision {
+export function authorize(id: Identity, want: Need, policy: Policy): Decision {
+  if (id.kind === 'pairing') {
+    if (want === 'pair') return OK;
+    return { ok: false, reason: 'unauthenticated', message: 'this device is not paired: scan the pairing QR code shown in LANrage on the desktop (Settings, Phone)' };
+  }
   if (id.kind === 'remote') {
-    if (need === 'read' || id.scope === 'control') return OK;
+    if (want === 'admin') return { ok: false, reason: 'denied', message: 'a paired device may not manage remote access (pairings, revocation, the listener): do that on the desktop' };
+    if (want === 'read' || want === 'pair' || id.scope === 'control') return OK;
     return { ok: false, reason: 'denied', message: 'this paired device has a view-only token; pair it again with control access from the desktop to change things' };
   }
+  // Locally, managing remote access is control and pairing is a read.
+  const need = want === 'admin' ? 'control' : want === 'pair' ? 'read' : want;
   if (!policy.ownersKnowable) {
     if (need === 'read' || id.tokenOk) return OK;
     return { ok: false, reason: 'unauthenticated', message: 'this call changes the helper and needs the install token: send metadata "authorization: Bearer <token>" (the token is in the helper state directory, file api-token)' };
@@ -70,10 +82,12 @@ export function authorize(id: Identity, need: Need, policy: Policy): Decision {
 export const FORWARDED_METADATA = 'x-lanrage-forwarded-for';
 
 export function encodeForwarded(id: Identity): string {
+  if (id.kind === 'pairing') return 'pairing';
   return id.kind === 'local' ? `local;uid=${id.uid ?? '-'};via=${id.via};token=${id.tokenOk ? 1 : 0}` : `remote;scope=${id.scope};device=${id.deviceId}`;
 }
 
 export function decodeForwarded(v: string): Identity | null {
+  if (v === 'pairing') return { kind: 'pairing' };
   const [kind, ...parts] = v.split(';');
   const f = new Map(parts.map((p) => p.split('=', 2) as [string, string]));
   if (kind === 'local') {

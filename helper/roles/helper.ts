@@ -46,6 +46,9 @@ import { startGames } from '../games/games.js';
 import { toProtoDetection } from '../games/proto.js';
 import { GameProfilesRepo } from '../store/game-profiles-repo.js';
 import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
+import { RemoteAccess } from '../remote/remote-access.js';
+import { PairedDevicesRepo } from '../store/paired-devices-repo.js';
+import { remoteAccessDefinition, remoteAccessHandlers, remoteAccessNeeds, remotePairingDefinition, remotePairingHandlers, remotePairingNeeds } from '../api/remote-service.js';
 
 export const DEFAULT_HTTP_PORT = 8666;
 export const DEFAULT_GRPC_PORT = 8667;
@@ -245,6 +248,20 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   });
   sampler.start();
 
+  const metricsEndpoint = { registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats() }) };
+  let grpcTarget = '';
+  // Phone access (helper/remote): off until the desktop turns it on.
+  const remote = new RemoteAccess({
+    stateDir: opts.stateDir,
+    store: new StateRepo(db),
+    devices: new PairedDevicesRepo(db),
+    grpcTarget: () => grpcTarget,
+    staticDir: opts.pwaDir,
+    policy: access.policy,
+    metrics: metricsEndpoint,
+    log: log.child({ part: 'remote' }),
+  });
+
   const grpc = await startGrpcServer({
     host: opts.host,
     port: opts.grpcPort,
@@ -277,9 +294,12 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: discordDefinition, handlers: discordHandlers(discord), mutating: discordMutating },
       { definition: serverBrowserDefinition, handlers: sb.handlers(), mutating: serverBrowserMutating },
       { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector), mutating: gameMutating },
+      { definition: remoteAccessDefinition, handlers: remoteAccessHandlers(remote), mutating: new Set(), needs: remoteAccessNeeds },
+      { definition: remotePairingDefinition, handlers: remotePairingHandlers(remote), mutating: new Set(), needs: remotePairingNeeds },
     ],
   });
   state.grpcPort = grpc.port;
+  grpcTarget = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${grpc.port}`;
   access.setGrpcPort(grpc.port);
 
   let http;
@@ -287,13 +307,13 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     http = await startHttpServer({
       host: opts.host,
       port: opts.httpPort,
-      grpcTarget: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${grpc.port}`,
+      grpcTarget,
       staticDir: opts.pwaDir,
       allowedHosts: opts.allowedHosts,
       token,
       door: access.httpDoor,
       log: log.child({ part: 'http' }),
-      metrics: { token, registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats() }) },
+      metrics: metricsEndpoint,
     });
   } catch (err) {
     nc.close();
@@ -306,6 +326,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   }
   state.httpPort = http.port;
   if (!opts.pwaDir) log.warn('the PWA is not built, so http://localhost serves only the API: run `npm run build`');
+  await remote.start();
   await lan.start();
   sb.start();
   await party.start();
@@ -322,6 +343,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       games.stop();
       netmon.stop();
       nc.close();
+      await remote.close();
       await http.close();
       await grpc.close(2000);
       pm.stop();

@@ -95,4 +95,18 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
     ) STRICT;
     CREATE INDEX path_changes_ts ON path_changes(ts_ms);`,
   },
+  {
+    version: 7,
+    name: 'paired devices',
+    // Phones paired for remote access; token_hash = SHA-256 of the bearer token (hex), never the
+    // token itself, so a copy of the database grants nothing.
+    sql: `CREATE TABLE paired_devices (
+      device_id   TEXT PRIMARY KEY,
+      name        TEXT NOT NULL,
+      scope       TEXT NOT NULL CHECK (scope IN ('view', 'control')),
+      token_hash  TEXT NOT NULL UNIQUE,
+      created_ms  INTEGER NOT NULL,
+      last_seen_ms INTEGER NOT NULL
+    ) STRICT;`,
+  },
 ];

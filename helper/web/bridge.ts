@@ -47,6 +47,13 @@ function trailersOnly(res: ServerResponse, contentType: string, code: number, me
   res.end();
 }
 
+/** A gRPC-Web refusal before any call is made (the phone listener's token and rate checks). */
+export function refuseGrpcWeb(req: IncomingMessage, res: ServerResponse, code: number, message: string): void {
+  const ct = classifyContentType(req.headers['content-type']);
+  discardRest(req);
+  trailersOnly(res, ct?.responseContentType ?? 'application/grpc-web-text+proto', code, message);
+}
+
 type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too-large' | 'aborted' };
 
 function discardRest(req: IncomingMessage): void {

@@ -28,11 +28,12 @@ export function checkHost(host: string | undefined, accepted: readonly string[])
   };
 }
 
-// Only our own origin: an Origin header that is present must be exactly http://<Host>. 'null'
-// (sandboxed frames, file: pages, some redirects) is foreign too.
-export function checkOrigin(origin: string | undefined, host: string): GuardDecision {
+// Only our own origin: an Origin header that is present must be exactly <scheme>://<Host> (https
+// on the phone listener, http on loopback). 'null' (sandboxed frames, file: pages, some
+// redirects) is foreign too.
+export function checkOrigin(origin: string | undefined, host: string, scheme: 'http' | 'https' = 'http'): GuardDecision {
   if (origin === undefined) return OK;
-  if (origin.trim().toLowerCase() === `http://${host.trim().toLowerCase()}`) return OK;
+  if (origin.trim().toLowerCase() === `${scheme}://${host.trim().toLowerCase()}`) return OK;
   return { ok: false, status: 403, reason: 'Cross-origin requests are not allowed; use the LANrage app served by this helper.' };
 }
 
@@ -54,10 +55,10 @@ export interface GuardInput {
   sensitive: boolean;
 }
 
-export function guardRequest(input: GuardInput, accepted: readonly string[]): GuardDecision {
+export function guardRequest(input: GuardInput, accepted: readonly string[], scheme: 'http' | 'https' = 'http'): GuardDecision {
   const host = checkHost(input.host, accepted);
   if (!host.ok || input.host === undefined) return host;
-  const origin = checkOrigin(input.origin, input.host);
+  const origin = checkOrigin(input.origin, input.host, scheme);
   if (!origin.ok) return origin;
   return checkFetchSite(input.secFetchSite, input.sensitive);
 }

@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../core/log.js';
-import { authorize, encodeForwarded } from '../authz/authz.js';
+import { authorize, encodeForwarded, type Decision } from '../authz/authz.js';
+import { bearerToken, tokenMatches } from '../core/token.js';
+import { closeServer, listenOn } from './listen.js';
 import { httpCaller, type LocalDoor } from '../authz/caller.js';
 import { handleGrpcWeb } from './bridge.js';
 import { isGrpcWebPath } from './grpc-web-frames.js';
@@ -87,7 +88,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return;
     }
     if (pathname === '/metrics' && opts.metrics) {
-      await serveMetrics(req, res, opts.metrics);
+      const caller = await who();
+      // Without a door (some tests) only the install token opens it.
+      const may: Decision = door && caller ? authorize(caller, 'read', door.policy) : tokenMatches(opts.token, bearerToken(one(req.headers.authorization))) ? { ok: true } : { ok: false, reason: 'unauthenticated', message: 'send "Authorization: Bearer <install token>"' };
+      await serveMetrics(req, res, opts.metrics, may);
       return;
     }
     if (pathname === '/api' || pathname.startsWith('/api/')) {
@@ -121,19 +125,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => {
-      client.close();
-      reject(err);
-    };
-    server.once('error', onError);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  const port = await listenOn(server, opts.port, opts.host, () => client.close());
   server.on('error', (err) => log.warn('http server error', { err }));
-  const port = (server.address() as AddressInfo).port;
   accepted = acceptedHosts(port, opts.allowedHosts);
   log.info('http listening', { host: opts.host, port, staticDir: opts.staticDir });
 
@@ -141,12 +134,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   return {
     port,
     close(): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Live streams would otherwise hold close() open forever.
-        server.closeAllConnections();
-        client.close();
-      });
+      closing ??= closeServer(server, () => client.close());
       return closing;
     },
   };

@@ -164,6 +164,22 @@ test('the operator controls the helper without sudo: CLI, /api/session and gRPC-
   assert.equal(await deviceNameAsRoot(), 'Operator Two');
 });
 
+test('/metrics goes through helper/authz: root and the operator without a token, another user not even with it', async (t) => {
+  if (!ready(t)) return;
+  const url = `http://127.0.0.1:${h!.httpPort}/metrics`;
+  const asRoot = await fetch(url);
+  assert.equal(asRoot.status, 200);
+  assert.match(await asRoot.text(), /lanrage_/);
+  const asOp = await op!.exec(['curl', '-s', '-w', '\n%{http_code}', url]);
+  assert.match(asOp.stdout.toString(), /lanrage_[\s\S]*\n200$/);
+  for (const headers of [[], ['-H', `authorization: Bearer ${h!.token}`]]) {
+    const r = await other!.exec(['curl', '-s', '-w', '\n%{http_code}', ...headers, url]);
+    const out = r.stdout.toString();
+    assert.match(out, /\n403$/, out);
+    assert.equal(out.includes('lanrage_'), false);
+  }
+});
+
 test('root keeps control with the install token; the helper logs who the operator is', async (t) => {
   if (!ready(t)) return;
   const line = h!.logs.find((l) => l.includes('"local access"'));
