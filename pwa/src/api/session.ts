@@ -1,6 +1,27 @@
 // The per-install token that mutating calls need. The helper serves it at /api/session only to
 // its own origin, so the page asks once and keeps it in memory (never in storage).
+// On a phone (the helper's HTTPS remote listener) there is no session: the device token from
+// pairing is kept in localStorage and sent on every call, reads included.
 import { ApiError, Code } from './errors.js';
+
+const DEVICE_TOKEN_KEY = 'lanrage.deviceToken';
+
+/** True on the remote (phone) listener: the local helper serves only plain HTTP on loopback. */
+export function onRemote(): boolean {
+  return window.location.protocol === 'https:';
+}
+
+export function deviceToken(): string | null {
+  try {
+    return window.localStorage.getItem(DEVICE_TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setDeviceToken(token: string): void {
+  window.localStorage.setItem(DEVICE_TOKEN_KEY, token);
+}
 
 let pending: Promise<string> | undefined;
 
@@ -22,6 +43,10 @@ async function fetchToken(): Promise<string> {
 
 /** The session token, fetched on first use; a failed fetch is forgotten so the next call retries. */
 export function sessionToken(): Promise<string> {
+  if (onRemote()) {
+    const t = deviceToken();
+    return t ? Promise.resolve(t) : Promise.reject(new ApiError(Code.UNAUTHENTICATED, 'This phone is not paired: scan the QR code in LANrage on the desktop (Settings, Phone).'));
+  }
   if (!pending) {
     pending = fetchToken().catch((err: unknown) => {
       pending = undefined;

@@ -2,7 +2,7 @@
 // grpc-web codegen (protoc-gen-grpc-web) is needed next to ts-proto.
 import { GrpcWebClientBase, MethodDescriptor, MethodType, type Metadata, type RpcError } from 'grpc-web';
 import { ApiError, Code, toApiError } from './errors.js';
-import { forgetSessionToken, sessionToken } from './session.js';
+import { forgetSessionToken, onRemote, sessionToken } from './session.js';
 
 /** What ts-proto's MessageFns<T> offers that the wire needs. */
 export interface Codec<T> {
@@ -27,6 +27,8 @@ export interface ServiceDef {
 export interface CallOptions {
   /** Send the install token: every call that changes something needs it. */
   auth?: boolean;
+  /** Send no token even on the phone (Pair, which trades a code for the token). */
+  anonymous?: boolean;
   /** Unary calls only; milliseconds. */
   timeoutMs?: number;
 }
@@ -77,7 +79,7 @@ function descriptorFor<Req, Res>(service: ServiceDef, method: MethodDef<Req, Res
 
 async function metadataFor(opts: CallOptions, unary: boolean): Promise<Metadata> {
   const md: Metadata = {};
-  if (opts.auth) md['authorization'] = `Bearer ${await sessionToken()}`;
+  if (!opts.anonymous && (opts.auth || onRemote())) md['authorization'] = `Bearer ${await sessionToken()}`;
   // grpc-web turns `deadline` (epoch ms) into a grpc-timeout header and an XHR timeout.
   if (unary) md['deadline'] = String(Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS));
   return md;

@@ -2,6 +2,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import { LiveController } from '../data/store-controller.js';
 import { inviteFromPageUrl } from '../data/party.js';
+import { onPairingOutcome, pairingOutcome, scopeLabel } from '../data/remote.js';
 import type { ConnectionState } from '../data/store.js';
 import { shared } from '../styles/shared.js';
 import './lr-status-view.js';
@@ -185,14 +186,25 @@ export class LrApp extends LitElement {
     `,
   ];
 
+  private offPairing: (() => void) | undefined;
+
   override connectedCallback(): void {
     super.connectedCallback();
     window.addEventListener('hashchange', this.onHash);
+    this.offPairing = onPairingOutcome(() => this.requestUpdate());
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     window.removeEventListener('hashchange', this.onHash);
+    this.offPairing?.();
+  }
+
+  private renderPairing() {
+    const p = pairingOutcome();
+    if (p.state === 'none') return nothing;
+    const text = p.state === 'paired' ? `This phone is paired (${scopeLabel(p.scope)}).` : p.message;
+    return html`<p class="card" role=${p.state === 'failed' ? 'alert' : 'status'} data-testid="pair-result" data-state=${p.state}>${text}</p>`;
   }
 
   private renderView() {
@@ -232,7 +244,7 @@ export class LrApp extends LitElement {
             data-streams=${streamsOpened}>${CONNECTION_LABEL[connection]}</span>
         </div>
       </header>
-      <main>${this.renderView()}</main>
+      <main>${this.renderPairing()}${this.renderView()}</main>
       <lr-update-prompt></lr-update-prompt>
     `;
   }

@@ -16,6 +16,8 @@ import {
 import { ApiError, Code } from '../api/errors.js';
 import { shared } from '../styles/shared.js';
 import '../components/lr-discord-settings.js';
+import '../components/lr-phone-settings.js';
+import { onRemote } from '../api/session.js';
 
 type TextField = Exclude<SettingsField, 'broadcastEnabled'>;
 
@@ -391,6 +393,7 @@ export class LrSettingsView extends LitElement {
         </div>
       </form>
       <lr-discord-settings></lr-discord-settings>
+      ${onRemote() ? nothing : html`<lr-phone-settings></lr-phone-settings>`}
     `;
   }
 }
