@@ -30,12 +30,14 @@ export function browserReady(t: { skip(msg: string): void }): boolean {
 }
 
 /** Headless Chromium with a fresh profile (flags from STACK-NOTES.md: they work as root). */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(opts: { executablePath?: string; phone?: boolean; ignoreHTTPSErrors?: boolean } = {}): Promise<Browser> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'lanrage-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath: opts.executablePath ?? CHROMIUM,
     headless: true,
-    viewport: DESKTOP,
+    viewport: opts.phone ? PHONE : DESKTOP,
+    ...(opts.phone && { isMobile: true, hasTouch: true, deviceScaleFactor: 3 }),
+    ...(opts.ignoreHTTPSErrors && { ignoreHTTPSErrors: true }),
     args: [
       '--no-sandbox',
       '--disable-gpu',
