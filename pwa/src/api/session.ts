@@ -19,6 +19,13 @@ export function deviceToken(): string | null {
   }
 }
 
+let pairing: Promise<unknown> = Promise.resolve();
+
+/** Calls made while a pairing link is being redeemed wait for it (they need its token). */
+export function holdCallsUntil(p: Promise<unknown>): void {
+  pairing = p.catch(() => undefined);
+}
+
 export function setDeviceToken(token: string): void {
   window.localStorage.setItem(DEVICE_TOKEN_KEY, token);
 }
@@ -44,8 +51,11 @@ async function fetchToken(): Promise<string> {
 /** The session token, fetched on first use; a failed fetch is forgotten so the next call retries. */
 export function sessionToken(): Promise<string> {
   if (onRemote()) {
-    const t = deviceToken();
-    return t ? Promise.resolve(t) : Promise.reject(new ApiError(Code.UNAUTHENTICATED, 'This phone is not paired: scan the QR code in LANrage on the desktop (Settings, Phone).'));
+    return pairing.then(() => {
+      const t = deviceToken();
+      if (t) return t;
+      throw new ApiError(Code.UNAUTHENTICATED, 'This phone is not paired: scan the QR code in LANrage on the desktop (Settings, Phone).');
+    });
   }
   if (!pending) {
     pending = fetchToken().catch((err: unknown) => {

@@ -144,10 +144,10 @@ export class LrPhoneSettings extends LitElement {
                   browser shows the SHA-256 fingerprint <code data-testid="remote-fingerprint">${a.certificateSha256}</code>.</p>
                 <div class="row">
                   <label for="p-scope">New phone may</label>
-                  <select id="p-scope" data-testid="pair-scope" .value=${String(this.scope)}
+                  <select id="p-scope" data-testid="pair-scope"
                     @change=${(e: Event) => (this.scope = Number((e.target as HTMLSelectElement).value) as RemoteScope)}>
-                    <option value=${RemoteScope.REMOTE_SCOPE_VIEW}>view only</option>
-                    <option value=${RemoteScope.REMOTE_SCOPE_CONTROL}>control</option>
+                    <option value=${RemoteScope.REMOTE_SCOPE_VIEW} ?selected=${this.scope === RemoteScope.REMOTE_SCOPE_VIEW}>view only</option>
+                    <option value=${RemoteScope.REMOTE_SCOPE_CONTROL} ?selected=${this.scope === RemoteScope.REMOTE_SCOPE_CONTROL}>control</option>
                   </select>
                   <button type="button" data-testid="pair-create" ?disabled=${this.busy} @click=${() => void this.pair()}>Show pairing QR code</button>
                 </div>
