@@ -20,7 +20,9 @@ export interface PhoneNet {
   destroy(): Promise<void>;
 }
 
-export async function createPhoneNet(): Promise<PhoneNet> {
+/** `desktopNs`: the namespace of the helper's machine (a lab host); this one by default. */
+export async function createPhoneNet(desktopNs?: string): Promise<PhoneNet> {
+  const d = desktopNs === undefined ? [] : ['-n', desktopNs];
   const id = [...randomBytes(6)].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
   const ns = `lr${id}-phone`;
   // 198.18.0.0/15 is for benchmarking: nothing real uses it; one /30 per run.
@@ -40,9 +42,9 @@ export async function createPhoneNet(): Promise<PhoneNet> {
   };
   try {
     await run('ip', ['netns', 'add', ns]);
-    await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns]);
-    await run('ip', ['addr', 'add', `${desktopIp}/30`, 'dev', hostIf]);
-    await run('ip', ['link', 'set', hostIf, 'up']);
+    await run('ip', [...d, 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns]);
+    await run('ip', [...d, 'addr', 'add', `${desktopIp}/30`, 'dev', hostIf]);
+    await run('ip', [...d, 'link', 'set', hostIf, 'up']);
     await run('ip', ['-n', ns, 'addr', 'add', `${phoneIp}/30`, 'dev', nsIf]);
     await run('ip', ['-n', ns, 'link', 'set', nsIf, 'up']);
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
