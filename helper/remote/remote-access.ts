@@ -52,14 +52,16 @@ export interface RemoteAccessDeps {
   policy: Policy;
   metrics?: MetricsEndpoint | undefined;
   log: Logger;
+  /** Interfaces the listener must never use: the WireGuard one (party members would reach it). */
+  excludeInterfaces?: () => string[];
   /** Injected in tests; os.networkInterfaces by default. */
   localAddresses?: () => string[];
   now?: () => number;
 }
 
-/** This machine's non-loopback addresses, IPv4 first. */
-export function lanAddresses(): string[] {
-  const all = Object.values(networkInterfaces()).flatMap((l) => l ?? []);
+/** This machine's non-loopback addresses, IPv4 first, leaving out `exclude`d interfaces. */
+export function lanAddresses(exclude: readonly string[] = []): string[] {
+  const all = Object.entries(networkInterfaces()).flatMap(([name, l]) => (exclude.includes(name) ? [] : l ?? []));
   const usable = all.filter((a) => !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80')));
   return [...usable.filter((a) => a.family === 'IPv4'), ...usable.filter((a) => a.family === 'IPv6')].map((a) => a.address);
 }
@@ -171,7 +173,7 @@ export class RemoteAccess {
   }
 
   private validate(address: string, port: number): RemoteConfig {
-    const local = (this.deps.localAddresses ?? lanAddresses)();
+    const local = this.deps.localAddresses?.() ?? lanAddresses(this.deps.excludeInterfaces?.() ?? []);
     const addr = address.trim() === '' ? local.find((a) => isIP(a) === 4) ?? '' : address.trim();
     if (addr === '') throw new ApiError(Status.FAILED_PRECONDITION, 'this machine has no LAN address to listen on: connect it to a network first');
     if (isIP(addr) === 0) throw invalidArgument('listen_address must be an IPv4 or IPv6 address');

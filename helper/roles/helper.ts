@@ -259,6 +259,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     staticDir: opts.pwaDir,
     policy: access.policy,
     metrics: metricsEndpoint,
+    excludeInterfaces: () => [opts.interfaceName ?? state.settings.interfaceName],
     log: log.child({ part: 'remote' }),
   });
 

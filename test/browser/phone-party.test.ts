@@ -12,6 +12,7 @@ import { exposeNamespacePort } from '../lab/ns-expose.js';
 import { createPhoneNet, type PhoneNet } from '../lab/phone-net.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { parsePing, percentile } from '../bench/bench-lib.js';
+import { pairPhone } from './phone-lib.js';
 import { PHONE, browserReady, freePort, launchBrowser, shot, text, until, waitLive, type Browser } from './browser-lib.js';
 
 const DIRECT = 2;
@@ -53,13 +54,10 @@ test('a paired phone on the LAN sees per-player metrics move, in line with ping 
     const link = await text(d.locator('[data-testid="pair-link"]'));
     assert.match(link, new RegExp(`^https://${net.desktopIp.replace(/\./g, '\\.')}:8668/#pair=`));
 
-    phone = await launchBrowser({ executablePath: net.wrapper('/usr/bin/chromium'), phone: true, ignoreHTTPSErrors: true });
+    const paired = await pairPhone(net, link);
+    phone = paired.phone;
     const p = phone.page;
-    const t0 = performance.now();
-    await p.goto(link);
-    await p.waitForSelector('[data-testid="pair-result"][data-state="paired"]', { timeout: 30_000 });
-    await waitLive(p, 30_000);
-    t.diagnostic(`pairing with a party running: link → paired and live ${(performance.now() - t0).toFixed(0)} ms (load ${load()})`);
+    t.diagnostic(`pairing with a party running: link → paired and live ${paired.pairingMs.toFixed(0)} ms (load ${load()})`);
     assert.match(await text(p.locator('[data-testid="pair-result"]')), /control/);
 
     await p.goto(link.replace(/#.*$/, '#/party'));

@@ -14,6 +14,7 @@ import { SettingsServiceClient, UpdateSettingsRequest, GetSettingsRequest, type 
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
 import { labAvailable } from '../lab/lab.js';
 import { createPhoneNet, type PhoneNet } from '../lab/phone-net.js';
+import { pairPhone } from './phone-lib.js';
 import { browserReady, call, launchBrowser, shot, text, until, waitLive, DESKTOP, PHONE, type Browser } from './browser-lib.js';
 
 let h: HelperProcess | undefined;
@@ -121,13 +122,10 @@ test('phone: pair by the QR link from another namespace, see live data, view can
   await shot(d, 'phone-desktop-card', DESKTOP, true);
 
   // The phone, in its own namespace: open the link, pair, go live.
-  phone = await launchBrowser({ executablePath: net!.wrapper('/usr/bin/chromium'), phone: true, ignoreHTTPSErrors: true });
+  const paired = await pairPhone(net!, link);
+  phone = paired.phone;
   const p = phone.page;
-  const t0 = performance.now();
-  await p.goto(link);
-  await p.waitForSelector('[data-testid="pair-result"][data-state="paired"]', { timeout: 20_000 });
-  await waitLive(p, 20_000);
-  const pairingMs = performance.now() - t0;
+  const pairingMs = paired.pairingMs;
   t.diagnostic(`pairing: link opened → paired and live in ${pairingMs.toFixed(0)} ms (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
   assert.equal(await p.evaluate('location.hash'), '', 'the one-time code is gone from the address bar');
   assert.equal(await p.evaluate('window.innerWidth'), PHONE.width);
