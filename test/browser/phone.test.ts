@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { connect, type PeerCertificate } from 'node:tls';
 import { loadavg } from 'node:os';
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { PairRequest, RemoteAccessServiceClient, RemoteScope, type ListPairedDevicesResponse, type SetRemoteAccessResponse, type CreatePairingResponse } from '../../helper/gen/lanrage/v1/remote.js';
+import { PairRequest, PairResponse, RemoteAccessServiceClient, RemoteScope, type ListPairedDevicesResponse, type SetRemoteAccessResponse, type CreatePairingResponse } from '../../helper/gen/lanrage/v1/remote.js';
 import { SettingsServiceClient, UpdateSettingsRequest, GetSettingsRequest, type GetSettingsResponse } from '../../helper/gen/lanrage/v1/settings.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
 import { labAvailable } from '../lab/lab.js';
@@ -77,7 +77,7 @@ const frame = (msg: Uint8Array): Buffer => {
 };
 
 /** A gRPC-Web call to the remote listener from Node; the grpc-status from headers or trailer. */
-function webCall(port: number, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ httpStatus: number; grpcStatus: number | null; text: string }> {
+function webCall(port: number, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ httpStatus: number; grpcStatus: number | null; text: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: net!.desktopIp, port, path, method: 'POST', rejectUnauthorized: false, headers: { host: `${net!.desktopIp}:${port}`, 'content-type': 'application/grpc-web+proto', 'content-length': String(body.length), ...headers } },
@@ -85,9 +85,10 @@ function webCall(port: number, path: string, body: Buffer, headers: Record<strin
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          const all = Buffer.concat(chunks).toString('latin1');
+          const raw = Buffer.concat(chunks);
+          const all = raw.toString('latin1');
           const m = /grpc-status:\s*(\d+)/i.exec(String(res.headers['grpc-status'] !== undefined ? `grpc-status:${String(res.headers['grpc-status'])}` : all));
-          resolve({ httpStatus: res.statusCode ?? 0, grpcStatus: m ? Number(m[1]) : null, text: all + String(res.headers['grpc-message'] ?? '') });
+          resolve({ httpStatus: res.statusCode ?? 0, grpcStatus: m ? Number(m[1]) : null, text: all + String(res.headers['grpc-message'] ?? ''), body: raw });
         });
       },
     );
@@ -165,17 +166,65 @@ test('phone: pair by the QR link from another namespace, see live data, view can
   assert.match(await fromPhone('A'.repeat(43)), /grpc-status:7\b/);
   assert.equal(await pairedCount(), 1);
 
+  // A control token changes things, but cannot manage remote access either.
+  const ctlCode = (await call<CreatePairingResponse>((cb) => rc.createPairing({ scope: RemoteScope.REMOTE_SCOPE_CONTROL }, md(), cb))).link.split('#pair=')[1]!;
+  const paired2 = await webCall(port, PAIR, pairBody(ctlCode, 'Tablet'));
+  assert.equal(paired2.grpcStatus, 0, paired2.text);
+  const pr = PairResponse.decode(paired2.body.subarray(5, 5 + paired2.body.readUInt32BE(1)));
+  assert.equal(pr.scope, RemoteScope.REMOTE_SCOPE_CONTROL);
+  const ctl = { authorization: `Bearer ${pr.token}` };
+  assert.equal((await webCall(port, '/lanrage.v1.SettingsService/UpdateSettings', frame(UpdateSettingsRequest.encode({ settings: { deviceName: 'Tablet Set', controlServerUrl: '', interfaceName: '', listenPort: 0, mtu: 0, broadcastEnabled: false, broadcastPorts: [], metricsRetentionHours: 0 }, updateMask: ['device_name'] }).finish()), ctl)).grpcStatus, 0);
+  assert.equal(await deviceName(), 'Tablet Set');
+  assert.equal((await webCall(port, '/lanrage.v1.RemoteAccessService/CreatePairing', frame(new Uint8Array([8, 2])), ctl)).grpcStatus, 7);
+  assert.equal((await webCall(port, '/lanrage.v1.RemoteAccessService/SetRemoteAccess', frame(new Uint8Array()), ctl)).grpcStatus, 7);
+  assert.equal((await webCall(port, '/lanrage.v1.RemoteAccessService/ListPairedDevices', frame(new Uint8Array()), ctl)).grpcStatus, 7);
+  // Paired tokens may read /metrics on the phone listener (it is what Watch shows); no token may not.
+  const metrics = async (headers: Record<string, string>): Promise<number> =>
+    new Promise((resolve, reject) => {
+      request({ host: net!.desktopIp, port, path: '/metrics', rejectUnauthorized: false, headers: { host: `${net!.desktopIp}:${port}`, ...headers } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject).end();
+    });
+  assert.equal(await metrics({ authorization: `Bearer ${token}` }), 200);
+  assert.equal(await metrics({}), 401);
+  assert.equal(await pairedCount(), 2);
+
   // Revoke on the desktop: the phone's open stream ends at once.
   await p.goto(p.url().replace(/#.*$/, '') + '#/status');
   await waitLive(p, 20_000);
   const r0 = performance.now();
-  await d.locator('[data-testid="revoke"]').click();
+  await until('the desktop lists both', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 2);
+  await d.locator('[data-testid="device-row"]', { hasText: 'view only' }).getByTestId('revoke').click();
   await p.waitForSelector('[data-testid="conn-state"]:not([data-state="live"])', { timeout: 10_000 });
   const revokeMs = performance.now() - r0;
   t.diagnostic(`revoke: click on the desktop → the phone's live stream ended in ${revokeMs.toFixed(0)} ms (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
-  await until('the desktop list is empty', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 0);
+  await until('the desktop lists only the tablet', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
   const after = await webCall(port, '/lanrage.v1.HelperService/GetStatus', frame(new Uint8Array()), { authorization: `Bearer ${token}` });
   assert.equal(after.grpcStatus, 16, 'a revoked token gets UNAUTHENTICATED');
+
+  // The same, measured without browsers: the tablet's Watch stream, open, then revoked.
+  const opened = performance.now();
+  const ended = new Promise<number>((resolve, reject) => {
+    const req = request(
+      { host: net!.desktopIp, port, path: '/lanrage.v1.WatchService/Watch', method: 'POST', rejectUnauthorized: false, headers: { host: `${net!.desktopIp}:${port}`, 'content-type': 'application/grpc-web+proto', ...ctl } },
+      (res) => {
+        res.on('data', () => undefined);
+        res.on('close', () => resolve(performance.now()));
+      },
+    );
+    req.on('error', (err) => (performance.now() - opened > 500 ? resolve(performance.now()) : reject(err)));
+    req.end(frame(new Uint8Array()));
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  const tabletId = pr.deviceId;
+  const rv0 = performance.now();
+  await call((cb) => rc.revokePairedDevice({ deviceId: tabletId }, md(), cb));
+  const rv1 = performance.now();
+  const streamEnd = await ended;
+  t.diagnostic(`revoke (native gRPC call ${(rv1 - rv0).toFixed(1)} ms) → the tablet's Watch stream closed ${(streamEnd - rv0).toFixed(1)} ms after the call was sent (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  assert.ok(streamEnd - opened > 1400, 'the stream was open until the revoke');
+  assert.equal(await pairedCount(), 0);
   rc.close();
 });
 
@@ -209,6 +258,7 @@ test('phone listener: bad input gets a clear status and changes nothing', async 
   // Oversized and malformed pairing requests.
   const big = await webCall(port, PAIR, frame(PairRequest.encode({ code: 'A'.repeat(43), deviceName: 'x'.repeat(4000) }).finish()));
   assert.equal(big.grpcStatus, 8, big.text);
+  assert.match(big.text, /exceeds the limit/, 'refused for its size, not by the rate limit');
   const garbage = await webCall(port, PAIR, frame(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])));
   assert.equal(garbage.grpcStatus, 3, garbage.text);
   const badName = await webCall(port, PAIR, pairBody('A'.repeat(43), '<script>'));
