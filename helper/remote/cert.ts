@@ -1,7 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generate } from 'selfsigned';
 
 // The remote listener's TLS certificate: self-made (no CA will sign a LAN address), kept in the
 // state directory so its fingerprint — what the user compares on the phone — survives restarts.
@@ -35,6 +34,8 @@ export async function loadOrMakeCert(stateDir: string, address: string): Promise
   const file = join(stateDir, CERT_FILE);
   const existing = load(file, address);
   if (existing) return existing;
+  // Loaded only here: its X.509 stack costs every helper start otherwise, and most never need it.
+  const { generate } = await import('selfsigned');
   const notAfterDate = new Date(Date.now() + 825 * 86_400_000); // the longest validity browsers accept
   const made = await generate([{ name: 'commonName', value: `LANrage helper ${address}` }], {
     keyType: 'ec',
