@@ -199,6 +199,10 @@ test('phone: pair by the QR link from another namespace, see live data, view can
   await p.waitForSelector('[data-testid="conn-state"]:not([data-state="live"])', { timeout: 10_000 });
   const revokeMs = performance.now() - r0;
   t.diagnostic(`revoke: click on the desktop → the phone's live stream ended in ${revokeMs.toFixed(0)} ms (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  // And the phone says why, rather than retrying forever.
+  await p.getByText(/token is not valid \(revoked/).first().waitFor({ timeout: 20_000 });
+  assert.match(await text(p.locator('[data-testid="helper-down"] h1')), /does not answer this phone/);
+  await shot(p, 'phone-revoked', PHONE);
   await until('the desktop lists only the tablet', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
   const after = await webCall(port, '/lanrage.v1.HelperService/GetStatus', frame(new Uint8Array()), { authorization: `Bearer ${token}` });
   assert.equal(after.grpcStatus, 16, 'a revoked token gets UNAUTHENTICATED');

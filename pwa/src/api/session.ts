@@ -6,9 +6,17 @@ import { ApiError, Code } from './errors.js';
 
 const DEVICE_TOKEN_KEY = 'lanrage.deviceToken';
 
-/** True on the remote (phone) listener: the local helper serves only plain HTTP on loopback. */
+let pairingHere = false;
+
+/** This page is redeeming a pairing link (set before the code leaves the address bar). */
+export function markPairing(): void {
+  pairingHere = true;
+}
+
+/** True on a paired device (or one pairing now): its calls carry the device token. Not "https:"
+ * alone: an Envoy front serves the desktop's PWA over TLS too. */
 export function onRemote(): boolean {
-  return window.location.protocol === 'https:';
+  return pairingHere || deviceToken() !== null;
 }
 
 export function deviceToken(): string | null {
@@ -39,6 +47,8 @@ async function fetchToken(): Promise<string> {
   } catch (err) {
     throw new ApiError(Code.UNAVAILABLE, `Could not reach the helper for a session: ${String(err)}`);
   }
+  // 404: the phone listener, which never hands out the install token.
+  if (res.status === 404) throw new ApiError(Code.UNAUTHENTICATED, 'This device is not paired: scan the QR code in LANrage on the desktop (Settings, Phone).');
   if (!res.ok) throw new ApiError(Code.UNAUTHENTICATED, `The helper refused a session (HTTP ${res.status}).`);
   const body: unknown = await res.json();
   const token = typeof body === 'object' && body !== null ? (body as { token?: unknown }).token : undefined;

@@ -14,7 +14,7 @@ import {
   type RemoteAccess,
 } from '../gen/lanrage/v1/remote.js';
 import { unary } from '../api/transport.js';
-import { onRemote, setDeviceToken } from '../api/session.js';
+import { markPairing, setDeviceToken } from '../api/session.js';
 
 export type { PairedDevice, RemoteAccess };
 export { RemoteScope };
@@ -63,7 +63,9 @@ export type PairingOutcome = { state: 'none' } | { state: 'paired'; scope: Remot
 /** On the phone: when the page was opened from a pairing link, pair and keep the token. */
 export async function pairFromLocation(): Promise<PairingOutcome> {
   const m = PAIR_FRAGMENT.exec(window.location.hash);
-  if (!onRemote() || !m) return { state: 'none' };
+  // Pairing links are https (the phone listener); the desktop's own page never pairs itself.
+  if (!m || window.location.protocol !== 'https:') return { state: 'none' };
+  markPairing();
   // The code is single-use: drop it from the address bar and history whatever happens.
   history.replaceState(null, '', window.location.pathname + window.location.search);
   try {

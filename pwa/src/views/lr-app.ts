@@ -3,6 +3,7 @@ import { LitElement, css, html, nothing } from 'lit';
 import { LiveController } from '../data/store-controller.js';
 import { inviteFromPageUrl } from '../data/party.js';
 import { onPairingOutcome, pairingOutcome, scopeLabel } from '../data/remote.js';
+import { onRemote } from '../api/session.js';
 import type { ConnectionState } from '../data/store.js';
 import { shared } from '../styles/shared.js';
 import './lr-status-view.js';
@@ -202,14 +203,14 @@ export class LrApp extends LitElement {
 
   private renderPairing() {
     const p = pairingOutcome();
-    if (p.state === 'none') return nothing;
+    if (p.state === 'none' || (p.state === 'paired' && this.live.state.connection === 'helper-down')) return nothing;
     const text = p.state === 'paired' ? `This phone is paired (${scopeLabel(p.scope)}).` : p.message;
     return html`<p class="card" role=${p.state === 'failed' ? 'alert' : 'status'} data-testid="pair-result" data-state=${p.state}>${text}</p>`;
   }
 
   private renderView() {
     const { connection, lastError } = this.live.state;
-    if (connection === 'helper-down') return html`<lr-helper-down .detail=${lastError}></lr-helper-down>`;
+    if (connection === 'helper-down') return html`<lr-helper-down .detail=${lastError} .remote=${onRemote()}></lr-helper-down>`;
     switch (this.route) {
       case 'settings':
         return html`<lr-settings-view></lr-settings-view>`;

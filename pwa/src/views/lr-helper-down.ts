@@ -5,13 +5,16 @@ import { startLive } from '../data/live.js';
 import { shared } from '../styles/shared.js';
 
 export class LrHelperDown extends LitElement {
-  static override properties = { detail: { type: String } };
+  static override properties = { detail: { type: String }, remote: { type: Boolean } };
   /** The last error, for whoever needs to debug a helper that is running but unreachable. */
   declare detail: string | undefined;
+  /** On a paired phone: the fix is on the desktop, not a command here. */
+  declare remote: boolean;
 
   constructor() {
     super();
     this.detail = undefined;
+    this.remote = false;
   }
 
   static override styles = [
@@ -60,11 +63,14 @@ export class LrHelperDown extends LitElement {
   protected override render() {
     return html`<section class="card" role="alert" data-testid="helper-down">
       <div class="icon" aria-hidden="true">!</div>
-      <h1>The LANrage helper is not running.</h1>
-      <p>
-        Start it with <code>sudo npm start</code> in the LANrage folder (or
-        <code>sudo systemctl start lanrage</code>).
-      </p>
+      ${this.remote
+        ? html`<h1>LANrage on the desktop does not answer this phone.</h1>
+            <p>The helper may be stopped, phone access turned off, or this phone unpaired (see the error below).</p>`
+        : html`<h1>The LANrage helper is not running.</h1>
+            <p>
+              Start it with <code>sudo npm start</code> in the LANrage folder (or
+              <code>sudo systemctl start lanrage</code>).
+            </p>`}
       <p class="muted">This page reconnects by itself as soon as the helper answers.</p>
       <div class="row">
         <button type="button" class="secondary" data-testid="retry" @click=${() => startLive().retryNow()}>
