@@ -8,6 +8,7 @@ import { havePostgres, TestPostgres } from '../lib/postgres.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { startControlProcess, type ControlProcess } from '../lib/control-process.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
+import { eventually } from '../lib/wait.js';
 
 // Real helpers told two instances of one control service (`--control-url A,B`, and the invite
 // link's alternates) on one PostgreSQL: when instance A is killed, the helper that was on A moves
@@ -56,15 +57,6 @@ async function helper(controlUrls?: string): Promise<Api> {
   };
 }
 
-/** Polls an asynchronous condition (what the user would see by refreshing). */
-async function until(what: string, cond: () => Promise<unknown> | unknown, ms: number, stepMs: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
-
 const selfId = (p: Party | undefined): string => p!.members.find((m) => m.isSelf)!.deviceId;
 const ids = (p: Party | undefined): string[] => (p?.members ?? []).map((m) => m.deviceId).sort();
 
@@ -101,7 +93,7 @@ async function failover(): Promise<void> {
   const bobId = selfId(await bob.party());
   const carolId = selfId(await carol.party());
   const three = [aliceId, bobId, carolId].sort();
-  await until('everyone sees three members', async () => {
+  await eventually('everyone sees three members', async () => {
     const ps = await Promise.all([alice, bob, carol].map((x) => x.party()));
     return ps.every((p) => JSON.stringify(ids(p)) === JSON.stringify(three)) || undefined;
   }, 30_000, 200);
@@ -111,7 +103,7 @@ async function failover(): Promise<void> {
   await a.exited;
 
   // What Alice's user sees: still in the party with Bob and Carol, both listed as peers.
-  await until('Alice reconnected to instance B', () => alice.h.logs.some((l) => l.includes('control server connection restored')) || undefined, 30_000, 100);
+  await eventually('Alice reconnected to instance B', () => alice.h.logs.some((l) => l.includes('control server connection restored')) || undefined, 30_000, 100);
   assert.ok(alice.h.logs.some((l) => l.includes('trying another control instance') && l.includes(b.url)), 'Alice moved to B');
   assert.deepEqual(ids(await alice.party()), three);
   assert.deepEqual((await alice.peers()).map((p) => p.deviceId).sort(), [bobId, carolId].sort());
@@ -124,13 +116,13 @@ async function failover(): Promise<void> {
   await dave.join((await carol.party())!.inviteLink);
   const daveId = selfId(await dave.party());
   const four = [...three, daveId].sort();
-  await until('Alice, Bob and Carol see Dave', async () => {
+  await eventually('Alice, Bob and Carol see Dave', async () => {
     const ps = await Promise.all([alice, bob, carol, dave].map((x) => x.party()));
     return ps.every((p) => JSON.stringify(ids(p)) === JSON.stringify(four)) || undefined;
   }, 30_000, 200);
   assert.ok((await alice.peers()).some((p) => p.deviceId === daveId), 'Dave is a peer of Alice');
   // Nobody was dropped while A's members moved: all online in everyone's view.
-  await until('everyone online', async () => {
+  await eventually('everyone online', async () => {
     const ps = await Promise.all([alice, bob, carol, dave].map((x) => x.party()));
     return ps.every((p) => p!.members.every((m) => m.presence === MemberPresence.MEMBER_PRESENCE_ONLINE)) || undefined;
   }, 30_000, 200);

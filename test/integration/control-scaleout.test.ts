@@ -8,6 +8,7 @@ import { havePostgres, TestPostgres } from '../lib/postgres.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { runControlExpectingExit, startControlProcess, type ControlProcess } from '../lib/control-process.js';
 import { nextEvent } from '../lib/control-events.js';
+import { eventually } from '../lib/wait.js';
 
 // Two real `lanrage control` processes on one PostgreSQL database serve one party: members on
 // different instances hear each other, a member whose instance is killed moves to the other
@@ -49,13 +50,7 @@ async function member(name: string, url: string, fallback: string[]): Promise<Co
 
 const next = <K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred?: (...args: ControlClientEvents[K]) => boolean, ms = 10_000): Promise<ControlClientEvents[K]> => nextEvent(c, name, pred, ms);
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = eventually;
 
 test('a bad or unreachable --db URL: lanrage control says what is wrong and exits non-zero', async (t) => {
   const bad = await runControlExpectingExit(['--db', 'mysql://root@127.0.0.1/x']);
