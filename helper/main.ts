@@ -14,7 +14,7 @@ import { serversCommand } from './cli/servers.js';
 import { gamesCommand } from './cli/games.js';
 
 const COMMANDS: Command[] = [
-  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
+  { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL[,URL...]] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
   { name: 'control', usage: 'control [--db postgres://USER@HOST/DB] [--grpc-port N] [--stun-port N] [--stun-ip IP --stun-alt-ip IP] [--tls-cert F --tls-key F] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S] [--turn-realm R]]', summary: 'run a control server on its own', run: async () => {} },
   { name: 'presence', usage: 'presence [--client-id ID] [--grpc HOST:PORT]', summary: 'run the Discord Rich Presence agent in your session (as your user)', run: async () => {} },
   statusCommand,

@@ -2,8 +2,8 @@ import { ApiError, Status, invalidArgument } from '../core/api-error.js';
 import type { AnnouncedServer, Announcement, MemberAnnouncement } from '../gen/lanrage/control/v1/control.js';
 
 // What members tell their party about the games on their machines (discovery ports and groups to
-// carry party-wide, the servers they host): the rules, one book per control server, and a budget
-// per device. Pure and in memory on purpose: an announcement describes processes running now, so
+// carry party-wide, the servers they host): the rules, one book per control server (instances on
+// one database keep theirs in step through the bus: control-plane.ts), and a budget per device. Pure and in memory on purpose: an announcement describes processes running now, so
 // it must not outlive the control server's view of the member (a restart makes every helper
 // announce again when its Session comes back).
 //
@@ -107,6 +107,15 @@ export class AnnouncementBook {
     if (empty) this.byDevice.delete(deviceId);
     else this.byDevice.set(deviceId, a);
     return old ? !same(old, a) : !empty;
+  }
+
+  /**
+   * What another control instance on the same database accepted (it checked and budgeted it):
+   * kept so that snapshots built here carry it too.
+   */
+  record(deviceId: string, a: Announcement): void {
+    if (a.udpPorts.length === 0 && a.multicastGroups.length === 0 && a.servers.length === 0) this.byDevice.delete(deviceId);
+    else this.byDevice.set(deviceId, a);
   }
 
   /** The member left or was dropped: what it announced goes with it. */

@@ -17,6 +17,11 @@ export interface BusHandlers {
   remoteSessionClosed(deviceId: string): void;
   /** Local state was reloaded from the database: send every local session a fresh snapshot. */
   resync(): void;
+  /**
+   * Another instance came up (or lost track): publish what lives only in this instance's memory
+   * and is not in the database — the announcements of the members connected here.
+   */
+  peerAsked(): void;
 }
 
 export interface ControlBus {

@@ -122,6 +122,16 @@ export class ControlPlane {
       resync: () => {
         for (const set of this.sessions.values()) for (const s of set) this.deliver(s, this.snapshotFor(s));
       },
+      // Addressed to the announcer itself: the other instances record it (deliverRemote); its
+      // own session, held here, is not sent anything.
+      peerAsked: () => {
+        const evs: BusEvent[] = [];
+        for (const id of this.sessions.keys()) {
+          const a = this.announcements.get(id);
+          if (a) evs.push({ to: id, event: { announcement: { deviceId: id, announcement: a } } });
+        }
+        if (evs.length > 0) bus.publish(evs);
+      },
     });
   }
 
@@ -377,7 +387,16 @@ export class ControlPlane {
 
   /** Events another instance produced, for the sessions held here. */
   private deliverRemote(evs: readonly BusEvent[]): void {
-    for (const o of evs) for (const s of this.sessions.get(o.to) ?? []) this.deliver(s, 'snapshot' in o ? this.snapshotFor(s) : o.event);
+    for (const o of evs) {
+      // Announcements live in memory per instance: keep this one's book in step, so that the
+      // snapshots it builds (a member reconnecting or joining here) carry them too.
+      if (!('snapshot' in o)) {
+        const { announcement: ann, memberLeft } = o.event;
+        if (ann?.announcement) this.announcements.record(ann.deviceId, ann.announcement);
+        if (memberLeft) this.announcements.forget(memberLeft.deviceId);
+      }
+      for (const s of this.sessions.get(o.to) ?? []) this.deliver(s, 'snapshot' in o ? this.snapshotFor(s) : o.event);
+    }
   }
 
   private deliver(s: Session, e: SessionResponse): void {

@@ -468,6 +468,7 @@ export class PostgresControl implements ControlBus {
       }
       case 'hello':
         this.send({ k: 'sessions', from: this.instanceId, devs: [...this.local] });
+        h?.peerAsked();
         return;
       case 'sessions': {
         const next = new Map(m.devs);

@@ -113,12 +113,21 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
 
   static async connect(opts: ControlClientOptions): Promise<ControlClient> {
     const c = new ControlClient(opts);
-    try {
-      await c.connectOnce();
-    } catch (err) {
-      c.closed = true;
-      c.grpc.close();
-      throw c.toApiError(err);
+    // The first instance that answers: the primary may be the one that is down right now.
+    for (let i = 0; ; i++) {
+      try {
+        await c.connectOnce();
+        break;
+      } catch (err) {
+        if (i + 1 < c.urls.length) {
+          c.log.info('control instance not answering; trying the next', { url: c.url, err: err instanceof Error ? err.message : String(err) });
+          c.nextUrl();
+          continue;
+        }
+        c.closed = true;
+        c.grpc.close();
+        throw c.toApiError(err);
+      }
     }
     c.online = true;
     return c;
@@ -164,6 +173,11 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     this.controlIp = undefined;
     this.token = '';
     this.log.info('trying another control instance', { url: this.url });
+  }
+
+  /** Every instance this client may use (url and fallbackUrls), the configured primary first. */
+  get urlList(): readonly string[] {
+    return this.urls;
   }
 
   /** The current party, null when in none. */

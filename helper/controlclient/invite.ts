@@ -1,18 +1,23 @@
 import { invalidArgument } from '../core/api-error.js';
 import { INVITE_SECRET_RE, PARTY_ID_RE } from '../control/ids.js';
 
-// Invite links: lanrage://join?c=<control url>&p=<party id>&s=<secret>. They arrive from chat
-// messages and QR codes, so parsing is strict: exactly these three parameters, each once, each
-// in its exact format, and nothing else.
+// Invite links: lanrage://join?c=<control url>&p=<party id>&s=<secret>[&a=<url>,<url>]. They
+// arrive from chat messages and QR codes, so parsing is strict: exactly these parameters, each
+// once, each in its exact format, and nothing else. `a` (optional) names other instances of the
+// same control service (one database), tried when the connection to `c` breaks.
 
 const PREFIX = 'lanrage://join?';
-const MAX_LINK = 512;
+const MAX_LINK = 1024;
+/** Alternates an invite may carry besides c (four instances in all, like control-urls.ts). */
+const MAX_ALTERNATES = 3;
 const MAX_URL = 256;
 
 export interface InviteLink {
   controlUrl: string;
   partyId: string;
   secret: string;
+  /** Other instances of the same control service (may be empty). */
+  fallbackUrls: string[];
 }
 
 /** "http(s)://host[:port]" with nothing else, normalised to its origin; throws otherwise. */
@@ -31,10 +36,22 @@ export function normalizeControlUrl(raw: string): string {
   return u.origin;
 }
 
-export function formatInviteLink(controlUrl: string, partyId: string, secret: string): string {
+export function formatInviteLink(controlUrl: string, partyId: string, secret: string, fallbackUrls: readonly string[] = []): string {
   if (!PARTY_ID_RE.test(partyId)) throw invalidArgument('not a party id');
   if (!INVITE_SECRET_RE.test(secret)) throw invalidArgument('not an invite secret');
-  return `${PREFIX}c=${encodeURIComponent(normalizeControlUrl(controlUrl))}&p=${partyId}&s=${secret}`;
+  const c = normalizeControlUrl(controlUrl);
+  const alternates = [...new Set(fallbackUrls.map((u) => normalizeControlUrl(u)))].filter((u) => u !== c).slice(0, MAX_ALTERNATES);
+  const a = alternates.length > 0 ? `&a=${encodeURIComponent(alternates.join(','))}` : '';
+  return `${PREFIX}c=${encodeURIComponent(c)}&p=${partyId}&s=${secret}${a}`;
+}
+
+function parseAlternates(raw: string | undefined, primary: string): string[] {
+  if (raw === undefined) return [];
+  const parts = raw.split(',');
+  if (parts.length > MAX_ALTERNATES) throw new Error(`at most ${MAX_ALTERNATES} other control instances`);
+  const urls = parts.map((p) => normalizeControlUrl(p));
+  if (new Set([primary, ...urls]).size !== urls.length + 1) throw new Error('a control instance is named twice');
+  return urls;
 }
 
 export function parseInviteLink(link: string): InviteLink {
@@ -49,7 +66,7 @@ export function parseInviteLink(link: string): InviteLink {
     const eq = part.indexOf('=');
     if (eq <= 0) throw bad('each parameter must be name=value');
     const name = part.slice(0, eq);
-    if (name !== 'c' && name !== 'p' && name !== 's') throw bad(`unknown parameter "${name.slice(0, 16)}"`);
+    if (name !== 'c' && name !== 'p' && name !== 's' && name !== 'a') throw bad(`unknown parameter "${name.slice(0, 16)}"`);
     if (values.has(name)) throw bad(`parameter "${name}" appears twice`);
     let value: string;
     try {
@@ -66,10 +83,12 @@ export function parseInviteLink(link: string): InviteLink {
   if (!PARTY_ID_RE.test(p)) throw bad('the party id must be 16 characters a-z, 2-7');
   if (!INVITE_SECRET_RE.test(s)) throw bad('the secret must be 43 characters of base64url');
   let controlUrl: string;
+  let fallbackUrls: string[];
   try {
     controlUrl = normalizeControlUrl(c);
+    fallbackUrls = parseAlternates(values.get('a'), controlUrl);
   } catch (err) {
     throw bad((err as Error).message);
   }
-  return { controlUrl, partyId: p, secret: s };
+  return { controlUrl, partyId: p, secret: s, fallbackUrls };
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Settings } from '../gen/lanrage/v1/settings.js';
+import { MAX_CONTROL_URLS, parseControlUrls } from '../controlclient/control-urls.js';
 
 // Pure rules for settings: defaults, validation and field-mask merging. The store and the API
 // both go through here so an invalid value can never be persisted by any path.
@@ -47,8 +48,12 @@ export function validateSettings(s: Settings): string[] {
   if (!DEVICE_NAME_RE.test(s.deviceName)) {
     errors.push("device_name must be 1-32 characters: letters, digits, space and . _ ' - (starting with a letter or digit)");
   }
-  if (s.controlServerUrl !== '' && !isControlUrl(s.controlServerUrl)) {
-    errors.push('control_server_url must be empty (embedded control server) or http(s)://host[:port] with no path, user or query');
+  if (s.controlServerUrl !== '') {
+    try {
+      parseControlUrls(s.controlServerUrl);
+    } catch (err) {
+      errors.push(`control_server_url must be empty (embedded control server) or http(s)://host[:port] with no path, user or query, or up to ${MAX_CONTROL_URLS} of them separated by commas (instances of one control service): ${(err as Error).message}`);
+    }
   }
   if (!INTERFACE_NAME_RE.test(s.interfaceName)) {
     errors.push('interface_name must be 1-15 characters [A-Za-z0-9_.-] starting with a letter');
@@ -64,25 +69,6 @@ export function validateSettings(s: Settings): string[] {
     errors.push('metrics_retention_hours must be 1-720');
   }
   return errors;
-}
-
-function isControlUrl(raw: string): boolean {
-  if (raw.length > 256) return false;
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return false;
-  }
-  return (
-    (u.protocol === 'http:' || u.protocol === 'https:') &&
-    u.hostname !== '' &&
-    u.username === '' &&
-    u.password === '' &&
-    (u.pathname === '/' || u.pathname === '') &&
-    u.search === '' &&
-    u.hash === ''
-  );
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import { ControlClient } from '../controlclient/client.js';
 import { loadOrCreateIdentity } from '../controlclient/identity.js';
 import { formatInviteLink, normalizeControlUrl, parseInviteLink } from '../controlclient/invite.js';
+import { parseControlUrls } from '../controlclient/control-urls.js';
 import type { MemberState, PartyState } from '../controlclient/state.js';
 import type { Party } from '../gen/lanrage/v1/party.js';
 import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
@@ -33,16 +34,25 @@ interface Resume {
   controlUrl: string;
   partyId: string;
   inviteSecret: string;
+  /** Other instances of the same control service (absent in what older versions stored). */
+  fallbackUrls?: string[];
 }
-const isResume = (v: unknown): v is Resume =>
-  typeof v === 'object' && v !== null && ['controlUrl', 'partyId', 'inviteSecret'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
+const isResume = (v: unknown): v is Resume => {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const fb = r.fallbackUrls;
+  return ['controlUrl', 'partyId', 'inviteSecret'].every((k) => typeof r[k] === 'string') && (fb === undefined || (Array.isArray(fb) && fb.every((x) => typeof x === 'string')));
+};
 
 export interface PartyManagerOptions {
   stateDir: string;
   log: Logger;
   state: HelperState;
   store: StateRepo;
-  /** Control server for new parties: the configured one, or the embedded server's advertised URL. */
+  /**
+   * Control server for new parties: the configured one (a comma-separated list when it runs as
+   * several instances, control-urls.ts), or the embedded server's advertised URL.
+   */
   defaultControlUrl(): string;
   /** WireGuard interface name (settings, or a flag in labs where several helpers share a machine). */
   interfaceName(): string;
@@ -159,7 +169,7 @@ export class PartyManager implements PartyEngine {
   private async resume(r: Resume, attempt = 0): Promise<void> {
     if (this.closed || this.opts.store.get(RESUME_KEY, isResume)?.partyId !== r.partyId || this.control) return;
     try {
-      const c = await this.connect(r.controlUrl);
+      const c = await this.connect([r.controlUrl, ...(r.fallbackUrls ?? [])]);
       c.rememberInviteSecret(r.partyId, r.inviteSecret);
       if (!c.party()) await c.joinParty(r.partyId, r.inviteSecret);
     } catch (err) {
@@ -251,9 +261,9 @@ export class PartyManager implements PartyEngine {
   }
 
   async create(name: string): Promise<Party> {
-    const c = await this.connect(this.opts.defaultControlUrl());
+    const c = await this.connect(parseControlUrls(this.opts.defaultControlUrl()));
     const { party, inviteSecret } = await c.createParty(name);
-    this.remember(c.url, party.id, inviteSecret);
+    this.remember(c, party.id, inviteSecret);
     await this.apply(party);
     // The invite must say at once whether friends elsewhere can use it.
     if (this.hostingEmbedded()) await this.opts.exposure?.ensure();
@@ -267,9 +277,9 @@ export class PartyManager implements PartyEngine {
     } catch (err) {
       throw new ApiError(Status.INVALID_ARGUMENT, `that is not a LANrage invite link: ${(err as Error).message}`);
     }
-    const c = await this.connect(link.controlUrl);
+    const c = await this.connect([link.controlUrl, ...link.fallbackUrls]);
     const party = await c.joinParty(link.partyId, link.secret);
-    this.remember(c.url, party.id, link.secret);
+    this.remember(c, party.id, link.secret);
     await this.apply(party);
     return this.current()!;
   }
@@ -307,20 +317,25 @@ export class PartyManager implements PartyEngine {
   }
 
   private inviteLink(p: PartyState, publicUrl?: string): string {
-    return p.inviteSecret && this.control ? formatInviteLink(publicUrl ?? this.control.url, p.id, p.inviteSecret) : '';
+    if (!p.inviteSecret || !this.control) return '';
+    // The instance in use first, the others of the same service as alternates.
+    return publicUrl ? formatInviteLink(publicUrl, p.id, p.inviteSecret) : formatInviteLink(this.control.url, p.id, p.inviteSecret, this.control.urlList);
   }
 
   private statsFor(m: MemberState): WgPeerStats | undefined {
     return this.stats.get(m.wgPublicKey);
   }
 
-  private remember(controlUrl: string, partyId: string, inviteSecret: string): void {
-    this.opts.store.put(RESUME_KEY, { controlUrl, partyId, inviteSecret } satisfies Resume);
+  private remember(c: ControlClient, partyId: string, inviteSecret: string): void {
+    const [controlUrl = c.url, ...fallbackUrls] = c.urlList;
+    this.opts.store.put(RESUME_KEY, { controlUrl, partyId, inviteSecret, fallbackUrls } satisfies Resume);
   }
 
-  private async connect(url: string): Promise<ControlClient> {
-    const target = normalizeControlUrl(url);
-    if (this.control && this.control.url === target) return this.control;
+  /** `urls`: one control service, its primary instance first (several: the others are tried when it breaks). */
+  private async connect(urls: readonly string[]): Promise<ControlClient> {
+    const [target = '', ...fallbackUrls] = urls.map((u) => normalizeControlUrl(u));
+    // Already on this service (through any of its instances): keep the connection.
+    if (this.control && this.control.urlList.includes(target)) return this.control;
     if (this.control) {
       await this.control.close().catch(() => undefined);
       this.control = undefined;
@@ -331,6 +346,7 @@ export class PartyManager implements PartyEngine {
     try {
       c = await ControlClient.connect({
         url: target,
+        fallbackUrls,
         identity: this.identity,
         name: this.opts.state.settings.deviceName,
         wgPublicKey: this.wgKeys.publicKey,
@@ -339,7 +355,8 @@ export class PartyManager implements PartyEngine {
       });
     } catch (err) {
       if (err instanceof ApiError && err.code === Status.UNAVAILABLE) {
-        throw new ApiError(Status.UNAVAILABLE, `the control server at ${target} is not answering: check the invite link or your connection`);
+        const also = fallbackUrls.length > 0 ? ` (nor ${fallbackUrls.length === 1 ? 'the other instance' : `the ${fallbackUrls.length} other instances`} ${fallbackUrls.join(', ')})` : '';
+        throw new ApiError(Status.UNAVAILABLE, `the control server at ${target}${also} is not answering: check the invite link or your connection`);
       }
       throw err;
     }

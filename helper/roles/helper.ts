@@ -1,3 +1,4 @@
+import { formatControlUrls, parseControlUrls } from '../controlclient/control-urls.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +62,7 @@ export interface HelperOptions {
   grpcPort: number;
   pwaDir: string | null;
   allowedHosts: string[];
-  /** Control server to use; undefined: settings.control_server_url, else the embedded one. */
+  /** Control server to use (URL[,URL...]: instances of one service); undefined: settings.control_server_url, else the embedded one. */
   controlUrl: string | undefined;
   /** Embedded control server: gRPC port (STUN on the next two ports) and the URL invite links carry. */
   controlPort: number;
@@ -91,7 +92,7 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     grpcPort: portFlag(args, 'grpc-port', DEFAULT_GRPC_PORT),
     pwaDir: flag(args, 'pwa-dir') ?? (existsSync(join(builtPwa, 'index.html')) ? builtPwa : null),
     allowedHosts: args.flags.get('allow-host') ?? [],
-    controlUrl: flag(args, 'control-url'),
+    controlUrl: controlUrlFlag(flag(args, 'control-url')),
     controlPort: portFlag(args, 'control-port', DEFAULT_CONTROL_PORT),
     controlAdvertise: flag(args, 'control-advertise'),
     relays: relayConfigFromArgs(args),
@@ -101,6 +102,16 @@ export function helperOptions(args: ParsedArgs): HelperOptions {
     controlStun: stunAddressFlags({ ...args, flags: new Map([...args.flags].filter(([k]) => k !== 'listen')) }),
     operator: flag(args, 'operator'),
   };
+}
+
+/** --control-url URL[,URL...]: checked now, so that a typo stops the helper with the reason. */
+function controlUrlFlag(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return formatControlUrls(parseControlUrls(raw));
+  } catch (err) {
+    throw new Error(`--control-url: ${(err as Error).message}`);
+  }
 }
 
 export interface RunningHelper {

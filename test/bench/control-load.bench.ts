@@ -15,6 +15,7 @@
 // Run as root after a build: node dist/test/bench/control-load.bench.js
 import { generateKeyPairSync, randomBytes, randomInt, sign, type KeyObject } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { credentials, Metadata, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { ControlServiceClient, NatMapping, type SessionResponse } from '../../helper/gen/lanrage/control/v1/control.js';
 import { registrationMessage } from '../../helper/control/registration.js';
@@ -26,7 +27,7 @@ import { childrenOf, CpuMeter, fmt, loadLine, percentile, rssKiB } from './bench
 const DEVICES = Math.max(4, Math.floor(Number(process.env.BENCH_DEVICES ?? 10_000) / 4) * 4);
 const PERIOD_S = Number(process.env.BENCH_PERIOD_S ?? 30);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 30);
-const CHANNELS = 16; // HTTP/2 connections per instance; sessions and calls multiplex on them
+const CHANNELS = Number(process.env.BENCH_CHANNELS ?? 16); // HTTP/2 connections per instance; sessions and calls multiplex on them
 const SETUP_CONCURRENCY = 64;
 const CONFIGS = (process.env.BENCH_CONFIGS ?? 'sqlite1,pg1,pg2').split(',');
 
@@ -93,6 +94,19 @@ async function setup(devices: Device[], urls: string[]): Promise<void> {
   const channels = urls.map((u) => Array.from({ length: CHANNELS }, () => new ControlServiceClient(new URL(u).host, credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20 })));
   // Device i talks to instance i % urls.length: every party of 4 consecutive devices spans them all.
   devices.forEach((d, i) => (d.client = channels[i % urls.length]![Math.floor(i / urls.length) % CHANNELS]!));
+  let online = 0;
+  let parties = 0;
+  const t0 = performance.now();
+  const progress = setInterval(() => console.log(`  setup ${fmt((performance.now() - t0) / 1000)} s: ${online} devices online, ${parties} parties full; ${loadLine()}`), 30_000);
+  try {
+    await setupDevices(devices, () => online++);
+    await setupParties(devices, () => parties++);
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+async function setupDevices(devices: Device[], done: () => void): Promise<void> {
   await pool(devices, SETUP_CONCURRENCY, async (d) => {
     const c = d.client;
     const ch = await call(c.getChallenge.bind(c), {});
@@ -108,20 +122,25 @@ async function setup(devices: Device[], urls: string[]): Promise<void> {
         d.events++;
         if (first) {
           first = false;
+          done();
           resolve();
         }
       });
       s.on('error', (e: ServiceError) => {
         if (first) reject(e);
-        else if (!tearingDown) sessionsBroken++;
+        else if (!tearingDown && sessionsBroken++ === 0) console.log(`  first session broke at ${new Date().toISOString()}: ${e.code} ${e.details}; ${loadLine()}`);
       });
     });
   });
-  const hosts = devices.filter((_, i) => i % 4 === 0);
-  await pool(hosts, SETUP_CONCURRENCY, async (host) => {
-    const i = devices.indexOf(host);
+}
+
+async function setupParties(devices: Device[], done: () => void): Promise<void> {
+  const hosts = Array.from({ length: devices.length / 4 }, (_, k) => k * 4);
+  await pool(hosts, SETUP_CONCURRENCY, async (i) => {
+    const host = devices[i]!;
     const p = await call(host.client.createParty.bind(host.client), { name: `party-${i / 4}` }, host.token);
     for (const m of devices.slice(i + 1, i + 4)) await call(m.client.joinParty.bind(m.client), { partyId: p.party!.id, inviteSecret: p.inviteSecret }, m.token);
+    done();
   });
 }
 
@@ -142,6 +161,10 @@ interface Result {
   load: string;
   /** Session streams that broke during the run (each is a member that would have reconnected). */
   broken: number;
+  /** This process (the load generator) over the window, % of one core. */
+  benchCpu: number;
+  /** Its event-loop delay p99 over setup and window, ms: latency it adds to every figure. */
+  benchLagP99: number;
 }
 
 async function runConfig(config: string, devices: Device[]): Promise<Result> {
@@ -153,16 +176,23 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
     tearingDown = false;
     sessionsBroken = 0;
     if (usePg) db = await TestPostgres.start();
-    for (let i = 0; i < instances; i++) procs.push(await startControlProcess(usePg ? ['--db', db!.url()] : []));
+    // BENCH_PROFILE=DIR: each instance writes a V8 CPU profile there (open it in Chrome's DevTools).
+    const nodeArgs = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    // BENCH_GRPC_TRACE=keepalive,...: grpc-js tracing in the instances (their log is printed when sessions break).
+    const env = process.env.BENCH_GRPC_TRACE ? { GRPC_TRACE: process.env.BENCH_GRPC_TRACE, GRPC_VERBOSITY: 'DEBUG' } : {};
+    for (let i = 0; i < instances; i++) procs.push(await startControlProcess(usePg ? ['--db', db!.url()] : [], env, nodeArgs));
     for (const d of devices) d.events = 0;
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
     const t0 = performance.now();
     await setup(devices, procs.map((p) => p.url));
     const setupS = (performance.now() - t0) / 1000;
+    console.log(`  setup done at ${new Date().toISOString()} (${fmt(setupS)} s), event-loop delay max so far ${fmt(lag.max / 1e6)} ms`);
     await sleep(2000); // let the joins' fan-out settle
     for (const d of devices) d.events = 0;
 
     const pgPids = db?.pid ? [db.pid, ...childrenOf(db.pid)] : [];
-    const cpu = new CpuMeter([...procs.map((p) => p.pid), ...pgPids]);
+    const cpu = new CpuMeter([...procs.map((p) => p.pid), ...pgPids, process.pid]);
     const lat: number[] = [];
     let errors = 0;
     const end = performance.now() + WINDOW_S * 1000;
@@ -184,7 +214,9 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
       }),
     );
     await sleep(1000);
+    lag.disable();
     const shares = cpu.stop();
+    if (sessionsBroken > 0) for (const p of procs) console.log(`  instance ${p.pid} log (tail):\n${p.log().slice(-4000)}`);
     const sorted = lat.sort((x, y) => x - y);
     const dbSize = db ? (await db.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('lanrage')) AS s"))[0]!.s : '(sqlite file)';
     return {
@@ -203,12 +235,19 @@ async function runConfig(config: string, devices: Device[]): Promise<Result> {
       dbSize,
       load: loadLine(),
       broken: sessionsBroken,
+      benchCpu: shares.get(process.pid)!,
+      benchLagP99: lag.percentile(99) / 1e6,
     };
   } finally {
     tearingDown = true;
     for (const d of devices) d.stream?.cancel();
     for (const d of devices) d.client?.close();
-    for (const p of procs) await p.stop('SIGKILL');
+    // SIGTERM (so that BENCH_PROFILE's --cpu-prof is written), SIGKILL if it lingers.
+    for (const p of procs) {
+      const t = setTimeout(() => p.proc.kill('SIGKILL'), 10_000);
+      await p.stop('SIGTERM');
+      clearTimeout(t);
+    }
     await db?.destroy();
   }
 }
@@ -229,11 +268,11 @@ async function main(): Promise<void> {
     console.log(`${c}: done (${r.load})${firstError ? `; first error: ${firstError}` : ''}`);
     firstError = undefined;
   }
-  console.log('\n| config | setup s | updates | errors | p50 ms | p99 ms | max ms | events got/want | sessions broken | CPU % per instance | RSS MiB per instance | PostgreSQL CPU % | DB size | load |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| config | setup s | updates | errors | p50 ms | p99 ms | max ms | events got/want | sessions broken | CPU % per instance | RSS MiB per instance | PostgreSQL CPU % | load generator CPU % / event-loop delay p99 ms | DB size | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.config} | ${fmt(r.setupS, 1)} | ${r.updates} | ${r.errors} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 0)} | ${r.eventsGot}/${r.eventsWant} | ${r.broken} | ${r.cpu.map((x) => fmt(x)).join(' + ')} | ${r.rssMiB.map((x) => fmt(x)).join(' + ')} | ${usePgLabel(r)} | ${r.dbSize} | ${r.load} |`,
+      `| ${r.config} | ${fmt(r.setupS, 1)} | ${r.updates} | ${r.errors} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.max, 0)} | ${r.eventsGot}/${r.eventsWant} | ${r.broken} | ${r.cpu.map((x) => fmt(x)).join(' + ')} | ${r.rssMiB.map((x) => fmt(x)).join(' + ')} | ${usePgLabel(r)} | ${fmt(r.benchCpu)} / ${fmt(r.benchLagP99)} | ${r.dbSize} | ${r.load} |`,
     );
   }
 }

@@ -3,14 +3,17 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createLogger } from '../../helper/core/log.js';
 import { ControlClient, type ControlClientEvents } from '../../helper/controlclient/client.js';
+import type { MemberAnnouncement } from '../../helper/gen/lanrage/control/v1/control.js';
 import { havePostgres, TestPostgres } from '../lib/postgres.js';
 import { requireOrSkip } from '../lib/repo.js';
 import { runControlExpectingExit, startControlProcess, type ControlProcess } from '../lib/control-process.js';
 import { nextEvent } from '../lib/control-events.js';
+import { eventually } from '../lib/wait.js';
 
 // Two real `lanrage control` processes on one PostgreSQL database serve one party: members on
 // different instances hear each other, a member whose instance is killed moves to the other
-// one and stays in the party, and a database restart under load loses no membership.
+// one and stays in the party, announcements made on one instance reach members on the others
+// (also an instance started later), and a database restart under load loses no membership.
 
 const log = createLogger({ test: 'control-scaleout' }, process.env.LANRAGE_TEST_LOG ? undefined : () => {});
 const NEED = 'PostgreSQL server (Debian package postgresql) and root';
@@ -47,13 +50,7 @@ async function member(name: string, url: string, fallback: string[]): Promise<Co
 
 const next = <K extends keyof ControlClientEvents>(c: ControlClient, name: K, pred?: (...args: ControlClientEvents[K]) => boolean, ms = 10_000): Promise<ControlClientEvents[K]> => nextEvent(c, name, pred, ms);
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = eventually;
 
 test('a bad or unreachable --db URL: lanrage control says what is wrong and exits non-zero', async (t) => {
   const bad = await runControlExpectingExit(['--db', 'mysql://root@127.0.0.1/x']);
@@ -104,13 +101,23 @@ async function scaleOut(t: { diagnostic(msg: string): void }): Promise<void> {
   assert.equal(await bob.callMeMaybe(alice.deviceId, ['203.0.113.20:41641']), true, 'delivered: Alice is online on the other instance');
   assert.deepEqual((await cmm)[0].candidates, ['203.0.113.20:41641']);
 
+  // Announcements (party-wide game discovery ports, hosted servers) from A reach B's members.
+  const game = { udpPorts: [27015], multicastGroups: ['239.255.1.1:4445'], servers: [] };
+  const hasGame = (list: MemberAnnouncement[]): boolean => list.some((x) => x.deviceId === alice.deviceId && x.announcement?.udpPorts.includes(27015) === true);
+  const bobHearsGame = next(bob, 'announcements', (list) => hasGame(list));
+  await alice.announce(game);
+  await bobHearsGame;
+
   // Instance A dies (SIGKILL by PID): Alice reconnects to B and is still in the party.
   const bobLeft: string[] = [];
   bob.on('memberLeft', (l) => bobLeft.push(l.deviceId));
   const back = next(alice, 'reconnected', () => true, 20_000);
+  // B's snapshot for Alice already holds what she announced on A (B kept it from the bus).
+  const bSnapshotHasGame = next(alice, 'announcements', (list, replace) => replace && hasGame(list), 20_000);
   process.kill(a.pid, 'SIGKILL');
   await a.exited;
   await back;
+  await bSnapshotHasGame;
   assert.equal(alice.url, b.url, 'Alice moved to instance B');
   assert.deepEqual(alice.party()?.members.map((m) => m.name).sort(), ['Alice', 'Bob']);
   const bobSeesAliceAgain = next(bob, 'member', (m) => m.deviceId === alice.deviceId && m.candidates.includes('203.0.113.11:41641'));
@@ -121,10 +128,15 @@ async function scaleOut(t: { diagnostic(msg: string): void }): Promise<void> {
   // A fresh instance C joins the pool; more members on both B and C, under load, while the
   // database restarts.
   const c = await control();
+  // C started after Alice announced: it learns what B holds in memory when they meet on the bus.
+  await until('C heard from B', () => /another control instance is up/.test(c.log()));
+  await new Promise((r) => setTimeout(r, 500));
   const crowd: ControlClient[] = [];
   for (let i = 0; i < 8; i++) {
     const m = await member(`Crowd${i}`, i % 2 ? b.url : c.url, [i % 2 ? c.url : b.url]);
+    const seesGame = next(m, 'announcements', (list, replace) => replace && hasGame(list));
     await m.joinParty(party.id, inviteSecret);
+    await seesGame; // in the snapshot of its join, whether it is on B or on C
     crowd.push(m);
   }
   const everyone = [alice, bob, ...crowd];

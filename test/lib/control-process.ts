@@ -18,9 +18,10 @@ export interface ControlProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startControlProcess(extraArgs: string[], env: NodeJS.ProcessEnv = {}): Promise<ControlProcess> {
+/** `nodeArgs`: flags for node itself (e.g. --cpu-prof, which NODE_OPTIONS does not take). */
+export async function startControlProcess(extraArgs: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<ControlProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'lanrage-ctl-'));
-  const proc = spawn(process.execPath, [HELPER_MAIN, 'control', '--listen', '127.0.0.1', '--grpc-port', '0', '--stun-port', '0', '--state-dir', stateDir, ...extraArgs], {
+  const proc = spawn(process.execPath, [...nodeArgs, HELPER_MAIN, 'control', '--listen', '127.0.0.1', '--grpc-port', '0', '--stun-port', '0', '--state-dir', stateDir, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
   });

@@ -10,3 +10,12 @@ export async function until<T>(what: string, f: () => T | undefined | null | fal
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/** Like until(), for a condition that must be awaited (an API call); `stepMs` between tries. */
+export async function eventually(what: string, cond: () => Promise<unknown> | unknown, ms = 15_000, stepMs = 50): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}

@@ -85,7 +85,7 @@ test('invite links round-trip and hostile links get a clear error', () => {
   const s = newInviteSecret();
   const link = formatInviteLink('https://control.example.net:8668/', p, s);
   assert.equal(link, `lanrage://join?c=${encodeURIComponent('https://control.example.net:8668')}&p=${p}&s=${s}`);
-  assert.deepEqual(parseInviteLink(`  ${link}\n`), { controlUrl: 'https://control.example.net:8668', partyId: p, secret: s });
+  assert.deepEqual(parseInviteLink(`  ${link}\n`), { controlUrl: 'https://control.example.net:8668', partyId: p, secret: s, fallbackUrls: [] });
   assert.deepEqual(parseInviteLink(formatInviteLink('http://[::1]:9000', p, s)).controlUrl, 'http://[::1]:9000');
 
   const c = encodeURIComponent('http://192.0.2.1:8668');
@@ -103,10 +103,24 @@ test('invite links round-trip and hostile links get a clear error', () => {
     [`lanrage://join?c=${encodeURIComponent('ftp://192.0.2.1')}&p=${p}&s=${s}`, /http:\/\/ or https:\/\//],
     [`lanrage://join?c=%E0%A4%A&p=${p}&s=${s}`, /percent-encoded/],
     [`lanrage://join?c=${c}&p=${p}&s=${s}<script>`, /characters an invite link never has/],
-    [`lanrage://join?c=${c}&p=${p}&s=${s}${'&'.repeat(600)}`, /longer than 512/],
+    [`lanrage://join?c=${c}&p=${p}&s=${s}${'&'.repeat(1100)}`, /longer than 1024/],
+    [`lanrage://join?c=${c}&p=${p}&s=${s}&a=${encodeURIComponent('file:///etc/passwd')}`, /http:\/\/ or https:\/\//],
+    [`lanrage://join?c=${c}&p=${p}&s=${s}&a=${c}`, /named twice/],
+    [`lanrage://join?c=${c}&p=${p}&s=${s}&a=${encodeURIComponent('http://b:1,http://c:1,http://d:1,http://e:1')}`, /at most 3/],
+    [`lanrage://join?c=${c}&p=${p}&s=${s}&a=`, /not a URL/],
     [`lanrage://join?c=${c}&&p=${p}&s=${s}`, /name=value/],
   ] as const) {
     invalid(() => parseInviteLink(bad), why);
   }
   invalid(() => formatInviteLink('http://x', 'nope', s), /party id/);
+});
+
+test('invite links carry other instances of the control service (a=), the one in use first', () => {
+  const p = newPartyId();
+  const s = newInviteSecret();
+  const link = formatInviteLink('http://10.0.0.1:8668', p, s, ['http://10.0.0.2:8668/', 'http://10.0.0.1:8668', 'https://c.example.org']);
+  assert.equal(link, `lanrage://join?c=${encodeURIComponent('http://10.0.0.1:8668')}&p=${p}&s=${s}&a=${encodeURIComponent('http://10.0.0.2:8668,https://c.example.org')}`);
+  assert.deepEqual(parseInviteLink(link), { controlUrl: 'http://10.0.0.1:8668', partyId: p, secret: s, fallbackUrls: ['http://10.0.0.2:8668', 'https://c.example.org'] });
+  // Without alternates the link is what older helpers make and read.
+  assert.doesNotMatch(formatInviteLink('http://10.0.0.1:8668', p, s, ['http://10.0.0.1:8668']), /&a=/);
 });

@@ -32,6 +32,16 @@ test('control server URLs: host and port only', () => {
   assert.notDeepEqual(v('javascript:alert(1)'), []);
 });
 
+test('control server URLs: a list of instances of one control service', () => {
+  const v = (u: string) => validateSettings({ ...defaultSettings('pc'), controlServerUrl: u });
+  assert.deepEqual(v('http://10.0.0.5:7000,http://10.0.0.6:7000'), []);
+  assert.deepEqual(v('https://a.example.org, https://b.example.org:8443'), []);
+  assert.match(v('http://10.0.0.5:7000,,http://10.0.0.6:7000').join(), /empty entry/);
+  assert.match(v('http://10.0.0.5:7000,http://10.0.0.5:7000').join(), /twice/);
+  assert.match(v(['1', '2', '3', '4', '5'].map((n) => `http://10.0.0.${n}:7000`).join(',')).join(), /at most 4/);
+  assert.match(v('http://10.0.0.5:7000,ftp://x').join(), /control_server_url.*http:\/\/ or https:\/\//);
+});
+
 test('merge applies only masked fields, accepts snake and camel case, rejects unknown names', () => {
   const cur = defaultSettings('pc');
   const upd = { ...cur, deviceName: 'New Name', mtu: 1300 };

@@ -118,7 +118,7 @@ export function partyNameError(name: string): string | undefined {
 }
 
 const INVITE_PREFIX = 'lanrage://join?';
-const INVITE_MAX = 512;
+const INVITE_MAX = 1024;
 const PARTY_ID_RE = /^[a-z2-7]{16}$/;
 const INVITE_SECRET_RE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -129,8 +129,8 @@ export interface InviteLink {
 }
 
 /**
- * Reads a `lanrage://join?c=…&p=…&s=…` link as helper/controlclient/invite.ts does, so an obvious
- * typo is caught before the round trip. Returns the parts, or why the text is not such a link.
+ * Reads a `lanrage://join?c=…&p=…&s=…[&a=…]` link as helper/controlclient/invite.ts does, so an
+ * obvious typo is caught before the round trip (`a`, other control instances, is checked there). Returns the parts, or why the text is not such a link.
  */
 export function parseInviteLink(text: string): InviteLink | string {
   const link = text.trim();
@@ -147,7 +147,7 @@ export function parseInviteLink(text: string): InviteLink | string {
   for (const part of query.split('&')) {
     const eq = part.indexOf('=');
     const name = part.slice(0, eq);
-    if (eq <= 0 || (name !== 'c' && name !== 'p' && name !== 's') || values.has(name)) {
+    if (eq <= 0 || !['c', 'p', 's', 'a'].includes(name) || values.has(name)) {
       return 'The link is damaged; copy it again from the host.';
     }
     try {
