@@ -4,7 +4,7 @@ import type { PeerSample } from '../metrics/peer-metrics.js';
 import { PathKind } from '../gen/lanrage/v1/peer.js';
 import type { GameSessionsRepo, StoredSession } from '../store/game-sessions-repo.js';
 import type { Detection } from './detector.js';
-import { GameSessions, type MemberGames } from './sessions.js';
+import { GameSessions, type GameSessionRecord, type MemberGames } from './sessions.js';
 
 // Game sessions wired to the helper: detections and the party's announced games go in, sessions
 // come out into SQLite and onto Watch (topic GAMES). Counts for Prometheus since the start.
@@ -64,7 +64,7 @@ export class SessionRecorder {
     for (const rec of this.sessions.endAll(this.now())) this.record(rec);
   }
 
-  private record(rec: Parameters<GameSessionsRepo['add']>[0]): void {
+  private record(rec: GameSessionRecord): void {
     this.ended.set(rec.profileId, (this.ended.get(rec.profileId) ?? 0) + 1);
     try {
       const stored = this.o.repo.add(rec);

@@ -8,7 +8,10 @@ import { gameHandlers } from '../../helper/api/game-service.js';
 import type { ListGameSessionsResponse } from '../../helper/gen/lanrage/v1/games.js';
 import { ApiError, Status } from '../../helper/core/api-error.js';
 import { checkAnnouncement } from '../../helper/control/announcements.js';
-import { membersPlaying } from '../../helper/games/session-recorder.js';
+import { membersPlaying, SessionRecorder } from '../../helper/games/session-recorder.js';
+import { prometheusRegistry } from '../../helper/metrics/prometheus.js';
+import { PathKind } from '../../helper/gen/lanrage/v1/peer.js';
+import { createLogger } from '../../helper/core/log.js';
 import type { GameCatalog } from '../../helper/games/catalog.js';
 import type { GameDetector } from '../../helper/games/detector.js';
 
@@ -128,4 +131,29 @@ test('ListGameSessions: pages with a token, validates page size, token and game 
   invalid({ pageSize: 1, pageToken: '-1', profileId: '' }, /page_token/);
   invalid({ pageSize: 1, pageToken: "1' OR 1=1", profileId: '' }, /page_token/);
   invalid({ pageSize: 1, pageToken: '', profileId: 'A'.repeat(65) }, /profile_id/);
+});
+
+test('session recorder: detections and samples become a stored session, counted for Prometheus; open ones end on close', async () => {
+  let now = Date.now();
+  const r = repo(() => now);
+  const recorded: number[] = [];
+  const rec = new SessionRecorder({ repo: r, log: createLogger({}, () => {}), gameName: (id) => (id === 'openarena' ? 'OpenArena' : id), onRecorded: (s) => recorded.push(s.id), now: () => now });
+  rec.members(membersPlaying(new Map([['bob', { udpPorts: [], multicastGroups: [], servers: [], gameProfileIds: ['openarena'] }]]), new Map([['bob', 'Bob']])));
+  rec.started({ pid: 7, profileId: 'openarena', exe: 'ioq3ded', detectedAt: now });
+  rec.started({ pid: 8, profileId: 'teeworlds', exe: 'teeworlds', detectedAt: now });
+  const sample = { atMs: now, deviceId: 'bob', name: 'Bob', path: PathKind.PATH_KIND_RELAYED, fastPath: false, rttMs: 31, jitterMs: 0, lossRatio: 0, rxBps: 0, txBps: 0, rxPps: 0, txPps: 0, quality: 90, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+  rec.samples([sample]);
+  const reg = prometheusRegistry({ peers: () => [], magic: () => null, lan: () => ({ enabled: false, ports: [], groups: [], captured: 0, forwarded: 0, received: 0, injected: 0, droppedDuplicate: 0, droppedRateLimited: 0, droppedInvalid: 0, droppedLoop: 0, droppedPolicy: 0, droppedNoListener: 0, errors: 0, problem: '', carried: [] }), gameSessions: () => ({ ended: rec.endedCounts(), playing: rec.playing() }) });
+  assert.match(await reg.metrics(), /^lanrage_game_playing\{game="openarena"\} 1$/m);
+  now += 10_000;
+  rec.stopped({ pid: 7, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  const text = await reg.metrics();
+  assert.match(text, /^lanrage_game_sessions_total\{game="openarena"\} 1$/m);
+  assert.doesNotMatch(text, /^lanrage_game_playing\{game="openarena"\}/m);
+  const [s] = r.list(1, 0, '');
+  assert.equal(s!.gameName, 'OpenArena');
+  assert.deepEqual(s!.players.map((p) => [p.name, p.avgRttMs, p.directShare, p.overlapMs]), [['Bob', 31, 0, 10_000]]);
+  rec.close(); // teeworlds still runs: kept as ended now
+  assert.equal(recorded.length, 2);
+  assert.deepEqual(r.list(10, 0, '').map((x) => x.profileId), ['teeworlds', 'openarena']);
 });
