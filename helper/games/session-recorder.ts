@@ -24,6 +24,11 @@ export class SessionRecorder {
       log: Logger;
       gameName(profileId: string): string;
       onRecorded(s: StoredSession): void;
+      /**
+       * Whether a detected process is played here: one in another network namespace (a container,
+       * or the lab's other sites on one machine) is somebody else's game (default: all are ours).
+       */
+      ours?: (pid: number) => boolean;
       now?: () => number;
     },
   ) {}
@@ -33,9 +38,11 @@ export class SessionRecorder {
   }
 
   started(d: Detection): void {
+    if (this.o.ours && !this.o.ours(d.pid)) return;
     this.sessions.started(d.profileId, this.o.gameName(d.profileId), d.pid, this.now());
   }
 
+  /** Safe for processes that never counted (the process is gone, so it cannot be checked again). */
   stopped(d: Detection): void {
     const rec = this.sessions.stopped(d.profileId, d.pid, this.now());
     if (rec) this.record(rec);

@@ -46,6 +46,7 @@ import { startGames } from '../games/games.js';
 import { toProtoDetection, toProtoSession } from '../games/proto.js';
 import { membersPlaying, SessionRecorder } from '../games/session-recorder.js';
 import { GameSessionsRepo } from '../store/game-sessions-repo.js';
+import { sameNetns } from '../servers/proc-sockets.js';
 import { GameProfilesRepo } from '../store/game-profiles-repo.js';
 import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
 
@@ -124,6 +125,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     log: log.child({ part: 'game-sessions' }),
     gameName: (id) => games.catalog.get(id)?.name ?? id,
     onRecorded: (s) => state.events.publish({ gameSession: toProtoSession(s) }),
+    ours: (pid) => sameNetns(pid),
   });
   const games = startGames({
     store: new GameProfilesRepo(db, (id, errors) => log.warn('skipping an invalid custom game profile in the database', { id, errors })),

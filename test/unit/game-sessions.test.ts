@@ -157,3 +157,15 @@ test('session recorder: detections and samples become a stored session, counted 
   assert.equal(recorded.length, 2);
   assert.deepEqual(r.list(10, 0, '').map((x) => x.profileId), ['teeworlds', 'openarena']);
 });
+
+test('session recorder: a game process in another network namespace is not played here', () => {
+  const r = repo();
+  const rec = new SessionRecorder({ repo: r, log: createLogger({}, () => {}), gameName: (id) => id, onRecorded: () => {}, ours: (pid) => pid !== 99 });
+  rec.started({ pid: 99, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  assert.deepEqual(rec.playing(), []);
+  rec.started({ pid: 5, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  rec.stopped({ pid: 99, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  assert.deepEqual(rec.playing(), ['openarena'], 'the other namespace\'s process stopping ends nothing');
+  rec.stopped({ pid: 5, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  assert.equal(r.list(10, 0, '').length, 1);
+});
