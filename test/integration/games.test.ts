@@ -28,6 +28,7 @@ import { HELPER_MAIN, requireOrSkip } from '../lib/repo.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { until } from '../lib/wait.js';
+import { freePort } from '../lib/coturn.js';
 
 const children = new Set<ChildProcess>();
 const helpers: HelperProcess[] = [];
@@ -244,7 +245,8 @@ test('game sessions: a real game server played and stopped is a stored session (
     call<ListGameSessionsResponse>((cb) => games.listGameSessions({ pageSize: 0, pageToken: '', profileId: '', ...req }, cb));
   try {
     assert.deepEqual((await sessions()).sessions, []);
-    const tee = start('unshare', ['--net', '--', '/usr/games/teeworlds-server', 'sv_register 0', 'sv_port 8303']);
+    // In the helper's own network namespace (a game elsewhere is not played here), on a free port.
+    const tee = start('/usr/games/teeworlds-server', ['sv_register 0', `sv_port ${await freePort()}`, 'bindaddr 127.0.0.1']);
     await pollDetections(games, tee.pid!);
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 3000));
