@@ -15,9 +15,9 @@ function durationText(s: number): string {
 
 export function sessionLine(s: GameSession): string {
   const who = s.players.length === 0
-    ? 'alone'
-    : s.players.map((p) => `${p.name} (${p.averageRttMs > 0 ? `${p.averageRttMs.toFixed(1)} ms` : 'RTT unknown'}${p.directShare < 1 && p.averageRttMs > 0 ? `, ${Math.round(p.directShare * 100)}% direct` : ''})`).join(', ');
-  return `${s.startedAt?.toISOString() ?? '?'}  ${s.gameName}  ${durationText(Number(s.durationSeconds))}  with ${who}`;
+    ? 'played alone'
+    : 'with ' + s.players.map((p) => `${p.name} (${p.averageRttMs > 0 ? `${p.averageRttMs.toFixed(1)} ms` : 'RTT unknown'}${p.directShare < 1 && p.averageRttMs > 0 ? `, ${Math.round(p.directShare * 100)}% direct` : ''})`).join(', ');
+  return `${s.startedAt?.toISOString() ?? '?'}  ${s.gameName}  ${durationText(Number(s.durationSeconds))}  ${who}`;
 }
 
 export async function listSessions(client: GameServiceClient, args: ParsedArgs, ctx: CliContext): Promise<void> {

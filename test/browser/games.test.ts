@@ -55,7 +55,9 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
   await page.getByTestId('games-none').waitFor({ timeout: 10_000 });
   // The game that just stopped is a session, live from the Watch stream: what, how long, with whom.
   await page.getByTestId('session-openttd').waitFor({ timeout: 10_000 });
-  assert.match(await text(page.getByTestId('session-openttd')), /^OpenTTD .+ · \d+ s with alone$/);
+  assert.match(await text(page.getByTestId('session-openttd')), /^OpenTTD .+ · \d+ s played alone$/);
+  await shot(page, 'games-sessions-phone', PHONE);
+  await page.setViewportSize(DESKTOP);
 
   // The form: bad input is explained and sends nothing; a good profile appears, then goes.
   await page.getByTestId('form-name').fill('Browser Test Game');

@@ -264,7 +264,7 @@ test('game sessions: a real game server played and stopped is a stored session (
     // The CLI: people and scripts.
     const cli = ['--grpc', `127.0.0.1:${h.grpcPort}`, '--state-dir', h.stateDir];
     const human = (await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', '--sessions', ...cli])).stdout;
-    assert.match(human, /Teeworlds {2}\d+ s {2}with alone/);
+    assert.match(human, /Teeworlds {2}\d+ s {2}played alone/);
     const json = JSON.parse((await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', 'sessions', '--game', 'teeworlds', '--json', ...cli])).stdout) as { sessions: { profileId: string }[] };
     assert.deepEqual(json.sessions.map((s) => s.profileId), ['teeworlds']);
 

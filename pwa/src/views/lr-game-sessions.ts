@@ -7,8 +7,8 @@ import { shared } from '../styles/shared.js';
 import { gameList } from '../styles/game-list.js';
 
 function whoText(s: GameSession): string {
-  if (s.players.length === 0) return 'alone';
-  return s.players
+  if (s.players.length === 0) return 'played alone';
+  return 'with ' + s.players
     .map((p) => {
       const rtt = p.averageRttMs > 0 ? `${p.averageRttMs.toFixed(p.averageRttMs < 10 ? 1 : 0)} ms` : 'RTT unknown';
       const relayed = p.averageRttMs > 0 && p.directShare < 1 ? `, ${Math.round((1 - p.directShare) * 100)}% relayed` : '';
@@ -53,7 +53,7 @@ export class LrGameSessions extends LitElement {
                 (s) => html`<li class="game" data-testid="session-${s.profileId}">
                   <span class="gname">${s.gameName || s.profileId}</span>
                   <span class="meta">${s.startedAt ? s.startedAt.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' }) : nothing} · ${formatDuration(Number(s.durationSeconds))}</span>
-                  <span class="meta">with ${whoText(s)}</span>
+                  <span class="meta">${whoText(s)}</span>
                 </li>`,
               )}
             </ul>`}
