@@ -17,7 +17,7 @@ export function topicOf(e: WatchEvent): WatchTopic {
   if (e.peer) return WatchTopic.WATCH_TOPIC_PEERS;
   if (e.metrics || e.peerMetrics) return WatchTopic.WATCH_TOPIC_METRICS;
   if (e.pathChange) return WatchTopic.WATCH_TOPIC_PEERS;
-  if (e.gameDetection) return WatchTopic.WATCH_TOPIC_GAMES;
+  if (e.gameDetection || e.gameSession) return WatchTopic.WATCH_TOPIC_GAMES;
   if (e.server) return WatchTopic.WATCH_TOPIC_SERVERS;
   if (e.natReport) return WatchTopic.WATCH_TOPIC_NAT_REPORT;
   if (e.lan) return WatchTopic.WATCH_TOPIC_LAN;

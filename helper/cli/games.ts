@@ -10,9 +10,12 @@ import {
 import { unary, withClient } from './call.js';
 import { CliError } from './context.js';
 import type { Command } from './commands.js';
+import { listSessions } from './game-sessions.js';
+import { flag } from '../core/args.js';
 
 // `lanrage games`: the games running now; `lanrage games profiles`: every profile the helper
-// knows, with its discovery ports and where the facts come from.
+// knows, with its discovery ports and where the facts come from; `lanrage games sessions` (or
+// --sessions): the games played here.
 
 const kindName = (k: ProfileSourceKind): string => ProfileSourceKind[k]?.replace('PROFILE_SOURCE_KIND_', '').toLowerCase() ?? String(k);
 
@@ -41,12 +44,14 @@ const portsText = (p: GameProfile): string =>
 
 export const gamesCommand: Command = {
   name: 'games',
-  usage: 'games [profiles]',
-  summary: 'games running now (detected from their processes), or every game profile',
+  usage: 'games [profiles|sessions]',
+  summary: 'games running now (detected from their processes), every game profile, or the sessions played here',
   async run(args, ctx) {
-    const [, sub] = args.positional;
-    if (sub !== undefined && sub !== 'profiles') throw new CliError('usage: lanrage games [profiles]');
+    const [, positional] = args.positional;
+    const sub = flag(args, 'sessions') !== undefined ? 'sessions' : positional;
+    if (sub !== undefined && sub !== 'profiles' && sub !== 'sessions') throw new CliError('usage: lanrage games [profiles | sessions [--game ID] [--limit N]]');
     await withClient(GameServiceClient, ctx, async (client) => {
+      if (sub === 'sessions') return listSessions(client, args, ctx);
       if (sub === 'profiles') {
         const res = await unary<object, ListGameProfilesResponse>(client, client.listGameProfiles, {}, new Metadata(), ctx.deadline());
         if (ctx.json) return ctx.out(JSON.stringify({ profiles: res.profiles }));

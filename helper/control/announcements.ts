@@ -13,6 +13,7 @@ export const MAX_ANNOUNCED_PORTS = 64;
 export const MAX_ANNOUNCED_GROUPS = 16;
 export const MAX_ANNOUNCED_SERVERS = 32;
 export const MAX_SERVER_PLAYERS = 1024;
+export const MAX_ANNOUNCED_GAMES = 16;
 const ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const PROFILE_RE = /^[a-z0-9._-]{1,64}$/;
 // Printable text without control characters (C0, DEL, C1) or unpaired surrogates.
@@ -71,10 +72,13 @@ export function checkServer(i: number, s: AnnouncedServer): AnnouncedServer {
 
 /** Checks and normalises an announcement (sorted, without duplicates). Throws INVALID_ARGUMENT. */
 export function checkAnnouncement(a: Announcement | undefined): Announcement {
-  if (!a) return { udpPorts: [], multicastGroups: [], servers: [] };
+  if (!a) return { udpPorts: [], multicastGroups: [], servers: [], gameProfileIds: [] };
   if (a.udpPorts.length > MAX_ANNOUNCED_PORTS) throw invalidArgument(`at most ${MAX_ANNOUNCED_PORTS} udp_ports, got ${a.udpPorts.length}`);
   if (a.multicastGroups.length > MAX_ANNOUNCED_GROUPS) throw invalidArgument(`at most ${MAX_ANNOUNCED_GROUPS} multicast_groups, got ${a.multicastGroups.length}`);
   if (a.servers.length > MAX_ANNOUNCED_SERVERS) throw invalidArgument(`at most ${MAX_ANNOUNCED_SERVERS} servers, got ${a.servers.length}`);
+  const gameIds = a.gameProfileIds ?? [];
+  if (gameIds.length > MAX_ANNOUNCED_GAMES) throw invalidArgument(`at most ${MAX_ANNOUNCED_GAMES} game_profile_ids, got ${gameIds.length}`);
+  for (const [i, g] of gameIds.entries()) if (!PROFILE_RE.test(g)) throw invalidArgument(`game_profile_ids[${i}] must be 1-64 characters a-z 0-9 . _ -`);
   const ports = [...new Set(a.udpPorts.map((p, i) => checkUint(`udp_ports[${i}]`, p, 1, 65535)))].sort((x, y) => x - y);
   const groups = [...new Set(a.multicastGroups.map((g, i) => checkGroup(`multicast_groups[${i}]`, g)))].sort();
   const servers = a.servers.map((s, i) => checkServer(i, s));
@@ -84,7 +88,12 @@ export function checkAnnouncement(a: Announcement | undefined): Announcement {
     ids.add(s.id);
   }
   servers.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-  return { udpPorts: ports, multicastGroups: groups, servers };
+  return { udpPorts: ports, multicastGroups: groups, servers, gameProfileIds: [...new Set(gameIds)].sort() };
+}
+
+/** Nothing announced: the member's entry goes away. */
+export function isEmptyAnnouncement(a: Announcement): boolean {
+  return a.udpPorts.length + a.multicastGroups.length + a.servers.length + (a.gameProfileIds?.length ?? 0) === 0;
 }
 
 const same = (a: Announcement, b: Announcement): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -103,7 +112,7 @@ export class AnnouncementBook {
   set(deviceId: string, a: Announcement): boolean {
     this.spend(deviceId);
     const old = this.byDevice.get(deviceId);
-    const empty = a.udpPorts.length === 0 && a.multicastGroups.length === 0 && a.servers.length === 0;
+    const empty = isEmptyAnnouncement(a);
     if (empty) this.byDevice.delete(deviceId);
     else this.byDevice.set(deviceId, a);
     return old ? !same(old, a) : !empty;

@@ -5,7 +5,7 @@ export interface ParsedArgs {
   flags: Map<string, string[]>;
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'help', 'cached', 'discord-test-loopback']);
+const BOOLEAN_FLAGS = new Set(['json', 'help', 'cached', 'discord-test-loopback', 'sessions']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const positional: string[] = [];

@@ -3,10 +3,12 @@ import {
   TransportProtocol,
   type GameDetection as ProtoDetection,
   type GameProfile as ProtoProfile,
+  type GameSession as ProtoSession,
 } from '../gen/lanrage/v1/games.js';
 import type { Detection } from './detector.js';
 import type { GameProfile, SourceKind } from './profile.js';
 import { customIdFor } from './catalog.js';
+import type { GameSessionRecord } from './sessions.js';
 
 // Conversions between the profile data (helper/games/profile.ts) and the API messages.
 
@@ -80,4 +82,22 @@ export function fromProtoProfile(p: ProtoProfile): unknown {
 
 export function toProtoDetection(d: Detection, name: string, running: boolean): ProtoDetection {
   return { profileId: d.profileId, gameName: name, pid: d.pid, detectedAt: new Date(d.detectedAt), running, exe: d.exe };
+}
+
+export function toProtoSession(s: GameSessionRecord & { id: number }): ProtoSession {
+  return {
+    id: s.id,
+    profileId: s.profileId,
+    gameName: s.gameName,
+    startedAt: new Date(s.startMs),
+    endedAt: new Date(s.endMs),
+    durationSeconds: Math.round((s.endMs - s.startMs) / 1000),
+    players: s.players.map((p) => ({
+      deviceId: p.deviceId,
+      name: p.name,
+      overlapSeconds: Math.round(p.overlapMs / 1000),
+      averageRttMs: p.avgRttMs,
+      directShare: p.directShare,
+    })),
+  };
 }

@@ -12,6 +12,8 @@ export interface PrometheusSources {
   /** Magicsock's counters (relay use among them); null while not in a party. */
   magic(): Record<string, number> | null;
   lan(): LanStats;
+  /** Game sessions: ended since the helper started (by game profile id), and playing now. */
+  gameSessions?(): { ended: ReadonlyMap<string, number>; playing: readonly string[] };
 }
 
 const PATH_NAMES: Record<number, string> = {
@@ -101,6 +103,26 @@ export function prometheusRegistry(src: PrometheusSources): Registry {
     registers: [reg],
     collect() {
       this.set(src.lan().enabled ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'lanrage_game_sessions_total',
+    help: 'Game sessions played here that ended (since the helper started), by game profile id.',
+    labelNames: ['game'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [game, n] of src.gameSessions?.().ended ?? []) this.inc({ game }, n);
+    },
+  });
+  new Gauge({
+    name: 'lanrage_game_playing',
+    help: '1 for each game being played here now (a session is open), by game profile id.',
+    labelNames: ['game'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const game of src.gameSessions?.().playing ?? []) this.set({ game }, 1);
     },
   });
   new Counter({

@@ -4,7 +4,9 @@
 //   prerouting  WireGuard-typed datagrams from a fast-path peer to the public port go to WireGuard
 // A peer whose path belongs to a socket of its own (birthday probing's winning socket, see
 // birthday.ts) is "pinned": the same two rules with that socket's port instead of the public one,
-// looked up per peer endpoint. Only the (ip, port) pairs in the `peers` set (and pinned map) are touched, so peers still on the proxy path (and
+// looked up per peer endpoint; its own counter sets (`pinnedout`, and `pinnedin` which also
+// steers) count its packets as `peers`/`peersout` do for the others. Only the (ip, port) pairs in
+// the `peers` set (and pinned map) are touched, so peers still on the proxy path (and
 // WireGuard's traffic to our 127.0.0.1 proxy ports) are unaffected, and disco (not WireGuard-typed)
 // still reaches the helper for liveness. Raw priority runs before conntrack, so NAT state sees
 // the rewritten ports in both directions. The table belongs to one WireGuard interface and lives
@@ -67,9 +69,14 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
   }
   if (pins.length > 0) {
     sets.push(`  map pinned {\n    type ipv4_addr . inet_service : inet_service\n    elements = { ${pins.map((p) => `${p.ip} . ${p.port} : ${p.local}`).join(', ')} }\n  }\n`);
-    sets.push(`  set pinnedin {\n    type inet_service . ipv4_addr . inet_service\n    elements = { ${pins.map((p) => `${p.local} . ${p.ip} . ${p.port}`).join(', ')} }\n  }\n`);
+    // Counters as for `peers`, but one way each: `pinnedout` counts what WireGuard sends, and
+    // `pinnedin` (looked up after the type check, so disco to the pinned socket is not counted)
+    // what it receives.
+    sets.push(`  set pinnedout {\n    type ipv4_addr . inet_service\n    counter\n    elements = { ${pins.map((p) => `${p.ip} . ${p.port}`).join(', ')} }\n  }\n`);
+    sets.push(`  set pinnedin {\n    type inet_service . ipv4_addr . inet_service\n    counter\n    elements = { ${pins.map((p) => `${p.local} . ${p.ip} . ${p.port}`).join(', ')} }\n  }\n`);
+    out.push(`    udp sport ${wgPort} ip daddr . udp dport @pinnedout\n`);
     out.push(`    udp sport ${wgPort} udp sport set ip daddr . udp dport map @pinned\n`);
-    pre.push(`    udp dport . ip saddr . udp sport @pinnedin ${WG_TYPES} udp dport set ${wgPort}\n`);
+    pre.push(`    ${WG_TYPES} udp dport . ip saddr . udp sport @pinnedin udp dport set ${wgPort}\n`);
   }
   return (
     head +
@@ -96,24 +103,47 @@ interface NftElem {
   elem?: { val?: { concat?: unknown[] }; counter?: { packets?: number; bytes?: number } };
 }
 
-/** Per-endpoint counters from `nft -j list table` output of a table renderRuleset made. */
+/** How parseCounters names a pinned peer's counters: its local port and endpoint. */
+export function pinnedKey(localPort: number, endpoint: string): string {
+  return `${localPort}>${endpoint}`;
+}
+
+type Count = { packets: number; bytes: number };
+const ZERO: Count = { packets: 0, bytes: 0 };
+
+/**
+ * Per-endpoint counters from `nft -j list table` output of a table renderRuleset made: keyed
+ * "ip:port" for fast-path peers and pinnedKey(localPort, "ip:port") for pinned ones.
+ */
 export function parseCounters(json: string): Map<string, FastPathCounters> {
-  const both = new Map<string, { packets: number; bytes: number }>();
-  const out = new Map<string, { packets: number; bytes: number }>();
+  const sets = new Map<string, Map<string, Count>>();
   const doc = JSON.parse(json) as { nftables?: Array<{ set?: { name?: string; elem?: NftElem[] } }> };
   for (const item of doc.nftables ?? []) {
     const set = item.set;
-    if (!set || (set.name !== 'peers' && set.name !== 'peersout')) continue;
+    if (!set?.name || !['peers', 'peersout', 'pinnedout', 'pinnedin'].includes(set.name)) continue;
+    const m = new Map<string, Count>();
     for (const e of set.elem ?? []) {
       const c = e.elem?.val?.concat;
-      if (!Array.isArray(c) || typeof c[0] !== 'string' || typeof c[1] !== 'number') continue;
-      (set.name === 'peers' ? both : out).set(`${c[0]}:${c[1]}`, { packets: e.elem?.counter?.packets ?? 0, bytes: e.elem?.counter?.bytes ?? 0 });
+      // pinnedin is (local port, ip, port); the others are (ip, port).
+      const ep = Array.isArray(c) ? c.slice(set.name === 'pinnedin' ? 1 : 0) : [];
+      if (!Array.isArray(c) || ep.length !== 2 || typeof ep[0] !== 'string' || typeof ep[1] !== 'number') continue;
+      if (set.name === 'pinnedin' && typeof c[0] !== 'number') continue;
+      const key = set.name === 'pinnedin' ? pinnedKey(c[0] as number, `${ep[0]}:${ep[1]}`) : `${ep[0]}:${ep[1]}`;
+      m.set(key, { packets: e.elem?.counter?.packets ?? 0, bytes: e.elem?.counter?.bytes ?? 0 });
     }
+    sets.set(set.name, m);
   }
   const res = new Map<string, FastPathCounters>();
-  for (const [ep, b] of both) {
-    const o = out.get(ep) ?? { packets: 0, bytes: 0 };
+  // `peers` matches both ways, `peersout` only outgoing: rx is the difference.
+  const out = sets.get('peersout');
+  for (const [ep, b] of sets.get('peers') ?? []) {
+    const o = out?.get(ep) ?? ZERO;
     res.set(ep, { txPackets: o.packets, txBytes: o.bytes, rxPackets: Math.max(0, b.packets - o.packets), rxBytes: Math.max(0, b.bytes - o.bytes) });
+  }
+  const pinnedOut = sets.get('pinnedout');
+  for (const [key, i] of sets.get('pinnedin') ?? []) {
+    const o = pinnedOut?.get(key.slice(key.indexOf('>') + 1)) ?? ZERO;
+    res.set(key, { txPackets: o.packets, txBytes: o.bytes, rxPackets: i.packets, rxBytes: i.bytes });
   }
   return res;
 }
@@ -196,7 +226,7 @@ export class FastPath {
   }
 
   /**
-   * Packet and byte counters of the fast-path peers (not pinned ones), by peer id. One `nft`
+   * Packet and byte counters of the fast-path peers (pinned ones too), by peer id. One `nft`
    * process for all peers (~30 ms of CPU here), so callers read it seldom. The table is replaced
    * on every change, which restarts its counters: callers treat a drop as a restart.
    */
@@ -205,7 +235,7 @@ export class FastPath {
     if (!this.installed) return res;
     const byEp = parseCounters(await (this.o.list ?? listNft)(this.table));
     for (const [id, p] of this.peers) {
-      const c = p.localPort === null ? byEp.get(p.endpoint) : undefined;
+      const c = byEp.get(p.localPort === null ? p.endpoint : pinnedKey(p.localPort, p.endpoint));
       if (c) res.set(id, c);
     }
     return res;

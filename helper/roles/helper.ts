@@ -44,7 +44,10 @@ import { discordDefinition, discordHandlers, discordMutating } from '../api/disc
 import { ServerBrowser, serverBrowserDefinition, serverBrowserMutating } from '../servers/server-browser.js';
 import { FavoritesRepo } from '../store/favorites-repo.js';
 import { startGames } from '../games/games.js';
-import { toProtoDetection } from '../games/proto.js';
+import { toProtoDetection, toProtoSession } from '../games/proto.js';
+import { membersPlaying, SessionRecorder } from '../games/session-recorder.js';
+import { GameSessionsRepo } from '../store/game-sessions-repo.js';
+import { sameNetns } from '../servers/proc-sockets.js';
 import { GameProfilesRepo } from '../store/game-profiles-repo.js';
 import { gameDefinition, gameHandlers, gameMutating } from '../api/game-service.js';
 import { RemoteAccess } from '../remote/remote-access.js';
@@ -128,12 +131,27 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   const state = new HelperState(packageVersion(), new SettingsRepo(db));
   const history = new MetricsHistory(db);
   const shutdown = new AbortController();
-  // Game profiles and detection; started/stopped go out on the Watch topic GAMES.
+  // Game profiles and detection; started/stopped go out on the Watch topic GAMES, and so do the
+  // game sessions they make (stored in SQLite).
+  const gameSessions = new GameSessionsRepo(db);
+  const recorder = new SessionRecorder({
+    repo: gameSessions,
+    log: log.child({ part: 'game-sessions' }),
+    gameName: (id) => games.catalog.get(id)?.name ?? id,
+    onRecorded: (s) => state.events.publish({ gameSession: toProtoSession(s) }),
+    ours: (pid) => sameNetns(pid),
+  });
   const games = startGames({
     store: new GameProfilesRepo(db, (id, errors) => log.warn('skipping an invalid custom game profile in the database', { id, errors })),
     log: log.child({ part: 'games' }),
-    onStarted: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) }),
-    onStopped: (d) => state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, false) }),
+    onStarted: (d) => {
+      recorder.started(d);
+      state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, true) });
+    },
+    onStopped: (d) => {
+      recorder.stopped(d);
+      state.events.publish({ gameDetection: toProtoDetection(d, games.catalog.get(d.profileId)?.name ?? d.profileId, false) });
+    },
   });
 
   // The embedded control server, unless this helper is told to use another one.
@@ -202,6 +220,8 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     targetsChanged: () => void lan.targetsChanged(),
   });
   const sb = servers;
+  // Who in the party plays what: their helpers' announcements, for the sessions here.
+  sb.partyGames.on('changed', () => recorder.members(membersPlaying(sb.partyGames.announced(), new Map((party.current()?.members ?? []).map((m) => [m.deviceId, m.name])))));
   state.settingsSaved.subscribe(() => sb.settingsChanged());
   state.inParty = () => party.inParty();
   peerMetrics = new PeerMetrics({
@@ -209,6 +229,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     log: log.child({ part: 'peer-metrics' }),
     onSamples: (samples) => {
       peerHistory.add(samples);
+      recorder.samples(samples);
       state.events.publish({ peerMetrics: { peers: samples.map(toProtoPeerSample) } });
     },
   });
@@ -259,7 +280,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
   });
   sampler.start();
 
-  const metricsEndpoint = { registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats() }) };
+  const metricsEndpoint = { registry: prometheusRegistry({ peers: () => pm.latest(), magic: () => party.magicCounters(), lan: () => lan.stats(), gameSessions: () => ({ ended: recorder.endedCounts(), playing: recorder.playing() }) }) };
   let grpcTarget = '';
   // Phone access (helper/remote): off until the desktop turns it on.
   const remote = new RemoteAccess({
@@ -305,7 +326,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       { definition: networkDefinition, handlers: networkHandlers(nc), mutating: networkMutating },
       { definition: discordDefinition, handlers: discordHandlers(discord), mutating: discordMutating },
       { definition: serverBrowserDefinition, handlers: sb.handlers(), mutating: serverBrowserMutating },
-      { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector), mutating: gameMutating },
+      { definition: gameDefinition, handlers: gameHandlers(games.catalog, games.detector, gameSessions), mutating: gameMutating },
       { definition: remoteAccessDefinition, handlers: remoteAccessHandlers(remote), mutating: new Set(), needs: remoteAccessNeeds },
       { definition: remotePairingDefinition, handlers: remotePairingHandlers(remote), mutating: new Set(), needs: remotePairingNeeds },
     ],
@@ -363,6 +384,7 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
       discord.close();
       await control?.close();
       sampler.stop();
+      recorder.close();
       history.flush();
       peerHistory.flush();
       db.close();

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../core/log.js';
 import { Status } from '../core/api-error.js';
 import type { AnnouncedServer, Announcement, MemberAnnouncement } from '../gen/lanrage/control/v1/control.js';
-import { checkAnnouncement, MAX_ANNOUNCED_GROUPS, MAX_ANNOUNCED_PORTS } from '../control/announcements.js';
+import { checkAnnouncement, isEmptyAnnouncement, MAX_ANNOUNCED_GAMES, MAX_ANNOUNCED_GROUPS, MAX_ANNOUNCED_PORTS } from '../control/announcements.js';
 
 // The party-wide picture of games: what this helper announces (discovery ports and groups of the
 // games running here and of the user's broadcast_ports, the servers it hosts) and what every
@@ -39,19 +39,22 @@ export interface LocalGames {
   udpPorts: number[];
   groups: string[];
   servers: AnnouncedServer[];
+  /** Game profile ids running here (who plays what: game sessions at the other members). */
+  games?: string[];
   /** Why each port or group is wanted here (for the UI). */
   reasons: Map<string, string>;
 }
 
-const EMPTY: Announcement = { udpPorts: [], multicastGroups: [], servers: [] };
+const EMPTY: Announcement = { udpPorts: [], multicastGroups: [], servers: [], gameProfileIds: [] };
 const key = (a: Announcement): string => JSON.stringify(a);
 
 /** Fits the local wish into the announcement limits (ports and groups beyond them stay local). */
-export function toAnnouncement(l: Pick<LocalGames, 'udpPorts' | 'groups' | 'servers'>): Announcement {
+export function toAnnouncement(l: Pick<LocalGames, 'udpPorts' | 'groups' | 'servers' | 'games'>): Announcement {
   return checkAnnouncement({
     udpPorts: [...new Set(l.udpPorts)].sort((a, b) => a - b).slice(0, MAX_ANNOUNCED_PORTS),
     multicastGroups: [...new Set(l.groups)].sort().slice(0, MAX_ANNOUNCED_GROUPS),
     servers: l.servers,
+    gameProfileIds: [...new Set(l.games ?? [])].sort().slice(0, MAX_ANNOUNCED_GAMES),
   });
 }
 
@@ -117,7 +120,7 @@ export class PartyGames extends EventEmitter<PartyGamesEvents> {
       for (const x of list) {
         if (x.deviceId === c.deviceId) continue;
         const a = x.announcement ?? EMPTY;
-        if (a.udpPorts.length + a.multicastGroups.length + a.servers.length === 0) this.members.delete(x.deviceId);
+        if (isEmptyAnnouncement(a)) this.members.delete(x.deviceId);
         else this.members.set(x.deviceId, a);
       }
       this.emit('changed');

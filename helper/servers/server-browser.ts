@@ -174,6 +174,8 @@ export class ServerBrowser {
       udpPorts: [...new Set([...disc.udpPorts, ...settingsPorts])],
       groups: disc.groups.map((g) => `${g.group}:${g.port}`),
       servers: this.local.list(),
+      // Who plays what (game sessions at the other members): the games in our namespace, as above.
+      games: running.map((r) => r.profileId),
       reasons,
     });
   }

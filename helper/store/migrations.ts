@@ -109,4 +109,19 @@ export const HELPER_MIGRATIONS: readonly Migration[] = [
       last_seen_ms INTEGER NOT NULL
     ) STRICT;`,
   },
+  {
+    version: 8,
+    name: 'game sessions',
+    // One row per game played here (helper/games/sessions.ts); players is the JSON array of who
+    // played along with their overlap and mean RTT. Kept 90 days, at most 10000 rows.
+    sql: `CREATE TABLE game_sessions (
+      id          INTEGER PRIMARY KEY AUTOINCREMENT,
+      profile_id  TEXT NOT NULL,
+      game_name   TEXT NOT NULL,
+      started_ms  INTEGER NOT NULL,
+      ended_ms    INTEGER NOT NULL,
+      players     TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX game_sessions_ended ON game_sessions(ended_ms);`,
+  },
 ];

@@ -1,5 +1,6 @@
 // The Games page in real Chromium against a real helper: the profile list, a game appearing and
-// disappearing live (Watch GAMES) as a Wine-style process starts and is killed, and the custom-
+// disappearing live (Watch GAMES) as a Wine-style process starts and is killed, leaving a session
+// in the Sessions list, and the custom-
 // profile form (refused input explained, a good profile added and deleted). Desktop and phone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +35,7 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
   await page.setViewportSize(DESKTOP);
   await page.goto(`http://localhost:${helper.httpPort}/#/games`);
   await waitLive(page, 15_000);
+  await page.getByTestId('sessions-none').waitFor({ timeout: 10_000 });
   assert.equal(await page.getByTestId('nav-games').getAttribute('aria-current'), 'page');
   await page.getByTestId('profile-teeworlds').waitFor({ timeout: 10_000 });
   assert.ok((await page.locator('[data-testid="games-profiles"] li').count()) >= 60);
@@ -51,6 +53,11 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
   await page.setViewportSize(DESKTOP);
   process.kill(game.pid!, 'SIGKILL');
   await page.getByTestId('games-none').waitFor({ timeout: 10_000 });
+  // The game that just stopped is a session, live from the Watch stream: what, how long, with whom.
+  await page.getByTestId('session-openttd').waitFor({ timeout: 10_000 });
+  assert.match(await text(page.getByTestId('session-openttd')), /^OpenTTD .+ · \d+ s played alone$/);
+  await shot(page, 'games-sessions-phone', PHONE);
+  await page.setViewportSize(DESKTOP);
 
   // The form: bad input is explained and sends nothing; a good profile appears, then goes.
   await page.getByTestId('form-name').fill('Browser Test Game');

@@ -16,6 +16,9 @@ import {
   TransportProtocol,
   type CreateCustomGameProfileResponse,
   type GameDetection,
+  type GameSession,
+  type ListGameSessionsRequest,
+  type ListGameSessionsResponse,
   type ListGameDetectionsResponse,
   type ListGameProfilesResponse,
 } from '../../helper/gen/lanrage/v1/games.js';
@@ -25,6 +28,7 @@ import { HELPER_MAIN, requireOrSkip } from '../lib/repo.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { until } from '../lib/wait.js';
+import { freePort } from '../lib/coturn.js';
 
 const children = new Set<ChildProcess>();
 const helpers: HelperProcess[] = [];
@@ -226,3 +230,69 @@ async function pollDetections(c: GameServiceClient, pid: number): Promise<GameDe
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+test('game sessions: a real game server played and stopped is a stored session (Watch GAMES, ListGameSessions, CLI); one still running when the helper stops is kept too, and both survive a restart', async (t) => {
+  if (!requireOrSkip(existsSync('/usr/games/teeworlds-server') && existsSync('/usr/bin/unshare') && process.getuid?.() === 0, 'root, teeworlds-server and unshare (Debian teeworlds-server, util-linux)', t)) return;
+  const h = await startHelper({ pwaDir: null });
+  helpers.push(h);
+  let games = new GameServiceClient(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
+  const c = new WatchServiceClient(`127.0.0.1:${h.grpcPort}`, credentials.createInsecure());
+  const stream = c.watch({ topics: [WatchTopic.WATCH_TOPIC_GAMES], maxDurationSeconds: 600 });
+  const ended: GameSession[] = [];
+  stream.on('data', (r: WatchResponse) => void (r.gameSession && ended.push(r.gameSession)));
+  stream.on('error', () => {});
+  const sessions = async (req: Partial<ListGameSessionsRequest> = {}): Promise<ListGameSessionsResponse> =>
+    call<ListGameSessionsResponse>((cb) => games.listGameSessions({ pageSize: 0, pageToken: '', profileId: '', ...req }, cb));
+  try {
+    assert.deepEqual((await sessions()).sessions, []);
+    // In the helper's own network namespace (a game elsewhere is not played here), on a free port.
+    const tee = start('/usr/games/teeworlds-server', ['sv_register 0', `sv_port ${await freePort()}`, 'bindaddr 127.0.0.1']);
+    await pollDetections(games, tee.pid!);
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    await killByPid(tee);
+    const ev = await until('Watch GAMES: the session ended', () => ended.find((s) => s.profileId === 'teeworlds'), 10_000, 20);
+    const played = Date.now() - t0;
+    assert.equal(ev.gameName, 'Teeworlds');
+    assert.ok(ev.durationSeconds >= 3 && ev.durationSeconds * 1000 <= played + 3000, `${ev.durationSeconds} s for a game that ran ~${played} ms (detection every 2 s)`);
+    assert.deepEqual(ev.players, [], 'nobody else played: not in a party');
+    const listed = (await sessions()).sessions;
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0]!.id, ev.id);
+    assert.equal(listed[0]!.endedAt!.getTime() - listed[0]!.startedAt!.getTime() >= 3000, true);
+
+    // The CLI: people and scripts.
+    const cli = ['--grpc', `127.0.0.1:${h.grpcPort}`, '--state-dir', h.stateDir];
+    const human = (await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', '--sessions', ...cli])).stdout;
+    assert.match(human, /Teeworlds {2}\d+ s {2}played alone/);
+    const json = JSON.parse((await promisify(execFile)(process.execPath, [HELPER_MAIN, 'games', 'sessions', '--game', 'teeworlds', '--json', ...cli])).stdout) as { sessions: { profileId: string }[] };
+    assert.deepEqual(json.sessions.map((s) => s.profileId), ['teeworlds']);
+
+    // Bad requests change nothing and say why.
+    await assert.rejects(sessions({ pageSize: 100_000 }), (err: ServiceError) => err.code === Status.INVALID_ARGUMENT && /page_size/.test(err.details));
+    await assert.rejects(sessions({ pageToken: 'drop table' }), (err: ServiceError) => err.code === Status.INVALID_ARGUMENT && /page_token/.test(err.details));
+
+    // A game still running when the helper stops: its session ends with the helper and is kept.
+    const wine = start('sleep', ['600'], 'C:\\Games\\Half-Life 2\\hl2.exe');
+    await pollDetections(games, wine.pid!);
+    stream.cancel();
+    c.close();
+    games.close();
+    await h.stop('SIGTERM');
+    await killByPid(wine);
+    const h2 = await startHelper({ stateDir: h.stateDir, pwaDir: null });
+    helpers.push(h2);
+    games = new GameServiceClient(`127.0.0.1:${h2.grpcPort}`, credentials.createInsecure());
+    const after = (await sessions()).sessions;
+    assert.deepEqual(after.map((s) => s.profileId), ['source-engine', 'teeworlds'], 'newest first, both kept across the restart');
+    const page1 = await sessions({ pageSize: 1 });
+    assert.equal(page1.sessions[0]!.profileId, 'source-engine');
+    const page2 = await sessions({ pageSize: 1, pageToken: page1.nextPageToken });
+    assert.deepEqual(page2.sessions.map((s) => s.profileId), ['teeworlds']);
+    assert.equal(page2.nextPageToken, '');
+  } finally {
+    stream.cancel();
+    c.close();
+    games.close();
+  }
+});

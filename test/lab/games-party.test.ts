@@ -23,6 +23,11 @@ interface ServerJson {
   id: string; name: string; address: string; map: string; players: number; maxPlayers: number; hostName: string; gameName: string; gameProfileId: string; local: boolean; rttMs: number;
 }
 
+interface SessionJson {
+  gameName: string; durationSeconds: string | number;
+  players: Array<{ deviceId: string; name: string; overlapSeconds: string | number; averageRttMs: number; directShare: number }>;
+}
+
 async function servers(pl: PartyLab, site: LabSite): Promise<ServerJson[]> {
   return (await pl.cli<{ servers: ServerJson[] }>(site, ['servers'])).servers;
 }
@@ -96,6 +101,32 @@ test('a real OpenArena server at one NATed site: detected, announced, found by L
           `qstat broadcast at a found ${found[0]!.address} (qstat run ${qMs} ms); datagrams per discovery: a captured ${c1.captured - c0.captured}, ` +
             `forwarded ${c1.forwarded - c0.forwarded} envelope(s); a's tunnel sent ${tun1.tx - tun0.tx} and received ${tun1.rx - tun0.rx} packets`,
         );
+
+        // a's player joins in (another OpenArena process at a): a's helper records a game session
+        // in which b played along (b's helper announces the game it runs), with the RTT to b.
+        const oaA = lab.spawn(a.host.ns, OA, ['+set', 'net_port', String(PORT + 1), '+set', 'sv_master1', '', '+map', 'oa_dm1']);
+        try {
+          await until('a detects its own OpenArena', 15_000, async () => {
+            const d = await pl.cli<{ detections: Array<{ pid: number }> }>(a, ['games']);
+            return d.detections.some((x) => x.pid === oaA.pid) ? true : undefined;
+          });
+          await new Promise((r) => setTimeout(r, 6000));
+        } finally {
+          const gone = new Promise((r) => oaA.once('exit', r));
+          oaA.kill('SIGTERM');
+          await gone;
+        }
+        const session = await until('a recorded the session', 15_000, async () => {
+          const r = await pl.cli<{ sessions: SessionJson[] }>(a, ['games', 'sessions', '--game', 'openarena']);
+          return r.sessions[0];
+        });
+        t.diagnostic(`session at a: ${session.durationSeconds} s with ${JSON.stringify(session.players)}`);
+        assert.equal(session.gameName, 'OpenArena');
+        assert.ok(Number(session.durationSeconds) >= 5, `${session.durationSeconds} s`);
+        assert.equal(session.players.length, 1, 'b played along');
+        assert.equal(session.players[0]!.name, listed.hostName);
+        assert.ok(Number(session.players[0]!.overlapSeconds) >= 5);
+        assert.ok(session.players[0]!.averageRttMs > 0, 'the round trip to b was measured while both played');
 
         // mDNS: a TCP service published at b with b's own host records (its LAN address).
         avahis.push(await startAvahi(lab, a, `gpa${lab.id}`), await startAvahi(lab, b, `gpb${lab.id}`));

@@ -37,7 +37,7 @@ function world() {
 const server = (over: Partial<AnnouncedServer> = {}): AnnouncedServer => ({
   id: 'oa-27960', gameProfileId: 'openarena', gameName: 'OpenArena', port: 27960, name: 'Frag night', map: 'oa_dm1', players: 2, maxPlayers: 8, password: false, steamAppId: 0, ...over,
 });
-const ann = (over: Partial<Announcement> = {}): Announcement => ({ udpPorts: [27960], multicastGroups: [], servers: [server()], ...over });
+const ann = (over: Partial<Announcement> = {}): Announcement => ({ udpPorts: [27960], multicastGroups: [], servers: [server()], gameProfileIds: [], ...over });
 const code = (c: Status) => (e: unknown) => {
   assert.ok(e instanceof ApiError, String(e));
   assert.equal(e.code, c, `expected ${Status[c]}, got ${Status[e.code]}: ${e.message}`);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastPath, fastPathTableName, renderRuleset } from '../../helper/net/fastpath.js';
+import { FastPath, fastPathTableName, parseCounters, pinnedKey, renderRuleset } from '../../helper/net/fastpath.js';
 import { HoldQueue } from '../../helper/net/wgproxy.js';
 
 test('fastpath: the table is named after the interface, safely', () => {
@@ -62,8 +62,12 @@ test('renderRuleset: a pinned peer uses its own local port both ways', () => {
   assert.match(r, /udp sport 51820 ip daddr \. udp dport @peers udp sport set 41641/);
   assert.match(r, /elements = \{ 203\.0\.113\.10 \. 5000 : 45000 \}/);
   assert.match(r, /udp sport 51820 udp sport set ip daddr \. udp dport map @pinned/);
-  assert.match(r, /udp dport \. ip saddr \. udp sport @pinnedin @th,64,32 \{[^}]+\} udp dport set 51820/);
-  assert.match(r, /elements = \{ 45000 \. 203\.0\.113\.10 \. 5000 \}/);
+  // The type check comes first: only WireGuard packets are looked up, so only they are counted.
+  assert.match(r, /@th,64,32 \{[^}]+\} udp dport \. ip saddr \. udp sport @pinnedin udp dport set 51820/);
+  assert.match(r, /set pinnedin \{\n    type inet_service \. ipv4_addr \. inet_service\n    counter\n    elements = \{ 45000 \. 203\.0\.113\.10 \. 5000 \}/);
+  // Outgoing packets of the pinned peer are counted before their source port is rewritten.
+  assert.match(r, /set pinnedout \{\n    type ipv4_addr \. inet_service\n    counter\n    elements = \{ 203\.0\.113\.10 \. 5000 \}/);
+  assert.match(r, /udp sport 51820 ip daddr \. udp dport @pinnedout\n    udp sport 51820 udp sport set ip daddr \. udp dport map @pinned/);
   const onlyPinned = renderRuleset('t', 51820, 41641, [], [{ endpoint: '203.0.113.10:5000', localPort: 45000 }]);
   assert.doesNotMatch(onlyPinned, /@peers/);
   assert.match(onlyPinned, /@pinned/);
@@ -126,4 +130,35 @@ test('fastpath: a change made after reset() runs after it (does not ride on a ru
   const last = runs[runs.length - 1] as string;
   assert.match(last, /203\.0\.113\.3 \. 40000/, 'the last transaction installs c: the reset did not remove it');
   assert.equal(runs.length, 4, 'a, b, the reset, c');
+});
+
+// The shape `nft -j list table` prints for a table renderRuleset made (nftables 1.0.6).
+function nftJson(sets: Record<string, Array<[Array<string | number>, number, number]>>): string {
+  const nftables: unknown[] = [{ metainfo: { version: '1.0.6', json_schema_version: 1 } }, { table: { family: 'ip', name: 't', handle: 1 } }];
+  for (const [name, elems] of Object.entries(sets)) {
+    nftables.push({ set: { family: 'ip', name, table: 't', type: ['ipv4_addr', 'inet_service'], handle: 2, flags: ['counter'], elem: elems.map(([concat, packets, bytes]) => ({ elem: { val: { concat }, counter: { packets, bytes } } })) } });
+  }
+  nftables.push({ map: { family: 'ip', name: 'pinned', table: 't', type: ['ipv4_addr', 'inet_service'], map: 'inet_service', elem: [[{ concat: ['203.0.113.10', 5000] }, 45000]] } });
+  return JSON.stringify({ nftables });
+}
+
+test('fastpath: counters of ordinary and pinned peers are parsed apart', async () => {
+  const json = nftJson({
+    peers: [[['203.0.113.6', 40001], 10, 1000]],
+    peersout: [[['203.0.113.6', 40001], 4, 400]],
+    pinnedout: [[['203.0.113.10', 5000], 7, 700]],
+    pinnedin: [[[45000, '203.0.113.10', 5000], 3, 330], [[45001, 'bogus'], 1, 1]],
+  });
+  const c = parseCounters(json);
+  assert.deepEqual(c.get('203.0.113.6:40001'), { txPackets: 4, txBytes: 400, rxPackets: 6, rxBytes: 600 });
+  assert.deepEqual(c.get(pinnedKey(45000, '203.0.113.10:5000')), { txPackets: 7, txBytes: 700, rxPackets: 3, rxBytes: 330 });
+  assert.equal(c.size, 2, 'malformed elements are skipped');
+
+  // FastPath.counters() hands them out by peer id, pinned peers included.
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => {}, list: async () => json });
+  await fp.set('ordinary', '203.0.113.6:40001');
+  await fp.set('pinned', '203.0.113.10:5000', 45000);
+  const byPeer = await fp.counters();
+  assert.deepEqual(byPeer.get('ordinary'), { txPackets: 4, txBytes: 400, rxPackets: 6, rxBytes: 600 });
+  assert.deepEqual(byPeer.get('pinned'), { txPackets: 7, txBytes: 700, rxPackets: 3, rxBytes: 330 });
 });

@@ -20,9 +20,9 @@ test('browser: servers of every member at their virtual IP with the RTT to them;
   const party = { id: 'p', name: 'lan', inviteLink: '', networkCidr: '10.66.0.0/16', createdAt: undefined, inviteReach: 0, inviteNote: '',
     members: [member(A, 'alice', '10.66.0.1', { isSelf: true }), member(B, 'bob', '10.66.0.2'), member(C, 'carol', '10.66.0.3', { presence: MemberPresence.MEMBER_PRESENCE_AWAY })] };
   const announced = new Map([
-    [B, { udpPorts: [], multicastGroups: [], servers: [srv(), srv({ id: 'tf2', gameName: 'Team Fortress 2', gameProfileId: 'tf2', port: 27015, steamAppId: 440, name: '' })] }],
-    [C, { udpPorts: [], multicastGroups: [], servers: [srv()] }],
-    ['dddddddddddddddddddddddd', { udpPorts: [], multicastGroups: [], servers: [srv()] }],
+    [B, { udpPorts: [], multicastGroups: [], gameProfileIds: [], servers: [srv(), srv({ id: 'tf2', gameName: 'Team Fortress 2', gameProfileId: 'tf2', port: 27015, steamAppId: 440, name: '' })] }],
+    [C, { udpPorts: [], multicastGroups: [], gameProfileIds: [], servers: [srv()] }],
+    ['dddddddddddddddddddddddd', { udpPorts: [], multicastGroups: [], gameProfileIds: [], servers: [srv()] }],
   ]);
   const list = browse({
     party, peers: [{ deviceId: B, rttMs: 12.345 } as never], localServers: [srv({ id: 'teeworlds-8303', gameName: 'Teeworlds', port: 8303 })], announced,

@@ -6,8 +6,8 @@ import { wantedLan } from '../../helper/lan/party-lan.js';
 test('party targets: the union of what runs here and what members announced, each with who wants it', () => {
   const local = { udpPorts: [2342], groups: [], servers: [], reasons: new Map([['2342', 'Chocolate Doom running here']]) };
   const members = new Map([
-    ['bbb', { udpPorts: [8303, 2342], multicastGroups: ['224.0.2.60:4445'], servers: [] }],
-    ['ccc', { udpPorts: [47777], multicastGroups: [], servers: [] }],
+    ['bbb', { udpPorts: [8303, 2342], multicastGroups: ['224.0.2.60:4445'], servers: [], gameProfileIds: [] }],
+    ['ccc', { udpPorts: [47777], multicastGroups: [], servers: [], gameProfileIds: [] }],
   ]);
   const names: Record<string, string> = { bbb: 'bob', ccc: 'carol' };
   const t = partyTargets(local, members, (id) => names[id] ?? id);

@@ -7,13 +7,15 @@ import {
   GameServiceDefinition,
   ListGameDetectionsRequest,
   ListGameProfilesRequest,
+  ListGameSessionsRequest,
   ProfileSourceKind,
   TransportProtocol,
   type GameDetection,
+  type GameSession,
 } from '../gen/lanrage/v1/games.js';
 import { unary } from '../api/transport.js';
 
-export type { GameDetection, GameProfile };
+export type { GameDetection, GameProfile, GameSession };
 export { ProfileSourceKind, TransportProtocol };
 
 export interface GamesState {
@@ -21,12 +23,17 @@ export interface GamesState {
   readonly profiles: readonly GameProfile[] | undefined;
   /** Running games by pid. */
   readonly running: ReadonlyMap<number, GameDetection>;
+  /** Sessions played here, newest first (undefined until the first ListGameSessions answer). */
+  readonly sessions: readonly GameSession[] | undefined;
 }
+
+/** How many sessions the Games page shows. */
+export const SESSIONS_SHOWN = 20;
 
 type Listener = (s: GamesState) => void;
 
 class GamesStore {
-  private current: GamesState = { profiles: undefined, running: new Map() };
+  private current: GamesState = { profiles: undefined, running: new Map(), sessions: undefined };
   private readonly listeners = new Set<Listener>();
 
   get state(): GamesState {
@@ -45,6 +52,16 @@ class GamesStore {
     if (d.running) running.set(d.pid, d);
     else running.delete(d.pid);
     this.set({ running });
+  }
+
+  /** A session ended (Watch GAMES): newest first, without duplicates. */
+  applySession(s: GameSession): void {
+    const rest = (this.current.sessions ?? []).filter((x) => x.id !== s.id);
+    this.set({ sessions: [s, ...rest].slice(0, SESSIONS_SHOWN) });
+  }
+
+  setSessions(list: readonly GameSession[]): void {
+    this.set({ sessions: list });
   }
 
   setRunning(list: readonly GameDetection[]): void {
@@ -72,6 +89,11 @@ export async function loadProfiles(): Promise<void> {
 export async function loadDetections(): Promise<void> {
   const res = await unary(GameServiceDefinition, GameServiceDefinition.methods.listGameDetections, ListGameDetectionsRequest.fromPartial({}));
   gamesStore.setRunning(res.detections);
+}
+
+export async function loadSessions(): Promise<void> {
+  const res = await unary(GameServiceDefinition, GameServiceDefinition.methods.listGameSessions, ListGameSessionsRequest.fromPartial({ pageSize: SESSIONS_SHOWN }));
+  gamesStore.setSessions(res.sessions);
 }
 
 export async function createCustomProfile(profile: GameProfile): Promise<GameProfile | undefined> {

@@ -101,6 +101,7 @@ export class LiveConnection {
     if (msg.natReport) this.store.setNatReport(msg.natReport);
     if (msg.server) serversStore.apply(msg.server);
     if (msg.gameDetection) gamesStore.applyDetection(msg.gameDetection);
+    if (msg.gameSession) gamesStore.applySession(msg.gameSession);
     if (msg.peer?.peer) {
       if (msg.peer.removed) this.store.removePeer(msg.peer.peer.deviceId);
       else this.store.setPeer(msg.peer.peer);

@@ -1,5 +1,5 @@
-// Games: what is running now (live from the Watch stream), every profile the helper knows, and a
-// form for a custom profile. Data and RPCs live in data/games.ts; this only renders and dispatches.
+// Games: what is running now (live from the Watch stream), the sessions played here, every
+// profile the helper knows, and a form for a custom profile. Data and RPCs live in data/games.ts; this only renders and dispatches.
 import { LitElement, css, html, nothing } from 'lit';
 import { LiveController } from '../data/store-controller.js';
 import {
@@ -16,6 +16,8 @@ import {
 } from '../data/games.js';
 import { toApiError } from '../api/errors.js';
 import { shared } from '../styles/shared.js';
+import { gameList } from '../styles/game-list.js';
+import './lr-game-sessions.js';
 
 const EMPTY_FORM: ProfileForm = { name: '', broadcastPorts: '', multicastGroups: '', gamePorts: '', executables: '' };
 
@@ -51,6 +53,7 @@ export class LrGamesView extends LitElement {
 
   static override styles = [
     shared,
+    gameList,
     css`
       h1 {
         margin: 0 0 4px;
@@ -66,31 +69,6 @@ export class LrGamesView extends LitElement {
         .cols {
           grid-template-columns: minmax(0, 1fr);
         }
-      }
-      ul {
-        list-style: none;
-        margin: 0;
-        padding: 0;
-      }
-      li.game {
-        display: flex;
-        flex-wrap: wrap;
-        gap: 4px 12px;
-        align-items: baseline;
-        padding: 10px 0;
-        border-top: 1px solid var(--lr-border);
-      }
-      li.game:first-child {
-        border-top: none;
-      }
-      .gname {
-        font-weight: 700;
-        overflow-wrap: anywhere;
-      }
-      .meta {
-        font-size: 13px;
-        color: var(--lr-muted);
-        overflow-wrap: anywhere;
       }
       .badge {
         font-size: 11.5px;
@@ -271,6 +249,7 @@ export class LrGamesView extends LitElement {
         <p class="muted">LANrage recognises the games below from their processes (Linux, Windows and Wine/Proton names) while they run.</p>
       </div>
       ${this.renderRunning()}
+      <lr-game-sessions></lr-game-sessions>
       <div class="cols">${this.renderProfiles()} ${this.renderForm()}</div>
     </div>`;
   }
