@@ -123,7 +123,7 @@ export class AnnouncementBook {
    * kept so that snapshots built here carry it too.
    */
   record(deviceId: string, a: Announcement): void {
-    if (a.udpPorts.length === 0 && a.multicastGroups.length === 0 && a.servers.length === 0) this.byDevice.delete(deviceId);
+    if (isEmptyAnnouncement(a)) this.byDevice.delete(deviceId);
     else this.byDevice.set(deviceId, a);
   }
 
