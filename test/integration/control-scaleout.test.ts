@@ -102,8 +102,8 @@ async function scaleOut(t: { diagnostic(msg: string): void }): Promise<void> {
   assert.deepEqual((await cmm)[0].candidates, ['203.0.113.20:41641']);
 
   // Announcements (party-wide game discovery ports, hosted servers) from A reach B's members.
-  const game = { udpPorts: [27015], multicastGroups: ['239.255.1.1:4445'], servers: [] };
-  const hasGame = (list: MemberAnnouncement[]): boolean => list.some((x) => x.deviceId === alice.deviceId && x.announcement?.udpPorts.includes(27015) === true);
+  const game = { udpPorts: [27015], multicastGroups: ['239.255.1.1:4445'], servers: [], gameProfileIds: ['openarena'] };
+  const hasGame = (list: MemberAnnouncement[]): boolean => list.some((x) => x.deviceId === alice.deviceId && x.announcement?.udpPorts.includes(27015) === true && x.announcement.gameProfileIds.includes('openarena'));
   const bobHearsGame = next(bob, 'announcements', (list) => hasGame(list));
   await alice.announce(game);
   await bobHearsGame;
