@@ -44,13 +44,13 @@ import { combinePath, RelayPath, type RelayPathTiming, type ViewState } from './
 import type { TurnTiming } from './turn/index.js';
 import { PublicSocket } from './socket.js';
 import { SpraySockets } from './spraysock.js';
-import { StunClient, type NatInfo, type NatMapping } from './stun.js';
+import { StunClient, type NatInfo, type NatMapping } from './stun/client.js';
 import { HoldQueue, WgProxy } from './wgproxy.js';
 
 /** A peer's path as players see it: direct, relayed, connecting or unreachable. */
 export type PathState = ViewState;
 export type { RelayLatency, RelayOffer } from './relayconn.js';
-export type { NatInfo, NatMapping } from './stun.js';
+export type { NatInfo, NatMapping } from './stun/client.js';
 
 export interface MagicPeer {
   id: string;

@@ -30,9 +30,9 @@ import { isIPv4, parseEndpoint, type Endpoint } from '../addr.js';
 import {
   ATTR, CHANNEL_MAX, CHANNEL_MIN, CLASS, METHOD, attr, checkFingerprint, checkIntegrity, decodeMessage, encodeMessage,
   errorCode, longTermKey, messageType, readAddress, readString, readUint32, type Auth, type Decoded, type OutAttrs,
-} from './codec.js';
+} from '../stun/codec.js';
 import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
-import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from './transactions.js';
+import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from '../stun/transactions.js';
 import { OwnUdpTransport, SharedUdpTransport, TcpTransport, type DatagramTransport, type TransportEvents, type TurnTransport } from './transport.js';
 
 export interface TurnCredentials {
