@@ -25,20 +25,20 @@
 // WireGuard's packets to it take that socket's port instead of the public one.
 
 import { EventEmitter } from 'node:events';
-import { networkInterfaces } from 'node:os';
 import type { Logger } from '../core/log.js';
-import { isLoopback, parseEndpoint, type Endpoint } from './addr.js';
-import { isCandidateAllowed, isOnLink, localAddresses, localCandidates, makePolicy, validatePeerCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
+import { parseEndpoint, type Endpoint } from './addr.js';
+import { isCandidateAllowed, makePolicy, validatePeerCandidates, type AddressPolicy } from './candidates.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { BirthdayRunner } from './birthday-runner.js';
 import { classify } from './demux.js';
+import { LocalView } from './local-view.js';
 import { DiscoBox, type DiscoMessage } from './disco.js';
 import { PEER_ID_RE, PeerEndpoint, validatePeer } from './endpoint.js';
 import { FastPath, reconcileFastPath, type FastPathCounters, type ReconcileIo } from './fastpath.js';
 import { isHandshakeInitiation, releaseHeld, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { newCounters, type Counters, type MagicCounters, type MagicPeer, type MagicSockOptions, type PeerProbes, type PingResult } from './magicsock-api.js';
 import { PathMachine } from './path.js';
-import { detectPortDelta, FlowLog, MAX_PREDICTED_PER_PEER, predictionWindow, predictPort, type PortSample } from './portpredict.js';
+import { MAX_PREDICTED_PER_PEER, predictionWindow } from './portpredict.js';
 import { RelayGlue } from './relay-glue.js';
 import type { RelayConn, RelayLatency } from './relayconn.js';
 import { combinePath, type ViewState } from './relaypath.js';
@@ -78,26 +78,7 @@ export class MagicSock extends EventEmitter {
   private readonly pendingCmm = new Map<string, { candidates: string[]; at: number }>();
   private readonly userPings = new Map<string, (rtt: number, via: string) => void>();
   private readonly c: Counters;
-  private localAddrs: LocalAddress[] = [];
-  /** Every flow our socket opened, numbered as a sequential NAT would allocate ports. */
-  private readonly flows = new FlowLog();
-  /** Our NAT's port step per new flow (0: not sequential or unknown) and the latest sample. */
-  private delta = 0;
-  private portRef: PortSample | null = null;
-
-  /** False once STUN shows our public address is one of our own (no NAT); true while unknown. */
-  private behindNat(): boolean {
-    const pub = this.nat.publicAddress;
-    if (pub === null) return true;
-    const ip = pub.slice(0, pub.lastIndexOf(':'));
-    return !this.localAddrs.some((a) => a.ip === ip);
-  }
-  private cands: string[] = [];
-  private nat: NatInfo = { mapping: 'unknown', publicAddress: null };
-  /** A router-mapped public address (UPnP / NAT-PMP / PCP): reachable from anywhere, listed first. */
-  private mappedCand: string | null = null;
-  private refreshing: Promise<string[]> | null = null;
-  private cancelRefresh: () => void = () => {};
+  private readonly self: LocalView;
   private boundPort = 0;
   private started = false;
   private closed = false;
@@ -122,16 +103,32 @@ export class MagicSock extends EventEmitter {
       primingTtl: ttl,
       onMessage: (m, ip, port) => this.onMessage(m, ip, port),
       // In the order datagrams reach the kernel (primes overtake queued sends): a NAT's order.
-      // Behind a NAT that keeps one mapping nothing is predicted: the data path pays nothing.
-      onSend: (ip, port) => {
-        if (this.nat.mapping !== 'endpoint-independent') this.flows.note(`${ip}:${port}`, this.clock.now());
-      },
+      onSend: (ip, port) => this.self.noteSend(ip, port),
       onError: (err) => {
         this.c.socket_errors++;
         this.log.debug('public socket error', { err });
       },
     });
     this.stun = new StunClient((b, ip, port) => this.send(b, port, ip), this.clock);
+    this.self = new LocalView({
+      clock: this.clock,
+      log: this.log,
+      c: this.c,
+      policy: this.policy,
+      stun: this.stun,
+      stunServers: () => o.stunServers(),
+      bindAddress: o.bindAddress ?? '0.0.0.0',
+      ...(o.stunRefreshMs !== undefined ? { stunRefreshMs: o.stunRefreshMs } : {}),
+      ...(o.networkInterfaces ? { networkInterfaces: o.networkInterfaces } : {}),
+      port: () => this.boundPort,
+      running: () => this.started && !this.closed,
+      closed: () => this.closed,
+      natChanged: (nat) => this.emit('nat', nat),
+      candidatesChanged: (cands) => {
+        this.emit('candidates', cands);
+        for (const rec of this.peers.values()) void this.callMeMaybe(rec);
+      },
+    });
     this.proxy = new WgProxy({
       wgPort: () => o.wgPort(),
       fromWireGuard: (id, m) => this.fromWireGuard(id, m),
@@ -167,8 +164,8 @@ export class MagicSock extends EventEmitter {
       clock: this.clock,
       log: this.log,
       c: this.c,
-      nat: () => ({ mapping: this.nat.mapping, portDelta: this.delta }),
-      isLan: (ep) => this.isLan(ep),
+      nat: () => ({ mapping: this.self.mapping, portDelta: this.self.portDelta() }),
+      isLan: (ep) => this.self.isLan(ep),
       closed: () => this.closed,
       peers: () => this.peers.values(),
       ping: (rec, txid) => this.box.seal(rec.peer.discoPublicKey, { type: 'ping', txid }),
@@ -194,8 +191,7 @@ export class MagicSock extends EventEmitter {
     if (this.started) return { port: this.boundPort };
     this.started = true;
     this.boundPort = await this.sock.bind();
-    this.localAddrs = this.readAddresses();
-    this.cands = localCandidates(this.localAddrs, this.boundPort, null, this.policy);
+    this.self.start();
     if (this.fast) await this.fast.reset();
     this.log.info('magicsock listening', { port: this.boundPort, primingTtl: this.primingTtl, fastPath: this.fast !== null });
     void this.localCandidates().catch(() => undefined);
@@ -212,38 +208,21 @@ export class MagicSock extends EventEmitter {
 
   /** Refreshes interface addresses and STUN; emits 'candidates' / 'nat' when they change. */
   localCandidates(): Promise<string[]> {
-    if (!this.started || this.closed) return Promise.resolve([...this.cands]);
-    this.refreshing ??= this.refresh().finally(() => {
-      this.refreshing = null;
-      this.scheduleRefresh();
-    });
-    return this.refreshing;
+    return this.self.localCandidates();
   }
 
   /** Sets (or clears) the port-mapped candidate; peers hear of it at once. */
   setMappedCandidate(addr: string | null): void {
-    if (addr === this.mappedCand) return;
-    this.mappedCand = addr;
-    if (!this.started || this.closed) return;
-    const next = this.withMapped(localCandidates(this.localAddrs, this.boundPort, this.nat.publicAddress, this.policy));
-    if (next.join(',') === this.cands.join(',')) return;
-    this.cands = next;
-    this.emit('candidates', [...next]);
-    for (const rec of this.peers.values()) void this.callMeMaybe(rec);
-  }
-
-  private withMapped(c: string[]): string[] {
-    const m = this.mappedCand;
-    return m === null ? c : [m, ...c.filter((x) => x !== m)];
+    this.self.setMappedCandidate(addr);
   }
 
   natInfo(): NatInfo {
-    return { ...this.nat };
+    return this.self.natInfo();
   }
 
   /** Our NAT's port step per new destination (sequential symmetric NAT), else 0. */
   portDelta(): number {
-    return this.delta;
+    return this.self.portDelta();
   }
 
   /** Keeps an allocation on the control server's best relay (while in a party). */
@@ -400,7 +379,7 @@ export class MagicSock extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.cancelRefresh();
+    this.self.close();
     for (const id of [...this.peers.keys()]) this.removePeer(id);
     this.userPings.clear();
     this.stun.close();
@@ -509,27 +488,6 @@ export class MagicSock extends EventEmitter {
   }
 
   /**
-   * Behind a sequential symmetric NAT: the public ports our NAT gave our flows to this peer's
-   * internet candidates, by arithmetic from the latest STUN sample. Primed before the
-   * call-me-maybe that carries them, so those flows exist.
-   */
-  private predictedSelf(rec: PeerEndpoint): string[] {
-    const ref = this.portRef;
-    if (this.delta === 0 || ref === null || this.nat.mapping !== 'endpoint-dependent') return [];
-    const now = this.clock.now();
-    const out: string[] = [];
-    for (const c of rec.machine.candidates()) {
-      if (this.isLan(c)) continue;
-      const idx = this.flows.indexOf(c, now);
-      const port = idx === null ? null : predictPort(ref, this.delta, idx);
-      const ep = port === null ? null : `${ref.ip}:${port}`;
-      if (ep !== null && !out.includes(ep)) out.push(ep);
-      if (out.length >= 4) break;
-    }
-    return out;
-  }
-
-  /**
    * A call-me-maybe from a peer behind a sequential symmetric NAT: the endpoints it names beyond
    * its published candidates are its predicted ports towards us; add a window around each (other
    * hosts behind its NAT may have taken ports it never saw). Probed within the peer's budget.
@@ -540,7 +498,7 @@ export class MagicSock extends EventEmitter {
       this.log.debug('call-me-maybe', { peer: rec.peer.id, candidates: valid, natHint: rec.peer.natHint, delta });
       return valid;
     }
-    const told = valid.filter((c) => !rec.peer.candidates.includes(c) && !this.isLan(c));
+    const told = valid.filter((c) => !rec.peer.candidates.includes(c) && !this.self.isLan(c));
     this.log.debug('call-me-maybe from a sequential NAT', { peer: rec.peer.id, candidates: valid, told, delta });
     if (told.length === 0) return valid;
     const win: string[] = [];
@@ -596,13 +554,6 @@ export class MagicSock extends EventEmitter {
     else this.c.wg_no_proxy++;
   }
 
-  private isLan(endpoint: string): boolean {
-    const ep = parseEndpoint(endpoint);
-    if (!ep) return false;
-    if (isLoopback(ep.ip)) return this.policy.allowLoopback;
-    return isOnLink(ep.ip, this.localAddrs);
-  }
-
   // --- peers ---------------------------------------------------------------------------------------
 
   private addPeer(p: MagicPeer): void {
@@ -620,10 +571,10 @@ export class MagicSock extends EventEmitter {
       {
         clock: this.clock,
         gate: this.primingTtl > 0,
-        isLan: (ep) => this.isLan(ep),
-        localNat: () => this.nat.mapping,
-        behindNat: () => this.behindNat(),
-        peerCallOpensGate: () => !(this.nat.mapping === 'endpoint-dependent' && this.delta !== 0),
+        isLan: (ep) => this.self.isLan(ep),
+        localNat: () => this.self.mapping,
+        behindNat: () => this.self.behindNat(),
+        peerCallOpensGate: () => !(this.self.mapping === 'endpoint-dependent' && this.self.portDelta() !== 0),
         peerNat: () => rec.peer.natHint,
         timing: this.o.timing,
         io: {
@@ -698,7 +649,7 @@ export class MagicSock extends EventEmitter {
     }
     // The first packet towards a candidate (or the first after a long silence) is preceded by the
     // same ping at the priming TTL, so our NAT mapping exists before the peer's packets arrive.
-    if (this.primingTtl > 0 && !this.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) {
+    if (this.primingTtl > 0 && !this.self.isLan(endpoint) && (last === undefined || now - last > REPRIME_AFTER_MS)) {
       this.c.path_datagrams++;
       rec.sockFor(endpoint, this.sock).prime(b, ep.port, ep.ip);
     }
@@ -710,7 +661,7 @@ export class MagicSock extends EventEmitter {
     await this.sock.whenPrimed();
     if (rec.removed || this.closed) return;
     this.c.cmm_sent++;
-    const mine = this.predictedSelf(rec);
+    const mine = this.self.predictedTowards(rec.machine.candidates());
     if (mine.length > 0) {
       this.c.predict_cmm++;
       this.log.debug('call-me-maybe with predicted ports', { peer: rec.peer.id, predicted: mine });
@@ -718,9 +669,9 @@ export class MagicSock extends EventEmitter {
     try {
       // Predictions first: the peer keeps at most MAX_PEER_CANDIDATES.
       // With sockets to probe, our public address first: the peer probes the first IP it finds.
-      const pub = spraySockets > 0 ? this.nat.publicAddress : null;
+      const pub = spraySockets > 0 ? this.self.publicAddress : null;
       const first = pub !== null ? [pub, ...mine.filter((c) => c !== pub)] : mine;
-      this.o.sendCallMeMaybe(rec.peer.id, [...first, ...this.cands.filter((c) => !first.includes(c))], spraySockets);
+      this.o.sendCallMeMaybe(rec.peer.id, [...first, ...this.self.candidates.filter((c) => !first.includes(c))], spraySockets);
     } catch (err) {
       this.log.warn('sendCallMeMaybe failed', { peer: rec.peer.id, err });
     }
@@ -817,66 +768,5 @@ export class MagicSock extends EventEmitter {
         return false;
       },
     );
-  }
-
-  // --- local candidates ------------------------------------------------------------------------------
-
-  private readAddresses(): LocalAddress[] {
-    const ifs = (this.o.networkInterfaces ?? networkInterfaces)();
-    return localAddresses(ifs, this.policy, this.o.bindAddress ?? '0.0.0.0');
-  }
-
-  private async refresh(): Promise<string[]> {
-    this.localAddrs = this.readAddresses();
-    const servers = this.o.stunServers().filter((s) => parseEndpoint(s) !== null).slice(0, 4);
-    let nat: NatInfo = this.nat;
-    let delta = this.delta;
-    let ref = this.portRef;
-    if (servers.length > 0) {
-      this.c.stun_queries += servers.length;
-      const { nat: n, answers } = await this.stun.probe(servers);
-      this.c.stun_unanswered += answers.filter((a) => a === null).length;
-      if (n.publicAddress !== null || this.nat.publicAddress === null) nat = n;
-      // Each answer came back on the flow we opened to that server: (flow number, mapped port).
-      const now = this.clock.now();
-      const samples: PortSample[] = [];
-      answers.forEach((a, i) => {
-        const ep = a === null ? null : parseEndpoint(a);
-        const idx = this.flows.indexOf(servers[i] ?? '', now);
-        if (ep && idx !== null) samples.push({ idx, ip: ep.ip, port: ep.port });
-      });
-      if (n.mapping === 'endpoint-dependent') {
-        delta = detectPortDelta(samples);
-        ref = delta === 0 ? null : samples.reduce((a, b) => (b.idx > a.idx ? b : a));
-      } else if (n.mapping === 'endpoint-independent') {
-        delta = 0;
-        ref = null;
-      }
-    }
-    if (this.closed) return [...this.cands];
-    // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
-    // because the peer-reflexive address learned from our pings covers the rest.
-    const next = this.withMapped(localCandidates(this.localAddrs, this.boundPort, nat.publicAddress, this.policy));
-    const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
-    const deltaChanged = delta !== this.delta;
-    const changed = next.join(',') !== this.cands.join(',') || deltaChanged;
-    this.nat = nat;
-    this.cands = next;
-    this.delta = delta;
-    this.portRef = ref;
-    if (deltaChanged) this.log.info('nat port delta', { delta, ref });
-    if (natChanged) this.emit('nat', this.natInfo());
-    if (changed) {
-      this.emit('candidates', [...next]);
-      // Peers must learn new addresses at once (e.g. the public address changed).
-      for (const rec of this.peers.values()) void this.callMeMaybe(rec);
-    }
-    return [...next];
-  }
-
-  private scheduleRefresh(): void {
-    this.cancelRefresh();
-    const ms = this.o.stunRefreshMs ?? 60_000;
-    if (ms > 0 && !this.closed) this.cancelRefresh = this.clock.setTimeout(() => void this.localCandidates().catch(() => undefined), ms);
   }
 }
