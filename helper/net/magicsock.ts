@@ -3,12 +3,19 @@
 // first bytes (demux.ts) and routed:
 //   disco      authenticated (disco.ts) → pings answered, pongs fed to the peer's PathMachine
 //   WireGuard  from an address that spoke authenticated disco for a peer → that peer's proxy port
-//   STUN       answers to our Binding transactions (stun.ts); anything else to onUnclaimed
+//   STUN       answers to our Binding transactions (stun/client.ts), else our relay's, else onUnclaimed
 // Outbound, WireGuard's packets for a peer (sent to its 127.0.0.1 proxy port) leave on the peer's
 // active path, or wait in a 4-packet hold queue until a path answers. With the Linux fast path a
 // direct peer's WireGuard traffic bypasses Node entirely (fastpath.ts); disco keeps running.
 //
-// Relayed paths (relayconn.ts, relaypath.ts): when the control server offers a TURN relay we keep
+// This file is the socket, the demux and the orchestration; the work is done in:
+//   endpoint.ts         a peer's state (path machine, relayed path, pin, hold queue, handshake guard)
+//   local-view.ts       our side: addresses, candidates, NAT mapping and port step (STUN refresh)
+//   relay-glue.ts       relayed paths (below)
+//   birthday-runner.ts  random-port symmetric NATs (below)
+//   fastpath.ts         the Linux fast path and its per-peer reconcile loop
+//
+// Relayed paths (relay-glue.ts: relayconn.ts, relaypath.ts): when the control server offers a TURN relay we keep
 // one allocation on it; each peer publishes its relayed address, and our allocation sends to it.
 // Until a direct path answers, WireGuard's packets go that way as soon as a disco pong through the
 // relay confirms it; direct probing goes on meanwhile and the first direct pong takes over.
@@ -18,7 +25,7 @@
 // call-me-maybe to a peer also names the port our NAT gave our flow to it; a peer behind such a
 // NAT has the ports it names, and a small window around them, probed within a ProbeBudget.
 //
-// Symmetric NATs with random ports (birthday.ts, spraysock.ts): behind one, towards a peer that
+// Symmetric NATs with random ports (birthday-runner.ts: birthday.ts, spraysock.ts): behind one, towards a peer that
 // keeps one mapping, we open many sockets that each prime a mapping towards the peer and ask it
 // (call-me-maybe with spray_sockets) to probe random ports of our public IP; the socket that hears
 // it carries that peer's endpoint from then on (its "pin"), WireGuard included; on the fast path,
