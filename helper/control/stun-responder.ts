@@ -1,7 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { createRequire } from 'node:module';
 import type { Logger } from '../core/log.js';
+import { ATTR } from '../net/stun/codec.js';
+import { STUN_COOKIE } from '../net/demux.js';
+import { BINDING_REQUEST, CHANGE_IP, CHANGE_PORT, encodeBindingAnswer, encodeChangeRefused, requestChangeFlags } from '../net/stun/binding.js';
 
 // STUN Binding answers (RFC 5389) with the RFC 5780 NAT-behaviour-discovery extensions.
 //
@@ -15,42 +17,19 @@ import type { Logger } from '../core/log.js';
 // CHANGE-REQUEST (change IP, change port, both) by answering from the matching socket, and adds
 // OTHER-ADDRESS (the other IP and other port) and RESPONSE-ORIGIN (the socket that answered).
 //
-// The `stun` package does the encoding; it has no types and known bugs (shared/STACK-NOTES.md),
-// so it is wrapped here, only its address/uint32/error-code attributes are used, and the header is
-// checked by hand before it sees a datagram.
+// The messages are built and read by helper/net/stun/binding.ts (the one STUN codec, which holds
+// the `stun` package's workarounds); the header is checked here before it sees a datagram.
 
-interface StunAttr {
-  readonly value: unknown;
-}
-interface StunMessage {
-  readonly type: number;
-  readonly transactionId: Buffer;
-  addAttribute(type: number, ...args: unknown[]): unknown;
-  getAttribute(type: number): StunAttr | undefined;
-  addFingerprint(): void;
-}
-interface StunCodec {
-  createMessage(type: number, transactionId?: Buffer): StunMessage;
-  encode(m: StunMessage): Buffer;
-  decode(b: Buffer): StunMessage;
-}
-const stun = createRequire(import.meta.url)('stun') as StunCodec;
-const BINDING_REQUEST = 0x0001;
-const BINDING_RESPONSE = 0x0101;
-const BINDING_ERROR = 0x0111;
-const MAGIC_COOKIE = 0x2112a442;
 const MAX_REQUEST_BYTES = 548;
 
-export const ATTR_MAPPED_ADDRESS = 0x0001;
-export const ATTR_CHANGE_REQUEST = 0x0003;
-export const ATTR_ERROR_CODE = 0x0009;
-export const ATTR_UNKNOWN_ATTRIBUTES = 0x000a;
-export const ATTR_XOR_MAPPED_ADDRESS = 0x0020;
-export const ATTR_RESPONSE_ORIGIN = 0x802b;
-export const ATTR_OTHER_ADDRESS = 0x802c;
-/** CHANGE-REQUEST flag bits (RFC 5780 §7.2). */
-export const CHANGE_IP = 0x04;
-export const CHANGE_PORT = 0x02;
+export const ATTR_MAPPED_ADDRESS = ATTR.MAPPED_ADDRESS;
+export const ATTR_CHANGE_REQUEST = ATTR.CHANGE_REQUEST;
+export const ATTR_ERROR_CODE = ATTR.ERROR_CODE;
+export const ATTR_UNKNOWN_ATTRIBUTES = ATTR.UNKNOWN_ATTRIBUTES;
+export const ATTR_XOR_MAPPED_ADDRESS = ATTR.XOR_MAPPED_ADDRESS;
+export const ATTR_RESPONSE_ORIGIN = ATTR.RESPONSE_ORIGIN;
+export const ATTR_OTHER_ADDRESS = ATTR.OTHER_ADDRESS;
+export { CHANGE_IP, CHANGE_PORT };
 
 export interface Remote {
   address: string;
@@ -83,44 +62,24 @@ export function answerStun(req: Buffer, from: Remote, view: ResponderView = { lo
   if (req.length < 20 || req.length > MAX_REQUEST_BYTES) return null;
   if (req.readUInt16BE(0) !== BINDING_REQUEST) return null;
   if (req.readUInt16BE(2) !== req.length - 20 || req.length % 4 !== 0) return null;
-  if (req.readUInt32BE(4) !== MAGIC_COOKIE) return null;
-  let decoded: StunMessage;
-  try {
-    decoded = stun.decode(req);
-  } catch {
-    return null;
-  }
+  if (req.readUInt32BE(4) !== STUN_COOKIE) return null;
   const tid = req.subarray(8, 20);
-  const change = decoded.getAttribute(ATTR_CHANGE_REQUEST);
+  const change = requestChangeFlags(req);
+  if (change === 'malformed') return null;
   let changeIp = false;
   let changePort = false;
-  if (change) {
-    if (typeof change.value !== 'number') return null;
-    if (!view.other) {
-      const err = stun.createMessage(BINDING_ERROR, Buffer.from(tid));
-      err.addAttribute(ATTR_ERROR_CODE, 420, 'Unknown Attribute');
-      err.addAttribute(ATTR_UNKNOWN_ATTRIBUTES, [ATTR_CHANGE_REQUEST]);
-      err.addFingerprint();
-      return { response: stun.encode(err), changeIp: false, changePort: false };
-    }
-    changeIp = (change.value & CHANGE_IP) !== 0;
-    changePort = (change.value & CHANGE_PORT) !== 0;
+  if (change !== null) {
+    if (!view.other) return { response: encodeChangeRefused(tid), changeIp: false, changePort: false };
+    changeIp = (change & CHANGE_IP) !== 0;
+    changePort = (change & CHANGE_PORT) !== 0;
   }
-  const client = unmapped(from.address);
-  const res = stun.createMessage(BINDING_RESPONSE, Buffer.from(tid));
   // RFC 5780 §6.1: both MAPPED-ADDRESS (for RFC 3489 clients) and XOR-MAPPED-ADDRESS.
-  if (isIPv4(client)) res.addAttribute(ATTR_MAPPED_ADDRESS, client, from.port);
-  res.addAttribute(ATTR_XOR_MAPPED_ADDRESS, client, from.port);
-  if (view.local) {
-    const origin = {
-      address: changeIp && view.other ? view.other.address : view.local.address,
-      port: changePort && view.other ? view.other.port : view.local.port,
-    };
-    res.addAttribute(ATTR_RESPONSE_ORIGIN, origin.address, origin.port);
-  }
-  if (view.other) res.addAttribute(ATTR_OTHER_ADDRESS, view.other.address, view.other.port);
-  res.addFingerprint();
-  return { response: stun.encode(res), changeIp, changePort };
+  const client = { address: unmapped(from.address), port: from.port };
+  const origin = view.local
+    ? { address: changeIp && view.other ? view.other.address : view.local.address, port: changePort && view.other ? view.other.port : view.local.port }
+    : undefined;
+  const response = encodeBindingAnswer(tid, { client, ...(origin ? { origin } : {}), ...(view.other ? { other: view.other } : {}) });
+  return { response, changeIp, changePort };
 }
 
 /** The Binding success response for a Binding request from `from`, or null for anything else. */

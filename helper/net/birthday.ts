@@ -18,7 +18,7 @@
 // only probes an IP the peer published.
 
 import { randomInt } from 'node:crypto';
-import type { NatMapping } from './stun.js';
+import type { NatMapping } from './stun/client.js';
 
 export const SPRAY_SOCKETS = 256;
 export const SPRAY_PROBES = 2048;

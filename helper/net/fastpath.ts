@@ -14,6 +14,7 @@
 // from outside) and replaces the table atomically.
 
 import { execFile, spawn } from 'node:child_process';
+import type { Logger } from '../core/log.js';
 import { parseEndpoint } from './addr.js';
 
 /** nft identifiers: keep them to [A-Za-z0-9_]. */
@@ -256,5 +257,76 @@ export class FastPath {
   close(): Promise<void> {
     this.peers.clear();
     return this.apply();
+  }
+}
+
+/** A peer as the reconcile loop sees it (magicsock's PeerEndpoint). */
+export interface FastPathPeer {
+  readonly id: string;
+  readonly removed: boolean;
+  /** The endpoint of the confirmed direct path, or null. */
+  readonly activeKey: string | null;
+  /** Birthday probing's winning socket for one endpoint of this peer (its port replaces ours). */
+  readonly pin: { key: string; sock: { port: number } } | null;
+  /** The 127.0.0.1 proxy port WireGuard uses off the fast path (0: not open yet). */
+  readonly proxyPort: number;
+  /** What WireGuard has now. */
+  fastEp: string | null;
+  fastPort: number | null;
+  reconciling: boolean;
+  readonly machine: { setFastPath(on: boolean): void };
+}
+
+export interface ReconcileIo<P extends FastPathPeer> {
+  closed(): boolean;
+  wgPort(): number;
+  /** Sets the peer's endpoint in WireGuard; false when that failed (logged by the caller). */
+  pushEndpoint(rec: P, endpoint: string): Promise<boolean>;
+  c: { fastpath_on: number; fastpath_off: number; fastpath_errors: number };
+  log: Pick<Logger, 'warn'>;
+}
+
+/**
+ * Moves a peer on or off the fast path until what WireGuard has matches the path state: on, when
+ * it has a direct path (nft first, then WireGuard's endpoint); off, back to its proxy port. One
+ * loop per peer at a time; a change during a run is picked up by the same loop.
+ */
+export async function reconcileFastPath<P extends FastPathPeer>(fast: FastPath, rec: P, io: ReconcileIo<P>): Promise<void> {
+  if (rec.reconciling) return;
+  rec.reconciling = true;
+  try {
+    for (;;) {
+      const want = !rec.removed && !io.closed() && rec.activeKey !== null && io.wgPort() > 0 ? rec.activeKey : null;
+      // A pinned endpoint's packets use its own socket's port instead of the public one.
+      const wantPort = want !== null && rec.pin !== null && rec.pin.key === want ? rec.pin.sock.port : null;
+      if (want === rec.fastEp && wantPort === rec.fastPort) return;
+      if (want !== null) {
+        try {
+          await fast.set(rec.id, want, wantPort);
+        } catch (err) {
+          io.c.fastpath_errors++;
+          io.log.warn('fast path: nft failed, staying on the proxy path', { peer: rec.id, err });
+          await fast.set(rec.id, null).catch(() => undefined);
+          return;
+        }
+        if (!(await io.pushEndpoint(rec, want))) {
+          await fast.set(rec.id, null).catch(() => undefined);
+          return;
+        }
+        rec.fastEp = want;
+        rec.fastPort = wantPort;
+        io.c.fastpath_on++;
+        rec.machine.setFastPath(true);
+      } else {
+        if (rec.proxyPort && !rec.removed) await io.pushEndpoint(rec, `127.0.0.1:${rec.proxyPort}`);
+        await fast.set(rec.id, null).catch((err: Error) => io.log.warn('fast path: removal failed', { peer: rec.id, err }));
+        rec.fastEp = null;
+        rec.fastPort = null;
+        io.c.fastpath_off++;
+        if (!rec.removed) rec.machine.setFastPath(false);
+      }
+    }
+  } finally {
+    rec.reconciling = false;
   }
 }

@@ -15,7 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { parseEndpoint } from './addr.js';
 import { classifyNat, type BindingAnswer, type ChangeOutcome, type Endpoint, type NatVerdict, type NetcheckObservations } from './netcheck.js';
-import { decodeNetcheckAnswer, encodeNetcheckRequest, type NetcheckAnswer } from './stun-5780.js';
+import { systemClock } from '../core/clock.js';
+import { decodeNetcheckAnswer, encodeNetcheckRequest, type NetcheckAnswer } from './stun/binding.js';
+import { Transactions } from './stun/transactions.js';
 import type { PortMapProtocol } from './portmapper/portmapper.js';
 import type { RelayLatency } from './relayconn.js';
 
@@ -58,22 +60,16 @@ export function localIPv4Addresses(ifaces = networkInterfaces()): string[] {
   return out;
 }
 
-interface Pending {
-  to: Endpoint;
-  expectFrom: Endpoint;
-  resolve(a: NetcheckAnswer | null): void;
-}
-
 /** STUN transactions on one socket: retransmitted, matched by id and by the expected source. */
 class Transactor {
-  private readonly pending = new Map<string, Pending>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly tx: Transactions;
 
   constructor(
     private readonly sock: Socket,
-    private readonly timing: NetcheckTiming,
+    timing: NetcheckTiming,
   ) {
-    sock.on('message', (msg, rinfo) => this.onMessage(msg, { ip: rinfo.address, port: rinfo.port }));
+    this.tx = new Transactions(systemClock, { rtoMs: timing.retransmitMs, finalWaitMs: timing.finalWaitMs, reliableTimeoutMs: 0 });
+    sock.on('message', (msg, rinfo) => this.tx.handle(msg, `${rinfo.address}:${rinfo.port}`));
   }
 
   get localPort(): number {
@@ -82,51 +78,23 @@ class Transactor {
 
   /** The answer, or null when none came in time. A CHANGE-REQUEST is answered from `expectFrom`. */
   request(to: Endpoint, change: { ip: boolean; port: boolean } | null = null, expectFrom: Endpoint = to): Promise<NetcheckAnswer | null> {
-    const txid = randomBytes(12);
-    const key = txid.toString('hex');
-    const req = encodeNetcheckRequest(txid, change);
-    return new Promise((resolve) => {
-      let attempt = 0;
-      const finish = (a: NetcheckAnswer | null): void => {
-        if (!this.pending.delete(key)) return;
-        clearTimeout(timer);
-        this.timers.delete(timer);
-        resolve(a);
-      };
-      let timer: NodeJS.Timeout;
-      const step = (): void => {
-        this.timers.delete(timer);
-        if (attempt > this.timing.retransmitMs.length) return finish(null);
-        this.sock.send(req, to.port, to.ip, () => {
-          // A send error (no route, socket closing) is the same as silence: the timer decides.
-        });
-        const wait = this.timing.retransmitMs[attempt] ?? this.timing.finalWaitMs;
-        attempt++;
-        timer = setTimeout(step, wait);
-        this.timers.add(timer);
-      };
-      this.pending.set(key, { to, expectFrom, resolve: finish });
-      step();
-    });
-  }
-
-  private onMessage(msg: Buffer, from: Endpoint): void {
-    if (msg.length < 20) return;
-    const p = this.pending.get(msg.toString('hex', 8, 20));
-    if (!p) return;
-    const a = decodeNetcheckAnswer(msg);
-    if (!a) return;
+    const req = encodeNetcheckRequest(randomBytes(12), change);
+    const send = (b: Buffer): void =>
+      this.sock.send(b, to.port, to.ip, () => {
+        // A send error (no route, socket closing) is the same as silence: the timer decides.
+      });
     // Answers count only from where they must come: a success from the (changed) address asked
     // for, an error from the address we sent to. Anything else could fake a filtering verdict.
-    const src = a.error === 0 ? p.expectFrom : p.to;
-    if (from.ip !== src.ip || from.port !== src.port) return;
-    p.resolve(a);
+    const accept = (b: Buffer, from: string | undefined): boolean => {
+      const a = decodeNetcheckAnswer(b);
+      const src = a === null ? null : a.error === 0 ? expectFrom : to;
+      return src !== null && from === `${src.ip}:${src.port}`;
+    };
+    return this.tx.request(req, send, false, 'netcheck', accept).then(decodeNetcheckAnswer, () => null);
   }
 
   close(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    for (const p of [...this.pending.values()]) p.resolve(null);
+    this.tx.failAll(new Error('netcheck finished'));
   }
 }
 

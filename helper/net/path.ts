@@ -28,7 +28,7 @@
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
 import { ProbeStats } from './probe-stats.js';
-import type { NatMapping } from './stun.js';
+import type { NatMapping } from './stun/client.js';
 
 export type PathKind = 'connecting' | 'direct' | 'unreachable';
 

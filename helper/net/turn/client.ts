@@ -28,11 +28,12 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
 import { isIPv4, parseEndpoint, type Endpoint } from '../addr.js';
 import {
-  ATTR, CHANNEL_MAX, CHANNEL_MIN, CLASS, METHOD, attr, checkFingerprint, checkIntegrity, decodeMessage, encodeMessage,
+  ATTR, CLASS, METHOD, attr, checkFingerprint, checkIntegrity, decodeMessage, encodeMessage,
   errorCode, longTermKey, messageType, readAddress, readString, readUint32, type Auth, type Decoded, type OutAttrs,
-} from './codec.js';
+} from '../stun/codec.js';
 import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
-import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from './transactions.js';
+import { PeerTable, type PeerEntry, type PermEntry } from './peer-table.js';
+import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from '../stun/transactions.js';
 import { OwnUdpTransport, SharedUdpTransport, TcpTransport, type DatagramTransport, type TransportEvents, type TurnTransport } from './transport.js';
 
 export interface TurnCredentials {
@@ -158,24 +159,6 @@ interface Allocation {
   refreshDue: number;
 }
 
-interface PeerRec {
-  key: string;
-  ep: Endpoint;
-  channel: number | null;
-  bound: boolean;
-  due: number;
-  inflight: boolean;
-}
-
-interface PermRec {
-  ip: string;
-  installed: boolean;
-  due: number;
-  inflight: boolean;
-  /** Refused by the relay (403: an address it will not relay to). */
-  refused: string | null;
-}
-
 function checkCredentials(c: unknown): TurnCredentials {
   const o = c as Partial<TurnCredentials> | null;
   if (!o || typeof o.username !== 'string' || typeof o.password !== 'string') throw new TurnError(null, 'getCredentials() returned no username/password');
@@ -201,11 +184,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   private previous: Allocation | null = null;
   /** Bumped on every loss: work started for an older allocation ignores its results. */
   private gen = 0;
-  private readonly peers = new Map<string, PeerRec>();
-  private readonly perms = new Map<string, PermRec>();
-  private readonly byChannel = new Map<number, PeerRec>();
-  private readonly quarantine = new Map<number, { until: number; peer: string }>();
-  private nextChannel = CHANNEL_MIN;
+  private readonly table: PeerTable;
   private cancelTimer: () => void = () => {};
   /** A sync that has been asked for but not started: later requests share it. */
   private queuedSync: Promise<void> | null = null;
@@ -228,6 +207,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     this.server = { ip: o.server.host, port: o.server.port };
     this.serverKey = `${o.server.host}:${o.server.port}`;
     this.tx = new Transactions(this.clock, this.t.retransmit);
+    this.table = new PeerTable(this.t);
     const ev: TransportEvents = { onMessage: (b) => void this.onMessage(b), onClosed: (why) => this.onTransportClosed(why) };
     this.ev = ev;
     if (o.transport) this.transport = new SharedUdpTransport(o.transport, this.server);
@@ -291,34 +271,21 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       if (!ep) throw new TurnError(null, `peer must be "ip:port": ${JSON.stringify(p)}`);
       want.set(`${ep.ip}:${ep.port}`, ep);
     }
-    const now = this.clock.now();
-    for (const [key, rec] of this.peers) {
-      if (want.has(key)) continue;
-      this.peers.delete(key);
-      if (rec.channel !== null) {
-        this.byChannel.delete(rec.channel);
-        // The relay keeps the binding up to 10 min, then 5 more before the number is free again.
-        this.quarantine.set(rec.channel, { until: now + this.t.channelQuarantineMs, peer: key });
-      }
-    }
-    const ips = new Set([...want.values()].map((e) => e.ip));
-    for (const ip of this.perms.keys()) if (!ips.has(ip)) this.perms.delete(ip);
-    for (const [key, ep] of want) if (!this.peers.has(key)) this.peers.set(key, { key, ep, channel: null, bound: false, due: 0, inflight: false });
-    for (const ip of ips) if (!this.perms.has(ip)) this.perms.set(ip, { ip, installed: false, due: 0, inflight: false, refused: null });
+    const ips = this.table.set(want, this.clock.now());
     if (this.st !== 'allocated') return;
     await this.requestSync();
-    const refused = [...this.perms.values()].filter((p) => p.refused !== null && ips.has(p.ip));
+    const refused = this.table.refused(ips);
     if (refused.length > 0) throw new TurnError(403, `the relay refuses ${refused.map((p) => `${p.ip} (${p.refused})`).join(', ')}`);
   }
 
   /** The peers permit() installed ("ip:port"). */
   permitted(): string[] {
-    return [...this.peers.keys()];
+    return [...this.table.peers.keys()];
   }
 
   /** True when the peer's channel is bound (data goes as 4-byte-header ChannelData). */
   hasChannel(peer: string): boolean {
-    return this.peers.get(peer)?.bound ?? false;
+    return this.table.peers.get(peer)?.bound ?? false;
   }
 
   /**
@@ -330,7 +297,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       this.s.dropNotAllocated++;
       return false;
     }
-    const p = this.peers.get(peer);
+    const p = this.table.peers.get(peer);
     if (!p) {
       this.s.dropNotPermitted++;
       return false;
@@ -503,16 +470,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     this.previous = null;
     this.st = 'allocated';
     this.s.allocations++;
-    if (!resumed) {
-      // A new allocation has no permissions and no channels: install everything again.
-      this.byChannel.clear();
-      this.quarantine.clear();
-      this.nextChannel = CHANNEL_MIN;
-      for (const p of this.peers.values()) Object.assign(p, { channel: null, bound: false, due: 0, inflight: false });
-    } else {
-      for (const p of this.peers.values()) Object.assign(p, { due: 0, inflight: false });
-    }
-    for (const r of this.perms.values()) Object.assign(r, { installed: resumed && r.installed, due: 0, inflight: false, refused: null });
+    this.table.allocated(resumed);
     this.log.info(again ? (resumed ? 'relay allocation resumed' : 'relay re-allocated') : 'relay allocated', {
       relayed: a.relayed, mapped: a.mapped, lifetimeS: a.lifetimeS, via: this.transport.kind, local: this.transport.local(),
     });
@@ -530,7 +488,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     this.cancelTimer();
     this.previous = this.alloc;
     this.alloc = null;
-    for (const p of this.peers.values()) p.bound = false;
+    this.table.lost();
     this.tx.failAll(new TurnError(null, `relay lost: ${reason}`));
     this.log.warn('relay lost', { reason });
     this.emit('lost', reason);
@@ -605,9 +563,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     if (this.st !== 'allocated' || !this.alloc) return;
     const now = this.clock.now();
     let next = now + this.t.keepaliveMs;
-    next = Math.min(next, this.alloc.refreshDue);
-    for (const r of this.perms.values()) if (r.refused === null) next = Math.min(next, Math.max(r.due, now + 1000));
-    for (const p of this.peers.values()) if (this.perms.get(p.ep.ip)?.installed) next = Math.min(next, Math.max(p.due, now + 1000));
+    next = this.table.nextDue(now, Math.min(next, this.alloc.refreshDue));
     this.cancelTimer = this.clock.setTimeout(() => void this.requestSync(), Math.max(0, next - now));
   }
 
@@ -632,9 +588,9 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
         this.s.refreshes++;
         this.log.debug('relay allocation refreshed', { lifetimeS: a.lifetimeS });
       }
-      await Promise.all([...this.perms.values()].filter((r) => !r.inflight && r.refused === null && r.due <= now).map((r) => this.installPermission(a, r)));
+      await Promise.all(this.table.duePermissions(now).map((r) => this.installPermission(a, r)));
       if (gen !== this.gen) return;
-      await Promise.all([...this.peers.values()].filter((p2) => !p2.inflight && p2.due <= now && this.perms.get(p2.ep.ip)?.installed).map((p2) => this.bindChannel(a, p2)));
+      await Promise.all(this.table.dueChannels(now).map((p2) => this.bindChannel(a, p2)));
     } catch (err) {
       if (gen !== this.gen) return;
       if (err instanceof TransactionTimeout) return this.lose('relay silent');
@@ -645,82 +601,43 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     }
   }
 
-  private async installPermission(a: Allocation, r: PermRec): Promise<void> {
-    const port = [...this.peers.values()].find((p) => p.ep.ip === r.ip)?.ep.port ?? 9;
+  private async installPermission(a: Allocation, r: PermEntry): Promise<void> {
+    const port = this.table.permissionPort(r.ip);
     r.inflight = true;
     try {
       await this.authed(a, CREATE_PERMISSION_REQUEST, { peer: { ip: r.ip, port } });
-      r.installed = true;
-      r.due = this.clock.now() + this.t.permissionRefreshMs;
+      this.table.permissionInstalled(r, this.clock.now());
     } catch (err) {
       if (err instanceof TurnError && err.code === 403) {
-        r.refused = err.message;
+        this.table.permissionRefused(r, err.message);
         this.log.warn('relay refuses a peer address', { peer: r.ip, err });
         return;
       }
-      r.due = this.clock.now() + this.t.keepaliveMs;
+      this.table.retryLater(r, this.clock.now());
       throw err;
     } finally {
       r.inflight = false;
     }
   }
 
-  private async bindChannel(a: Allocation, p: PeerRec): Promise<void> {
-    if (p.channel === null) {
-      const ch = this.takeChannel(p.key);
-      if (ch === null) {
-        p.due = this.clock.now() + this.t.keepaliveMs;
-        return;
-      }
-      p.channel = ch;
-      this.byChannel.set(ch, p);
-    }
+  private async bindChannel(a: Allocation, p: PeerEntry): Promise<void> {
+    if (!this.table.assignChannel(p, this.clock.now())) return;
     p.inflight = true;
     try {
-      await this.authed(a, CHANNEL_BIND_REQUEST, { channel: p.channel, peer: p.ep });
-      if (this.peers.get(p.key) !== p) return;
-      p.bound = true;
-      const now = this.clock.now();
-      p.due = now + this.t.channelRefreshMs;
-      // A ChannelBind refreshes its peer's permission too (RFC 8656 §11.2).
-      const perm = this.perms.get(p.ep.ip);
-      if (perm) perm.due = Math.max(perm.due, now + this.t.permissionRefreshMs);
+      await this.authed(a, CHANNEL_BIND_REQUEST, { channel: p.channel as number, peer: p.ep });
+      if (!this.table.current(p)) return;
+      this.table.channelBound(p, this.clock.now());
     } catch (err) {
       if (err instanceof TurnError && (err.code === 400 || err.code === 403)) {
-        // The number is taken at the relay (or the peer refused): try another one later; until
-        // then the peer's data goes as Send indications.
-        if (p.channel !== null && this.byChannel.get(p.channel) === p) this.byChannel.delete(p.channel);
-        if (p.channel !== null) this.quarantine.set(p.channel, { until: this.clock.now() + this.t.channelQuarantineMs, peer: '' });
-        p.channel = null;
-        p.due = this.clock.now() + this.t.keepaliveMs;
+        this.table.channelRefused(p, this.clock.now());
         this.log.warn('relay refused a channel', { peer: p.key, err });
         return;
       }
-      p.due = this.clock.now() + this.t.keepaliveMs;
+      this.table.retryLater(p, this.clock.now());
       throw err;
     } finally {
       p.inflight = false;
     }
-  }
-
-  /** A free channel number; the one this peer had before, if it is still waiting out its quarantine. */
-  private takeChannel(peer: string): number | null {
-    const now = this.clock.now();
-    for (const [ch, q] of this.quarantine) {
-      if (q.until <= now) this.quarantine.delete(ch);
-      else if (q.peer === peer && !this.byChannel.has(ch)) {
-        this.quarantine.delete(ch);
-        return ch;
-      }
-    }
-    const span = CHANNEL_MAX - CHANNEL_MIN + 1;
-    for (let i = 0; i < span; i++) {
-      const ch = CHANNEL_MIN + ((this.nextChannel - CHANNEL_MIN + i) % span);
-      if (this.byChannel.has(ch) || this.quarantine.has(ch)) continue;
-      this.nextChannel = ch + 1 > CHANNEL_MAX ? CHANNEL_MIN : ch + 1;
-      return ch;
-    }
-    return null;
   }
 
   // --- receive -----------------------------------------------------------------------------------
@@ -733,7 +650,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       if (this.isClosed()) return false;
       const cd = decodeChannelData(b);
       if (!cd) return true;
-      const p = this.byChannel.get(cd.channel);
+      const p = this.table.peerOfChannel(cd.channel);
       // Numbers map only to peers we bound them to; data may beat the ChannelBind answer.
       if (!p) {
         this.s.rxDropUnknownPeer++;
@@ -753,7 +670,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const data = attr(d, ATTR.DATA);
     if (!peer || !data) return true;
     const key = `${peer.ip}:${peer.port}`;
-    if (!this.peers.has(key)) {
+    if (!this.table.peers.has(key)) {
       this.s.rxDropUnknownPeer++;
       return true;
     }

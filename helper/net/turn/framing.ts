@@ -4,7 +4,7 @@
 // multiple of 4 over a stream. One unpadded ChannelData desynchronises coturn's parser for good
 // while the connection stays open (STACK-NOTES), so the padding is not optional.
 
-import { CHANNEL_MAX, CHANNEL_MIN } from './codec.js';
+import { CHANNEL_MAX, CHANNEL_MIN } from '../stun/codec.js';
 
 export const CHANNELDATA_HEADER = 4;
 /** A ChannelData length field is 16 bits. */

@@ -6,5 +6,5 @@ export {
   type TurnClientEvents, type TurnClientOptions, type TurnCredentials, type TurnServer, type TurnState, type TurnStats, type TurnTiming,
 } from './client.js';
 export type { DatagramTransport } from './transport.js';
-export { TransactionTimeout, type RetransmitTiming } from './transactions.js';
+export { TransactionTimeout, type RetransmitTiming } from '../stun/transactions.js';
 export { isChannelNumber, encodeChannelData, decodeChannelData, StreamFramer } from './framing.js';

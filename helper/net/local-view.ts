@@ -1,0 +1,208 @@
+// Our own side of magicsock's socket: this machine's addresses, the candidates we publish, our
+// NAT as STUN sees it (mapping, public address) and, behind a sequential symmetric NAT, its port
+// step per new flow (portpredict.ts) with the predicted ports of our flows towards a peer. STUN is
+// asked every stunRefreshMs through the Binding client on the public socket.
+
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { isLoopback, parseEndpoint } from './addr.js';
+import { isOnLink, localAddresses, localCandidates, type AddressPolicy, type LocalAddress } from './candidates.js';
+import type { Counters } from './magicsock-api.js';
+import { detectPortDelta, FlowLog, predictPort, type PortSample } from './portpredict.js';
+import type { NatInfo, StunClient } from './stun/client.js';
+
+export interface LocalViewIo {
+  clock: Clock;
+  log: Logger;
+  c: Counters;
+  policy: AddressPolicy;
+  stun: StunClient;
+  /** Given by the control server; no other STUN server is ever contacted. */
+  stunServers(): string[];
+  bindAddress: string;
+  /** Default 60 s; 0: only when localCandidates() is called. */
+  stunRefreshMs?: number;
+  networkInterfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** The public socket's port (0 until bound). */
+  port(): number;
+  /** Bound and not closed. */
+  running(): boolean;
+  closed(): boolean;
+  natChanged(nat: NatInfo): void;
+  /** Our candidates changed: publish them and tell every peer at once. */
+  candidatesChanged(cands: string[]): void;
+}
+
+export class LocalView {
+  private localAddrs: LocalAddress[] = [];
+  /** Every flow our socket opened, numbered as a sequential NAT would allocate ports. */
+  private readonly flows = new FlowLog();
+  /** Our NAT's port step per new flow (0: not sequential or unknown) and the latest sample. */
+  private delta = 0;
+  private portRef: PortSample | null = null;
+  private cands: string[] = [];
+  private nat: NatInfo = { mapping: 'unknown', publicAddress: null };
+  /** A router-mapped public address (UPnP / NAT-PMP / PCP): reachable from anywhere, listed first. */
+  private mappedCand: string | null = null;
+  private refreshing: Promise<string[]> | null = null;
+  private cancelRefresh: () => void = () => {};
+
+  constructor(private readonly io: LocalViewIo) {}
+
+  /** The socket is bound: interface candidates now, STUN's in the first refresh. */
+  start(): void {
+    this.localAddrs = this.readAddresses();
+    this.cands = localCandidates(this.localAddrs, this.io.port(), null, this.io.policy);
+  }
+
+  close(): void {
+    this.cancelRefresh();
+  }
+
+  get candidates(): readonly string[] {
+    return this.cands;
+  }
+
+  natInfo(): NatInfo {
+    return { ...this.nat };
+  }
+
+  get mapping(): NatInfo['mapping'] {
+    return this.nat.mapping;
+  }
+
+  get publicAddress(): string | null {
+    return this.nat.publicAddress;
+  }
+
+  /** Our NAT's port step per new destination (sequential symmetric NAT), else 0. */
+  portDelta(): number {
+    return this.delta;
+  }
+
+  /** A datagram left the public socket (in the kernel's order: a NAT's order). */
+  noteSend(ip: string, port: number): void {
+    // Behind a NAT that keeps one mapping nothing is predicted: the data path pays nothing.
+    if (this.nat.mapping !== 'endpoint-independent') this.flows.note(`${ip}:${port}`, this.io.clock.now());
+  }
+
+  /** False once STUN shows our public address is one of our own (no NAT); true while unknown. */
+  behindNat(): boolean {
+    const pub = this.nat.publicAddress;
+    if (pub === null) return true;
+    const ip = pub.slice(0, pub.lastIndexOf(':'));
+    return !this.localAddrs.some((a) => a.ip === ip);
+  }
+
+  isLan(endpoint: string): boolean {
+    const ep = parseEndpoint(endpoint);
+    if (!ep) return false;
+    if (isLoopback(ep.ip)) return this.io.policy.allowLoopback;
+    return isOnLink(ep.ip, this.localAddrs);
+  }
+
+  /** Refreshes interface addresses and STUN; reports candidates / NAT when they change. */
+  localCandidates(): Promise<string[]> {
+    if (!this.io.running()) return Promise.resolve([...this.cands]);
+    this.refreshing ??= this.refresh().finally(() => {
+      this.refreshing = null;
+      this.scheduleRefresh();
+    });
+    return this.refreshing;
+  }
+
+  /** Sets (or clears) the port-mapped candidate; peers hear of it at once. */
+  setMappedCandidate(addr: string | null): void {
+    if (addr === this.mappedCand) return;
+    this.mappedCand = addr;
+    if (!this.io.running()) return;
+    const next = this.withMapped(localCandidates(this.localAddrs, this.io.port(), this.nat.publicAddress, this.io.policy));
+    if (next.join(',') === this.cands.join(',')) return;
+    this.cands = next;
+    this.io.candidatesChanged([...next]);
+  }
+
+  /**
+   * Behind a sequential symmetric NAT: the public ports our NAT gave our flows to these (a
+   * peer's) internet candidates, by arithmetic from the latest STUN sample. Primed before the
+   * call-me-maybe that carries them, so those flows exist.
+   */
+  predictedTowards(candidates: readonly string[]): string[] {
+    const ref = this.portRef;
+    if (this.delta === 0 || ref === null || this.nat.mapping !== 'endpoint-dependent') return [];
+    const now = this.io.clock.now();
+    const out: string[] = [];
+    for (const c of candidates) {
+      if (this.isLan(c)) continue;
+      const idx = this.flows.indexOf(c, now);
+      const port = idx === null ? null : predictPort(ref, this.delta, idx);
+      const ep = port === null ? null : `${ref.ip}:${port}`;
+      if (ep !== null && !out.includes(ep)) out.push(ep);
+      if (out.length >= 4) break;
+    }
+    return out;
+  }
+
+  private withMapped(c: string[]): string[] {
+    const m = this.mappedCand;
+    return m === null ? c : [m, ...c.filter((x) => x !== m)];
+  }
+
+  private readAddresses(): LocalAddress[] {
+    const ifs = (this.io.networkInterfaces ?? networkInterfaces)();
+    return localAddresses(ifs, this.io.policy, this.io.bindAddress);
+  }
+
+  private async refresh(): Promise<string[]> {
+    const { c, clock } = this.io;
+    this.localAddrs = this.readAddresses();
+    const servers = this.io.stunServers().filter((s) => parseEndpoint(s) !== null).slice(0, 4);
+    let nat: NatInfo = this.nat;
+    let delta = this.delta;
+    let ref = this.portRef;
+    if (servers.length > 0) {
+      c.stun_queries += servers.length;
+      const { nat: n, answers } = await this.io.stun.probe(servers);
+      c.stun_unanswered += answers.filter((a) => a === null).length;
+      if (n.publicAddress !== null || this.nat.publicAddress === null) nat = n;
+      // Each answer came back on the flow we opened to that server: (flow number, mapped port).
+      const now = clock.now();
+      const samples: PortSample[] = [];
+      answers.forEach((a, i) => {
+        const ep = a === null ? null : parseEndpoint(a);
+        const idx = this.flows.indexOf(servers[i] ?? '', now);
+        if (ep && idx !== null) samples.push({ idx, ip: ep.ip, port: ep.port });
+      });
+      if (n.mapping === 'endpoint-dependent') {
+        delta = detectPortDelta(samples);
+        ref = delta === 0 ? null : samples.reduce((a, b) => (b.idx > a.idx ? b : a));
+      } else if (n.mapping === 'endpoint-independent') {
+        delta = 0;
+        ref = null;
+      }
+    }
+    if (this.io.closed()) return [...this.cands];
+    // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
+    // because the peer-reflexive address learned from our pings covers the rest.
+    const next = this.withMapped(localCandidates(this.localAddrs, this.io.port(), nat.publicAddress, this.io.policy));
+    const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
+    const deltaChanged = delta !== this.delta;
+    const changed = next.join(',') !== this.cands.join(',') || deltaChanged;
+    this.nat = nat;
+    this.cands = next;
+    this.delta = delta;
+    this.portRef = ref;
+    if (deltaChanged) this.io.log.info('nat port delta', { delta, ref });
+    if (natChanged) this.io.natChanged(this.natInfo());
+    // Peers must learn new addresses at once (e.g. the public address changed).
+    if (changed) this.io.candidatesChanged([...next]);
+    return [...next];
+  }
+
+  private scheduleRefresh(): void {
+    this.cancelRefresh();
+    const ms = this.io.stunRefreshMs ?? 60_000;
+    if (ms > 0 && !this.io.closed()) this.cancelRefresh = this.io.clock.setTimeout(() => void this.localCandidates().catch(() => undefined), ms);
+  }
+}
