@@ -10,7 +10,8 @@ import {
 import { PeerServiceService, type ListPeersResponse, type PingPeerRequest, type PingPeerResponse } from '../gen/lanrage/v1/peer.js';
 import { invalidArgument } from '../core/api-error.js';
 import type { PartyEngine } from '../party/engine.js';
-import type { Handler } from './wrap.js';
+import type { CallContext, Handler } from './wrap.js';
+import { redactForViewer } from './redact.js';
 
 export const partyDefinition = PartyServiceService;
 export const partyMutating = new Set(['createParty', 'joinParty', 'leaveParty', 'kickPartyMember']);
@@ -34,7 +35,10 @@ export function partyHandlers(engine: PartyEngine): Record<string, Handler> {
       await engine.leave();
       return {};
     },
-    getParty: (): GetPartyResponse => ({ party: engine.current() }),
+    getParty: (_req: unknown, ctx: CallContext): GetPartyResponse => {
+      const party = engine.current();
+      return { party: party && ctx.redactSecrets ? redactForViewer(party) : party };
+    },
     kickPartyMember: async (req: KickPartyMemberRequest) => {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(req.deviceId)) throw invalidArgument('device_id is not a device id');
       await engine.kick(req.deviceId);

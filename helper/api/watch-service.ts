@@ -5,6 +5,7 @@ import type { HelperState, WatchEvent } from '../core/helper-state.js';
 import type { Sample } from '../metrics/sample.js';
 import { toProtoSample } from './metrics-service.js';
 import type { CallContext, Handler } from './wrap.js';
+import { redactEventForViewer } from './redact.js';
 
 export const watchDefinition = WatchServiceService;
 
@@ -55,7 +56,8 @@ export function watchHandlers(deps: WatchDeps): Record<string, Handler> {
       const send = (e: WatchEvent): void => {
         // A slow client loses metrics samples (the next one supersedes them), never state changes.
         if (congested && (e.metrics || e.peerMetrics)) return;
-        if (!call.write({ ...e, sequence: ++seq, time: new Date() })) congested = true;
+        const shown = ctx.redactSecrets ? redactEventForViewer(e) : e;
+        if (!call.write({ ...shown, sequence: ++seq, time: new Date() })) congested = true;
       };
       call.on('drain', () => (congested = false));
 

@@ -12,6 +12,7 @@ import { ApiError } from '../core/api-error.js';
 import type { Logger } from '../core/log.js';
 import { bearerToken, tokenMatches } from '../core/token.js';
 import type { Decision, Need } from '../authz/authz.js';
+import { redactsSecrets } from './redact.js';
 
 // Turns plain async handlers into grpc-js handlers with the rules every method shares:
 // - a request that does not decode gets INVALID_ARGUMENT (grpc-js alone would say INTERNAL);
@@ -22,6 +23,8 @@ export interface CallContext {
   metadata: Metadata;
   /** Aborted when the client cancels or the deadline passes. */
   signal: AbortSignal;
+  /** The caller is a paired device with a view token: answers go without join secrets (api/redact.ts). */
+  redactSecrets: boolean;
 }
 
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
@@ -69,11 +72,14 @@ export function wrapService(
     };
     const log = opts.log.child({ method: m.path });
     const need: Need = opts.needs?.[name] ?? (opts.mutating.has(name) ? 'control' : 'read');
-    const check = async (req: unknown, call: { getPeer(): string; metadata: Metadata }): Promise<void> => {
+    /** Authorizes the call once and returns whether its answers must be redacted. */
+    const check = async (req: unknown, call: { getPeer(): string; metadata: Metadata }): Promise<boolean> => {
       const md = call.metadata;
+      let redact = false;
       if (opts.authorize) {
         const d = await opts.authorize(call, need);
         if (!d.ok) throw new ApiError(d.reason === 'unauthenticated' ? Status.UNAUTHENTICATED : Status.PERMISSION_DENIED, d.message);
+        redact = redactsSecrets(d.identity);
       }
       if (isMalformed(req)) throw new ApiError(Status.INVALID_ARGUMENT, `request is not a valid ${m.path} message: ${req[MALFORMED]}`);
       if (!opts.authorize && (need === 'control' || need === 'admin')) {
@@ -87,14 +93,15 @@ export function wrapService(
           );
         }
       }
+      return redact;
     };
     implementation[name] = m.responseStream
       ? async (call: ServerWritableStream<unknown, unknown>) => {
           const ac = new AbortController();
           call.on('cancelled', () => ac.abort());
           try {
-            await check(call.request, call);
-            await (handler as StreamHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }, call);
+            const redactSecrets = await check(call.request, call);
+            await (handler as StreamHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal, redactSecrets }, call);
             if (!call.cancelled) call.end();
           } catch (err) {
             if (!call.cancelled) call.emit('error', toServiceError(err, log));
@@ -104,8 +111,8 @@ export function wrapService(
           const ac = new AbortController();
           call.on('cancelled', () => ac.abort());
           try {
-            await check(call.request, call);
-            cb(null, await (handler as UnaryHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal }));
+            const redactSecrets = await check(call.request, call);
+            cb(null, await (handler as UnaryHandler<unknown, unknown>)(call.request, { metadata: call.metadata, signal: ac.signal, redactSecrets }));
           } catch (err) {
             cb(toServiceError(err, log));
           }

@@ -36,7 +36,8 @@ export interface Policy {
   ownersKnowable: boolean;
 }
 
-export type Decision = { ok: true } | { ok: false; reason: 'unauthenticated' | 'denied'; message: string };
+/** On success, the caller it was decided for (when the door knows it), so answers can fit it. */
+export type Decision = { ok: true; identity?: Identity } | { ok: false; reason: 'unauthenticated' | 'denied'; message: string };
 
 const OK: Decision = { ok: true };
 

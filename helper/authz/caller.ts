@@ -58,5 +58,7 @@ export async function httpCaller(door: LocalDoor, socket: SocketView, authorizat
 }
 
 export async function authorizeGrpcCall(door: LocalDoor, call: GrpcCallView, need: Need): Promise<Decision> {
-  return authorize(await grpcCaller(door, call), need, door.policy);
+  const id = await grpcCaller(door, call);
+  const d = authorize(id, need, door.policy);
+  return d.ok ? { ok: true, identity: id } : d;
 }

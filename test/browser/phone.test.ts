@@ -11,6 +11,8 @@ import { loadavg } from 'node:os';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { PairRequest, PairResponse, RemoteAccessServiceClient, RemoteScope, type ListPairedDevicesResponse, type SetRemoteAccessResponse, type CreatePairingResponse } from '../../helper/gen/lanrage/v1/remote.js';
 import { SettingsServiceClient, UpdateSettingsRequest, GetSettingsRequest, type GetSettingsResponse } from '../../helper/gen/lanrage/v1/settings.js';
+import { PartyServiceClient, GetPartyResponse, type CreatePartyResponse } from '../../helper/gen/lanrage/v1/party.js';
+import { WatchRequest, WatchResponse, WatchTopic } from '../../helper/gen/lanrage/v1/watch.js';
 import { startHelper, removeStateDir, type HelperProcess } from '../lib/helper-process.js';
 import { labAvailable } from '../lab/lab.js';
 import { createPhoneNet, type PhoneNet } from '../lab/phone-net.js';
@@ -93,6 +95,36 @@ function webCall(port: number, path: string, body: Buffer, headers: Record<strin
       },
     );
     req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The first party event of a Watch stream through the remote listener; then the stream is dropped. */
+function firstPartyEvent(port: number, headers: Record<string, string>): Promise<NonNullable<NonNullable<WatchResponse['party']>['party']>> {
+  const body = frame(WatchRequest.encode(WatchRequest.fromPartial({ topics: [WatchTopic.WATCH_TOPIC_PARTY], maxDurationSeconds: 10 })).finish());
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: net!.desktopIp, port, path: '/lanrage.v1.WatchService/Watch', method: 'POST', rejectUnauthorized: false, headers: { host: `${net!.desktopIp}:${port}`, 'content-type': 'application/grpc-web+proto', 'content-length': String(body.length), ...headers } },
+      (res) => {
+        let buf = Buffer.alloc(0);
+        res.on('data', (c: Buffer) => {
+          buf = Buffer.concat([buf, c]);
+          while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+            const [flag, len] = [buf[0]!, buf.readUInt32BE(1)];
+            const msg = buf.subarray(5, 5 + len);
+            buf = buf.subarray(5 + len);
+            if (flag & 0x80) continue; // the trailer
+            const party = WatchResponse.decode(msg).party?.party;
+            if (party) {
+              req.destroy();
+              return resolve(party);
+            }
+          }
+        });
+        res.on('end', () => reject(new Error('the Watch stream ended without a party event')));
+      },
+    );
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
     req.end(body);
   });
 }
@@ -189,6 +221,38 @@ test('phone: pair by the QR link from another namespace, see live data, view can
   assert.equal(await metrics({ authorization: `Bearer ${token}` }), 200);
   assert.equal(await metrics({}), 401);
   assert.equal(await pairedCount(), 2);
+
+  // A view token is for watching, not joining: with a party running, the view phone's GetParty and
+  // Watch carry no invite link (it holds the join secret); the control tablet and the desktop's do.
+  const pc = new PartyServiceClient(`127.0.0.1:${h!.grpcPort}`, credentials.createInsecure());
+  const created = await call<CreatePartyResponse>((cb) => pc.createParty({ name: 'Phone night' }, md(), cb));
+  const secretLink = created.party!.inviteLink;
+  assert.match(secretLink, /^lanrage:\/\//);
+  try {
+    const viewAuth = { authorization: `Bearer ${token}` };
+    const remoteParty = async (auth: Record<string, string>) => {
+      const r = await webCall(port, '/lanrage.v1.PartyService/GetParty', frame(new Uint8Array()), auth);
+      assert.equal(r.grpcStatus, 0, r.text);
+      return GetPartyResponse.decode(r.body.subarray(5, 5 + r.body.readUInt32BE(1))).party!;
+    };
+    const viewed = await remoteParty(viewAuth);
+    assert.equal(viewed.name, 'Phone night', 'the view phone sees the party');
+    assert.equal(viewed.inviteLink, '', 'but not its invite link');
+    assert.ok(!viewed.inviteLink.includes(secretLink) && !(await webCall(port, '/lanrage.v1.PartyService/GetParty', frame(new Uint8Array()), viewAuth)).body.toString('latin1').includes(secretLink));
+    assert.equal((await remoteParty(ctl)).inviteLink, secretLink, 'a control token keeps it');
+    assert.equal((await call<GetPartyResponse>((cb) => pc.getParty({}, md(), cb))).party!.inviteLink, secretLink, 'the desktop keeps it');
+    const watched = async (auth: Record<string, string>) => (await firstPartyEvent(port, auth)).inviteLink;
+    assert.equal(await watched(viewAuth), '', 'Watch: no invite link for the view phone');
+    assert.equal(await watched(ctl), secretLink, 'Watch: the control tablet gets it');
+    // And the phone's own party page shows the party without a link to share.
+    await p.goto(p.url().replace(/#.*$/, '') + '#/party');
+    await waitLive(p, 20_000);
+    await p.getByText('Phone night').first().waitFor({ timeout: 10_000 });
+    assert.ok(!(await p.content()).includes(secretLink), 'the phone page holds no invite secret');
+  } finally {
+    await call((cb) => pc.leaveParty({}, md(), cb));
+    pc.close();
+  }
 
   // Revoke on the desktop: the phone's open stream ends at once.
   await p.goto(p.url().replace(/#.*$/, '') + '#/status');
