@@ -4,37 +4,16 @@
 // RTT chart, and the history view with its points and the path change to direct.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Server } from 'node:net';
 import { loadavg } from 'node:os';
-import { createLab, labAvailable } from '../lab/lab.js';
-import { PartyLab, waitParty, type PartyJson } from '../lab/party-lab.js';
-import { exposeNamespacePort } from '../lab/ns-expose.js';
-import { requireOrSkip } from '../lib/repo.js';
+import { withFiguresParty } from './figures-party.js';
 import { parsePing, percentile } from '../bench/bench-lib.js';
-import { DESKTOP, PHONE, browserReady, freePort, launchBrowser, shot, text, until, waitLive, type Browser } from './browser-lib.js';
+import { DESKTOP, PHONE, launchBrowser, shot, text, until, waitLive, type Browser } from './browser-lib.js';
 
-const DIRECT = 2;
 
 test('the Party page shows per-player RTT, traffic and history consistent with the tunnel', { timeout: 240_000 }, async (t) => {
-  if (!browserReady(t)) return;
-  const avail = await labAvailable();
-  if (!requireOrSkip(avail.ok, `network lab (${avail.why ?? ''})`, t)) return;
-  const lab = await createLab({ sites: [{ name: 'a', kind: 'port-restricted' }, { name: 'b', kind: 'port-restricted' }] });
-  const pl = new PartyLab(lab);
-  const exposed: Server[] = [];
   let browser: Browser | undefined;
-  try {
-    const [a, b] = [lab.site('a'), lab.site('b')];
-    await pl.startControl();
-    const port = await freePort();
-    await Promise.all([pl.startHelper(a, { extraArgs: ['--allow-host', `localhost:${port}`] }), pl.startHelper(b)]);
-    await pl.cli(b, ['settings', 'set', 'device_name', 'Bob']);
-    exposed.push(await exposeNamespacePort(lab, a.host.ns, port));
-    const created = await pl.cli<PartyJson>(a, ['create', 'Figures night']);
-    await pl.cli(b, ['join', created.party!.inviteLink]);
-    const pa = await waitParty(pl, a, (p) => p.peers.length === 1 && p.peers[0]!.path === DIRECT, 30_000);
-    const bob = pa.peers[0]!;
-
+  await withFiguresParty(t, 'Figures night', async ({ lab, pl, a, port, bob }) => {
+   try {
     browser = await launchBrowser();
     const page = browser.page;
     await page.goto(`http://localhost:${port}/#/party`);
@@ -78,10 +57,8 @@ test('the Party page shows per-player RTT, traffic and history consistent with t
     assert.match(await text(row.getByTestId('peer-path-changes')), /→ Direct \(direct via /);
     await shot(page, 'party-peer-metrics-desktop', DESKTOP, true);
     await shot(page, 'party-peer-metrics-phone', PHONE, true);
-  } finally {
+   } finally {
     await browser?.close();
-    for (const s of exposed) s.close();
-    await lab.destroy();
-    pl.cleanup();
-  }
+   }
+  });
 });
