@@ -20,6 +20,7 @@ import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
 import type { LanSelf } from '../lan/party-lan.js';
 import type { Exposure } from '../control/exposure.js';
+import { LatestOnly } from '../core/latest-only.js';
 import type { PeerMetricsInput } from '../metrics/peer-metrics.js';
 import type { FastPathCounters } from '../net/fastpath.js';
 
@@ -93,7 +94,13 @@ export class PartyManager implements PartyEngine {
   private readonly wgPeers = new Map<string, string>();
   private readonly paths = new Map<string, PathState>();
   private stats = new Map<string, WgPeerStats>();
-  private applying: Promise<void> = Promise.resolve();
+  /** Membership changes, applied one at a time and only the newest (latest-only.ts). */
+  private readonly applying = new LatestOnly<PartyState | null>((p) =>
+    this.applyNow(p).catch((err: unknown) => {
+      this.log.error('could not apply the party', { err: String(err) });
+      throw err;
+    }),
+  );
   private candidates: string[] = [];
   private closed = false;
   private readonly traffic = new TrafficWatch();
@@ -310,7 +317,7 @@ export class PartyManager implements PartyEngine {
     await this.opts.exposure?.release();
     await this.control?.close().catch(() => undefined);
     await this.sock.close().catch(() => undefined);
-    await this.applying.catch(() => undefined);
+    await this.applying.settled();
     await this.opts.lan?.close();
     await this.wg?.close().catch((err: unknown) => this.log.warn('could not remove the WireGuard interface', { err: String(err) }));
     this.wg = undefined;
@@ -404,13 +411,13 @@ export class PartyManager implements PartyEngine {
   }
 
   /**
-   * Serialised: WireGuard and magicsock follow the newest membership, one change at a time.
-   * The returned promise fails when this change could not be applied (create/join report it);
-   * the chain itself goes on with the next change.
+   * Serialised: WireGuard and magicsock follow the newest membership, one change at a time;
+   * snapshots that a newer one overtook while waiting are skipped. The returned promise fails when
+   * the run that applied this change (or a newer one) failed (create/join report it); later
+   * changes still run.
    */
   private apply(p: PartyState | null): Promise<void> {
-    const run = this.applying.then(() => this.applyNow(p));
-    this.applying = run.catch((err: unknown) => this.log.error('could not apply the party', { err: String(err) }));
+    const run = this.applying.push(p);
     return run.catch((err: unknown) => {
       const msg = err instanceof Error ? err.message : String(err);
       const perm = /EPERM|EACCES|Operation not permitted|permission/i.test(msg);

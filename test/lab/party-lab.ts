@@ -168,7 +168,7 @@ export class PartyLab {
   }
 
   /** Starts (or restarts, reusing its state directory) the helper of a site; embeddedControl: its own control server, as players run it. */
-  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string; embeddedControl?: boolean; controlUrl?: string } = {}): Promise<LabProcess> {
+  async startHelper(site: LabSite, opts: { extraArgs?: string[]; stateDir?: string; embeddedControl?: boolean; controlUrl?: string; readyTimeoutMs?: number } = {}): Promise<LabProcess> {
     const index = this.lab.sites.indexOf(site);
     const stateDir = opts.stateDir ?? this.helpers.get(site.name)?.stateDir ?? this.dir(site.name);
     // LANRAGE_LAB_NODE_ARGS: flags for the helpers' node (e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile a benchmark).
@@ -181,7 +181,7 @@ export class PartyLab {
     const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: 'debug' } });
     const h = track(proc, stateDir);
     this.helpers.set(site.name, h);
-    await h.waitLog('helper ready');
+    await h.waitLog('helper ready', opts.readyTimeoutMs);
     // Every namespace shares this machine's hostname, the default device name: name each player
     // after its site, as a player would in the settings, so peers are told apart.
     if (firstStart) await this.cliText(site, ['settings', 'set', 'device_name', site.name]);
