@@ -9,7 +9,7 @@
 //                pong) → connecting again; every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
-//                after two re-probes without a pong (~1 s)
+//                after two re-probes without a pong (~2 s)
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
@@ -68,8 +68,7 @@ export const DEFAULT_TIMING: PathTiming = {
   missedPongsForLoss: 3,
   rescanIntervalMs: 30_000,
   callMeMaybeIntervalMs: 30_000,
-  // Two re-probes of at least 3 round trips each: ~1 s from unanswered traffic to the relay.
-  reprobeMs: 500,
+  reprobeMs: 1_000,
   burstMs: 3_000,
   pingTtlMs: 15_000,
   maxLearned: 8,
