@@ -12,6 +12,7 @@ import { discordCommand } from './cli/discord.js';
 import { createCommand, joinCommand, leaveCommand, partyCommand, pingCommand } from './cli/party.js';
 import { serversCommand } from './cli/servers.js';
 import { gamesCommand } from './cli/games.js';
+import { remoteCommand } from './cli/remote.js';
 
 const COMMANDS: Command[] = [
   { name: 'helper', usage: 'helper [--http-port N] [--grpc-port N] [--state-dir DIR] [--operator USER] [--control-url URL[,URL...]] [--stun-ip IP --stun-alt-ip IP] [--relay IP:PORT[/udp,tcp] --turn-secret-file F [--turn-ttl S]]', summary: 'run the helper (local API, PWA, embedded control plane)', run: async () => {} },
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   discordCommand,
   serversCommand,
   gamesCommand,
+  remoteCommand,
 ];
 
 async function runHelperRole(argv: string[]): Promise<void> {
