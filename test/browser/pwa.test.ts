@@ -204,6 +204,44 @@ test('settings: only changed fields are saved, and survive a reload', async (t) 
     (await testId('device-name').count()) === 1 && (await testId('device-name').textContent())?.trim() === newName);
 });
 
+test('settings: the control server takes a list of instances; the helper refuses one named twice', async (t) => {
+  if (!ready(t)) return;
+  const port = helper!.grpcPort;
+  await page.goto(`${base}/#/settings`);
+  const input = testId('input-control_server_url');
+  await input.waitFor({ timeout: 10_000 });
+  // Loopback ports where nothing listens: the helper may try them, and nothing else is contacted.
+  const [a, b] = ['http://127.0.0.1:9', 'http://127.0.0.1:13'];
+  try {
+    // Client-side: the count and each URL's shape.
+    await input.fill(`${a}, ${b}, http://127.0.0.1:17, http://127.0.0.1:19, http://127.0.0.1:21`);
+    await testId('error-control_server_url').getByText(/At most 4 URLs/).waitFor();
+    assert.equal(await testId('save').isDisabled(), true, 'Save is enabled for five URLs');
+    await input.fill(`${a}, ftp://x`);
+    await testId('error-control_server_url').getByText(/URL 2: .*https:\/\/ or http:\/\//).waitFor();
+
+    // The helper: the same origin twice (":80" is http's default) passes the form's checks.
+    await input.fill(`${a}, http://localhost:80, http://localhost`);
+    await testId('save').click();
+    const err = testId('error-control_server_url');
+    await err.getByText(/control_server_url .*names one URL twice/).waitFor({ timeout: 10_000 });
+    assert.equal((await nativeSettings(port)).controlServerUrl, '', 'a refused list was stored');
+
+    await input.fill(`${a} , ${b}`);
+    await testId('save').click();
+    await page.waitForSelector('[data-testid="save-result"][data-ok="true"]', { timeout: 10_000 });
+    assert.match((await testId('save-result').textContent()) ?? '', /Saved control server/);
+    assert.equal((await nativeSettings(port)).controlServerUrl, `${a},${b}`);
+    await page.reload();
+    await testId('input-control_server_url').waitFor({ timeout: 10_000 });
+    assert.equal(await testId('input-control_server_url').inputValue(), `${a}, ${b}`);
+  } finally {
+    await nativeUpdate(port, helper!.token, { controlServerUrl: '' }, ['control_server_url']);
+    // The next test expects the status view open, as the test before this one leaves it.
+    await page.goto(`${base}/#/status`);
+  }
+});
+
 test('with the helper stopped the cached shell explains what to do, then reconnects', async (t) => {
   if (!ready(t)) return;
   const { stateDir, httpPort, grpcPort } = helper!;

@@ -61,7 +61,8 @@ export type FieldErrors = Partial<Record<SettingsField, string>>;
 export function draftFrom(s: Settings): SettingsDraft {
   return {
     deviceName: s.deviceName,
-    controlServerUrl: s.controlServerUrl,
+    // The helper stores the list comma-separated; a space after each comma reads better.
+    controlServerUrl: s.controlServerUrl.split(',').join(', '),
     interfaceName: s.interfaceName,
     listenPort: String(s.listenPort),
     mtu: String(s.mtu),
@@ -74,6 +75,8 @@ export function draftFrom(s: Settings): SettingsDraft {
 const DEVICE_NAME = /^[\p{L}\p{N} ._'-]+$/u;
 const STARTS_WITH_LETTER_OR_DIGIT = /^[\p{L}\p{N}]/u;
 const MAX_URL_LENGTH = 256;
+/** Instances of one control service (helper/controlclient/control-urls.ts, MAX_CONTROL_URLS). */
+const MAX_CONTROL_URLS = 4;
 /** The helper refuses fixed ports below this (0 still means automatic). */
 const MIN_FIXED_PORT = 1024;
 const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
@@ -109,6 +112,22 @@ function validateUrl(text: string): string | undefined {
   return undefined;
 }
 
+/** The entries of a comma-separated control server list, trimmed; [] when the text is empty. */
+const controlUrlList = (text: string): string[] => (text.trim() === '' ? [] : text.split(',').map((u) => u.trim()));
+
+// Shape and count only: the helper (helper/core/settings.ts) also normalises each URL and refuses
+// one named twice, and its INVALID_ARGUMENT message shows on the field.
+function validateControlUrls(text: string): string | undefined {
+  const urls = controlUrlList(text);
+  if (urls.some((u) => u === '')) return 'An entry of the list is empty: separate the URLs with single commas.';
+  if (urls.length > MAX_CONTROL_URLS) return `At most ${MAX_CONTROL_URLS} URLs (instances of one control service).`;
+  for (const [i, u] of urls.entries()) {
+    const err = validateUrl(u);
+    if (err) return urls.length > 1 ? `URL ${i + 1}: ${err}` : err;
+  }
+  return undefined;
+}
+
 function parsePorts(text: string): number[] | string {
   const parts = text.split(/[\s,]+/).filter((p) => p !== '');
   if (parts.length > MAX_BROADCAST_PORTS) return `At most ${MAX_BROADCAST_PORTS} ports.`;
@@ -137,7 +156,7 @@ export function validateDraft(d: SettingsDraft): Validated {
   } else if (!STARTS_WITH_LETTER_OR_DIGIT.test(d.deviceName)) {
     errors.deviceName = 'Start with a letter or a digit.';
   }
-  const urlError = validateUrl(d.controlServerUrl.trim());
+  const urlError = validateControlUrls(d.controlServerUrl);
   if (urlError) errors.controlServerUrl = urlError;
   if (!INTERFACE_NAME.test(d.interfaceName)) {
     errors.interfaceName = '1 to 15 characters from A-Z a-z 0-9 _ . -, starting with a letter.';
@@ -167,7 +186,7 @@ export function validateDraft(d: SettingsDraft): Validated {
     errors,
     settings: {
       deviceName: d.deviceName,
-      controlServerUrl: d.controlServerUrl.trim(),
+      controlServerUrl: controlUrlList(d.controlServerUrl).join(','),
       interfaceName: d.interfaceName,
       listenPort,
       mtu,

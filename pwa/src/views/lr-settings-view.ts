@@ -37,8 +37,10 @@ const FIELDS: Record<TextField, FieldSpec> = {
   },
   controlServerUrl: {
     label: 'Control server',
-    hint: 'Empty uses the server built into this helper; otherwise https://host:port.',
+    hint: 'Empty uses the server built into this helper; otherwise https://host:port, or up to 4 instances of one control service separated by commas (the first is tried first).',
     inputmode: 'url',
+    // Four URLs of up to 256 characters and ", " between them.
+    maxlength: 4 * 256 + 3 * 2,
     placeholder: 'Built into this helper',
   },
   interfaceName: {
