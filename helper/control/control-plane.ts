@@ -180,7 +180,8 @@ export class ControlPlane {
     });
     const token = newSessionToken();
     this.rememberToken(id, token);
-    this.log.info('device registered', { deviceId: id, name });
+    // Per-device routine events are debug: a 10,000-device setup would flood info (issue 14).
+    this.log.debug('device registered', { deviceId: id, name });
     return { deviceId: id, sessionToken: token };
   }
 
@@ -201,6 +202,7 @@ export class ControlPlane {
     let set = this.sessions.get(deviceId);
     if (!set) this.sessions.set(deviceId, (set = new Set()));
     set.add(s);
+    this.log.debug('session opened', { deviceId, sessions: set.size });
     this.deliver(s, this.snapshotFor(s));
     let open = true;
     return () => {
@@ -208,6 +210,7 @@ export class ControlPlane {
       open = false;
       set.delete(s);
       if (set.size === 0 && this.sessions.get(deviceId) === set) this.sessions.delete(deviceId);
+      this.log.debug('session closed', { deviceId, sessions: set.size });
       this.presence.sessionClosed(deviceId);
       this.bus.sessionClosed(deviceId);
     };
@@ -252,7 +255,7 @@ export class ControlPlane {
       this.removeMember(deviceId, MemberLeftReason.MEMBER_LEFT_REASON_LEFT, { notifySelf: false });
       this.addMember(partyId, deviceId);
     });
-    this.log.info('party joined', { partyId, deviceId });
+    this.log.debug('party joined', { partyId, deviceId });
     return { party: this.partyProto(partyId) };
   }
 
@@ -495,7 +498,7 @@ export class ControlPlane {
 
   private dropped(deviceId: string): void {
     if (!this.store.membership(deviceId)) return;
-    this.log.info('member dropped: away too long', { deviceId });
+    this.log.debug('member dropped: away too long', { deviceId });
     this.run(() => this.removeMember(deviceId, MemberLeftReason.MEMBER_LEFT_REASON_TIMED_OUT, { notifySelf: true }));
   }
 
