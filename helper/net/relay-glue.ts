@@ -106,6 +106,17 @@ export class RelayGlue {
     return this.sendVia(t, msg, 'wireguard');
   }
 
+  /**
+   * WireGuard's traffic to this peer, going through the relay, went unanswered: check our
+   * allocation at once rather than at the next 10 s keepalive (a NAT rebinding orphans it
+   * silently; the check re-allocates and the peer learns the new address), and ping the path.
+   */
+  suspect(rec: PeerEndpoint): void {
+    if (rec.relayTarget === null || !rec.relay.state().up) return;
+    this.conn?.checkNow();
+    rec.relay.pingNow();
+  }
+
   /** Why a peer has no relayed path, for its view (null: nothing in the way). */
   noRelayWhy(rec: PeerEndpoint): string | null {
     if (!this.conn) return 'no relay is configured';
