@@ -78,6 +78,8 @@ export class RelayGlue {
         io.c.disco_ping_tx++;
         this.sendVia(target, io.seal(rec, { type: 'ping', txid }), 'disco');
       },
+      // Also the one signal on the side that only receives: its orphaned allocation hears nothing.
+      missed: () => this.conn?.checkNow(),
       changed: (st) => {
         if (rec.removed) return;
         if (st.up && rec.active === null) {

@@ -77,7 +77,9 @@ export const DEFAULT_TURN_TIMING: TurnTiming = {
   permissionRefreshMs: 240_000,
   channelRefreshMs: 480_000,
   channelQuarantineMs: 900_000,
-  reallocateBackoffMs: [0, 1000, 2000, 5000, 10_000, 20_000, 30_000],
+  // The second try comes soon: after a NAT rebinding the first often fails on the credential
+  // fetch (the control server's TCP connection died with the same mapping: ECONNRESET).
+  reallocateBackoffMs: [0, 250, 1000, 2000, 5000, 10_000, 20_000, 30_000],
   retransmit: DEFAULT_RETRANSMIT,
   closeWaitMs: 500,
 };
