@@ -14,8 +14,9 @@
 // so it is also the NAT keepalive, and at once when checkNow() says relayed traffic went
 // unanswered. A NAT rebinding (our public port changed: the probe comes from a 5-tuple without an
 // allocation) orphans the allocation — the relay drops our data silently — so a 401 means
-// re-allocate at once with fresh credentials from where we are now (liveness.ts). Refresh (lifetime/2), CreatePermission (4 min) and ChannelBind
-// (8 min) are sent only right after a probe said the allocation is alive.
+// re-allocate at once with fresh credentials from where we are now (liveness.ts). Refresh
+// (lifetime/2), CreatePermission (4 min) and ChannelBind (8 min) are sent only right after a
+// probe said the allocation is alive.
 //
 // Credentials matter only at Allocate (coturn keeps the key of the session), so credentials that
 // expire seconds after the allocation keep a session running; every new allocation asks
@@ -409,8 +410,9 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   /**
-   * The unauthenticated Allocate that starts every sync and every allocation. 'alive' when this
-   * 5-tuple has an allocation; otherwise the relay's realm and a nonce for this 5-tuple.
+   * The unauthenticated Allocate that starts every sync and every allocation: 437 when this
+   * 5-tuple has an allocation, else 401 with the relay's realm and a nonce for this 5-tuple; and
+   * our mapped address when the answer carries one (coturn's do not).
    */
   private async probe(): Promise<ProbeAnswer & { realm: string; nonce: string }> {
     const d = await this.exchange(ALLOCATE_REQUEST, { requestedTransport: 'udp' });
