@@ -307,10 +307,14 @@ export class MagicSock extends EventEmitter {
     this.pendingCmm.set(peerId, { candidates: valid, at: this.clock.now() });
   }
 
-  /** WireGuard's traffic to this peer went unanswered (traffic-watch.ts): re-probe its direct path now. */
+  /** WireGuard's traffic to this peer went unanswered (traffic-watch.ts): re-probe its direct path (or check the relayed one) now. */
   suspect(peerId: string): void {
     const rec = this.peers.get(peerId);
-    if (!rec || rec.active === null) return;
+    if (!rec) return;
+    if (rec.active === null) {
+      this.log.debug('relayed traffic unanswered: checking the relay allocation', { peer: peerId });
+      return this.relay.suspect(rec);
+    }
     this.log.debug('traffic unanswered: re-probing', { peer: peerId, endpoint: rec.activeKey });
     rec.machine.suspect();
   }

@@ -78,6 +78,8 @@ export class RelayGlue {
         io.c.disco_ping_tx++;
         this.sendVia(target, io.seal(rec, { type: 'ping', txid }), 'disco');
       },
+      // Also the one signal on the side that only receives: its orphaned allocation hears nothing.
+      missed: () => this.conn?.checkNow(),
       changed: (st) => {
         if (rec.removed) return;
         if (st.up && rec.active === null) {
@@ -104,6 +106,17 @@ export class RelayGlue {
     if (t === null || !rec.relay.state().up) return false;
     this.io.c.tx_wireguard++;
     return this.sendVia(t, msg, 'wireguard');
+  }
+
+  /**
+   * WireGuard's traffic to this peer, going through the relay, went unanswered: check our
+   * allocation at once rather than at the next 10 s keepalive (a NAT rebinding orphans it
+   * silently; the check re-allocates and the peer learns the new address), and ping the path.
+   */
+  suspect(rec: PeerEndpoint): void {
+    if (rec.relayTarget === null || !rec.relay.state().up) return;
+    this.conn?.checkNow();
+    rec.relay.pingNow();
   }
 
   /** Why a peer has no relayed path, for its view (null: nothing in the way). */

@@ -167,6 +167,11 @@ export class RelayConn {
     );
   }
 
+  /** Relayed traffic went unanswered: check our allocation now (a NAT rebinding orphans it silently). */
+  checkNow(): void {
+    this.active?.client.checkNow();
+  }
+
   /** Why there is no relay to fall back on (for the path reason), or null when there is one. */
   unavailableReason(): string | null {
     return this.relayed() !== null ? null : this.why;

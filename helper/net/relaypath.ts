@@ -24,6 +24,8 @@ export interface RelayPathTiming {
   suspectIntervalMs: number;
   missedForLoss: number;
   pingTtlMs: number;
+  /** A keepalive unanswered this long calls missed() (the path is not lost yet: that takes missedForLoss). */
+  answerWaitMs: number;
 }
 
 export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
@@ -32,6 +34,7 @@ export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
   suspectIntervalMs: 1_000,
   missedForLoss: 3,
   pingTtlMs: 10_000,
+  answerWaitMs: 1_000,
 };
 
 export interface RelayPathState {
@@ -46,6 +49,8 @@ export interface RelayPathOptions {
   ping(target: string, txid: Buffer): void;
   /** Called when up/target/rtt (noticeably) change. */
   changed(s: RelayPathState): void;
+  /** A keepalive through the relay went unanswered for answerWaitMs (our allocation may be orphaned: check it). */
+  missed?(): void;
   timing?: Partial<RelayPathTiming>;
   newTxid?: () => Buffer;
 }
@@ -68,6 +73,7 @@ export class RelayPath {
   private paused = false;
   private closed = false;
   private cancelTimer: () => void = noop;
+  private cancelAnswerWait: () => void = noop;
 
   constructor(private readonly o: RelayPathOptions) {
     this.t = { ...DEFAULT_RELAY_PATH_TIMING, ...o.timing };
@@ -137,6 +143,7 @@ export class RelayPath {
   close(): void {
     this.closed = true;
     this.cancelTimer();
+    this.cancelAnswerWait();
     this.pending.clear();
   }
 
@@ -177,8 +184,13 @@ export class RelayPath {
         this.keepaliveTxid = null;
         this.o.changed(this.state());
       } else {
-        this.keepaliveTxid = this.send(this.target).toString('hex');
+        const txid = this.send(this.target).toString('hex');
+        this.keepaliveTxid = txid;
         this.probes.sent();
+        this.cancelAnswerWait();
+        this.cancelAnswerWait = this.o.clock.setTimeout(() => {
+          if (!this.closed && this.pending.has(txid)) this.o.missed?.();
+        }, this.t.answerWaitMs);
         return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
       }
     }

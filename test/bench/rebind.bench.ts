@@ -4,8 +4,12 @@
 // the longest time without a reply (the outage), and the path before and after. Pairs: two
 // port-restricted players (direct) and two symmetric ones (relayed through coturn).
 // Run as root after a build: node dist/test/bench/rebind.bench.js
-// Env: BENCH_ROUNDS (flushes per pair, default 3). Prints figures; asserts nothing about speed.
+// Env: BENCH_ROUNDS (flushes per pair, default 3); BENCH_PAIRS=direct|relayed (one pair only);
+// BENCH_LOG_DIR (keep both helpers' debug logs and coturn's verbose log there, with the flush
+// times, to read what happened). Prints figures; asserts nothing about speed.
 import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labAvailable, withLab, type LabSite, type NatKind } from '../lab/lab.js';
 import { PartyLab, waitParty, type PartyJson } from '../lab/party-lab.js';
@@ -14,10 +18,13 @@ import { fmt, loadLine } from './bench-lib.js';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DIRECT = 2;
 const RELAYED = 3;
-const PAIRS: Array<{ label: string; kinds: [NatKind, NatKind]; want: number }> = [
+const ALL_PAIRS: Array<{ label: string; kinds: [NatKind, NatKind]; want: number }> = [
   { label: 'port-restricted ↔ port-restricted (direct)', kinds: ['port-restricted', 'port-restricted'], want: DIRECT },
   { label: 'symmetric ↔ symmetric (relayed)', kinds: ['symmetric', 'symmetric'], want: RELAYED },
 ];
+const ONLY = process.env.BENCH_PAIRS;
+const PAIRS = ALL_PAIRS.filter((p) => !ONLY || (ONLY === 'direct' ? p.want === DIRECT : ONLY === 'relayed' ? p.want === RELAYED : true));
+const LOG_DIR = process.env.BENCH_LOG_DIR;
 
 const uptime = (): string => {
   try {
@@ -45,12 +52,14 @@ async function pair(label: string, kinds: [NatKind, NatKind], want: number): Pro
       const [pa] = await Promise.all([waitParty(pl, a, onPath, 60_000), waitParty(pl, b, onPath, 60_000)]);
       const bIp = (await pl.cli<PartyJson>(b, ['party'])).party!.members.find((m) => m.isSelf)!.virtualIp;
       const gaps: number[] = [];
+      const flushes: string[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         await sleep(3000);
         const t0 = Date.now();
         const ping = lab.exec(a.host.ns, 'ping', ['-n', '-D', '-i', '0.05', '-W', '1', '-w', '20', bIp], { timeoutMs: 40_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
         await sleep(5000);
         const flushAt = Date.now();
+        flushes.push(new Date(flushAt).toISOString());
         await Promise.all([a, b].map((s) => lab.exec(s.router!.ns, 'conntrack', ['-F']).catch(() => undefined)));
         const { stdout } = await ping;
         const times = replyTimes(stdout).filter((t) => t >= t0);
@@ -65,6 +74,13 @@ async function pair(label: string, kinds: [NatKind, NatKind], want: number): Pro
       }
       const after = await pl.cli<PartyJson>(a, ['party']);
       const path = (p: PartyJson): string => (p.peers[0]?.path === DIRECT ? 'direct' : p.peers[0]?.path === RELAYED ? 'relayed' : `state ${p.peers[0]?.path}`);
+      if (LOG_DIR) {
+        const dir = join(LOG_DIR, want === DIRECT ? 'direct' : 'relayed');
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'flushes.txt'), flushes.join('\n') + '\n');
+        for (const [name, h] of pl.helpers) writeFileSync(join(dir, `helper-${name}.log`), h.logs.join('\n') + '\n');
+        if (pl.coturn) copyFileSync(join(pl.coturn.dir, 'turn.log'), join(dir, 'turn.log'));
+      }
       console.log(`${label.padEnd(44)} outage after the flush (ms): ${gaps.map((g) => fmt(g)).join(', ')}   path before ${path(pa)}, after ${path(after)} (${after.peers[0]?.endpoint ?? '?'})`);
     } finally {
       await Promise.all([lab.site('a'), lab.site('b')].map((s) => pl.stopHelper(s))).catch(() => undefined);

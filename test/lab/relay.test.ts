@@ -26,7 +26,7 @@ async function pingLoss(pl: PartyLab, from: LabSite, ip: string, count: number, 
   return { loss: m ? Number(m[1]) : 100, out: stdout };
 }
 
-test('symmetric ↔ symmetric: relayed through coturn from the first packet (before direct probing gives up); the relay refuses addresses outside the party', async (t) => {
+test('symmetric ↔ symmetric: relayed through coturn from the first packet (before direct probing gives up); survives both NATs forgetting every mapping; the relay refuses addresses outside the party', async (t) => {
   await withParty(t, [{ name: 's1', kind: 'symmetric' }, { name: 's2', kind: 'symmetric' }], { relay: true }, async (pl, lab) => {
     const [s1, s2] = [lab.site('s1'), lab.site('s2')];
     const created = await pl.cli<PartyJson>(s1, ['create', 'Relay night']);
@@ -54,6 +54,20 @@ test('symmetric ↔ symmetric: relayed through coturn from the first packet (bef
     assert.equal(loss, 0);
     const cliPing = await pl.cliText(s1, ['ping', ip2, '--count', '3']);
     assert.match(cliPing, /\(relayed\)/);
+
+    // NAT rebinding (issue 13): both routers forget every mapping, so each helper's TURN traffic
+    // leaves from a new public port and coturn orphans both allocations (our data dropped
+    // silently). The pair must find that out and come back relayed by itself. How fast is
+    // rebind.bench's business.
+    const logsFrom = [s1, s2].map((s) => pl.helpers.get(s.name)!.logs.length);
+    await Promise.all([s1, s2].map((s) => lab.exec(s.router!.ns, 'conntrack', ['-F'])));
+    const back = await firstAnswerMs(pl, s1, ip2, 60_000);
+    t.diagnostic(`both NATs flushed: pinging again after ${back} ms`);
+    const reallocated = [s1, s2].filter((s, i) => pl.helpers.get(s.name)!.logs.slice(logsFrom[i]).some((l) => l.includes('"relay re-allocated"')));
+    assert.ok(reallocated.length > 0, 'a new allocation replaced the orphaned one');
+    await waitParty(pl, s1, (p) => pathOf(p, ip2)?.path === RELAYED, 20_000);
+    const afterFlush = await pingLoss(pl, s1, ip2, 20, 0.1);
+    assert.equal(afterFlush.loss, 0, `pings after the rebinding:\n${afterFlush.out.slice(-400)}`);
 
     // A member takes credentials from the control server and tries to relay to a non-member's
     // address: coturn refuses the permission (403); its data never reaches s1's tunnel.

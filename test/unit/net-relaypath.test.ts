@@ -11,14 +11,16 @@ function rig() {
   const clock = new ManualClock();
   const pings: Array<{ target: string; txid: Buffer; at: number }> = [];
   const states: RelayPathState[] = [];
+  const misses: number[] = [];
   let n = 0;
   const rp = new RelayPath({
     clock,
     ping: (target, txid) => pings.push({ target, txid, at: clock.now() }),
     changed: (s) => states.push(s),
+    missed: () => misses.push(clock.now()),
     newTxid: () => Buffer.alloc(12, ++n),
   });
-  return { clock, pings, states, rp };
+  return { clock, pings, states, misses, rp };
 }
 
 test('relay path: probes a new target at once, is up on the first pong, then keeps alive every 5 s', () => {
@@ -55,6 +57,26 @@ test('relay path: three unanswered keepalives → down and probing again; a pong
   assert.ok(pings.length > n, 'probing resumed');
   rp.onPong(pings.at(-1)!.txid);
   assert.equal(rp.state().up, true);
+});
+
+test('relay path: a keepalive unanswered for 1 s calls missed() once (check the allocation), long before the path is lost; an answered one never does', () => {
+  const { clock, pings, misses, rp } = rig();
+  rp.setTarget('203.0.113.1:50000');
+  rp.onPong(pings[0]!.txid);
+  clock.advance(5_000);
+  const answered = pings.at(-1)!;
+  clock.advance(5);
+  rp.onPong(answered.txid);
+  clock.advance(2_000);
+  assert.deepEqual(misses, [], 'an answered keepalive is no miss');
+  clock.advance(2_995);
+  const sentAt = pings.at(-1)!.at;
+  assert.equal(sentAt, clock.now(), 'the next keepalive just left');
+  clock.advance(999);
+  assert.deepEqual(misses, []);
+  clock.advance(1);
+  assert.deepEqual(misses, [sentAt + 1000]);
+  assert.equal(rp.state().up, true, 'one miss does not lose the path');
 });
 
 test('relay path: paused while direct (no traffic); resuming must confirm again before use', () => {

@@ -214,7 +214,7 @@ test('turn client: relay restart → the probe gets 401 → lost, re-allocated w
   r.server.restart();
   const before = r.server.log.length;
   await r.run(12_000, 500);
-  assert.deepEqual(r.events, ['allocated 198.51.100.1:50000', 'lost: allocation gone (relay restarted or allocation expired)', 'reallocated 198.51.100.1:50001 (was 198.51.100.1:50000)']);
+  assert.deepEqual(r.events, ['allocated 198.51.100.1:50000', 'lost: allocation gone (relay restarted, allocation expired, or our NAT mapping changed)', 'reallocated 198.51.100.1:50001 (was 198.51.100.1:50000)']);
   assert.equal(r.creds.length, 2);
   assert.notEqual(r.creds[1]?.username, r.creds[0]?.username);
   // No authenticated request with the old username reached the restarted relay (it would bind the
@@ -225,6 +225,53 @@ test('turn client: relay restart → the probe gets 401 → lost, re-allocated w
   r.server.peerSend(PEER_A, Buffer.from('again'));
   await flush();
   assert.deepEqual(r.got, [[PEER_A, 'again']]);
+});
+
+test('turn client: NAT rebinding (the relay sees us from a new port) → re-allocated from there at the next probe; data flows again', async () => {
+  const r = await started();
+  await r.client.permit([PEER_A]);
+  assert.equal(r.client.send(PEER_A, Buffer.from('before')), true);
+  r.server.rebind('203.0.113.7:50123');
+  // The orphaned allocation swallows what we send and what the peer sends reaches the old port.
+  assert.equal(r.client.send(PEER_A, Buffer.from('into the void')), true);
+  r.server.peerSend(PEER_A, Buffer.from('lost'));
+  await flush();
+  assert.deepEqual(r.got, []);
+  await r.run(10_500, 500);
+  assert.deepEqual(r.events.slice(1), ['lost: allocation gone (relay restarted, allocation expired, or our NAT mapping changed)', 'reallocated 198.51.100.1:50001 (was 198.51.100.1:50000)']);
+  assert.equal(r.creds.length, 2, 'fresh credentials for the new 5-tuple');
+  assert.equal(r.client.stats().mapped, '203.0.113.7:50123');
+  assert.ok(r.client.hasChannel(PEER_A), 'the peer\'s permission and channel are back');
+  assert.equal(r.client.send(PEER_A, Buffer.from('after')), true);
+  r.server.peerSend(PEER_A, Buffer.from('back'));
+  await flush();
+  assert.deepEqual(r.server.toPeers.map(([, d]) => d.toString()), ['before', 'after']);
+  assert.deepEqual(r.got, [[PEER_A, 'back']]);
+});
+
+test('turn client: checkNow() after unanswered traffic finds the orphaned allocation at once (mapped address moved), not at the next 10 s keepalive', async () => {
+  const r = await started();
+  await r.client.permit([PEER_A]);
+  await r.run(2_000, 500);
+  r.server.mappedInChallenges = true;
+  r.server.rebind('203.0.113.7:50999');
+  r.client.checkNow();
+  await r.run(500, 50);
+  assert.deepEqual(r.events.slice(1), ['lost: NAT rebinding (203.0.113.7:41641 → 203.0.113.7:50999)', 'reallocated 198.51.100.1:50001 (was 198.51.100.1:50000)']);
+  assert.equal(r.server.orphans.length, 1);
+  assert.ok(r.client.hasChannel(PEER_A));
+  assert.equal(r.client.send(PEER_A, Buffer.from('after')), true);
+  assert.deepEqual(r.server.toPeers.map(([, d]) => d.toString()), ['after']);
+});
+
+test('turn client: checkNow() on a healthy allocation is one probe answered 437, nothing lost', async () => {
+  const r = await started();
+  await r.client.permit([PEER_A]);
+  const before = r.server.log.length;
+  r.client.checkNow();
+  await r.run(500, 50);
+  assert.deepEqual(r.server.log.slice(before), ['Allocate']);
+  assert.deepEqual(r.events, ['allocated 198.51.100.1:50000']);
 });
 
 test('turn client: a silent relay is lost after the retransmissions; when it answers again, the allocation it kept is resumed', async () => {

@@ -49,10 +49,29 @@ export class FakeTurnServer {
   readonly log: string[] = [];
   /** What reached each peer: [peer, data]. */
   readonly toPeers: Array<[string, Buffer]> = [];
+  /** The client's address as the relay sees it (XOR-MAPPED-ADDRESS); rebind() moves it. */
+  source = '203.0.113.7:41641';
+  /** Whether 401 challenges carry XOR-MAPPED-ADDRESS too (coturn's do not; RFC 5389 allows it). */
+  mappedInChallenges = false;
+  /** Allocations left behind on the client's earlier 5-tuples: unreachable, their data dropped. */
+  readonly orphans: Alloc[] = [];
   /** Delivers a datagram to the client (the client's handleDatagram). */
   deliver: (b: Buffer) => void = () => {};
 
   constructor(private readonly clock: ManualClock) {}
+
+  /**
+   * The client's NAT forgot its mapping: from now on the client's datagrams arrive from a new
+   * public port, a 5-tuple with no session or allocation (coturn's view). What the old
+   * allocation relays goes to the old port, which the NAT no longer forwards.
+   */
+  rebind(newSource: string): void {
+    if (this.alloc) this.orphans.push(this.alloc);
+    this.alloc = null;
+    this.sessionUser = null;
+    this.sessionKey = null;
+    this.source = newSource;
+  }
 
   restart(): void {
     this.alloc = null;
@@ -127,6 +146,10 @@ export class FakeTurnServer {
     if (challenge) {
       m.addAttribute(ATTR.REALM, REALM);
       m.addAttribute(ATTR.NONCE, this.nonce);
+      if (this.mappedInChallenges) {
+        const [mip, mport] = this.source.split(':') as [string, string];
+        m.addAttribute(ATTR.XOR_MAPPED_ADDRESS, mip, Number(mport));
+      }
     }
     m.addFingerprint();
     return stunLib.encode(m);
@@ -175,7 +198,8 @@ export class FakeTurnServer {
         return this.success(d, key, (m) => {
           m.addAttribute(ATTR.XOR_RELAYED_ADDRESS, ip, Number(port));
           m.addAttribute(ATTR.LIFETIME, Math.round((a.expires - now) / 1000));
-          m.addAttribute(ATTR.XOR_MAPPED_ADDRESS, '203.0.113.7', 41641);
+          const [mip, mport] = this.source.split(':') as [string, string];
+          m.addAttribute(ATTR.XOR_MAPPED_ADDRESS, mip, Number(mport));
         });
       }
       case METHOD.REFRESH: {

@@ -11,8 +11,12 @@
 //        fresh credentials, on the nonce this very answer carries
 //   none the relay is unreachable: report 'lost', retry with backoff
 // The probe runs every keepaliveMs (10 s: NAT mappings die after ~30 s of silence, STACK-NOTES),
-// so it is also the NAT keepalive. Refresh (lifetime/2), CreatePermission (4 min) and ChannelBind
-// (8 min) are sent only right after a probe said the allocation is alive.
+// so it is also the NAT keepalive, and at once when checkNow() says relayed traffic went
+// unanswered. A NAT rebinding (our public port changed: the probe comes from a 5-tuple without an
+// allocation) orphans the allocation — the relay drops our data silently — so a 401 means
+// re-allocate at once with fresh credentials from where we are now (liveness.ts). Refresh
+// (lifetime/2), CreatePermission (4 min) and ChannelBind (8 min) are sent only right after a
+// probe said the allocation is alive.
 //
 // Credentials matter only at Allocate (coturn keeps the key of the session), so credentials that
 // expire seconds after the allocation keep a session running; every new allocation asks
@@ -33,6 +37,7 @@ import {
 } from '../stun/codec.js';
 import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
 import { PeerTable, type PeerEntry, type PermEntry } from './peer-table.js';
+import { judgeProbe, type ProbeAnswer } from './liveness.js';
 import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from '../stun/transactions.js';
 import { OwnUdpTransport, SharedUdpTransport, TcpTransport, type DatagramTransport, type TransportEvents, type TurnTransport } from './transport.js';
 
@@ -73,7 +78,9 @@ export const DEFAULT_TURN_TIMING: TurnTiming = {
   permissionRefreshMs: 240_000,
   channelRefreshMs: 480_000,
   channelQuarantineMs: 900_000,
-  reallocateBackoffMs: [0, 1000, 2000, 5000, 10_000, 20_000, 30_000],
+  // The second try comes soon: after a NAT rebinding the first often fails on the credential
+  // fetch (the control server's TCP connection died with the same mapping: ECONNRESET).
+  reallocateBackoffMs: [0, 250, 1000, 2000, 5000, 10_000, 20_000, 30_000],
   retransmit: DEFAULT_RETRANSMIT,
   closeWaitMs: 500,
 };
@@ -157,6 +164,8 @@ interface Allocation {
   mapped: string | null;
   lifetimeS: number;
   refreshDue: number;
+  /** Our 5-tuple moved away from it (NAT rebinding): never resumed, only replaced. */
+  orphaned?: boolean;
 }
 
 function checkCredentials(c: unknown): TurnCredentials {
@@ -329,6 +338,14 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     return this.onMessage(buf);
   }
 
+  /**
+   * Relayed traffic went unanswered: probe the allocation now instead of at the next keepalive
+   * (a NAT rebinding orphans it silently). Shares a sync already queued.
+   */
+  checkNow(): void {
+    if (this.st === 'allocated') void this.requestSync();
+  }
+
   /** Deletes the allocation (best effort, closeWaitMs at most) and stops. Emits nothing more. */
   async close(): Promise<void> {
     if (this.isClosed()) return;
@@ -393,18 +410,21 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   /**
-   * The unauthenticated Allocate that starts every sync and every allocation. 'alive' when this
-   * 5-tuple has an allocation; otherwise the relay's realm and a nonce for this 5-tuple.
+   * The unauthenticated Allocate that starts every sync and every allocation: 437 when this
+   * 5-tuple has an allocation, else 401 with the relay's realm and a nonce for this 5-tuple; and
+   * our mapped address when the answer carries one (coturn's do not).
    */
-  private async probe(): Promise<'alive' | { realm: string; nonce: string }> {
+  private async probe(): Promise<ProbeAnswer & { realm: string; nonce: string }> {
     const d = await this.exchange(ALLOCATE_REQUEST, { requestedTransport: 'udp' });
     const err = errorCode(d);
-    if (err?.code === 437) return 'alive';
+    const m = readAddress(attr(d, ATTR.XOR_MAPPED_ADDRESS), true);
+    const mapped = m ? `${m.ip}:${m.port}` : null;
+    if (err?.code === 437) return { code: 437, mapped, realm: '', nonce: '' };
     if (err?.code === 401) {
       const realm = readString(attr(d, ATTR.REALM));
       const nonce = readString(attr(d, ATTR.NONCE));
       if (realm === null || nonce === null) throw new TurnError(401, 'relay challenge without REALM/NONCE');
-      return { realm, nonce };
+      return { code: 401, mapped, realm, nonce };
     }
     // A relay that allocates without credentials is an open relay: refuse to use it.
     if (!err) throw new TurnError(null, 'relay allocated without authentication (open relay): refused');
@@ -414,7 +434,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   /** A fresh allocation (fresh credentials), or the previous one when the relay still holds it. */
   private async allocate(): Promise<Allocation> {
     const p = await this.probe();
-    if (p === 'alive') {
+    if (p.code === 437) {
       if (this.previous && (await this.resume(this.previous))) return this.previous;
       throw new TurnError(437, 'the relay still holds an allocation for this address');
     }
@@ -447,6 +467,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
 
   /** Refreshes an allocation the relay may still hold; true when it does. */
   private async resume(a: Allocation): Promise<boolean> {
+    if (a.orphaned) return false;
     try {
       const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
       this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
@@ -479,18 +500,22 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     void this.requestSync();
   }
 
-  /** The allocation stopped working: say so once, then recover in the background. */
-  private lose(reason: string): void {
+  /**
+   * The allocation stopped working: say so once, then recover in the background. An orphaned
+   * allocation (our 5-tuple moved) is not resumable from here: recovery allocates afresh.
+   */
+  private lose(reason: string, resumable = true): void {
     if (this.st !== 'allocated') return;
     this.gen++;
     this.st = 'recovering';
     this.s.losses++;
     this.cancelTimer();
     this.previous = this.alloc;
+    if (!resumable && this.previous) this.previous.orphaned = true;
     this.alloc = null;
     this.table.lost();
     this.tx.failAll(new TurnError(null, `relay lost: ${reason}`));
-    this.log.warn('relay lost', { reason });
+    this.log.warn('relay lost', { reason, mapped: this.previous?.mapped ?? null });
     this.emit('lost', reason);
     void this.recover(this.gen);
   }
@@ -572,7 +597,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const gen = this.gen;
     if (!a) return;
     try {
-      let p: Awaited<ReturnType<TurnClient['probe']>>;
+      let p: ProbeAnswer;
       try {
         p = await this.probe();
       } catch (err) {
@@ -580,7 +605,14 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
         return;
       }
       if (gen !== this.gen) return;
-      if (p !== 'alive') return this.lose('allocation gone (relay restarted or allocation expired)');
+      const verdict = judgeProbe(a.mapped, p);
+      if (verdict === 'orphaned') {
+        this.log.info('our public address moved (NAT rebinding): the relay orphaned our allocation', { was: a.mapped, now: p.mapped });
+        return this.lose(`NAT rebinding (${a.mapped ?? '?'} → ${p.mapped ?? '?'})`, false);
+      }
+      // A 401 without a mapped address to compare: a relay restart and a NAT rebinding look the
+      // same here, and a fresh allocation at once cures both.
+      if (verdict === 'gone') return this.lose('allocation gone (relay restarted, allocation expired, or our NAT mapping changed)');
       const now = this.clock.now();
       if (now >= a.refreshDue) {
         const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
