@@ -107,3 +107,8 @@ export type Counters = Record<CounterName, number>;
 export function newCounters(): Counters {
   return Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Counters;
 }
+
+/** Packets spent on path finding so far (all peers), for the logs and the lab's figures. */
+export function pathSent(c: Counters): { datagrams: number; predicted: number; refused: number } {
+  return { datagrams: c.path_datagrams, predicted: c.predict_probes, refused: c.predict_refused };
+}
