@@ -1,6 +1,6 @@
 // What magicsock (magicsock.ts) offers and needs: its options, the peers it is given, what it
-// reports, and its counters (shared by the modules that do its work: endpoint.ts,
-// birthday-runner.ts, relay-glue.ts).
+// reports, and its counters (shared by the modules that do its work: endpoint.ts, peer-table.ts,
+// disco-exchange.ts, birthday-runner.ts, relay-glue.ts).
 
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { Clock } from '../core/clock.js';

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
 import { makePolicy } from '../../helper/net/candidates.js';
 import { DiscoBox, generateDiscoKey } from '../../helper/net/disco.js';
+import { discoPair } from '../lib/disco-pair.js';
 import { callMeMaybeList, DiscoExchange, PendingCalls, predictedWindow, PENDING_CMM_MS, REPRIME_AFTER_MS, type DiscoExchangeIo } from '../../helper/net/disco-exchange.js';
 import { PeerEndpoint } from '../../helper/net/endpoint.js';
 import { newCounters } from '../../helper/net/magicsock-api.js';
@@ -53,12 +54,7 @@ interface Sent {
 function setup(o: { natHint?: NatMapping; portDelta?: number; candidates?: string[] } = {}) {
   const clock = new ManualClock();
   const c = newCounters();
-  const a = generateDiscoKey();
-  const b = generateDiscoKey();
-  const boxA = new DiscoBox(a.privateKey);
-  const boxB = new DiscoBox(b.privateKey);
-  boxA.addPeer(b.publicKey);
-  boxB.addPeer(a.publicKey);
+  const { a: boxA, b: boxB, ka: a, kb: b } = discoPair();
   const candidates = o.candidates ?? ['192.168.1.5:41641', '198.51.100.7:41641'];
   const peerInfo = { id: 'bob', discoPublicKey: b.publicKey, wgPublicKey: b.publicKey, candidates, portDelta: o.portDelta ?? 0, ...(o.natHint ? { natHint: o.natHint } : {}) };
   const peers = new Map<string, PeerEndpoint>();
