@@ -6,19 +6,18 @@ import { parseControlUrls } from '../../helper/controlclient/control-urls.js';
 test('control URL shape: only http(s)://host[:port], normalised to its origin; each other shape named', () => {
   assert.deepEqual(checkControlUrl('HTTPS://Control.Example:7443/'), { ok: true, origin: 'https://control.example:7443' });
   assert.deepEqual(checkControlUrl('http://10.0.0.2:80'), { ok: true, origin: 'http://10.0.0.2' });
-  const problem = (raw: string): string | null => {
-    const r = checkControlUrl(raw);
-    return r.ok ? null : r.problem;
-  };
-  assert.equal(problem(`https://${'a'.repeat(MAX_CONTROL_URL_LENGTH)}.example`), 'too-long');
-  assert.equal(problem('control.example:7443'), 'scheme', 'parsed as a URL with scheme "control.example:"');
-  assert.equal(problem('not a url'), 'not-a-url');
-  assert.equal(problem('ftp://control.example'), 'scheme');
-  assert.equal(problem('javascript:alert(1)'), 'scheme');
-  assert.equal(problem('https://user:pw@control.example'), 'credentials');
-  assert.equal(problem('https://control.example/path'), 'not-an-origin');
-  assert.equal(problem('https://control.example/?q=1'), 'not-an-origin');
-  assert.equal(problem('https://control.example/#x'), 'not-an-origin');
+  const refused: Array<[string, string]> = [
+    [`https://${'a'.repeat(MAX_CONTROL_URL_LENGTH)}.example`, 'too-long'],
+    ['control.example:7443', 'scheme'], // a URL whose scheme is "control.example:"
+    ['not a url', 'not-a-url'],
+    ['ftp://control.example', 'scheme'],
+    ['javascript:alert(1)', 'scheme'],
+    ['https://user:pw@control.example', 'credentials'],
+    ['https://control.example/path', 'not-an-origin'],
+    ['https://control.example/?q=1', 'not-an-origin'],
+    ['https://control.example/#x', 'not-an-origin'],
+  ];
+  for (const [raw, problem] of refused) assert.deepEqual(checkControlUrl(raw), { ok: false, problem }, raw);
 });
 
 test('control URL lists: entries trimmed, an empty entry and too many refused; the helper also refuses one URL named twice', () => {
