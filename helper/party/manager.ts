@@ -284,10 +284,15 @@ export class PartyManager implements PartyEngine {
     } catch (err) {
       throw new ApiError(Status.INVALID_ARGUMENT, `that is not a LANrage invite link: ${(err as Error).message}`);
     }
+    const t0 = performance.now();
     const c = await this.connect([link.controlUrl, ...link.fallbackUrls]);
+    const t1 = performance.now();
     const party = await c.joinParty(link.partyId, link.secret);
+    const t2 = performance.now();
     this.remember(c, party.id, link.secret);
     await this.apply(party);
+    // Where a join's time goes (a join storm on a small machine: issue 13).
+    this.log.debug('join timing', { connectMs: Math.round(t1 - t0), joinMs: Math.round(t2 - t1), applyMs: Math.round(performance.now() - t2), members: party.members.length });
     return this.current()!;
   }
 
@@ -455,7 +460,11 @@ export class PartyManager implements PartyEngine {
       this.publishParty();
       return;
     }
+    const t0 = performance.now();
     if (this.opts.portMapping !== false) this.portMapper.start();
+    // The TURN allocation needs only our membership: under way while WireGuard starts, so that
+    // the relay (every pair's first path) is ready sooner.
+    this.sock.startRelay();
     // A resumed party on our own server: map its ports again (create() waits for this itself).
     if (this.hostingEmbedded() && !this.opts.exposure?.current()) void this.opts.exposure?.ensure().then(() => this.publishParty());
     const prefix = p.networkCidr.split('/')[1] ?? '16';
@@ -471,6 +480,7 @@ export class PartyManager implements PartyEngine {
       this.wgAddress = address;
       this.log.info('WireGuard interface up', { name: this.wg.name, backend: this.wg.backend, address, wgPort: this.wg.listenPort });
     }
+    const t1 = performance.now();
     const others = p.members.filter((m) => !m.isSelf);
     const keep = new Set(others.map((m) => m.wgPublicKey));
     for (const key of [...this.wgPeers.keys()]) {
@@ -483,14 +493,14 @@ export class PartyManager implements PartyEngine {
     const fresh = others.filter((m) => this.wgPeers.get(m.wgPublicKey) !== `${m.virtualIp}/32`);
     await this.wg.setPeers(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] })));
     for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
-    // Path finding first: the LAN relay's start (nft, sockets) must not delay the first packet.
-    const lanStart = this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
-    // Awaited only after setPeers/startRelay: if those throw first, a rejection of lanStart would
-    // be unhandled (and end the process). Settled here, its error is rethrown at the await below.
-    const lanDone = lanStart?.then(
-      () => null,
-      (err: unknown) => ({ err }),
-    );
+    const t2 = performance.now();
+    // The LAN relay (nft, sockets) follows in the background and is not waited for: in a join
+    // storm its start took ~2 s per helper, and waiting held the JoinParty answer and every newer
+    // membership change (the next joiners' WireGuard peers and path finding) behind it. It
+    // reports its own failures (LanStats.problem) and retries; the LAN lab tests wait for it.
+    this.opts.lan
+      ?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp))
+      .catch((err: unknown) => this.log.warn('LAN relay update failed', { err: String(err) }));
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)
@@ -504,10 +514,7 @@ export class PartyManager implements PartyEngine {
           portDelta: m.nat.portDelta,
         })),
     );
-    this.sock.startRelay();
     this.watchTraffic(others.length > 0);
-    const lanFailed = await lanDone;
-    if (lanFailed) throw lanFailed.err;
     for (const m of before?.members ?? []) {
       if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
         this.paths.delete(m.deviceId);
@@ -516,6 +523,7 @@ export class PartyManager implements PartyEngine {
     }
     this.publishParty();
     for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
+    this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgPeersMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
   }
 
   /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */
