@@ -15,6 +15,7 @@ import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.j
 import { TrafficWatch } from '../net/traffic-watch.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
+import { PeerWriter } from '../wg/peer-writer.js';
 import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
@@ -88,6 +89,8 @@ export class PartyManager implements PartyEngine {
   private readonly sock: MagicSock;
   private control: ControlClient | undefined;
   private wg: WgDevice | undefined;
+  /** Every peer change to this.wg, in order and batched (peer-writer.ts). */
+  private wgWriter: PeerWriter | undefined;
   private wgAddress = '';
   private partyState: PartyState | null = null;
   /** WireGuard public key → the peer's allowed IP (its virtual address /32). */
@@ -122,10 +125,10 @@ export class PartyManager implements PartyEngine {
       wgPort: () => this.wg?.listenPort ?? 0,
       setWgEndpoint: async (wgPublicKey, endpoint) => {
         const allowedIp = this.wgPeers.get(wgPublicKey);
-        if (!this.wg || allowedIp === undefined) return;
+        if (!this.wgWriter || allowedIp === undefined) return;
         // The keepalive starts only now: set without an endpoint, WireGuard's first handshake
         // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
-        await this.wg.setPeer({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
+        await this.wgWriter.set({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
       sendCallMeMaybe: (peerId, cands, spraySockets) => {
         this.control?.callMeMaybe(peerId, cands, spraySockets).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
@@ -449,6 +452,7 @@ export class PartyManager implements PartyEngine {
       await this.sock.stopRelay();
       this.wgPeers.clear();
       if (this.wg) {
+        this.wgWriter = undefined;
         await this.wg.close();
         this.wg = undefined;
         this.wgAddress = '';
@@ -470,6 +474,7 @@ export class PartyManager implements PartyEngine {
     const prefix = p.networkCidr.split('/')[1] ?? '16';
     const address = `${self.virtualIp}/${prefix}`;
     if (this.wg && this.wgAddress !== address) {
+      this.wgWriter = undefined;
       await this.wg.close();
       this.wg = undefined;
       this.wgPeers.clear();
@@ -478,22 +483,33 @@ export class PartyManager implements PartyEngine {
       const s = this.opts.state.settings;
       this.wg = await createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: s.mtu, log: this.log });
       this.wgAddress = address;
+      this.wgWriter = new PeerWriter(this.wg);
       this.log.info('WireGuard interface up', { name: this.wg.name, backend: this.wg.backend, address, wgPort: this.wg.listenPort });
     }
     const t1 = performance.now();
+    const writer = this.wgWriter!;
     const others = p.members.filter((m) => !m.isSelf);
     const keep = new Set(others.map((m) => m.wgPublicKey));
+    const writes: Array<Promise<void>> = [];
     for (const key of [...this.wgPeers.keys()]) {
       if (!keep.has(key)) {
-        await this.wg.removePeer(key);
+        writes.push(writer.remove(key));
         this.wgPeers.delete(key);
       }
     }
-    // Every new member in one configuration change. No keepalive yet: see setWgEndpoint.
+    // New members go to WireGuard in the same write as whatever else is queued (endpoints of
+    // earlier members). Path finding for them waits for it: a peer that finds a path sends its
+    // handshake at once, and a WireGuard that does not know it yet drops it (5 s lost, measured).
+    // No keepalive yet: see setWgEndpoint.
     const fresh = others.filter((m) => this.wgPeers.get(m.wgPublicKey) !== `${m.virtualIp}/32`);
-    await this.wg.setPeers(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] })));
-    for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
+    writes.push(writer.setMany(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] }))));
+    const failed = await Promise.all(writes).then(
+      () => null,
+      (err: unknown) => ({ err }),
+    );
     const t2 = performance.now();
+    if (failed) throw failed.err;
+    for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
     // The LAN relay (nft, sockets) follows in the background and is not waited for: in a join
     // storm its start took ~2 s per helper, and waiting held the JoinParty answer and every newer
     // membership change (the next joiners' WireGuard peers and path finding) behind it. It
@@ -523,7 +539,7 @@ export class PartyManager implements PartyEngine {
     }
     this.publishParty();
     for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
-    this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgPeersMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
+    this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgWriteMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
   }
 
   /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */
