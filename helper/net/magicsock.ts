@@ -191,6 +191,10 @@ export class MagicSock extends EventEmitter {
       deliver: (msg, ip, port) => this.onMessage(msg, ip, port),
       callMeMaybe: (rec, n) => void this.callMeMaybe(rec, n),
       pathSent: () => this.pathSent(),
+      relayPending: (rec) => {
+        const r = rec.relay.state();
+        return !r.up && (r.target !== null || (rec.peer.relayed?.length ?? 0) > 0);
+      },
     });
   }
 

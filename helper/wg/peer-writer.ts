@@ -24,7 +24,11 @@ export class PeerWriter {
   private waiters: Waiter[] = [];
   private running = false;
 
-  constructor(private readonly sink: PeerSink) {}
+  /** onWrite: each write's size and duration (the party engine logs slow ones at debug level). */
+  constructor(
+    private readonly sink: PeerSink,
+    private readonly onWrite?: (w: { peers: number; removed: number; ms: number }) => void,
+  ) {}
 
   /** Adds or replaces the peer; settles once a write carrying this change (or a newer one for the peer) is done. */
   set(p: WgPeer): Promise<void> {
@@ -64,10 +68,12 @@ export class PeerWriter {
       const waiters = this.waiters;
       this.pending = new Map();
       this.waiters = [];
+      const started = performance.now();
       try {
         const sets = batch.flatMap((c) => ('set' in c ? [c.set] : []));
         for (const c of batch) if ('remove' in c) await this.sink.removePeer(c.remove);
         await this.sink.setPeers(sets);
+        this.onWrite?.({ peers: sets.length, removed: batch.length - sets.length, ms: performance.now() - started });
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
