@@ -20,6 +20,12 @@ import type { SpraySockets, SpraySocketsOptions } from './spraysock.js';
 
 /** Birthday probing waits this long at most for both NATs to be known. */
 export const KNOW_NATS_WITHIN_MS = 30_000;
+/**
+ * ...and this long at most for the peer's relayed path, while one is on its way. Spraying is an
+ * upgrade (hundreds of sockets and thousands of probes per pair): in a join storm it competed with
+ * the first relayed paths and the control plane's membership news on the same busy event loop.
+ */
+export const RELAY_FIRST_MS = 8000;
 
 export interface BirthdayIo {
   clock: Clock;
@@ -44,6 +50,8 @@ export interface BirthdayIo {
   callMeMaybe(rec: PeerEndpoint, spraySockets: number): void;
   /** Packets spent on path finding so far, for the logs. */
   pathSent(): object;
+  /** Whether a relayed path to the peer is being set up and not yet answering (absent: never). */
+  relayPending?(rec: PeerEndpoint): boolean;
 }
 
 export class BirthdayRunner {
@@ -92,6 +100,7 @@ export class BirthdayRunner {
       if (unknown && clock.now() - rec.addedAt < KNOW_NATS_WITHIN_MS) this.schedule(rec, START_AFTER_MS);
       return;
     }
+    if (io.relayPending?.(rec) && clock.now() - rec.addedAt < RELAY_FIRST_MS) return this.schedule(rec, START_AFTER_MS);
     // The peer's public address is what its probes come from; private ones cost sockets × 1 packet.
     const internet = rec.peer.candidates.filter((x) => !io.isLan(x)).map(parseEndpoint).filter((e): e is Endpoint => e !== null);
     const publicOnes = internet.filter((e) => !isPrivate(e.ip));

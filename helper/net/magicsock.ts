@@ -179,6 +179,10 @@ export class MagicSock extends EventEmitter {
       deliver: (msg, ip, port) => this.onMessage(msg, ip, port),
       callMeMaybe: (rec, n) => void this.disco.callMeMaybe(rec, n),
       pathSent: () => pathSent(c),
+      relayPending: (rec) => {
+        const r = rec.relay.state();
+        return !r.up && (r.target !== null || (rec.peer.relayed?.length ?? 0) > 0);
+      },
     });
     this.disco = new DiscoExchange({
       clock,

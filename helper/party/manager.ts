@@ -15,6 +15,7 @@ import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.j
 import { TrafficWatch } from '../net/traffic-watch.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
+import { PeerWriter } from '../wg/peer-writer.js';
 import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
@@ -88,6 +89,8 @@ export class PartyManager implements PartyEngine {
   private readonly sock: MagicSock;
   private control: ControlClient | undefined;
   private wg: WgDevice | undefined;
+  /** Every peer change to this.wg, in order and batched (peer-writer.ts). */
+  private wgWriter: PeerWriter | undefined;
   private wgAddress = '';
   private partyState: PartyState | null = null;
   /** WireGuard public key → the peer's allowed IP (its virtual address /32). */
@@ -122,10 +125,10 @@ export class PartyManager implements PartyEngine {
       wgPort: () => this.wg?.listenPort ?? 0,
       setWgEndpoint: async (wgPublicKey, endpoint) => {
         const allowedIp = this.wgPeers.get(wgPublicKey);
-        if (!this.wg || allowedIp === undefined) return;
+        if (!this.wgWriter || allowedIp === undefined) return;
         // The keepalive starts only now: set without an endpoint, WireGuard's first handshake
         // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
-        await this.wg.setPeer({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
+        await this.wgWriter.set({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
       sendCallMeMaybe: (peerId, cands, spraySockets) => {
         this.control?.callMeMaybe(peerId, cands, spraySockets).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
@@ -284,10 +287,15 @@ export class PartyManager implements PartyEngine {
     } catch (err) {
       throw new ApiError(Status.INVALID_ARGUMENT, `that is not a LANrage invite link: ${(err as Error).message}`);
     }
+    const t0 = performance.now();
     const c = await this.connect([link.controlUrl, ...link.fallbackUrls]);
+    const t1 = performance.now();
     const party = await c.joinParty(link.partyId, link.secret);
+    const t2 = performance.now();
     this.remember(c, party.id, link.secret);
     await this.apply(party);
+    // Where a join's time goes (a join storm on a small machine: issue 13).
+    this.log.debug('join timing', { connectMs: Math.round(t1 - t0), joinMs: Math.round(t2 - t1), applyMs: Math.round(performance.now() - t2), members: party.members.length });
     return this.current()!;
   }
 
@@ -444,6 +452,7 @@ export class PartyManager implements PartyEngine {
       await this.sock.stopRelay();
       this.wgPeers.clear();
       if (this.wg) {
+        this.wgWriter = undefined;
         await this.wg.close();
         this.wg = undefined;
         this.wgAddress = '';
@@ -455,12 +464,17 @@ export class PartyManager implements PartyEngine {
       this.publishParty();
       return;
     }
+    const t0 = performance.now();
     if (this.opts.portMapping !== false) this.portMapper.start();
+    // The TURN allocation needs only our membership: under way while WireGuard starts, so that
+    // the relay (every pair's first path) is ready sooner.
+    this.sock.startRelay();
     // A resumed party on our own server: map its ports again (create() waits for this itself).
     if (this.hostingEmbedded() && !this.opts.exposure?.current()) void this.opts.exposure?.ensure().then(() => this.publishParty());
     const prefix = p.networkCidr.split('/')[1] ?? '16';
     const address = `${self.virtualIp}/${prefix}`;
     if (this.wg && this.wgAddress !== address) {
+      this.wgWriter = undefined;
       await this.wg.close();
       this.wg = undefined;
       this.wgPeers.clear();
@@ -469,28 +483,42 @@ export class PartyManager implements PartyEngine {
       const s = this.opts.state.settings;
       this.wg = await createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: s.mtu, log: this.log });
       this.wgAddress = address;
+      this.wgWriter = new PeerWriter(this.wg, (w) => {
+        if (w.ms >= 100) this.log.debug('slow WireGuard write', { peers: w.peers, removed: w.removed, ms: Math.round(w.ms) });
+      });
       this.log.info('WireGuard interface up', { name: this.wg.name, backend: this.wg.backend, address, wgPort: this.wg.listenPort });
     }
+    const t1 = performance.now();
+    const writer = this.wgWriter!;
     const others = p.members.filter((m) => !m.isSelf);
     const keep = new Set(others.map((m) => m.wgPublicKey));
+    const writes: Array<Promise<void>> = [];
     for (const key of [...this.wgPeers.keys()]) {
       if (!keep.has(key)) {
-        await this.wg.removePeer(key);
+        writes.push(writer.remove(key));
         this.wgPeers.delete(key);
       }
     }
-    // Every new member in one configuration change. No keepalive yet: see setWgEndpoint.
+    // New members go to WireGuard in the same write as whatever else is queued (endpoints of
+    // earlier members). Path finding for them waits for it: a peer that finds a path sends its
+    // handshake at once, and a WireGuard that does not know it yet drops it (5 s lost, measured).
+    // No keepalive yet: see setWgEndpoint.
     const fresh = others.filter((m) => this.wgPeers.get(m.wgPublicKey) !== `${m.virtualIp}/32`);
-    await this.wg.setPeers(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] })));
-    for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
-    // Path finding first: the LAN relay's start (nft, sockets) must not delay the first packet.
-    const lanStart = this.opts.lan?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp));
-    // Awaited only after setPeers/startRelay: if those throw first, a rejection of lanStart would
-    // be unhandled (and end the process). Settled here, its error is rethrown at the await below.
-    const lanDone = lanStart?.then(
+    writes.push(writer.setMany(fresh.map((m) => ({ publicKey: m.wgPublicKey, allowedIps: [`${m.virtualIp}/32`] }))));
+    const failed = await Promise.all(writes).then(
       () => null,
       (err: unknown) => ({ err }),
     );
+    const t2 = performance.now();
+    if (failed) throw failed.err;
+    for (const m of fresh) this.wgPeers.set(m.wgPublicKey, `${m.virtualIp}/32`);
+    // The LAN relay (nft, sockets) follows in the background and is not waited for: in a join
+    // storm its start took ~2 s per helper, and waiting held the JoinParty answer and every newer
+    // membership change (the next joiners' WireGuard peers and path finding) behind it. It
+    // reports its own failures (LanStats.problem) and retries; the LAN lab tests wait for it.
+    this.opts.lan
+      ?.setParty({ virtualIp: self.virtualIp, tunnelInterface: this.wg.name }, others.map((m) => m.virtualIp))
+      .catch((err: unknown) => this.log.warn('LAN relay update failed', { err: String(err) }));
     this.sock.setPeers(
       others
         .filter((m) => m.presence === 'online' || m.candidates.length > 0)
@@ -504,10 +532,7 @@ export class PartyManager implements PartyEngine {
           portDelta: m.nat.portDelta,
         })),
     );
-    this.sock.startRelay();
     this.watchTraffic(others.length > 0);
-    const lanFailed = await lanDone;
-    if (lanFailed) throw lanFailed.err;
     for (const m of before?.members ?? []) {
       if (!m.isSelf && !p.members.some((x) => x.deviceId === m.deviceId)) {
         this.paths.delete(m.deviceId);
@@ -516,6 +541,7 @@ export class PartyManager implements PartyEngine {
     }
     this.publishParty();
     for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
+    this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgWriteMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
   }
 
   /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../core/log.js';
 import { publicKeyOf } from './keys.js';
-import { linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind } from './iproute.js';
+import { kernelWireguardPossible, linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind, linkPresent } from './iproute.js';
 import { uapiGet, uapiSet, uapiSocketPath } from './uapi-socket.js';
 import type { DeviceSet, DeviceState } from './uapi.js';
 import { checkAllowedIps, checkCidr, checkEndpoint, checkIntRange, checkInterfaceName, checkKey, MTU_MAX, MTU_MIN } from './validate.js';
@@ -73,12 +73,12 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   const mtu = checkIntRange('mtu', opts.mtu, MTU_MIN, MTU_MAX);
   const wantPort = checkIntRange('listen port', opts.listenPort ?? 0, 0, 65535);
   const log = opts.log.child({ wg: name });
-  if (await linkExists(name)) throw new Error(`interface ${name} already exists: a leftover is removed by removeStaleInterface, anything else needs another name`);
+  if (await linkPresent(name)) throw new Error(`interface ${name} already exists: a leftover is removed by removeStaleInterface, anything else needs another name`);
 
   let backend: WgDevice['backend'];
   let proc: WireguardGoProcess | null = null;
   let control: Control;
-  const kernel = await linkAddKernelWireguard(name);
+  const kernel = (await kernelWireguardPossible()) ? await linkAddKernelWireguard(name) : { ok: false as const, reason: 'this kernel has no WireGuard module' };
   if (kernel.ok) {
     backend = 'kernel';
     control = { set: (s) => wgToolSet(name, s), get: () => wgToolGet(name) };

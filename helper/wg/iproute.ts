@@ -1,3 +1,5 @@
+import { access, readFile } from 'node:fs/promises';
+import { release } from 'node:os';
 import { CommandError, run } from './exec.js';
 import { checkCidr, checkIntRange, checkInterfaceName, MTU_MAX, MTU_MIN } from './validate.js';
 
@@ -11,6 +13,41 @@ export async function linkExists(name: string): Promise<boolean> {
     if (err instanceof CommandError && /does not exist|Cannot find device/i.test(err.stderr)) return false;
     throw err;
   }
+}
+
+/**
+ * Whether a link exists in our network namespace, read from /proc/net/dev (which is per
+ * namespace) instead of an `ip` process: a join storm starts one device per helper, and on a
+ * loaded machine every process start costs more than the work it does. `ip` where /proc is not.
+ */
+export async function linkPresent(name: string): Promise<boolean> {
+  const dev = checkInterfaceName(name);
+  let text: string;
+  try {
+    text = await readFile('/proc/net/dev', 'utf8');
+  } catch {
+    return linkExists(dev);
+  }
+  return text.split('\n').slice(2).some((line) => line.slice(0, line.indexOf(':')).trim() === dev);
+}
+
+/**
+ * False when this kernel certainly has no WireGuard: not loaded or built in (/sys/module), and
+ * no module to load (modprobe reads /lib/modules/RELEASE: without that directory, or with module
+ * lists that do not name it, nothing can be loaded). Then `ip link add type wireguard` can only
+ * fail, and its process is skipped. True when it may work.
+ */
+export async function kernelWireguardPossible(kernelRelease: string = release()): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  const exists = (f: string): Promise<boolean> => access(f).then(() => true, () => false);
+  if (await exists('/sys/module/wireguard')) return true;
+  const dir = `/lib/modules/${kernelRelease}`;
+  if (!(await exists(dir))) return false;
+  const read = (f: string): Promise<string | null> => readFile(f, 'utf8').catch(() => null);
+  const [dep, builtin] = await Promise.all([read(`${dir}/modules.dep`), read(`${dir}/modules.builtin`)]);
+  // No module lists to judge by: let `ip` try.
+  if (dep === null && builtin === null) return true;
+  return /(^|\/)wireguard\.ko/m.test(`${dep ?? ''}\n${builtin ?? ''}`);
 }
 
 export type KernelLinkResult = { ok: true } | { ok: false; reason: string };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
 import { ATTEMPT_MS, SPRAY_SOCKETS, START_AFTER_MS } from '../../helper/net/birthday.js';
-import { BirthdayRunner, type BirthdayIo } from '../../helper/net/birthday-runner.js';
+import { BirthdayRunner, RELAY_FIRST_MS, type BirthdayIo } from '../../helper/net/birthday-runner.js';
 import { DISCO_MAGIC, DISCO_MIN_LEN } from '../../helper/net/demux.js';
 import { PeerEndpoint } from '../../helper/net/endpoint.js';
 import { newCounters } from '../../helper/net/magicsock-api.js';
@@ -133,4 +133,29 @@ test('birthday runner, easy side: probes only an IP the peer published, paced; a
   assert.equal(s.peer.spray, null);
   s.clock.advance(1000);
   assert.equal(s.calls.length, sent, 'no probe after the hit');
+});
+
+test('birthday runner waits for a relayed path on its way (the first packet comes first), but not for ever', async () => {
+  for (const relayUp of [true, false]) {
+    const s = setup('endpoint-dependent', 'endpoint-independent');
+    let pending = true;
+    s.io.relayPending = () => pending;
+    s.runner.added(s.peer);
+    s.clock.advance(START_AFTER_MS);
+    await tick();
+    assert.equal(s.socks(), null, 'no sockets while the relayed path is being set up');
+    if (relayUp) {
+      pending = false;
+      s.clock.advance(START_AFTER_MS);
+      await tick();
+      assert.ok(s.socks()?.opened, 'the upgrade starts once the relay carries the traffic');
+    } else {
+      // Looked at again every START_AFTER_MS; the last look before RELAY_FIRST_MS still waits.
+      for (let at = START_AFTER_MS; at + START_AFTER_MS < RELAY_FIRST_MS; at += START_AFTER_MS) s.clock.advance(START_AFTER_MS), await tick();
+      assert.equal(s.socks(), null);
+      s.clock.advance(START_AFTER_MS);
+      await tick();
+      assert.ok(s.socks()?.opened, `a relay that never answers holds the upgrade ${RELAY_FIRST_MS} ms at most`);
+    }
+  }
 });
