@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadProfileFile } from '../../helper/games/load-profiles.js';
 import { ProfileMatcher, type ProcInfo } from '../../helper/games/match.js';
 import { PollingGameDetector, type Detection, type ProcessSource } from '../../helper/games/detector.js';
-import { LinuxProcSource, RECHECK_MS } from '../../helper/games/proc-source.js';
+import { LinuxProcSource, RECHECK_MS, YIELD_EVERY } from '../../helper/games/proc-source.js';
 import { GameCatalog, MemoryProfileStore } from '../../helper/games/catalog.js';
 
 const builtins = loadProfileFile();
@@ -103,6 +103,31 @@ test('/proc source: reads exe and argv, notices an exec while a process is young
     // Gone from /proc → gone from the list.
     rmSync(join(root, '100'), { recursive: true });
     assert.equal((await byPid()).has(100), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('/proc source: a long scan lets the event loop run between reads (relayed packets are forwarded on the same thread)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
+  try {
+    const n = YIELD_EVERY * 3 + 1;
+    for (let pid = 1000; pid < 1000 + n; pid++) {
+      mkdirSync(join(root, String(pid)));
+      symlinkSync('/usr/bin/true', join(root, String(pid), 'exe'));
+      writeFileSync(join(root, String(pid), 'cmdline'), 'true\0');
+    }
+    const src = new LinuxProcSource(root, () => 0);
+    let ran = 0;
+    const tick = (): void => {
+      ran++;
+      if (ran < 100) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const list = await src.list();
+    const during = ran;
+    assert.equal(list.length, n, 'every process is listed');
+    assert.ok(during >= 3, `other callbacks ran ${during} times during the scan`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
