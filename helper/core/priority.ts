@@ -38,16 +38,30 @@ function threadsOf(pid: number): number[] {
 export function raisePriority(pid: number, nice: number, log: Logger, what: string): number {
   if (process.env.LANRAGE_PRIORITY === 'off') return 0;
   let changed = 0;
+  // Threads started while we go through the list may have copied an old value: look again.
+  for (let pass = 0; pass < 3; pass++) {
+    const n = raiseThreads(pid, nice, log, what);
+    if (n <= 0) break;
+    changed += n;
+  }
+  if (changed > 0) log.debug('scheduling priority raised', { what, pid, nice, threads: changed });
+  return changed;
+}
+
+/** One pass over the threads: how many changed, or -1 when we may not change them. */
+function raiseThreads(pid: number, nice: number, log: Logger, what: string): number {
+  let changed = 0;
   for (const tid of threadsOf(pid)) {
     try {
       if (getPriority(tid) <= nice) continue;
       setPriority(tid, nice);
       changed++;
     } catch (err) {
+      // ESRCH: the thread ended meanwhile; anything else (EACCES: not root) ends the attempt.
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH' || /ESRCH|no such process/i.test(String(err))) continue;
       log.debug('could not raise the scheduling priority', { what, pid, tid, nice, err: String(err) });
-      return changed;
+      return changed > 0 ? changed : -1;
     }
   }
-  if (changed > 0) log.debug('scheduling priority raised', { what, pid, nice, threads: changed });
   return changed;
 }
