@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from './core/args.js';
 import { createLogger } from './core/log.js';
+import { HELPER_NICE, raisePriority } from './core/priority.js';
 import { helperOptions, startHelper } from './roles/helper.js';
 import { runControlRole } from './roles/control.js';
 import { usageText, type Command } from './cli/commands.js';
@@ -36,6 +37,7 @@ async function runHelperRole(argv: string[]): Promise<void> {
   const log = createLogger({ role: 'helper' });
   const opts = helperOptions(parseArgs(argv));
   const helper = await startHelper(opts, log);
+  raisePriority(process.pid, HELPER_NICE, log, 'helper');
   log.info('helper ready', { grpcPort: helper.grpcPort, httpPort: helper.httpPort, url: `http://localhost:${helper.httpPort}`, stateDir: opts.stateDir });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -14,6 +14,9 @@ import type { ProcessSource } from './detector.js';
 // Measured (test/bench/games.bench.ts): re-reading every link on every scan cost ~9 ms of CPU at
 // 650 processes, over the 4 ms budget; trusting settled processes brings it under 1 ms. A
 // long-lived process that execs into a game much later is missed until it restarts: accepted.
+// The reads are synchronous (a few µs each) but the scan yields to the event loop after every
+// YIELD_EVERY processes it had to read: the helper forwards relayed packets on the same thread,
+// and a whole scan of a busy machine held it for 10-50 ms on a loaded 2-core lab (CPU profile).
 
 const WINE_EXE = /^wine(64)?(-preloader)?$|^wineserver$|^wine64-preloader$/;
 const CMDLINE_MAX = 4096;
@@ -26,6 +29,10 @@ interface Cached {
 }
 
 export const RECHECK_MS = 10_000;
+/** Processes read (readlink, command line) between two yields to the event loop. */
+export const YIELD_EVERY = 16;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 
@@ -38,9 +45,10 @@ export class LinuxProcSource implements ProcessSource {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  list(): ProcInfo[] {
+  async list(): Promise<ProcInfo[]> {
     const next = new Map<number, Cached>();
     const now = this.now();
+    let read = 0;
     for (const name of readdirSync(this.root)) {
       const c0 = name.charCodeAt(0);
       if (c0 < 48 || c0 > 57) continue;
@@ -50,6 +58,7 @@ export class LinuxProcSource implements ProcessSource {
         next.set(pid, prev);
         continue;
       }
+      if (++read % YIELD_EVERY === 0) await yieldToLoop();
       const link = this.readExe(name);
       if (link === undefined) continue;
       if (prev && prev.link === link && !prev.wine) {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.js';
+import { raisePriority, WIREGUARD_NICE } from '../core/priority.js';
 import { checkInterfaceName } from './validate.js';
 import { uapiSocketAlive, uapiSocketPath } from './uapi-socket.js';
 
@@ -96,6 +97,8 @@ export async function startWireguardGo(name: string, log: Logger): Promise<Wireg
     await proc.stop();
     throw err;
   }
+  // Once its socket answers, its runtime's threads exist; later ones inherit (core/priority.ts).
+  if (child.pid !== undefined) raisePriority(child.pid, WIREGUARD_NICE, log, 'wireguard-go');
   log.debug('wireguard-go ready', { pid: child.pid, socket: sock });
   return proc;
 }

@@ -27,6 +27,51 @@ export function parsePing(stdout: string): PingResult {
   return { rtts, transmitted: Number(sum?.[1] ?? 0), received: Number(sum?.[2] ?? rtts.length) };
 }
 
+export interface StampedReply {
+  seq: number;
+  /** Receive time, ms since the epoch (ping -D). */
+  at: number;
+  rtt: number;
+}
+
+/** Replies of `ping -D` with their sequence numbers and receive times. */
+export function parseStamped(stdout: string): StampedReply[] {
+  return [...stdout.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) .*time=([\d.]+) ms/gm)].map((m) => ({
+    at: Number(m[1]) * 1000,
+    seq: Number(m[2]),
+    rtt: Number(m[3]),
+  }));
+}
+
+export interface Stall {
+  /** When the first late packet was sent, ms since the epoch. */
+  sentAt: number;
+  /** When the last of them came back. */
+  at: number;
+  count: number;
+  maxRtt: number;
+}
+
+/** Runs of replies later than `overMs` (consecutive sequence numbers form one stall). */
+export function stallsOf(replies: readonly StampedReply[], overMs: number): Stall[] {
+  const out: Stall[] = [];
+  let cur: Stall | null = null;
+  let lastSeq = -2;
+  for (const r of replies) {
+    if (r.rtt <= overMs) continue;
+    if (cur && r.seq <= lastSeq + 2) {
+      cur.count++;
+      cur.at = r.at;
+      cur.maxRtt = Math.max(cur.maxRtt, r.rtt);
+    } else {
+      cur = { sentAt: r.at - r.rtt, at: r.at, count: 1, maxRtt: r.rtt };
+      out.push(cur);
+    }
+    lastSeq = r.seq;
+  }
+  return out;
+}
+
 export interface IperfResult {
   mbits: number;
   retransmits: number;

@@ -25,9 +25,9 @@ process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
 });
 
-const cpuMs = (f: () => void): number => {
+const cpuMs = async (f: () => Promise<unknown>): Promise<number> => {
   const a = process.cpuUsage();
-  f();
+  await f();
   const d = process.cpuUsage(a);
   return (d.user + d.system) / 1000;
 };
@@ -43,9 +43,9 @@ async function grow(to: number): Promise<void> {
 // What one helper scan does: list, then match (matches are cached per unchanged process, as in
 // PollingGameDetector).
 const matchCache = new WeakMap<object, unknown>();
-function scanOnce(src: LinuxProcSource): number {
+async function scanOnce(src: LinuxProcSource): Promise<number> {
   let n = 0;
-  for (const p of src.list()) {
+  for (const p of await src.list()) {
     let m = matchCache.get(p);
     if (m === undefined) {
       m = matcher.match(p) ?? null;
@@ -73,24 +73,24 @@ async function main(): Promise<void> {
   for (const extra of counts) {
     await grow(extra);
     await sleep(200);
-    const total = new LinuxProcSource().list().length;
+    const total = (await new LinuxProcSource().list()).length;
     const coldRuns: number[] = [];
-    for (let i = 0; i < 5; i++) coldRuns.push(cpuMs(() => scanOnce(new LinuxProcSource())));
+    for (let i = 0; i < 5; i++) coldRuns.push(await cpuMs(() => scanOnce(new LinuxProcSource())));
     // Steady state: every process already seen more than RECHECK_MS ago (clock moved forward).
     let fake = 0;
     const src = new LinuxProcSource('/proc', () => fake);
-    scanOnce(src);
+    await scanOnce(src);
     fake = RECHECK_MS;
     const warm: number[] = [];
     for (let i = 0; i < 50; i++) {
-      warm.push(cpuMs(() => scanOnce(src)));
+      warm.push(await cpuMs(() => scanOnce(src)));
       await sleep(10);
     }
     const p50 = percentile(warm, 50);
     const youngSrc = new LinuxProcSource();
-    scanOnce(youngSrc);
+    await scanOnce(youngSrc);
     const young: number[] = [];
-    for (let i = 0; i < 20; i++) young.push(cpuMs(() => scanOnce(youngSrc)));
+    for (let i = 0; i < 20; i++) young.push(await cpuMs(() => scanOnce(youngSrc)));
     console.log(
       `${String(total).padStart(9)}  ${percentile(coldRuns, 50).toFixed(2).padStart(16)}  ${p50.toFixed(2).padStart(12)} / ${percentile(warm, 90).toFixed(2).padEnd(14)}  ${((p50 / LINUX_SCAN_MS) * 100).toFixed(3).padEnd(7)} %                             ${percentile(young, 50).toFixed(2)}`,
     );

@@ -13,7 +13,9 @@
 // Run as root after a build: node dist/test/bench/party.bench.js
 // Env: BENCH_SECONDS (iperf3 per round, default 8), BENCH_ROUNDS (default 2), BENCH_PINGS (per
 // path, split over the rounds, default 600), BENCH_JOINS (default 20), BENCH_IDLE_SECONDS
-// (default 20). Prints figures; asserts nothing about speed.
+// (default 20), BENCH_HOST_NAT (the hosts' NAT kind, e.g. public; the guests stay port-restricted),
+// LANRAGE_PRIORITY=off (helpers leave scheduling priorities alone, helper/core/priority.ts).
+// Prints figures; asserts nothing about speed.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKeyPair } from '../../helper/wg/index.js';
 import { commandExists, createLab as createVethLab, createTunnel, isRoot, nsExec, startDriver, type Driver } from '../integration/wg-lab.js';
-import { withLab, type Lab, type LabSite } from '../lab/lab.js';
+import { withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
 import { PartyLab, waitParty, type PartyJson, type PeerJson } from '../lab/party-lab.js';
 import { UdpProbe } from '../lab/udp-probe.js';
 import { childrenOf, comm, CpuMeter, findProcess, fmt, loadLine, parseIperf, parsePing, percentile, rssKiB, systemCpu, systemCpuShares, type IperfResult } from './bench-lib.js';
@@ -35,6 +37,7 @@ const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 20);
 const DIRECT = 2; // PathKind, as in peer.proto
 const MTU = 1420; // the helper's default (helper/core/settings.ts)
 const SITES = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
+const HOST_NAT = (process.env.BENCH_HOST_NAT ?? 'port-restricted') as NatKind;
 
 type BenchPeer = PeerJson & { fastPath?: boolean };
 interface Proc {
@@ -379,7 +382,8 @@ async function main(): Promise<void> {
       endpoint: () => wgEndpointIn(vl.a, tun.ifA),
     };
     try {
-      const sites = SITES.map((name) => ({ name, kind: 'port-restricted' as const }));
+      // a (fast-path host), c (through-the-helper host) and e (raw host) share one NAT kind.
+      const sites = SITES.map((name, i) => ({ name, kind: i % 2 === 0 ? HOST_NAT : ('port-restricted' as const) }));
       await withLab({ sites }, async (lab) => {
         const [a, b, c, d, e, f] = SITES.map((n) => lab.site(n)) as [LabSite, LabSite, LabSite, LabSite, LabSite, LabSite];
         const raw = await rawThroughNats(lab, e, f);

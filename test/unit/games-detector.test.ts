@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadProfileFile } from '../../helper/games/load-profiles.js';
 import { ProfileMatcher, type ProcInfo } from '../../helper/games/match.js';
 import { PollingGameDetector, type Detection, type ProcessSource } from '../../helper/games/detector.js';
-import { LinuxProcSource, RECHECK_MS } from '../../helper/games/proc-source.js';
+import { LinuxProcSource, RECHECK_MS, YIELD_EVERY } from '../../helper/games/proc-source.js';
 import { GameCatalog, MemoryProfileStore } from '../../helper/games/catalog.js';
 
 const builtins = loadProfileFile();
@@ -65,7 +65,7 @@ test('detector: a failing source keeps the last state and reports the error', as
   assert.deepEqual(det.running().map((d) => d.profileId), ['openttd']);
 });
 
-test('/proc source: reads exe and argv, notices an exec while a process is young, trusts settled ones, re-reads Wine argv', () => {
+test('/proc source: reads exe and argv, notices an exec while a process is young, trusts settled ones, re-reads Wine argv', async () => {
   const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
   try {
     const proc = (pid: number, exe: string, argv: string[]): void => {
@@ -84,25 +84,50 @@ test('/proc source: reads exe and argv, notices an exec while a process is young
     proc(200, '/usr/lib/wine/wine64-preloader', ['/usr/lib/wine/wine64-preloader', 'Z:\\x.exe']);
     let now = 0;
     const src = new LinuxProcSource(root, () => now);
-    const byPid = (): Map<number, ProcInfo> => new Map(src.list().map((p) => [p.pid, p]));
-    assert.deepEqual(byPid().get(100), { pid: 100, exe: 'sh', argv0: '/bin/sh', cmdline: '/bin/sh /usr/games/openarena-server' });
+    const byPid = async (): Promise<Map<number, ProcInfo>> => new Map((await src.list()).map((p) => [p.pid, p]));
+    assert.deepEqual((await byPid()).get(100), { pid: 100, exe: 'sh', argv0: '/bin/sh', cmdline: '/bin/sh /usr/games/openarena-server' });
 
     // The wrapper execs the engine 1 s later: same pid, new exe link → read again.
     now = 1000;
     proc(100, '/usr/lib/ioquake3/ioq3ded', ['/usr/lib/ioquake3/ioq3ded', '+set', 'com_basegame', 'baseoa']);
-    assert.equal(byPid().get(100)?.exe, 'ioq3ded');
+    assert.equal((await byPid()).get(100)?.exe, 'ioq3ded');
     // Wine rewrites argv without an exec: re-read on every scan.
     writeFileSync(join(root, '200', 'cmdline'), 'C:\\Games\\hl2.exe\0-game\0cstrike\0');
-    assert.equal(byPid().get(200)?.argv0, 'C:\\Games\\hl2.exe');
+    assert.equal((await byPid()).get(200)?.argv0, 'C:\\Games\\hl2.exe');
 
     // Settled (older than RECHECK_MS): its entry is reused without reading it again.
     now = 1000 + RECHECK_MS;
-    const before = byPid().get(100);
+    const before = (await byPid()).get(100);
     proc(100, '/usr/bin/other', ['other']);
-    assert.equal(byPid().get(100), before, 'a settled process is not re-read');
+    assert.equal((await byPid()).get(100), before, 'a settled process is not re-read');
     // Gone from /proc → gone from the list.
     rmSync(join(root, '100'), { recursive: true });
-    assert.equal(byPid().has(100), false);
+    assert.equal((await byPid()).has(100), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('/proc source: a long scan lets the event loop run between reads (relayed packets are forwarded on the same thread)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
+  try {
+    const n = YIELD_EVERY * 3 + 1;
+    for (let pid = 1000; pid < 1000 + n; pid++) {
+      mkdirSync(join(root, String(pid)));
+      symlinkSync('/usr/bin/true', join(root, String(pid), 'exe'));
+      writeFileSync(join(root, String(pid), 'cmdline'), 'true\0');
+    }
+    const src = new LinuxProcSource(root, () => 0);
+    let ran = 0;
+    const tick = (): void => {
+      ran++;
+      if (ran < 100) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const list = await src.list();
+    const during = ran;
+    assert.equal(list.length, n, 'every process is listed');
+    assert.ok(during >= 3, `other callbacks ran ${during} times during the scan`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 // A TURN client (RFC 8656) for one relay: one allocation, permissions and channels for exactly the
-// party's peers, kept alive and recovered by itself.
+// party's peers, kept alive and recovered by itself. This file is the request I/O; the allocation
+// state machine is allocation.ts, the permission/channel table peer-table.ts (both pure).
 //
 // Liveness without poisoning the 5-tuple. coturn binds a 5-tuple's session to the first USERNAME it
 // sees on it, before checking the nonce; after a relay restart, an authenticated Refresh carrying
@@ -38,15 +39,14 @@ import {
 import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
 import { PeerTable, type PeerEntry, type PermEntry } from './peer-table.js';
 import { judgeProbe, type ProbeAnswer } from './liveness.js';
+import {
+  AllocationMachine, TurnError, afterProbe, backoffWait, checkCredentials, nextProbeAt, setLifetime,
+  type Allocation, type TurnCredentials, type TurnState,
+} from './allocation.js';
 import { DEFAULT_RETRANSMIT, TransactionTimeout, Transactions, type RetransmitTiming } from '../stun/transactions.js';
 import { OwnUdpTransport, SharedUdpTransport, TcpTransport, type DatagramTransport, type TransportEvents, type TurnTransport } from './transport.js';
 
-export interface TurnCredentials {
-  username: string;
-  password: string;
-  /** When given, the relay's REALM must be this one. */
-  realm?: string;
-}
+export { TurnError, type TurnCredentials, type TurnState };
 
 export interface TurnServer {
   /** IPv4 literal (the helper resolves names before it gets here). */
@@ -103,8 +103,6 @@ export interface TurnClientOptions {
   sharedFallback?: boolean;
 }
 
-export type TurnState = 'idle' | 'allocating' | 'allocated' | 'recovering' | 'closed';
-
 export interface TurnClientEvents {
   /** The first allocation of start(): our relayed "ip:port". */
   allocated: [relayed: string];
@@ -139,16 +137,6 @@ export interface TurnStats {
   staleNonces: number;
 }
 
-export class TurnError extends Error {
-  constructor(
-    readonly code: number | null,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TurnError';
-  }
-}
-
 const ALLOCATE_REQUEST = messageType(METHOD.ALLOCATE, CLASS.REQUEST);
 const REFRESH_REQUEST = messageType(METHOD.REFRESH, CLASS.REQUEST);
 const CREATE_PERMISSION_REQUEST = messageType(METHOD.CREATE_PERMISSION, CLASS.REQUEST);
@@ -156,27 +144,6 @@ const CHANNEL_BIND_REQUEST = messageType(METHOD.CHANNEL_BIND, CLASS.REQUEST);
 const SEND_INDICATION = messageType(METHOD.SEND, CLASS.INDICATION);
 const DATA_INDICATION = messageType(METHOD.DATA, CLASS.INDICATION);
 const MAX_PEERS = 1024;
-const MAX_PASSWORD = 512;
-
-interface Allocation {
-  auth: Auth;
-  relayed: string;
-  mapped: string | null;
-  lifetimeS: number;
-  refreshDue: number;
-  /** Our 5-tuple moved away from it (NAT rebinding): never resumed, only replaced. */
-  orphaned?: boolean;
-}
-
-function checkCredentials(c: unknown): TurnCredentials {
-  const o = c as Partial<TurnCredentials> | null;
-  if (!o || typeof o.username !== 'string' || typeof o.password !== 'string') throw new TurnError(null, 'getCredentials() returned no username/password');
-  const u = Buffer.byteLength(o.username);
-  if (u === 0 || u > 513 || /[\x00-\x1f]/.test(o.username)) throw new TurnError(null, 'TURN username must be 1-513 printable bytes');
-  if (o.password.length === 0 || o.password.length > MAX_PASSWORD) throw new TurnError(null, 'TURN password must be 1-512 characters');
-  if (o.realm !== undefined && (typeof o.realm !== 'string' || o.realm.length > 763)) throw new TurnError(null, 'bad TURN realm');
-  return { username: o.username, password: o.password, ...(o.realm !== undefined ? { realm: o.realm } : {}) };
-}
 
 export class TurnClient extends EventEmitter<TurnClientEvents> {
   private readonly clock: Clock;
@@ -187,12 +154,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   private transport: TurnTransport;
   private readonly ev: TransportEvents;
   private readonly tx: Transactions;
-  private st: TurnState = 'idle';
-  private alloc: Allocation | null = null;
-  /** The allocation before a loss: resumed when the relay still has it. */
-  private previous: Allocation | null = null;
-  /** Bumped on every loss: work started for an older allocation ignores its results. */
-  private gen = 0;
+  private readonly m = new AllocationMachine();
   private readonly table: PeerTable;
   private cancelTimer: () => void = () => {};
   /** A sync that has been asked for but not started: later requests share it. */
@@ -225,22 +187,21 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   }
 
   get state(): TurnState {
-    return this.st;
+    return this.m.state;
   }
 
   /** Our relayed "ip:port" while allocated, else null. */
   get relayed(): string | null {
-    return this.st === 'allocated' ? (this.alloc?.relayed ?? null) : null;
+    return this.m.relayed;
   }
 
   stats(): TurnStats {
-    return { state: this.st, relayed: this.relayed, mapped: this.alloc?.mapped ?? null, via: this.transport.kind, ...this.s };
+    return { state: this.m.state, relayed: this.relayed, mapped: this.m.current?.mapped ?? null, via: this.transport.kind, ...this.s };
   }
 
   /** Allocates; resolves with the relayed "ip:port". Rejects (TurnError 401 for refused credentials). */
   async start(): Promise<string> {
-    if (this.st !== 'idle') throw new TurnError(null, `start() in state ${this.st}`);
-    this.st = 'allocating';
+    this.m.begin();
     try {
       await this.transport.open();
       let a: Allocation;
@@ -258,7 +219,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       return a.relayed;
     } catch (err) {
       if (!this.isClosed()) {
-        this.st = 'idle';
+        this.m.startFailed();
         this.transport.close();
       }
       throw err;
@@ -281,7 +242,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       want.set(`${ep.ip}:${ep.port}`, ep);
     }
     const ips = this.table.set(want, this.clock.now());
-    if (this.st !== 'allocated') return;
+    if (this.m.state !== 'allocated') return;
     await this.requestSync();
     const refused = this.table.refused(ips);
     if (refused.length > 0) throw new TurnError(403, `the relay refuses ${refused.map((p) => `${p.ip} (${p.refused})`).join(', ')}`);
@@ -302,7 +263,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
    * indication. Returns false (and drops it) without an allocation or for a peer not permitted.
    */
   send(peer: string, data: Buffer): boolean {
-    if (this.st !== 'allocated') {
+    if (this.m.state !== 'allocated') {
       this.s.dropNotAllocated++;
       return false;
     }
@@ -343,18 +304,14 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
    * (a NAT rebinding orphans it silently). Shares a sync already queued.
    */
   checkNow(): void {
-    if (this.st === 'allocated') void this.requestSync();
+    if (this.m.state === 'allocated') void this.requestSync();
   }
 
   /** Deletes the allocation (best effort, closeWaitMs at most) and stops. Emits nothing more. */
   async close(): Promise<void> {
     if (this.isClosed()) return;
-    this.st = 'closed';
-    this.gen++;
+    const a = this.m.close();
     this.cancelTimer();
-    const a = this.alloc ?? this.previous;
-    this.alloc = null;
-    this.previous = null;
     if (a) await this.release(a);
     this.tx.failAll(new TurnError(null, 'client closed'));
     this.transport.close();
@@ -363,7 +320,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   // --- allocation --------------------------------------------------------------------------------
 
   private isClosed(): boolean {
-    return this.st === 'closed';
+    return this.m.closed;
   }
 
   /** Refresh with LIFETIME 0, waiting at most closeWaitMs. */
@@ -434,8 +391,9 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   /** A fresh allocation (fresh credentials), or the previous one when the relay still holds it. */
   private async allocate(): Promise<Allocation> {
     const p = await this.probe();
+    const previous = this.m.previous;
     if (p.code === 437) {
-      if (this.previous && (await this.resume(this.previous))) return this.previous;
+      if (previous && (await this.resume(previous))) return previous;
       throw new TurnError(437, 'the relay still holds an allocation for this address');
     }
     const creds = checkCredentials(await this.o.getCredentials());
@@ -453,7 +411,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     } catch (err) {
       // 437 here: the session is bound to other credentials (an authenticated request reached a
       // restarted relay first); if those are still good, the old username works, else wait it out.
-      if (err instanceof TurnError && err.code === 437 && this.previous && (await this.resume(this.previous))) return this.previous;
+      if (err instanceof TurnError && err.code === 437 && previous && (await this.resume(previous))) return previous;
       throw err;
     }
     const relayed = readAddress(attr(d, ATTR.XOR_RELAYED_ADDRESS), true);
@@ -461,7 +419,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const mapped = readAddress(attr(d, ATTR.XOR_MAPPED_ADDRESS), true);
     a.relayed = `${relayed.ip}:${relayed.port}`;
     a.mapped = mapped ? `${mapped.ip}:${mapped.port}` : null;
-    this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+    setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)), this.clock.now());
     return a;
   }
 
@@ -470,7 +428,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     if (a.orphaned) return false;
     try {
       const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
-      this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+      setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)), this.clock.now());
       return true;
     } catch (err) {
       if (err instanceof TransactionTimeout) throw err;
@@ -478,24 +436,14 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     }
   }
 
-  private setLifetime(a: Allocation, lifetimeS: number | null): void {
-    // Never trust a lifetime of 0 or none: refresh soon rather than lose the allocation.
-    a.lifetimeS = lifetimeS !== null && lifetimeS > 0 ? lifetimeS : 60;
-    a.refreshDue = this.clock.now() + (a.lifetimeS * 1000) / 2;
-  }
-
   private onAllocated(a: Allocation, again: boolean): void {
-    const prev = this.previous;
-    const resumed = prev === a;
-    this.alloc = a;
-    this.previous = null;
-    this.st = 'allocated';
+    const { resumed, previousRelayed } = this.m.allocated(a);
     this.s.allocations++;
     this.table.allocated(resumed);
     this.log.info(again ? (resumed ? 'relay allocation resumed' : 'relay re-allocated') : 'relay allocated', {
       relayed: a.relayed, mapped: a.mapped, lifetimeS: a.lifetimeS, via: this.transport.kind, local: this.transport.local(),
     });
-    if (again) this.emit('reallocated', a.relayed, prev?.relayed ?? null);
+    if (again) this.emit('reallocated', a.relayed, previousRelayed);
     else this.emit('allocated', a.relayed);
     void this.requestSync();
   }
@@ -505,33 +453,27 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
    * allocation (our 5-tuple moved) is not resumable from here: recovery allocates afresh.
    */
   private lose(reason: string, resumable = true): void {
-    if (this.st !== 'allocated') return;
-    this.gen++;
-    this.st = 'recovering';
+    if (!this.m.lose(resumable)) return;
     this.s.losses++;
     this.cancelTimer();
-    this.previous = this.alloc;
-    if (!resumable && this.previous) this.previous.orphaned = true;
-    this.alloc = null;
     this.table.lost();
     this.tx.failAll(new TurnError(null, `relay lost: ${reason}`));
-    this.log.warn('relay lost', { reason, mapped: this.previous?.mapped ?? null });
+    this.log.warn('relay lost', { reason, mapped: this.m.previous?.mapped ?? null });
     this.emit('lost', reason);
-    void this.recover(this.gen);
+    void this.recover(this.m.gen);
   }
 
   private async recover(gen: number): Promise<void> {
     let lastErr: unknown = null;
     for (let attempt = 0; ; attempt++) {
-      const backoff = this.t.reallocateBackoffMs;
-      const wait = backoff[Math.min(attempt, backoff.length - 1)] ?? 30_000;
+      const wait = backoffWait(this.t.reallocateBackoffMs, attempt);
       if (wait > 0) await new Promise<void>((r) => this.clock.setTimeout(r, wait));
-      if (gen !== this.gen || this.st !== 'recovering') return;
+      if (!this.m.recovering(gen)) return;
       try {
         if (this.transport.kind === 'tcp') await this.transport.open();
         else await this.fresh5Tuple(lastErr);
         const a = await this.allocate();
-        if (gen !== this.gen || this.st !== 'recovering') {
+        if (!this.m.recovering(gen)) {
           if (!this.isClosed()) await this.release(a);
           return;
         }
@@ -556,7 +498,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       this.log.warn('relay refuses the shared socket (437): using a socket of our own', { err });
       this.transport = new OwnUdpTransport(this.server, this.ev, this.o.bindAddress);
       // The old allocation is not ours to resume from a different 5-tuple.
-      this.previous = null;
+      this.m.forgetPrevious();
     } else if (!this.transport.renewable) return false;
     await this.transport.open();
     return true;
@@ -575,7 +517,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const p = this.syncChain
       .then(() => {
         this.queuedSync = null;
-        return this.st === 'allocated' ? this.sync() : undefined;
+        return this.m.state === 'allocated' ? this.sync() : undefined;
       })
       .catch((err: unknown) => this.log.warn('relay sync failed', { err: err as Error }));
     this.queuedSync = p;
@@ -585,51 +527,49 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
 
   private schedule(): void {
     this.cancelTimer();
-    if (this.st !== 'allocated' || !this.alloc) return;
+    const a = this.m.current;
+    if (this.m.state !== 'allocated' || !a) return;
     const now = this.clock.now();
-    let next = now + this.t.keepaliveMs;
-    next = this.table.nextDue(now, Math.min(next, this.alloc.refreshDue));
+    const next = this.table.nextDue(now, nextProbeAt(now, this.t.keepaliveMs, a));
     this.cancelTimer = this.clock.setTimeout(() => void this.requestSync(), Math.max(0, next - now));
   }
 
   private async sync(): Promise<void> {
-    const a = this.alloc;
-    const gen = this.gen;
+    const a = this.m.current;
+    const gen = this.m.gen;
     if (!a) return;
     try {
       let p: ProbeAnswer;
       try {
         p = await this.probe();
       } catch (err) {
-        if (gen === this.gen) this.lose(err instanceof TransactionTimeout ? 'relay silent' : `probe failed: ${(err as Error).message}`);
+        if (gen === this.m.gen) this.lose(err instanceof TransactionTimeout ? 'relay silent' : `probe failed: ${(err as Error).message}`);
         return;
       }
-      if (gen !== this.gen) return;
-      const verdict = judgeProbe(a.mapped, p);
-      if (verdict === 'orphaned') {
-        this.log.info('our public address moved (NAT rebinding): the relay orphaned our allocation', { was: a.mapped, now: p.mapped });
-        return this.lose(`NAT rebinding (${a.mapped ?? '?'} → ${p.mapped ?? '?'})`, false);
-      }
-      // A 401 without a mapped address to compare: a relay restart and a NAT rebinding look the
-      // same here, and a fresh allocation at once cures both.
-      if (verdict === 'gone') return this.lose('allocation gone (relay restarted, allocation expired, or our NAT mapping changed)');
+      if (gen !== this.m.gen) return;
+      const liveness = judgeProbe(a.mapped, p);
       const now = this.clock.now();
-      if (now >= a.refreshDue) {
+      const step = afterProbe(liveness, a, p.mapped, now);
+      if ('lose' in step) {
+        if (liveness === 'orphaned') this.log.info('our public address moved (NAT rebinding): the relay orphaned our allocation', { was: a.mapped, now: p.mapped });
+        return this.lose(step.lose, step.resumable);
+      }
+      if (step.refresh) {
         const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
-        this.setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)));
+        setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)), this.clock.now());
         this.s.refreshes++;
         this.log.debug('relay allocation refreshed', { lifetimeS: a.lifetimeS });
       }
       await Promise.all(this.table.duePermissions(now).map((r) => this.installPermission(a, r)));
-      if (gen !== this.gen) return;
+      if (gen !== this.m.gen) return;
       await Promise.all(this.table.dueChannels(now).map((p2) => this.bindChannel(a, p2)));
     } catch (err) {
-      if (gen !== this.gen) return;
+      if (gen !== this.m.gen) return;
       if (err instanceof TransactionTimeout) return this.lose('relay silent');
       if (err instanceof TurnError && err.code === 437) return this.lose('allocation gone (437)');
       this.log.warn('relay refresh failed', { err: err as Error });
     } finally {
-      if (gen === this.gen) this.schedule();
+      if (gen === this.m.gen) this.schedule();
     }
   }
 
