@@ -44,7 +44,7 @@ import { PEER_ID_RE, PeerEndpoint, validatePeer } from './endpoint.js';
 import { FastPath, reconcileFastPath, type FastPathCounters, type ReconcileIo } from './fastpath.js';
 import { isHandshakeInitiation, releaseHeld, WG_HANDSHAKE_INITIATION, WG_HANDSHAKE_RESPONSE } from './handshake.js';
 import { newCounters, type Counters, type MagicCounters, type MagicPeer, type MagicSockOptions, type PeerProbes, type PingResult } from './magicsock-api.js';
-import { PathMachine } from './path.js';
+import { PathMachine, type PathState as DirectState } from './path.js';
 import { MAX_PREDICTED_PER_PEER, predictionWindow } from './portpredict.js';
 import { RelayGlue } from './relay-glue.js';
 import type { RelayConn, RelayLatency } from './relayconn.js';
@@ -163,6 +163,7 @@ export class MagicSock extends EventEmitter {
         pong: (txid, rtt, via) => this.userPings.get(txid.toString('hex'))?.(rtt, via),
         flushHeld: (rec) => this.flushHeld(rec),
         emitView: (rec) => this.emitView(rec),
+        relayUnderSuspect: (rec) => this.onPathState(rec, rec.machine.state()),
         relayedChanged: (addr) => this.emit('relayed', addr),
       },
       o,
@@ -307,7 +308,7 @@ export class MagicSock extends EventEmitter {
     this.pendingCmm.set(peerId, { candidates: valid, at: this.clock.now() });
   }
 
-  /** WireGuard's traffic to this peer went unanswered (traffic-watch.ts): re-probe its direct path (or check the relayed one) now. */
+  /** WireGuard's traffic to this peer went unanswered or stopped both ways (traffic-watch.ts): re-probe its direct path (or check the relayed one) now. */
   suspect(peerId: string): void {
     const rec = this.peers.get(peerId);
     if (!rec) return;
@@ -315,8 +316,10 @@ export class MagicSock extends EventEmitter {
       this.log.debug('relayed traffic unanswered: checking the relay allocation', { peer: peerId });
       return this.relay.suspect(rec);
     }
-    this.log.debug('traffic unanswered: re-probing', { peer: peerId, endpoint: rec.activeKey });
+    this.log.debug('traffic unanswered or stopped: re-probing', { peer: peerId, endpoint: rec.activeKey });
     rec.machine.suspect();
+    // The same rebinding may have orphaned our relay allocation, which is about to carry the traffic.
+    this.relay.conn?.checkNow();
   }
 
   path(peerId: string): PathState | undefined {
@@ -688,10 +691,14 @@ export class MagicSock extends EventEmitter {
     }
   }
 
-  private onPathState(rec: PeerEndpoint, s: PathState): void {
+  private onPathState(rec: PeerEndpoint, s: DirectState): void {
     if (rec.removed) return;
     const id = rec.peer.id;
-    if (s.kind === 'direct' && s.endpoint) {
+    // A suspect direct path (its traffic went unanswered) hands the traffic to the relay as soon
+    // as the relay answers, while it is re-probed: a NAT rebinding then costs the time to notice.
+    const viaRelay = s.suspect && this.relay.up(rec);
+    if (s.kind === 'direct' && s.endpoint && !viaRelay) {
+      rec.suspectEp = null;
       if (s.endpoint !== rec.activeKey) {
         rec.active = parseEndpoint(s.endpoint);
         rec.activeKey = s.endpoint;
@@ -700,19 +707,28 @@ export class MagicSock extends EventEmitter {
         rec.budget.end();
         this.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs, predicted: rec.predicted.has(s.endpoint), sent: this.pathSent() });
       }
-    } else if (rec.active) {
+    } else if (rec.active || rec.suspectEp !== null) {
       rec.active = null;
       rec.activeKey = null;
-      this.log.info('path lost', { peer: id, reason: s.reason });
-      // The winning socket's mapping is gone with the path; another attempt may find a new one.
-      this.bday.pathLost(rec);
+      if (s.kind === 'direct') {
+        if (rec.suspectEp === null) this.log.info('direct path suspect: traffic through the relay while re-probing', { peer: id, endpoint: s.endpoint });
+        rec.suspectEp = s.endpoint;
+      } else {
+        rec.suspectEp = null;
+        this.log.info('path lost', { peer: id, reason: s.reason });
+        // The winning socket's mapping is gone with the path; another attempt may find a new one.
+        this.bday.pathLost(rec);
+      }
+      // Our NAT may have given us a new public port (a rebinding): ask STUN now, not in a minute,
+      // so the peer learns the new candidate (call-me-maybe) and the direct path can come back.
+      this.self.recheck();
     } else if (s.kind === 'unreachable' && !rec.unreachableLogged) {
       rec.unreachableLogged = true;
       this.log.debug('no direct path yet', { peer: id, reason: s.reason, sent: this.pathSent() });
     }
     if (this.fast) void reconcileFastPath(this.fast, rec, this.fastIo);
-    // A direct path carries everything: the relayed one rests until the direct one is lost.
-    rec.relay.setPaused(rec.active !== null);
+    // A direct path carries everything: the relayed one rests until the direct one is lost or suspect.
+    rec.relay.setPaused(s.kind === 'direct' && !s.suspect);
     this.emitView(rec);
   }
 

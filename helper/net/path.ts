@@ -38,6 +38,11 @@ export interface PathState {
   rttMs: number | null;
   reason: string;
   fastPath: boolean;
+  /**
+   * Direct, but traffic on it went unanswered and it is being re-probed (suspect()): the caller
+   * sends through the relay meanwhile, when the relay answers, so a rebinding costs seconds.
+   */
+  suspect: boolean;
 }
 
 export interface PathTiming {
@@ -222,6 +227,7 @@ export class PathMachine {
       rttMs: this.active?.rttMs ?? null,
       reason: this.reason,
       fastPath: this.kind === 'direct' && this.fastPath,
+      suspect: this.kind === 'direct' && this.reprobing,
     };
   }
 
@@ -341,9 +347,10 @@ export class PathMachine {
 
   /**
    * Traffic sent on the active path got no answer (WireGuard's counters, traffic-watch.ts): the
-   * path is suspect at once. Ping it and every other candidate now; a candidate that answers first
-   * takes over, and unless the active one answers within reprobeMs it is lost (the relay, if any,
-   * carries on meanwhile) — instead of three missed keepalives, ~14 s.
+   * path is suspect at once. Ping it and every other candidate now; unless the active one answers
+   * within reprobeMs (twice) it is lost — instead of three missed keepalives, ~14 s. The state says
+   * `suspect` meanwhile, and the caller moves the traffic to the relay as soon as the relay
+   * answers: a dead path costs the time to notice it, not the re-probes on top.
    */
   suspect(): void {
     if (this.closed || this.kind !== 'direct' || !this.active || this.reprobing) return;
@@ -447,6 +454,7 @@ export class PathMachine {
     this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
     for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
     this.schedule(this.reprobeWait());
+    this.emit();
   }
 
   /** A loaded machine answers slowly: never less than three of the path's round trips. */
@@ -548,7 +556,7 @@ export class PathMachine {
   private emit(): void {
     const s = this.state();
     const l = this.last;
-    if (l && l.kind === s.kind && l.endpoint === s.endpoint && l.reason === s.reason && l.fastPath === s.fastPath && !rttMoved(l.rttMs, s.rttMs)) return;
+    if (l && l.kind === s.kind && l.endpoint === s.endpoint && l.reason === s.reason && l.fastPath === s.fastPath && l.suspect === s.suspect && !rttMoved(l.rttMs, s.rttMs)) return;
     this.last = s;
     this.o.io.state(s);
   }

@@ -29,8 +29,6 @@ import type { FastPathCounters } from '../net/fastpath.js';
 // Membership flows one way: control snapshot → WireGuard peers + magicsock peers → API events.
 
 const RESUME_KEY = 'party';
-/** How often WireGuard's counters are read for unanswered traffic (traffic-watch.ts). */
-const TRAFFIC_CHECK_MS = 1000;
 interface Resume {
   controlUrl: string;
   partyId: string;
@@ -104,7 +102,7 @@ export class PartyManager implements PartyEngine {
   private candidates: string[] = [];
   private closed = false;
   private readonly traffic = new TrafficWatch();
-  private trafficTimer: ReturnType<typeof setInterval> | undefined;
+  private trafficTimer: ReturnType<typeof setTimeout> | undefined;
   private checkingTraffic = false;
   /** While in a party: a router-mapped public port for magicsock, published as a candidate. */
   private readonly portMapper: PortMapper;
@@ -518,16 +516,29 @@ export class PartyManager implements PartyEngine {
     for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
   }
 
-  /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */
+  /**
+   * While there are peers: WireGuard's counters tell magicsock which paths went quiet. Read as
+   * often as the traffic watch asks (often while bytes move, rarely at rest).
+   */
   private watchTraffic(on: boolean): void {
     if (!on || this.closed) {
-      clearInterval(this.trafficTimer);
+      clearTimeout(this.trafficTimer);
       this.trafficTimer = undefined;
       return;
     }
     if (this.trafficTimer) return;
-    this.trafficTimer = setInterval(() => void this.checkTraffic(), TRAFFIC_CHECK_MS);
-    this.trafficTimer.unref();
+    this.scheduleTrafficCheck();
+  }
+
+  private scheduleTrafficCheck(): void {
+    const timer = setTimeout(() => {
+      void this.checkTraffic().finally(() => {
+        // Only this loop's own timer continues it (watchTraffic off and on again started another).
+        if (this.trafficTimer === timer && !this.closed) this.scheduleTrafficCheck();
+      });
+    }, this.traffic.nextReadMs());
+    timer.unref();
+    this.trafficTimer = timer;
   }
 
   private async checkTraffic(): Promise<void> {
