@@ -179,6 +179,8 @@ export class PathMachine {
   private keepaliveTxid: string | null = null;
   /** suspect() is waiting for the active path to answer. */
   private reprobing = false;
+  /** That re-probe began on weak evidence: not `suspect` in the state until a re-probe goes unanswered. */
+  private reprobeQuiet = false;
   /** When the active path last answered a re-probe: suspect() is ignored for a keepalive interval after. */
   private reprobeAnsweredAt = -Infinity;
   /** suspect() came within that interval: re-probe at the next keepalive instead. */
@@ -227,7 +229,7 @@ export class PathMachine {
       rttMs: this.active?.rttMs ?? null,
       reason: this.reason,
       fastPath: this.kind === 'direct' && this.fastPath,
-      suspect: this.kind === 'direct' && this.reprobing,
+      suspect: this.kind === 'direct' && this.reprobing && !this.reprobeQuiet,
     };
   }
 
@@ -352,8 +354,16 @@ export class PathMachine {
    * `suspect` meanwhile, and the caller moves the traffic to the relay as soon as the relay
    * answers: a dead path costs the time to notice it, not the re-probes on top.
    */
-  suspect(): void {
-    if (this.closed || this.kind !== 'direct' || !this.active || this.reprobing) return;
+  suspect(confirmFirst = false): void {
+    if (this.closed || this.kind !== 'direct' || !this.active) return;
+    if (this.reprobing) {
+      // Stronger evidence while a quiet re-probe runs: suspect now.
+      if (!confirmFirst && this.reprobeQuiet) {
+        this.reprobeQuiet = false;
+        this.emit();
+      }
+      return;
+    }
     const now = this.o.clock.now();
     // The path answered within a re-probe window: it works, whatever the caller inferred.
     if (this.active.lastPongAt !== null && now - this.active.lastPongAt < this.reprobeWait()) return;
@@ -364,7 +374,7 @@ export class PathMachine {
       this.suspectLater = true;
       return;
     }
-    this.beginReprobe();
+    this.beginReprobe(confirmFirst);
   }
 
   /**
@@ -446,9 +456,10 @@ export class PathMachine {
    * a second) must not drop a healthy direct path. `missed` counts towards missedPongsForLoss as
    * for keepalives, started so that two more misses reach it.
    */
-  private beginReprobe(): void {
+  private beginReprobe(quiet = false): void {
     if (!this.active) return;
     this.reprobing = true;
+    this.reprobeQuiet = quiet;
     this.suspectLater = false;
     this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 2, 0);
     this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
@@ -476,6 +487,11 @@ export class PathMachine {
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;
         this.probes.lost();
+        // A quiet re-probe went unanswered: now the path is suspect (the caller may use the relay).
+        if (this.reprobing && this.reprobeQuiet) {
+          this.reprobeQuiet = false;
+          this.emit();
+        }
       }
       if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and two re-probes went unanswered)` : undefined);
       if (this.suspectLater && !this.reprobing) return this.beginReprobe();

@@ -81,6 +81,8 @@ export class TrafficWatch {
   private readonly fastReadMs: number;
   private readonly idleReadMs: number;
   private readMs: number;
+  /** Of the keys the latest update() returned, those reported because traffic stopped both ways. */
+  readonly stopped = new Set<string>();
 
   constructor(o: TrafficWatchOptions = {}) {
     this.minBytes = o.minBytes ?? 96;
@@ -101,6 +103,7 @@ export class TrafficWatch {
     const out: string[] = [];
     const seen = new Set<string>();
     let busy = false;
+    this.stopped.clear();
     for (const s of samples) {
       seen.add(s.key);
       const p = this.peers.get(s.key);
@@ -118,6 +121,7 @@ export class TrafficWatch {
       p.rx = s.rxBytes;
       if (this.silence(p, dtx, drx, now)) {
         out.push(s.key);
+        this.stopped.add(s.key);
         continue;
       }
       if (p.silentSince !== null) busy = true;

@@ -552,7 +552,7 @@ export class PartyManager implements PartyEngine {
       const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
       for (const key of quiet) {
         const id = idOf.get(key);
-        if (id !== undefined) this.sock.suspect(id);
+        if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));
       }
     } catch (err) {
       this.log.debug('could not read WireGuard counters', { err: String(err) });

@@ -117,6 +117,7 @@ test('traffic-watch: two-way traffic that stops both ways at once is reported on
   assert.deepEqual(read(3500, 0, 0), [], 'the first silent reading only starts the clock');
   assert.deepEqual(read(4000, 32, 0), []);
   assert.deepEqual(read(4500, 0, 0), ['p'], 'reported after a second of silence');
+  assert.ok(w.stopped.has('p'), 'as a stop (weaker evidence than unanswered traffic)');
   assert.equal(w.nextReadMs(), 1000, 'and the watch slows down again');
   for (let t = 5500; t <= 20_000; t += 1000) assert.deepEqual(read(t, 0, 0), [], 'once per stop');
   // Traffic one way only is the unanswered rule's business, not a stop.
