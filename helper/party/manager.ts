@@ -554,6 +554,9 @@ export class PartyManager implements PartyEngine {
         const id = idOf.get(key);
         if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));
       }
+      // The rebinding that silenced a path may have killed the control connection too, which must
+      // carry the peer's new addresses (its relay re-allocation) to us.
+      if (quiet.length > 0) this.control?.checkConnection();
     } catch (err) {
       this.log.debug('could not read WireGuard counters', { err: String(err) });
     } finally {
