@@ -12,9 +12,8 @@ import {
   type SetRemoteAccessRequest,
   type SetRemoteAccessResponse,
 } from '../gen/lanrage/v1/remote.js';
-import { unary, withClient } from './call.js';
+import { serviceCommand } from './call.js';
 import { CliError, type CliContext } from './context.js';
-import type { Command } from './commands.js';
 
 // Phone access from the terminal (issue 11): the same RemoteAccessService the PWA's Settings,
 // Phone card uses. Every call needs the local controller, so all of them send the install token;
@@ -50,46 +49,44 @@ function printRemote(r: RemoteAccess | undefined, ctx: CliContext): void {
   else for (const l of formatRemote(r)) ctx.out(l);
 }
 
-export const remoteCommand: Command = {
+export const remoteCommand = serviceCommand({
   name: 'remote',
   usage: 'remote [on [--address IP] [--port N] | off | pair [--scope view|control] | devices | revoke ID]',
   summary: 'phone access: status, turn on/off, make a one-time pairing link, list or revoke phones',
-  async run(args, ctx) {
+  service: RemoteAccessServiceClient,
+  async run(c, call, args, ctx) {
     const [, verb, id] = args.positional;
-    await withClient(RemoteAccessServiceClient, ctx, async (c) => {
-      const call = <Req, Res>(method: Parameters<typeof unary<Req, Res>>[1], req: Req): Promise<Res> => unary<Req, Res>(c, method, req, ctx.authMetadata(), ctx.deadline());
-      switch (verb) {
-        case undefined:
-        case 'status':
-          return printRemote((await call<object, GetRemoteAccessResponse>(c.getRemoteAccess, {})).remoteAccess, ctx);
-        case 'on':
-        case 'off': {
-          const req: SetRemoteAccessRequest = { enabled: verb === 'on', listenAddress: verb === 'on' ? flag(args, 'address') ?? '' : '', port: verb === 'on' ? portFlag(args, 'port', 0) : 0 };
-          return printRemote((await call<SetRemoteAccessRequest, SetRemoteAccessResponse>(c.setRemoteAccess, req)).remoteAccess, ctx);
-        }
-        case 'pair': {
-          const res = await call<CreatePairingRequest, CreatePairingResponse>(c.createPairing, { scope: parseScope(flag(args, 'scope')) });
-          if (ctx.json) return ctx.out(JSON.stringify(res));
-          ctx.out(`open this link on the phone (once, before ${res.expires?.toISOString() ?? '?'}):`);
-          ctx.out(`  ${res.link}`);
-          ctx.out(`the phone's browser warns about the certificate: check that its SHA-256 is ${res.certificateSha256}`);
-          return;
-        }
-        case 'devices': {
-          const res = await call<object, ListPairedDevicesResponse>(c.listPairedDevices, {});
-          if (ctx.json) return ctx.out(JSON.stringify({ devices: res.devices.map((d) => ({ ...d, scope: scopeName(d.scope) })) }));
-          for (const l of formatDevices(res.devices)) ctx.out(l);
-          return;
-        }
-        case 'revoke': {
-          if (!id) throw new CliError('usage: lanrage remote revoke DEVICE_ID (the first column of `lanrage remote devices`)');
-          await call<RevokePairedDeviceRequest, object>(c.revokePairedDevice, { deviceId: id });
-          ctx.out(ctx.json ? JSON.stringify({ revoked: id }) : `revoked ${id}: its token no longer works and its open connections are closed`);
-          return;
-        }
-        default:
-          throw new CliError(USAGE);
+    switch (verb) {
+      case undefined:
+      case 'status':
+        return printRemote((await call.write<object, GetRemoteAccessResponse>(c.getRemoteAccess, {})).remoteAccess, ctx);
+      case 'on':
+      case 'off': {
+        const req: SetRemoteAccessRequest = { enabled: verb === 'on', listenAddress: verb === 'on' ? flag(args, 'address') ?? '' : '', port: verb === 'on' ? portFlag(args, 'port', 0) : 0 };
+        return printRemote((await call.write<SetRemoteAccessRequest, SetRemoteAccessResponse>(c.setRemoteAccess, req)).remoteAccess, ctx);
       }
-    });
+      case 'pair': {
+        const res = await call.write<CreatePairingRequest, CreatePairingResponse>(c.createPairing, { scope: parseScope(flag(args, 'scope')) });
+        if (ctx.json) return ctx.out(JSON.stringify(res));
+        ctx.out(`open this link on the phone (once, before ${res.expires?.toISOString() ?? '?'}):`);
+        ctx.out(`  ${res.link}`);
+        ctx.out(`the phone's browser warns about the certificate: check that its SHA-256 is ${res.certificateSha256}`);
+        return;
+      }
+      case 'devices': {
+        const res = await call.write<object, ListPairedDevicesResponse>(c.listPairedDevices, {});
+        if (ctx.json) return ctx.out(JSON.stringify({ devices: res.devices.map((d) => ({ ...d, scope: scopeName(d.scope) })) }));
+        for (const l of formatDevices(res.devices)) ctx.out(l);
+        return;
+      }
+      case 'revoke': {
+        if (!id) throw new CliError('usage: lanrage remote revoke DEVICE_ID (the first column of `lanrage remote devices`)');
+        await call.write<RevokePairedDeviceRequest, object>(c.revokePairedDevice, { deviceId: id });
+        ctx.out(ctx.json ? JSON.stringify({ revoked: id }) : `revoked ${id}: its token no longer works and its open connections are closed`);
+        return;
+      }
+      default:
+        throw new CliError(USAGE);
+    }
   },
-};
+});

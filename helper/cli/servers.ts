@@ -1,4 +1,3 @@
-import { Metadata } from '@grpc/grpc-js';
 import {
   ServerBrowserServiceClient,
   type AddFavoriteServerRequest,
@@ -7,9 +6,8 @@ import {
   type ListServersResponse,
   type RemoveFavoriteServerRequest,
 } from '../gen/lanrage/v1/servers.js';
-import { unary, withClient } from './call.js';
+import { serviceCommand } from './call.js';
 import { CliError } from './context.js';
-import type { Command } from './commands.js';
 
 /** One line per server, favourites first, then by ping. Pure. */
 export function formatServers(servers: readonly GameServer[]): string[] {
@@ -23,23 +21,22 @@ export function formatServers(servers: readonly GameServer[]): string[] {
   });
 }
 
-export const serversCommand: Command = {
+export const serversCommand = serviceCommand({
   name: 'servers',
   usage: 'servers [GAME_PROFILE_ID] | servers fav|unfav SERVER_ID',
   summary: "list the party's game servers (address to connect to, players, ping); mark favourites",
-  async run(args, ctx) {
+  service: ServerBrowserServiceClient,
+  async run(c, call, args, ctx) {
     const [, first, second] = args.positional;
-    await withClient(ServerBrowserServiceClient, ctx, async (c) => {
-      if (first === 'fav' || first === 'unfav') {
-        if (!second) throw new CliError(`usage: lanrage servers ${first} SERVER_ID (the id in brackets in \`lanrage servers\`)`);
-        if (first === 'fav') await unary<AddFavoriteServerRequest, object>(c, c.addFavoriteServer, { serverId: second }, ctx.authMetadata(), ctx.deadline());
-        else await unary<RemoveFavoriteServerRequest, object>(c, c.removeFavoriteServer, { serverId: second }, ctx.authMetadata(), ctx.deadline());
-        ctx.out(ctx.json ? JSON.stringify({ ok: true }) : `${first === 'fav' ? 'added to' : 'removed from'} favourites: ${second}`);
-        return;
-      }
-      const res = await unary<ListServersRequest, ListServersResponse>(c, c.listServers, { gameProfileId: first ?? '' }, new Metadata(), ctx.deadline());
-      if (ctx.json) ctx.out(JSON.stringify({ servers: res.servers }));
-      else for (const l of formatServers(res.servers)) ctx.out(l);
-    });
+    if (first === 'fav' || first === 'unfav') {
+      if (!second) throw new CliError(`usage: lanrage servers ${first} SERVER_ID (the id in brackets in \`lanrage servers\`)`);
+      if (first === 'fav') await call.write<AddFavoriteServerRequest, object>(c.addFavoriteServer, { serverId: second });
+      else await call.write<RemoveFavoriteServerRequest, object>(c.removeFavoriteServer, { serverId: second });
+      ctx.out(ctx.json ? JSON.stringify({ ok: true }) : `${first === 'fav' ? 'added to' : 'removed from'} favourites: ${second}`);
+      return;
+    }
+    const res = await call.read<ListServersRequest, ListServersResponse>(c.listServers, { gameProfileId: first ?? '' });
+    if (ctx.json) ctx.out(JSON.stringify({ servers: res.servers }));
+    else for (const l of formatServers(res.servers)) ctx.out(l);
   },
-};
+});

@@ -1,5 +1,6 @@
 import { invalidArgument } from '../core/api-error.js';
 import { INVITE_SECRET_RE, PARTY_ID_RE } from '../control/ids.js';
+import { checkControlUrl, MAX_CONTROL_URL_LENGTH } from './control-url-shape.js';
 
 // Invite links: lanrage://join?c=<control url>&p=<party id>&s=<secret>[&a=<url>,<url>]. They
 // arrive from chat messages and QR codes, so parsing is strict: exactly these parameters, each
@@ -10,7 +11,6 @@ const PREFIX = 'lanrage://join?';
 const MAX_LINK = 1024;
 /** Alternates an invite may carry besides c (four instances in all, like control-urls.ts). */
 const MAX_ALTERNATES = 3;
-const MAX_URL = 256;
 
 export interface InviteLink {
   controlUrl: string;
@@ -22,18 +22,18 @@ export interface InviteLink {
 
 /** "http(s)://host[:port]" with nothing else, normalised to its origin; throws otherwise. */
 export function normalizeControlUrl(raw: string): string {
-  if (raw.length > MAX_URL) throw invalidArgument(`the control server URL is longer than ${MAX_URL} characters`);
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw invalidArgument(`the control server URL ${JSON.stringify(raw.slice(0, 80))} is not a URL`);
+  const r = checkControlUrl(raw);
+  if (r.ok) return r.origin;
+  switch (r.problem) {
+    case 'too-long':
+      throw invalidArgument(`the control server URL is longer than ${MAX_CONTROL_URL_LENGTH} characters`);
+    case 'not-a-url':
+      throw invalidArgument(`the control server URL ${JSON.stringify(raw.slice(0, 80))} is not a URL`);
+    case 'scheme':
+      throw invalidArgument('the control server URL must start with http:// or https://');
+    default:
+      throw invalidArgument('the control server URL must be http(s)://host[:port] with no user, path, query or fragment');
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidArgument('the control server URL must start with http:// or https://');
-  if (u.hostname === '' || u.username !== '' || u.password !== '' || (u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
-    throw invalidArgument('the control server URL must be http(s)://host[:port] with no user, path, query or fragment');
-  }
-  return u.origin;
 }
 
 export function formatInviteLink(controlUrl: string, partyId: string, secret: string, fallbackUrls: readonly string[] = []): string {

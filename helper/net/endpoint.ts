@@ -2,7 +2,8 @@
 // machine (path.ts) and relayed path (relaypath.ts), the endpoint its traffic uses now, the socket
 // pinned to it by birthday probing, the handshake guard and hold queue for WireGuard's packets
 // while no path answers, and the bookkeeping of the probes sent to it. State only: magicsock.ts
-// and its helpers (birthday-runner.ts, relay-glue.ts, fastpath.ts) act on it.
+// and its helpers (peer-table.ts, disco-exchange.ts, birthday-runner.ts, relay-glue.ts,
+// fastpath.ts) act on it.
 
 import type { Endpoint } from './addr.js';
 import { AttemptLimiter, type Spray } from './birthday.js';

@@ -1,6 +1,6 @@
 // What magicsock (magicsock.ts) offers and needs: its options, the peers it is given, what it
-// reports, and its counters (shared by the modules that do its work: endpoint.ts,
-// birthday-runner.ts, relay-glue.ts).
+// reports, and its counters (shared by the modules that do its work: endpoint.ts, peer-table.ts,
+// disco-exchange.ts, birthday-runner.ts, relay-glue.ts).
 
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { Clock } from '../core/clock.js';
@@ -106,4 +106,9 @@ export type Counters = Record<CounterName, number>;
 
 export function newCounters(): Counters {
   return Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Counters;
+}
+
+/** Packets spent on path finding so far (all peers), for the logs and the lab's figures. */
+export function pathSent(c: Counters): { datagrams: number; predicted: number; refused: number } {
+  return { datagrams: c.path_datagrams, predicted: c.predict_probes, refused: c.predict_refused };
 }

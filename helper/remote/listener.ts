@@ -7,7 +7,7 @@ import { bearerToken } from '../core/token.js';
 import { handleGrpcWeb, refuseGrpcWeb } from '../web/bridge.js';
 import { isGrpcWebPath } from '../web/grpc-web-frames.js';
 import { status as Code } from '@grpc/grpc-js';
-import { guardRequest, isSensitive } from '../web/guard.js';
+import { admit, oneHeader } from '../web/guard.js';
 import { closeServer, listenOn } from '../web/listen.js';
 import { serveMetrics, type MetricsEndpoint } from '../web/metrics-endpoint.js';
 import { sendPlain } from '../web/respond.js';
@@ -46,7 +46,6 @@ export interface RemoteListener {
   close(): Promise<void>;
 }
 
-const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 export function hostPort(address: string, port: number): string {
   return `${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -69,23 +68,10 @@ export async function startRemoteListener(opts: RemoteListenerOptions): Promise<
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const method = req.method ?? '';
-    const url = req.url ?? '';
-    if (!url.startsWith('/')) {
-      sendPlain(res, 400, 'Bad request target.');
-      return;
-    }
-    const pathname = url.split('?', 1)[0] ?? '/';
-    const verdict = guardRequest(
-      { host: one(req.headers.host), origin: one(req.headers.origin), secFetchSite: one(req.headers['sec-fetch-site']), sensitive: isSensitive(method, pathname) },
-      accepted,
-      'https',
-    );
-    if (!verdict.ok) {
-      sendPlain(res, verdict.status, verdict.reason);
-      return;
-    }
-    const presented = bearerToken(one(req.headers.authorization));
+    const admitted = admit(req, res, accepted, 'https');
+    if (!admitted) return;
+    const { method, pathname } = admitted;
+    const presented = bearerToken(oneHeader(req.headers.authorization));
     const device = presented === undefined ? undefined : opts.deviceFor(presented);
     const id: Identity = device ? { kind: 'remote', scope: device.scope, deviceId: device.deviceId } : { kind: 'pairing' };
     if (pathname === '/metrics' && opts.metrics) {

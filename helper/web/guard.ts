@@ -1,7 +1,13 @@
 // Who may talk to the helper's HTTP port. The helper is privileged and listens on loopback, so the
 // threats are web pages in the user's own browser: DNS rebinding (a foreign name resolving to
 // 127.0.0.1 — caught by the Host check) and cross-origin requests from other sites or from other
-// local ports (caught by the Origin and Sec-Fetch-Site checks). Pure decisions; server.ts applies them.
+// local ports (caught by the Origin and Sec-Fetch-Site checks). Pure decisions, and admit(): the
+// prologue both HTTP doors run before anything else (server.ts on loopback, remote/listener.ts
+// for phones).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../core/log.js';
+import { sendPlain } from './respond.js';
 
 export type GuardDecision = { ok: true } | { ok: false; status: 403 | 421; reason: string };
 
@@ -67,4 +73,31 @@ export function guardRequest(input: GuardInput, accepted: readonly string[], sch
 // app's pages) stay open so that a link to the app from elsewhere still works.
 export function isSensitive(method: string, pathname: string): boolean {
   return pathname === '/api' || pathname.startsWith('/api/') || (method !== 'GET' && method !== 'HEAD');
+}
+
+/** A header's first value (node gives repeated headers as arrays). */
+export const oneHeader = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/**
+ * Lets a request in, or answers it (400 for a request target that is not a path, else the guard's
+ * refusal) and returns null. `log` hears of refusals at debug level.
+ */
+export function admit(req: IncomingMessage, res: ServerResponse, accepted: readonly string[], scheme: 'http' | 'https' = 'http', log?: Logger): { method: string; pathname: string } | null {
+  const method = req.method ?? '';
+  const url = req.url ?? '';
+  // Origin-form targets only; absolute-form and '*' have no business here.
+  if (!url.startsWith('/')) {
+    sendPlain(res, 400, 'Bad request target.');
+    return null;
+  }
+  const pathname = url.split('?', 1)[0] ?? '/';
+  const host = oneHeader(req.headers.host);
+  const origin = oneHeader(req.headers.origin);
+  const verdict = guardRequest({ host, origin, secFetchSite: oneHeader(req.headers['sec-fetch-site']), sensitive: isSensitive(method, pathname) }, accepted, scheme);
+  if (!verdict.ok) {
+    log?.debug('request refused', { status: verdict.status, method, path: pathname.slice(0, 200), host: host?.slice(0, 100), origin: origin?.slice(0, 100) });
+    sendPlain(res, verdict.status, verdict.reason);
+    return null;
+  }
+  return { method, pathname };
 }

@@ -7,7 +7,7 @@ import { closeServer, listenOn } from './listen.js';
 import { httpCaller, type LocalDoor } from '../authz/caller.js';
 import { handleGrpcWeb } from './bridge.js';
 import { isGrpcWebPath } from './grpc-web-frames.js';
-import { acceptedHosts, guardRequest, isSensitive } from './guard.js';
+import { acceptedHosts, admit, oneHeader } from './guard.js';
 import { sendJson, sendPlain } from './respond.js';
 import { serveStatic } from './static.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics-endpoint.js';
@@ -33,9 +33,6 @@ export interface HttpServerHandle { port: number; close(): Promise<void>; }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
-function one(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
   const log = opts.log.child({ component: 'http' });
@@ -45,32 +42,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   let accepted: string[] = [];
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const method = req.method ?? '';
-    const url = req.url ?? '';
-    // Origin-form targets only; absolute-form and '*' have no business here.
-    if (!url.startsWith('/')) {
-      sendPlain(res, 400, 'Bad request target.');
-      return;
-    }
-    const pathname = url.split('?', 1)[0] ?? '/';
-
-    const verdict = guardRequest(
-      {
-        host: one(req.headers.host),
-        origin: one(req.headers.origin),
-        secFetchSite: one(req.headers['sec-fetch-site']),
-        sensitive: isSensitive(method, pathname),
-      },
-      accepted,
-    );
-    if (!verdict.ok) {
-      log.debug('request refused', { status: verdict.status, method, path: pathname.slice(0, 200), host: one(req.headers.host)?.slice(0, 100), origin: one(req.headers.origin)?.slice(0, 100) });
-      sendPlain(res, verdict.status, verdict.reason);
-      return;
-    }
+    const admitted = admit(req, res, accepted, 'http', log);
+    if (!admitted) return;
+    const { method, pathname } = admitted;
 
     const door = opts.door;
-    const who = async () => (door ? httpCaller(door, req.socket, one(req.headers.authorization)) : undefined);
+    const who = async () => (door ? httpCaller(door, req.socket, oneHeader(req.headers.authorization)) : undefined);
     if (pathname === '/api/session') {
       const caller = await who();
       if (method !== 'GET' && method !== 'HEAD') {
@@ -90,7 +67,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     if (pathname === '/metrics' && opts.metrics) {
       const caller = await who();
       // Without a door (some tests) only the install token opens it.
-      const may: Decision = door && caller ? authorize(caller, 'read', door.policy) : tokenMatches(opts.token, bearerToken(one(req.headers.authorization))) ? { ok: true } : { ok: false, reason: 'unauthenticated', message: 'send "Authorization: Bearer <install token>"' };
+      const may: Decision = door && caller ? authorize(caller, 'read', door.policy) : tokenMatches(opts.token, bearerToken(oneHeader(req.headers.authorization))) ? { ok: true } : { ok: false, reason: 'unauthenticated', message: 'send "Authorization: Bearer <install token>"' };
       await serveMetrics(req, res, opts.metrics, may);
       return;
     }

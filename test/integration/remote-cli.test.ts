@@ -31,10 +31,11 @@ after(async () => {
   await net?.destroy();
 });
 
-const cli = (...args: string[]): { code: number | null; out: string; err: string } => {
-  const r = spawnSync(process.execPath, [HELPER_MAIN, 'remote', ...args, '--grpc', `127.0.0.1:${h!.grpcPort}`, '--state-dir', h!.stateDir], { encoding: 'utf8', timeout: 20_000 });
+const lanrage = (command: string, ...args: string[]): { code: number | null; out: string; err: string } => {
+  const r = spawnSync(process.execPath, [HELPER_MAIN, command, ...args, '--grpc', `127.0.0.1:${h!.grpcPort}`, '--state-dir', h!.stateDir], { encoding: 'utf8', timeout: 20_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+const cli = (...args: string[]): ReturnType<typeof lanrage> => lanrage('remote', ...args);
 const ok = (...args: string[]): string => {
   const r = cli(...args);
   assert.equal(r.code, 0, `lanrage remote ${args.join(' ')}: ${r.err}`);
@@ -90,4 +91,23 @@ test('lanrage remote: on (LAN address only), pair prints a one-time link, device
 
   assert.match(ok('off'), /phone access +off/);
   await assert.rejects(servedFingerprint(net!.desktopIp, port), /ECONNREFUSED/);
+});
+
+// `lanrage servers` shares the service-command plumbing (helper/cli/call.ts serviceCommand) with
+// `lanrage remote`: a read without the token, writes with it.
+test('lanrage servers: lists the party\'s servers (none outside a party), favourites take a listed server\'s id (with the install token)', async (t) => {
+  if (skipWhy) return t.skip(`needs ${skipWhy}`);
+  const list = lanrage('servers', '--json');
+  assert.equal(list.code, 0, list.err);
+  assert.deepEqual(JSON.parse(list.out), { servers: [] });
+  assert.match(lanrage('servers').out, /no game servers in the party right now/);
+  const fav = lanrage('servers', 'fav');
+  assert.equal(fav.code, 1);
+  assert.match(fav.err, /usage: lanrage servers fav SERVER_ID/);
+  assert.match(lanrage('servers', 'fav', 'nosuchserver').err, /INVALID_ARGUMENT: server_id must be a server id from ListServers/);
+  const id = `${'a'.repeat(24)}/27960`;
+  assert.match(lanrage('servers', 'fav', id).err, /NOT_FOUND: no server .* in the party right now/);
+  const unfav = lanrage('servers', 'unfav', id);
+  assert.equal(unfav.code, 0, unfav.err);
+  assert.match(unfav.out, /removed from favourites/);
 });

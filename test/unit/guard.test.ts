@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { acceptedHosts, checkFetchSite, checkHost, checkOrigin, guardRequest, isSensitive } from '../../helper/web/guard.js';
+import { acceptedHosts, admit, checkFetchSite, checkHost, checkOrigin, guardRequest, isSensitive } from '../../helper/web/guard.js';
 
 const PORT = 8666;
 const accepted = acceptedHosts(PORT, ['lanrage.lan:8666']);
@@ -97,5 +99,41 @@ describe('combined guard', () => {
     assert.equal(sameSite.ok ? 0 : sameSite.status, 403);
     const own = guardRequest({ host: 'localhost:8666', origin: 'http://localhost:8666', secFetchSite: 'same-origin', sensitive: true }, accepted);
     assert.deepEqual(own, { ok: true });
+  });
+});
+
+describe('admit (the prologue of both HTTP doors)', () => {
+  it('refuses a request target that is not a path (400) and what the guard refuses; lets the rest in with method and path', async () => {
+    const admitted: Array<{ method: string; pathname: string }> = [];
+    let hosts: string[] = [];
+    const server = createServer((req, res) => {
+      const a = admit(req, res, hosts);
+      if (!a) return;
+      admitted.push(a);
+      res.end('in');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    hosts = acceptedHosts(port, []);
+    // Raw requests: fetch() would neither send an absolute-form target nor a foreign Host.
+    const raw = (head: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = connect(port, '127.0.0.1');
+        let got = '';
+        sock.on('data', (d) => (got += d.toString()));
+        sock.on('end', () => resolve(got.split('\r\n', 1)[0] ?? ''));
+        sock.on('error', reject);
+        sock.end(`${head}\r\nConnection: close\r\n\r\n`);
+      });
+    try {
+      assert.equal(await raw(`GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}`), 'HTTP/1.1 400 Bad Request');
+      assert.equal(await raw('GET / HTTP/1.1\r\nHost: evil.example'), 'HTTP/1.1 421 Misdirected Request');
+      assert.equal(await raw(`POST /api/x HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://evil.example\r\nContent-Length: 0`), 'HTTP/1.1 403 Forbidden');
+      assert.deepEqual(admitted, []);
+      assert.equal(await raw(`GET /app/page?x=1 HTTP/1.1\r\nHost: localhost:${port}`), 'HTTP/1.1 200 OK');
+      assert.deepEqual(admitted, [{ method: 'GET', pathname: '/app/page' }]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -1,16 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { discoPair } from '../lib/disco-pair.js';
 import { DiscoBox, decodeBody, discoPublicKeyOf, encodeBody, generateDiscoKey, isKey } from '../../helper/net/disco.js';
 
-function pair(): { a: DiscoBox; b: DiscoBox; ka: ReturnType<typeof generateDiscoKey>; kb: ReturnType<typeof generateDiscoKey> } {
-  const ka = generateDiscoKey();
-  const kb = generateDiscoKey();
-  const a = new DiscoBox(ka.privateKey);
-  const b = new DiscoBox(kb.privateKey);
-  a.addPeer(kb.publicKey);
-  b.addPeer(ka.publicKey);
-  return { a, b, ka, kb };
-}
+const pair = discoPair;
 
 test('disco: keys are base64 raw 32-byte X25519 keys and the public key derives from the private', () => {
   const k = generateDiscoKey();

@@ -8,6 +8,8 @@ import {
   type Settings,
 } from '../gen/lanrage/v1/settings.js';
 import { unary } from '../api/transport.js';
+// Shared with the helper (pure, no Node or gRPC imports): both refuse the same URLs and lists.
+import { checkControlUrl, controlListProblem, MAX_CONTROL_URL_LENGTH, MAX_CONTROL_URLS, splitControlUrls } from '../../../helper/controlclient/control-url-shape.js';
 
 export type { Settings };
 
@@ -74,9 +76,6 @@ export function draftFrom(s: Settings): SettingsDraft {
 
 const DEVICE_NAME = /^[\p{L}\p{N} ._'-]+$/u;
 const STARTS_WITH_LETTER_OR_DIGIT = /^[\p{L}\p{N}]/u;
-const MAX_URL_LENGTH = 256;
-/** Instances of one control service (helper/controlclient/control-urls.ts, MAX_CONTROL_URLS). */
-const MAX_CONTROL_URLS = 4;
 /** The helper refuses fixed ports below this (0 still means automatic). */
 const MIN_FIXED_PORT = 1024;
 const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
@@ -96,31 +95,34 @@ function intInRange(text: string, min: number, max: number, what: string): numbe
 
 function validateUrl(text: string): string | undefined {
   if (text === '') return undefined;
-  if (text.length > MAX_URL_LENGTH) return `At most ${MAX_URL_LENGTH} characters.`;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return 'Enter a URL like https://host:port, or leave it empty for the embedded server.';
+  const r = checkControlUrl(text);
+  if (r.ok) return undefined;
+  switch (r.problem) {
+    case 'too-long':
+      return `At most ${MAX_CONTROL_URL_LENGTH} characters.`;
+    case 'not-a-url':
+      return 'Enter a URL like https://host:port, or leave it empty for the embedded server.';
+    case 'scheme':
+      return 'The URL must start with https:// or http://.';
+    case 'no-host':
+      return 'The URL needs a host name.';
+    case 'credentials':
+      return 'Do not put a user name or password in the URL.';
+    case 'not-an-origin':
+      return 'Only scheme, host and port: https://host:port.';
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'The URL must start with https:// or http://.';
-  if (url.hostname === '') return 'The URL needs a host name.';
-  if (url.username !== '' || url.password !== '') return 'Do not put a user name or password in the URL.';
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    return 'Only scheme, host and port: https://host:port.';
-  }
-  return undefined;
 }
 
 /** The entries of a comma-separated control server list, trimmed; [] when the text is empty. */
-const controlUrlList = (text: string): string[] => (text.trim() === '' ? [] : text.split(',').map((u) => u.trim()));
+const controlUrlList = (text: string): string[] => (text.trim() === '' ? [] : splitControlUrls(text));
 
 // Shape and count only: the helper (helper/core/settings.ts) also normalises each URL and refuses
 // one named twice, and its INVALID_ARGUMENT message shows on the field.
 function validateControlUrls(text: string): string | undefined {
   const urls = controlUrlList(text);
-  if (urls.some((u) => u === '')) return 'An entry of the list is empty: separate the URLs with single commas.';
-  if (urls.length > MAX_CONTROL_URLS) return `At most ${MAX_CONTROL_URLS} URLs (instances of one control service).`;
+  const problem = controlListProblem(urls);
+  if (problem === 'empty-entry') return 'An entry of the list is empty: separate the URLs with single commas.';
+  if (problem === 'too-many') return `At most ${MAX_CONTROL_URLS} URLs (instances of one control service).`;
   for (const [i, u] of urls.entries()) {
     const err = validateUrl(u);
     if (err) return urls.length > 1 ? `URL ${i + 1}: ${err}` : err;
