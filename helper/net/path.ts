@@ -9,7 +9,9 @@
 //                pong) → connecting again; every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
-//                after two re-probes without a pong (~2 s)
+//                after two re-probes without a pong (~2 s); the state says `suspect` meanwhile
+//                (the caller sends through the relay); traffic that merely stopped both ways
+//                (suspect(true)) says so only once a re-probe went unanswered
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
