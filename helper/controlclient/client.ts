@@ -76,6 +76,8 @@ type ReqOf<K extends keyof Def> = Parameters<Def[K]['requestSerialize']>[0];
 type ResOf<K extends keyof Def> = ReturnType<Def[K]['responseDeserialize']>;
 
 const SETTLE_MS = 2000;
+/** checkConnection() calls at most this often. */
+const CHECK_GAP_MS = 2000;
 
 function decodeKey(what: string, b64: string): Buffer {
   const k = Buffer.from(b64, 'base64');
@@ -105,6 +107,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   private stun: string[] = [];
   private controlIp: string | undefined;
   private online = false;
+  private lastCheck = -Infinity;
   private closed = false;
   private reconnecting: Promise<void> | undefined;
   private cancelSleep: (() => void) | undefined;
@@ -270,6 +273,20 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   /** Replaces what this device tells its party about its games; checked here as the server checks it. */
   async announce(a: Announcement): Promise<void> {
     await this.unary('announce', { announcement: checkAnnouncement(a) });
+  }
+
+  /**
+   * One of our paths went quiet, maybe a NAT rebinding, which kills this TCP connection as well:
+   * without traffic of ours on it we notice only at the next keepalive (15 s), and until then
+   * the party's news — a peer's new relayed address — cannot reach us. One cheap call on the
+   * connection now makes a dead one fail at once (the session stream fails with it and
+   * reconnects). At most once per CHECK_GAP_MS.
+   */
+  checkConnection(): void {
+    const now = Date.now();
+    if (this.closed || !this.online || now - this.lastCheck < CHECK_GAP_MS) return;
+    this.lastCheck = now;
+    this.unary('getChallenge', {}, false).catch((err: unknown) => this.log.debug('connection check failed', { err: err instanceof Error ? err.message : String(err) }));
   }
 
   async close(): Promise<void> {

@@ -45,14 +45,23 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
   private matches = new WeakMap<ProcInfo, Match | null>();
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
+  /** The wait before the next scan: intervalMs after a game started or stopped, doubling to maxIntervalMs while none does. */
+  private waitMs: number;
 
+  /**
+   * maxIntervalMs (default intervalMs: no back-off): scans slow down to it while no game starts
+   * or stops, so a machine at rest is scanned a few times a minute; a launch is still noticed
+   * within maxIntervalMs, which is less than a game takes to reach its server list.
+   */
   constructor(
     private readonly source: ProcessSource,
     private matcher: ProfileMatcher,
     private readonly intervalMs: number,
     private readonly now: () => number = Date.now,
+    private readonly maxIntervalMs = intervalMs,
   ) {
     super();
+    this.waitMs = intervalMs;
   }
 
   running(): Detection[] {
@@ -62,13 +71,23 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
   start(): void {
     if (this.timer) return;
     void this.scan();
-    this.timer = setInterval(() => void this.scan(), this.intervalMs);
-    this.timer.unref();
+    this.waitMs = this.intervalMs;
+    this.scheduleNext();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private scheduleNext(): void {
+    const timer = setTimeout(() => {
+      void this.scan().finally(() => {
+        if (this.timer === timer) this.scheduleNext();
+      });
+    }, this.waitMs);
+    timer.unref();
+    this.timer = timer;
   }
 
   setMatcher(m: ProfileMatcher): void {
@@ -113,11 +132,15 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
       this.current.set(p.pid, d);
       started.push(d);
     }
+    let stopped = false;
     for (const [pid, d] of [...this.current]) {
       if (seen.has(pid)) continue;
       this.current.delete(pid);
+      stopped = true;
       this.emit('stopped', d);
     }
     for (const d of started) this.emit('started', d);
+    const changed = started.length > 0 || stopped;
+    this.waitMs = changed ? this.intervalMs : Math.min(this.maxIntervalMs, this.waitMs * 2);
   }
 }

@@ -47,6 +47,8 @@ export class PeerEndpoint {
   proxyPort = 0;
   active: Endpoint | null = null;
   activeKey: string | null = null;
+  /** The direct endpoint set aside while it is suspect and the relay carries the traffic, else null. */
+  suspectEp: string | null = null;
   /** Addresses that sent authenticated disco as this peer. */
   readonly known = new Set<string>();
   /** When we last sent a disco packet to each candidate (priming decisions). */

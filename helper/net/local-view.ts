@@ -12,6 +12,9 @@ import type { Counters } from './magicsock-api.js';
 import { detectPortDelta, FlowLog, predictPort, type PortSample } from './portpredict.js';
 import type { NatInfo, StunClient } from './stun/client.js';
 
+/** recheck() refreshes at most this often. */
+const RECHECK_GAP_MS = 2000;
+
 export interface LocalViewIo {
   clock: Clock;
   log: Logger;
@@ -47,6 +50,7 @@ export class LocalView {
   private mappedCand: string | null = null;
   private refreshing: Promise<string[]> | null = null;
   private cancelRefresh: () => void = () => {};
+  private lastRecheck = -Infinity;
 
   constructor(private readonly io: LocalViewIo) {}
 
@@ -110,6 +114,18 @@ export class LocalView {
       this.scheduleRefresh();
     });
     return this.refreshing;
+  }
+
+  /**
+   * A path died or went quiet: our NAT may have moved us to a new public port (a rebinding), which
+   * the peer must learn before a direct path can come back. Refreshes now unless a refresh
+   * started within RECHECK_GAP_MS (one rebinding makes every peer's path quiet at once).
+   */
+  recheck(): void {
+    const now = this.io.clock.now();
+    if (now - this.lastRecheck < RECHECK_GAP_MS) return;
+    this.lastRecheck = now;
+    void this.localCandidates().catch(() => undefined);
   }
 
   /** Sets (or clears) the port-mapped candidate; peers hear of it at once. */

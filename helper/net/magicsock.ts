@@ -159,6 +159,7 @@ export class MagicSock extends EventEmitter {
         pong: (txid, rtt, via) => this.disco.pong(txid, rtt, via),
         flushHeld: (rec) => this.peers.flushHeld(rec),
         emitView: (rec) => this.peers.emitView(rec),
+        relayUnderSuspect: (rec) => this.peers.relayUnderSuspect(rec),
         relayedChanged: (addr) => this.emit('relayed', addr),
       },
       o,
@@ -229,6 +230,7 @@ export class MagicSock extends EventEmitter {
       sockFor,
       setWgEndpoint: (key, ep) => o.setWgEndpoint(key, ep),
       viewChanged: (id, v) => this.emit('path', id, v),
+      natSuspect: () => this.self.recheck(),
     });
   }
 
@@ -307,16 +309,23 @@ export class MagicSock extends EventEmitter {
     this.disco.handleCallMeMaybe(peerId, candidates, spraySockets);
   }
 
-  /** WireGuard's traffic to this peer went unanswered (traffic-watch.ts): re-probe its direct path (or check the relayed one) now. */
-  suspect(peerId: string): void {
+  /**
+   * WireGuard's traffic to this peer went unanswered, or stopped both ways (`stopped`), by
+   * traffic-watch.ts: re-probe its direct path (or check the relayed one) now.
+   */
+  suspect(peerId: string, stopped = false): void {
     const rec = this.peers.get(peerId);
     if (!rec) return;
     if (rec.active === null) {
-      this.log.debug('relayed traffic unanswered: checking the relay allocation', { peer: peerId });
+      this.log.debug('relayed traffic unanswered: checking the relay allocation', { peer: peerId, stopped });
       return this.relay.suspect(rec);
     }
-    this.log.debug('traffic unanswered: re-probing', { peer: peerId, endpoint: rec.activeKey });
-    rec.machine.suspect();
+    this.log.debug('traffic unanswered or stopped: re-probing', { peer: peerId, endpoint: rec.activeKey, stopped });
+    // A stop is weaker evidence than unanswered traffic (a game that closed looks the same): the
+    // traffic stays direct until a re-probe goes unanswered.
+    rec.machine.suspect(stopped);
+    // The same rebinding may have orphaned our relay allocation, which is about to carry the traffic.
+    this.relay.conn?.checkNow();
   }
 
   path(peerId: string): PathState | undefined {

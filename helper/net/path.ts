@@ -9,7 +9,9 @@
 //                pong) → connecting again; every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
-//                after two re-probes without a pong (~2 s)
+//                after two re-probes without a pong (~2 s); the state says `suspect` meanwhile
+//                (the caller sends through the relay); traffic that merely stopped both ways
+//                (suspect(true)) says so only once a re-probe went unanswered
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
@@ -38,6 +40,11 @@ export interface PathState {
   rttMs: number | null;
   reason: string;
   fastPath: boolean;
+  /**
+   * Direct, but traffic on it went unanswered and it is being re-probed (suspect()): the caller
+   * sends through the relay meanwhile, when the relay answers, so a rebinding costs seconds.
+   */
+  suspect: boolean;
 }
 
 export interface PathTiming {
@@ -174,6 +181,8 @@ export class PathMachine {
   private keepaliveTxid: string | null = null;
   /** suspect() is waiting for the active path to answer. */
   private reprobing = false;
+  /** That re-probe began on weak evidence: not `suspect` in the state until a re-probe goes unanswered. */
+  private reprobeQuiet = false;
   /** When the active path last answered a re-probe: suspect() is ignored for a keepalive interval after. */
   private reprobeAnsweredAt = -Infinity;
   /** suspect() came within that interval: re-probe at the next keepalive instead. */
@@ -222,6 +231,7 @@ export class PathMachine {
       rttMs: this.active?.rttMs ?? null,
       reason: this.reason,
       fastPath: this.kind === 'direct' && this.fastPath,
+      suspect: this.kind === 'direct' && this.reprobing && !this.reprobeQuiet,
     };
   }
 
@@ -341,12 +351,21 @@ export class PathMachine {
 
   /**
    * Traffic sent on the active path got no answer (WireGuard's counters, traffic-watch.ts): the
-   * path is suspect at once. Ping it and every other candidate now; a candidate that answers first
-   * takes over, and unless the active one answers within reprobeMs it is lost (the relay, if any,
-   * carries on meanwhile) — instead of three missed keepalives, ~14 s.
+   * path is suspect at once. Ping it and every other candidate now; unless the active one answers
+   * within reprobeMs (twice) it is lost — instead of three missed keepalives, ~14 s. The state says
+   * `suspect` meanwhile, and the caller moves the traffic to the relay as soon as the relay
+   * answers: a dead path costs the time to notice it, not the re-probes on top.
    */
-  suspect(): void {
-    if (this.closed || this.kind !== 'direct' || !this.active || this.reprobing) return;
+  suspect(confirmFirst = false): void {
+    if (this.closed || this.kind !== 'direct' || !this.active) return;
+    if (this.reprobing) {
+      // Stronger evidence while a quiet re-probe runs: suspect now.
+      if (!confirmFirst && this.reprobeQuiet) {
+        this.reprobeQuiet = false;
+        this.emit();
+      }
+      return;
+    }
     const now = this.o.clock.now();
     // The path answered within a re-probe window: it works, whatever the caller inferred.
     if (this.active.lastPongAt !== null && now - this.active.lastPongAt < this.reprobeWait()) return;
@@ -357,7 +376,7 @@ export class PathMachine {
       this.suspectLater = true;
       return;
     }
-    this.beginReprobe();
+    this.beginReprobe(confirmFirst);
   }
 
   /**
@@ -439,14 +458,16 @@ export class PathMachine {
    * a second) must not drop a healthy direct path. `missed` counts towards missedPongsForLoss as
    * for keepalives, started so that two more misses reach it.
    */
-  private beginReprobe(): void {
+  private beginReprobe(quiet = false): void {
     if (!this.active) return;
     this.reprobing = true;
+    this.reprobeQuiet = quiet;
     this.suspectLater = false;
     this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 2, 0);
     this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
     for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
     this.schedule(this.reprobeWait());
+    this.emit();
   }
 
   /** A loaded machine answers slowly: never less than three of the path's round trips. */
@@ -468,6 +489,11 @@ export class PathMachine {
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;
         this.probes.lost();
+        // A quiet re-probe went unanswered: now the path is suspect (the caller may use the relay).
+        if (this.reprobing && this.reprobeQuiet) {
+          this.reprobeQuiet = false;
+          this.emit();
+        }
       }
       if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and two re-probes went unanswered)` : undefined);
       if (this.suspectLater && !this.reprobing) return this.beginReprobe();
@@ -548,7 +574,7 @@ export class PathMachine {
   private emit(): void {
     const s = this.state();
     const l = this.last;
-    if (l && l.kind === s.kind && l.endpoint === s.endpoint && l.reason === s.reason && l.fastPath === s.fastPath && !rttMoved(l.rttMs, s.rttMs)) return;
+    if (l && l.kind === s.kind && l.endpoint === s.endpoint && l.reason === s.reason && l.fastPath === s.fastPath && l.suspect === s.suspect && !rttMoved(l.rttMs, s.rttMs)) return;
     this.last = s;
     this.o.io.state(s);
   }

@@ -45,6 +45,8 @@ export interface PeerTableIo {
   setWgEndpoint(wgPublicKey: string, endpoint: string): Promise<void>;
   /** The peer's view changed (magicsock's 'path' event). */
   viewChanged(id: string, view: ViewState): void;
+  /** A direct path died or went quiet: our NAT may have moved us (local-view.ts recheck). */
+  natSuspect(): void;
 }
 
 export class PeerTable {
@@ -178,7 +180,11 @@ export class PeerTable {
     const io = this.io;
     if (rec.removed) return;
     const id = rec.peer.id;
-    if (s.kind === 'direct' && s.endpoint) {
+    // A suspect direct path (its traffic went unanswered) hands the traffic to the relay as soon
+    // as the relay answers, while it is re-probed: a NAT rebinding then costs the time to notice.
+    const viaRelay = s.suspect && io.relay.up(rec);
+    if (s.kind === 'direct' && s.endpoint && !viaRelay) {
+      rec.suspectEp = null;
       if (s.endpoint !== rec.activeKey) {
         rec.active = parseEndpoint(s.endpoint);
         rec.activeKey = s.endpoint;
@@ -187,20 +193,34 @@ export class PeerTable {
         rec.budget.end();
         io.log.info('direct path', { peer: id, endpoint: s.endpoint, rttMs: s.rttMs, predicted: rec.predicted.has(s.endpoint), sent: pathSent(io.c) });
       }
-    } else if (rec.active) {
+    } else if (rec.active || rec.suspectEp !== null) {
       rec.active = null;
       rec.activeKey = null;
-      io.log.info('path lost', { peer: id, reason: s.reason });
-      // The winning socket's mapping is gone with the path; another attempt may find a new one.
-      io.birthday.pathLost(rec);
+      if (s.kind === 'direct') {
+        if (rec.suspectEp === null) io.log.info('direct path suspect: traffic through the relay while re-probing', { peer: id, endpoint: s.endpoint });
+        rec.suspectEp = s.endpoint;
+      } else {
+        rec.suspectEp = null;
+        io.log.info('path lost', { peer: id, reason: s.reason });
+        // The winning socket's mapping is gone with the path; another attempt may find a new one.
+        io.birthday.pathLost(rec);
+      }
+      // Our NAT may have given us a new public port (a rebinding): ask STUN now, not in a minute,
+      // so the peer learns the new candidate (call-me-maybe) and the direct path can come back.
+      io.natSuspect();
     } else if (s.kind === 'unreachable' && !rec.unreachableLogged) {
       rec.unreachableLogged = true;
       io.log.debug('no direct path yet', { peer: id, reason: s.reason, sent: pathSent(io.c) });
     }
     io.reconcileFast(rec);
-    // A direct path carries everything: the relayed one rests until the direct one is lost.
-    rec.relay.setPaused(rec.active !== null);
+    // A direct path carries everything: the relayed one rests until the direct one is lost or suspect.
+    rec.relay.setPaused(s.kind === 'direct' && !s.suspect);
     this.emitView(rec);
+  }
+
+  /** The relayed path came up under a suspect direct path: the traffic moves to it. */
+  relayUnderSuspect(rec: PeerEndpoint): void {
+    this.onPathState(rec, rec.machine.state());
   }
 
   viewOf(rec: PeerEndpoint): ViewState {

@@ -35,6 +35,8 @@ export interface RelayIo {
   /** The relayed path of this peer came up while it has no direct one: send what waits. */
   flushHeld(rec: PeerEndpoint): void;
   emitView(rec: PeerEndpoint): void;
+  /** The relayed path came up under a suspect direct path: the traffic moves to it. */
+  relayUnderSuspect(rec: PeerEndpoint): void;
   /** Our relayed address changed (null: no allocation). */
   relayedChanged(addr: string | null): void;
 }
@@ -82,6 +84,7 @@ export class RelayGlue {
       missed: () => this.conn?.checkNow(),
       changed: (st) => {
         if (rec.removed) return;
+        if (st.up && rec.active !== null && rec.machine.state().suspect) io.relayUnderSuspect(rec);
         if (st.up && rec.active === null) {
           io.log.info('relayed path', { peer: rec.id, target: st.target, rttMs: st.rttMs, relay: this.conn?.server() });
           io.flushHeld(rec);

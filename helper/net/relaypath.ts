@@ -205,7 +205,7 @@ function directWhy(reason: string): string {
 }
 
 export interface ViewInput {
-  direct: { kind: 'connecting' | 'direct' | 'unreachable'; endpoint: string | null; rttMs: number | null; reason: string; fastPath: boolean };
+  direct: { kind: 'connecting' | 'direct' | 'unreachable'; endpoint: string | null; rttMs: number | null; reason: string; fastPath: boolean; suspect?: boolean };
   relay: RelayPathState;
   /** "udp:203.0.113.1:3478" style description of our relay, or null without an allocation. */
   relayServer: string | null;
@@ -223,10 +223,12 @@ export interface ViewState {
 
 /** What a player sees: the direct path when there is one, else the relay when it answers. */
 export function combinePath(v: ViewInput): ViewState {
-  const d = v.direct;
-  if (d.kind === 'direct') return { ...d };
+  const { suspect, ...d } = v.direct;
+  // A suspect direct path (traffic unanswered, re-probing) carries nothing once the relay answers.
+  if (d.kind === 'direct' && !(suspect === true && v.relay.up && v.relayServer !== null)) return d;
   if (v.relay.up && v.relayServer !== null) {
-    const why = d.kind === 'unreachable' ? directWhy(d.reason) : `still looking for a direct path (${d.reason})`;
+    const why =
+      d.kind === 'direct' ? `the direct path via ${d.endpoint ?? '?'} went quiet; re-probing it` : d.kind === 'unreachable' ? directWhy(d.reason) : `still looking for a direct path (${d.reason})`;
     return { kind: 'relayed', endpoint: v.relayServer, rttMs: v.relay.rttMs, reason: `relayed through ${v.relayServer}: ${why}`, fastPath: false };
   }
   if (d.kind === 'unreachable' && v.noRelayWhy) return { ...d, reason: `${directWhy(d.reason)}; ${v.noRelayWhy}` };

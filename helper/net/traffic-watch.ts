@@ -2,7 +2,19 @@
 // WireGuard's own byte counters, read about once a second. On the fast path the helper never sees
 // WireGuard's packets, so counters are the one signal that covers both data paths; disco keepalives
 // alone notice a dead path only after three misses (~14 s), long after a game has frozen.
-// Pure: the caller reads the counters and passes the time.
+// The side that only answers sees something else when the path dies: no unanswered bytes at all,
+// because nothing reaches it to answer — its traffic simply stops, both ways at once. So two-way
+// traffic (data both ways in one reading) that falls silent both ways for quietMs is reported too:
+// the peer's probes then find out (after a NAT rebinding that side may be the one whose relay
+// allocation and public port moved, and nothing the other side sends can reach it). A flow that
+// merely ends (a game closed) costs one false report: a re-probe the path answers.
+//
+// Pure: the caller reads the counters and passes the time, and asks nextReadMs() when to read
+// again: every fastReadMs while bytes move or an answer is awaited (a rebinding is noticed
+// 1-1.5 s after it), backing off by doubling to idleReadMs while nothing moves, so an idle party
+// costs one UAPI read every few seconds instead of one a second. The first reading after traffic
+// resumes only starts the clock (observed on two readings), so the back-off delays a report by at
+// most idleReadMs, and only for traffic that starts into an already dead path.
 //
 // A peer is reported when bytes went out and nothing came back for at least quietMs — observed
 // on two readings, so a response that is merely in flight at one reading does not count — and
@@ -33,6 +45,10 @@ export interface TrafficWatchOptions {
   quietMs?: number;
   /** How long sent traffic may go unanswered when the peer only sent keepalives lately (default 12 000 ms). */
   oneWayQuietMs?: number;
+  /** Read interval while bytes move (default 500 ms). */
+  fastReadMs?: number;
+  /** Longest read interval while nothing moves (default 4000 ms). */
+  idleReadMs?: number;
 }
 
 /** A WireGuard keepalive: an empty data message. Anything bigger in a reading carried data. */
@@ -51,6 +67,10 @@ interface PeerTraffic {
   reported: boolean;
   /** The peer's last bytes carried data (not only keepalives): traffic is two-way. */
   twoWay: boolean;
+  /** Data moved both ways in one reading, and no report of its end yet. */
+  flowing: boolean;
+  /** When a flowing peer was first seen silent both ways, or null. */
+  silentSince: number | null;
 }
 
 export class TrafficWatch {
@@ -58,29 +78,53 @@ export class TrafficWatch {
   private readonly minBytes: number;
   private readonly quietMs: number;
   private readonly oneWayQuietMs: number;
+  private readonly fastReadMs: number;
+  private readonly idleReadMs: number;
+  private readMs: number;
+  /** Of the keys the latest update() returned, those reported because traffic stopped both ways. */
+  readonly stopped = new Set<string>();
 
   constructor(o: TrafficWatchOptions = {}) {
     this.minBytes = o.minBytes ?? 96;
     this.quietMs = o.quietMs ?? 1000;
     this.oneWayQuietMs = o.oneWayQuietMs ?? 12_000;
+    this.fastReadMs = o.fastReadMs ?? 500;
+    this.idleReadMs = Math.max(this.fastReadMs, o.idleReadMs ?? 4000);
+    this.readMs = this.fastReadMs;
   }
 
-  /** One reading of every peer's counters; returns the keys whose traffic went unanswered. */
+  /** When to read the counters next, after the latest update(). */
+  nextReadMs(): number {
+    return this.readMs;
+  }
+
+  /** One reading of every peer's counters; returns the keys whose traffic went unanswered or stopped both ways. */
   update(samples: readonly TrafficSample[], now: number): string[] {
     const out: string[] = [];
     const seen = new Set<string>();
+    let busy = false;
+    this.stopped.clear();
     for (const s of samples) {
       seen.add(s.key);
       const p = this.peers.get(s.key);
       if (!p || s.txBytes < p.tx || s.rxBytes < p.rx) {
         // New peer, or counters reset (peer re-added): start over.
-        this.peers.set(s.key, { tx: s.txBytes, rx: s.rxBytes, unanswered: 0, since: null, reported: false, twoWay: false });
+        this.peers.set(s.key, { tx: s.txBytes, rx: s.rxBytes, unanswered: 0, since: null, reported: false, twoWay: false, flowing: false, silentSince: null });
+        busy = true;
         continue;
       }
       const dtx = s.txBytes - p.tx;
       const drx = s.rxBytes - p.rx;
+      // A lone keepalive either way is not traffic worth watching closely.
+      if (dtx > WG_KEEPALIVE_BYTES || drx > WG_KEEPALIVE_BYTES) busy = true;
       p.tx = s.txBytes;
       p.rx = s.rxBytes;
+      if (this.silence(p, dtx, drx, now)) {
+        out.push(s.key);
+        this.stopped.add(s.key);
+        continue;
+      }
+      if (p.silentSince !== null) busy = true;
       if (drx > 0) {
         p.unanswered = 0;
         p.since = null;
@@ -97,12 +141,34 @@ export class TrafficWatch {
         p.unanswered += dtx;
         p.since ??= now;
       }
+      // Unanswered traffic not reported yet: the next reading may be the one that reports it.
+      if (!p.reported && p.unanswered >= this.minBytes) busy = true;
       if (!p.reported && p.since !== null && p.unanswered >= this.minBytes && now - p.since >= (p.twoWay ? this.quietMs : this.oneWayQuietMs)) {
         p.reported = true;
         out.push(s.key);
       }
     }
-    for (const k of [...this.peers.keys()]) if (!seen.has(k)) this.peers.delete(k);
+    for (const k of this.peers.keys()) if (!seen.has(k)) this.peers.delete(k);
+    this.readMs = busy ? this.fastReadMs : Math.min(this.idleReadMs, this.readMs * 2);
     return out;
+  }
+
+  /** Two-way traffic that stopped both ways for quietMs: true once per stop (see the top). */
+  private silence(p: PeerTraffic, dtx: number, drx: number, now: number): boolean {
+    if (dtx > WG_KEEPALIVE_BYTES && drx > WG_KEEPALIVE_BYTES) {
+      p.flowing = true;
+      p.silentSince = null;
+      return false;
+    }
+    // Data one way only: the unanswered-traffic rule decides.
+    if (dtx > WG_KEEPALIVE_BYTES || drx > WG_KEEPALIVE_BYTES || !p.flowing) {
+      p.silentSince = null;
+      return false;
+    }
+    p.silentSince ??= now;
+    if (now - p.silentSince < this.quietMs) return false;
+    p.flowing = false;
+    p.silentSince = null;
+    return true;
   }
 }

@@ -30,8 +30,6 @@ import type { FastPathCounters } from '../net/fastpath.js';
 // Membership flows one way: control snapshot → WireGuard peers + magicsock peers → API events.
 
 const RESUME_KEY = 'party';
-/** How often WireGuard's counters are read for unanswered traffic (traffic-watch.ts). */
-const TRAFFIC_CHECK_MS = 1000;
 interface Resume {
   controlUrl: string;
   partyId: string;
@@ -107,7 +105,7 @@ export class PartyManager implements PartyEngine {
   private candidates: string[] = [];
   private closed = false;
   private readonly traffic = new TrafficWatch();
-  private trafficTimer: ReturnType<typeof setInterval> | undefined;
+  private trafficTimer: ReturnType<typeof setTimeout> | undefined;
   private checkingTraffic = false;
   /** While in a party: a router-mapped public port for magicsock, published as a candidate. */
   private readonly portMapper: PortMapper;
@@ -544,16 +542,29 @@ export class PartyManager implements PartyEngine {
     this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgWriteMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
   }
 
-  /** While there are peers: WireGuard's counters tell magicsock which paths went quiet. */
+  /**
+   * While there are peers: WireGuard's counters tell magicsock which paths went quiet. Read as
+   * often as the traffic watch asks (often while bytes move, rarely at rest).
+   */
   private watchTraffic(on: boolean): void {
     if (!on || this.closed) {
-      clearInterval(this.trafficTimer);
+      clearTimeout(this.trafficTimer);
       this.trafficTimer = undefined;
       return;
     }
     if (this.trafficTimer) return;
-    this.trafficTimer = setInterval(() => void this.checkTraffic(), TRAFFIC_CHECK_MS);
-    this.trafficTimer.unref();
+    this.scheduleTrafficCheck();
+  }
+
+  private scheduleTrafficCheck(): void {
+    const timer = setTimeout(() => {
+      void this.checkTraffic().finally(() => {
+        // Only this loop's own timer continues it (watchTraffic off and on again started another).
+        if (this.trafficTimer === timer && !this.closed) this.scheduleTrafficCheck();
+      });
+    }, this.traffic.nextReadMs());
+    timer.unref();
+    this.trafficTimer = timer;
   }
 
   private async checkTraffic(): Promise<void> {
@@ -567,8 +578,11 @@ export class PartyManager implements PartyEngine {
       const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
       for (const key of quiet) {
         const id = idOf.get(key);
-        if (id !== undefined) this.sock.suspect(id);
+        if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));
       }
+      // The rebinding that silenced a path may have killed the control connection too, which must
+      // carry the peer's new addresses (its relay re-allocation) to us.
+      if (quiet.length > 0) this.control?.checkConnection();
     } catch (err) {
       this.log.debug('could not read WireGuard counters', { err: String(err) });
     } finally {

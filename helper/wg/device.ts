@@ -129,8 +129,10 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   const open = (): void => {
     if (closed) throw new Error(`WireGuard device ${name} is closed`);
   };
-  // Kernel backend: every read is a `wg` process; skip it while the interface is idle (stats-gate.ts).
-  const gate = backend === 'kernel' ? new StatsGate() : null;
+  // Skip WireGuard reads while the interface is idle (stats-gate.ts): with the kernel backend each
+  // is a `wg` process; with wireguard-go a UAPI connection, a full dump and its parse, which were
+  // the largest item in an idle helper's profile (metrics and the traffic watch each read).
+  const gate: StatsGate | null = new StatsGate();
   let lastStats: WgPeerStats[] = [];
   const setPeers = async (ps: readonly WgPeer[]): Promise<void> => {
     open();

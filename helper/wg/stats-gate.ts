@@ -1,6 +1,7 @@
-// With the kernel backend every WireGuard read is a `wg show NAME dump` process; the party
-// manager's traffic watch reads the counters once a second, which on an idle party meant one
-// process a second per helper for nothing. The interface's own counters in /proc/net/dev are a
+// With the kernel backend every WireGuard read is a `wg show NAME dump` process, with wireguard-go
+// a UAPI connection and a full dump; the per-peer metrics read the counters once a second (and the
+// traffic watch as often while bytes move), which on an idle party meant one read a second per
+// helper for nothing. The interface's own counters in /proc/net/dev are a
 // file read: re-read WireGuard only when they moved, a configuration change happened, or the last
 // read is older than maxAgeMs (per-peer counters also move on handshakes and keepalives, which
 // the interface's counters do not see; the traffic watch ignores those, and maxAgeMs bounds the

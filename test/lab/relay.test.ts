@@ -110,6 +110,28 @@ test('port-restricted pair with a relay: the first packets may be relayed; withi
     t.diagnostic(`first ping answered ${joined + first} ms after the join started; direct on both sides after ${Date.now() - t0} ms`);
     assert.equal(vb.peers[0]!.endpoint.split(':')[0], a.publicIp, 'direct to the peer, not the relay');
     assert.equal(vb.peers[0]!.fastPath, true, 'a direct peer moves to the fast path');
+
+    // NAT rebinding on the direct path while traffic flows (issue 13): both routers forget every
+    // mapping under a 20 pps ping. The fast path keeps sending to the old mappings; the traffic
+    // watch must notice (unanswered on one side, stopped on the other) and the traffic must come
+    // back by itself — through the relay at once, while the direct path is re-probed. The outage
+    // is printed, not asserted (rebind.bench measures it).
+    const ipA = selfIp(created);
+    const ping = lab
+      .exec(b.host.ns, 'ping', ['-n', '-D', '-i', '0.05', '-W', '1', '-w', '15', ipA], { timeoutMs: 40_000 })
+      .catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    await sleep(3000);
+    const flushAt = Date.now();
+    await Promise.all([a, b].map((s) => lab.exec(s.router!.ns, 'conntrack', ['-F'])));
+    const replies = [...(await ping).stdout.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+    const after = replies.filter((x) => x > flushAt);
+    let outage = 0;
+    for (let i = 0, prev = flushAt; i < after.length; prev = after[i]!, i++) outage = Math.max(outage, after[i]! - prev);
+    assert.ok(after.length > 0, 'pings come back after both NATs forgot every mapping');
+    const [pa, pb] = await Promise.all([pl.cli<PartyJson>(a, ['party']), pl.cli<PartyJson>(b, ['party'])]);
+    t.diagnostic(`rebinding: longest gap in the replies after the flush ${Math.round(outage)} ms; path now ${pa.peers[0]?.path}/${pb.peers[0]?.path} (2 direct, 3 relayed)`);
+    const steady = await pingLoss(pl, b, ipA, 20, 0.1);
+    assert.equal(steady.loss, 0, `pings once it recovered:\n${steady.out.slice(-400)}`);
   });
 });
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -130,5 +130,40 @@ test('/proc source: a long scan lets the event loop run between reads (relayed p
     assert.ok(during >= 3, `other callbacks ran ${during} times during the scan`);
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('detector: scans slow down to the idle interval while no game starts or stops, and speed up when one does', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const src = new ListSource();
+    const scans: number[] = [];
+    let t = 0;
+    src.list = () => {
+      scans.push(t);
+      return src.procs;
+    };
+    const det = new PollingGameDetector(src, new ProfileMatcher(builtins, 'linux'), 2000, () => t, 6000);
+    const advance = async (ms: number): Promise<void> => {
+      for (let i = 0; i < ms / 500; i++) {
+        t += 500;
+        mock.timers.tick(500);
+        for (let j = 0; j < 5; j++) await Promise.resolve();
+      }
+    };
+    det.start();
+    await advance(20_000);
+    assert.deepEqual(scans, [0, 2000, 8000, 14000, 20000], 'at rest: backing off to every 6 s');
+    // A game starts: noticed at the next scan, after which the pace is fast again.
+    src.procs = [{ pid: 10, exe: 'openttd', argv0: 'openttd', cmdline: 'openttd -D' }];
+    scans.length = 0;
+    const started: number[] = [];
+    det.on('started', () => started.push(t));
+    await advance(12_000);
+    assert.deepEqual(started, [26000], 'noticed at the next scan');
+    assert.deepEqual(scans, [26000, 28000, 32000], 'fast again after the start, then backing off');
+    det.stop();
+  } finally {
+    mock.timers.reset();
   }
 });

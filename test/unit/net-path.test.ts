@@ -59,7 +59,7 @@ test('path: probing pings every candidate every 500 ms and the first pong confir
   assert.deepEqual(h.to('198.51.100.2:41641'), [0, 500, 1000]);
   assert.equal(h.pong('203.0.113.6:41641', 12), 12);
   const s = h.m.state();
-  assert.deepEqual(s, { kind: 'direct', endpoint: '203.0.113.6:41641', rttMs: 12, reason: 'direct via 203.0.113.6:41641 (internet)', fastPath: false });
+  assert.deepEqual(s, { kind: 'direct', endpoint: '203.0.113.6:41641', rttMs: 12, reason: 'direct via 203.0.113.6:41641 (internet)', fastPath: false, suspect: false });
   assert.deepEqual(h.states.at(-1), s, 'the change was announced');
   // Probing stops: the next packet is the keepalive 5 s later, to the active path only.
   const before = h.sent.length;
@@ -313,6 +313,8 @@ test('path: unanswered traffic (suspect) re-probes at once and loses a dead path
   const before = h.sent.length;
   h.m.suspect();
   assert.deepEqual(h.sent.slice(before).map((s) => s.ep).sort(), ['198.51.100.2:41641', '203.0.113.6:41641'], 'the active path and every other candidate are pinged now');
+  assert.equal(h.states.at(-1)?.suspect, true, 'the state says suspect at once (the caller moves the traffic to the relay)');
+  assert.equal(h.states.at(-1)?.kind, 'direct');
   h.m.suspect(); // repeated reports change nothing
   assert.equal(h.sent.length, before + 2);
   h.clock.advance(1999);
@@ -325,13 +327,52 @@ test('path: unanswered traffic (suspect) re-probes at once and loses a dead path
   assert.ok(h.cmm.includes(h.clock.now()), 'and the peer is asked to punch again at once');
 });
 
+test('path: traffic that merely stopped (suspect(true)) re-probes at once but says suspect only once a re-probe goes unanswered', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000);
+  const before = h.sent.length;
+  h.m.suspect(true);
+  assert.equal(h.sent.length, before + 1, 're-probed now');
+  assert.equal(h.m.state().suspect, false, 'the traffic stays direct meanwhile (a game that closed looks the same)');
+  h.pong('203.0.113.6:41641', 3);
+  h.clock.advance(10_000);
+  assert.ok(h.states.every((s) => !s.suspect), 'answered: never suspect');
+  // The same, dead this time: suspect after the first unanswered re-probe, lost after the second.
+  h.m.suspect(true);
+  h.clock.advance(999);
+  assert.equal(h.m.state().suspect, false);
+  h.clock.advance(1);
+  assert.equal(h.m.state().suspect, true);
+  assert.equal(h.m.state().kind, 'direct');
+  // Unanswered traffic (strong evidence) meanwhile changes nothing more; the second miss loses it.
+  h.m.suspect();
+  h.clock.advance(1000);
+  assert.equal(h.m.state().kind, 'connecting');
+});
+
+test('path: a quiet re-probe becomes suspect at once when traffic then goes unanswered', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 5);
+  h.clock.advance(1000);
+  h.m.suspect(true);
+  assert.equal(h.m.state().suspect, false);
+  h.m.suspect();
+  assert.equal(h.m.state().suspect, true);
+  assert.equal(h.states.at(-1)?.suspect, true, 'announced');
+});
+
 test('path: a suspect path that answers the re-probe stays, with the normal keepalive after', () => {
   const h = harness({ candidates: ['203.0.113.6:41641'] });
   h.m.start();
   h.pong('203.0.113.6:41641', 5);
   h.clock.advance(1000);
   h.m.suspect();
+  assert.equal(h.m.state().suspect, true);
   h.pong('203.0.113.6:41641', 3);
+  assert.equal(h.states.at(-1)?.suspect, false, 'the answer clears suspect (the traffic comes back to the direct path)');
   h.clock.advance(10_000);
   assert.equal(h.m.state().kind, 'direct');
   assert.equal(h.m.state().endpoint, '203.0.113.6:41641');

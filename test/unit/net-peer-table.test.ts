@@ -29,6 +29,7 @@ function setup() {
   let port = 40000;
   let updates = 0;
   let relayUp = false;
+  let natChecks = 0;
   const relayed: Buffer[] = [];
   const io: PeerTableIo = {
     clock,
@@ -59,12 +60,13 @@ function setup() {
     sockFor: () => ({ send: (b, p, ip) => sent.push({ to: `${ip}:${p}`, b }), prime: () => {} }),
     setWgEndpoint: async (wg, ep) => void endpoints.push({ wg, ep }),
     viewChanged: (id, v) => views.push({ id, v }),
+    natSuspect: () => void natChecks++,
   };
   const peer = (id: string, candidates = ['198.51.100.7:41641']): MagicPeer => {
     const k = generateDiscoKey().publicKey;
     return { id, discoPublicKey: k, wgPublicKey: generateDiscoKey().publicKey, candidates };
   };
-  return { clock, c, box, own, io, table: new PeerTable(io), peer, log, pings, sent, endpoints, views, paused, fastSet, proxyRemoved, relayed, updates: () => updates, setRelayUp: (u: boolean) => (relayUp = u) };
+  return { clock, c, box, own, io, table: new PeerTable(io), peer, log, pings, sent, endpoints, views, paused, fastSet, proxyRemoved, relayed, updates: () => updates, natChecks: () => natChecks, setRelayUp: (u: boolean) => (relayUp = u) };
 }
 
 test('peer table: valid peers are added (disco key, proxy port → WireGuard endpoint, birthday, kept calls), bad ones rejected', async () => {
@@ -134,6 +136,46 @@ test('peer table: the first pong makes the path direct: held packets leave on it
   s.table.emitView(rec);
   assert.equal(s.views.filter((v) => v.v.kind === 'direct').length, 1, 'an unchanged view is not told again');
   assert.equal(s.table.viewOf(rec).kind, 'direct');
+});
+
+test('peer table: a suspect direct path hands the traffic to the relay once the relay answers, and takes it back when the re-probe is answered', () => {
+  const s = setup();
+  s.table.set([s.peer('bob')]);
+  const rec = s.table.get('bob')!;
+  const first = s.pings.find((p) => p.ep === '198.51.100.7:41641')!;
+  s.clock.advance(5);
+  rec.machine.onPong('198.51.100.7:41641', first.txid);
+  assert.equal(rec.activeKey, '198.51.100.7:41641');
+  s.clock.advance(2000);
+  // Traffic went unanswered; no relay yet: the traffic stays direct, but the relay wakes up to be confirmed.
+  rec.machine.suspect();
+  assert.equal(rec.activeKey, '198.51.100.7:41641');
+  assert.equal(s.paused.at(-1), false, 'the relayed path is probed at once');
+  // The relay answers: the traffic moves to it (WireGuard off the fast path), our NAT is rechecked.
+  s.setRelayUp(true);
+  s.table.relayUnderSuspect(rec);
+  assert.equal(rec.active, null);
+  assert.equal(rec.suspectEp, '198.51.100.7:41641');
+  assert.equal(s.natChecks(), 1);
+  assert.ok(s.log.filter((l) => l === 'reconcileFast bob').length >= 3);
+  assert.ok(!s.log.includes('bday.pathLost bob'), 'not lost: still re-probing');
+  // The re-probe is answered (a false alarm): direct again, the relay rests.
+  const reprobe = s.pings.filter((p) => p.ep === '198.51.100.7:41641').at(-1)!;
+  s.clock.advance(3);
+  rec.machine.onPong('198.51.100.7:41641', reprobe.txid);
+  assert.equal(rec.activeKey, '198.51.100.7:41641');
+  assert.equal(rec.suspectEp, null);
+  assert.equal(s.paused.at(-1), true);
+  // Dead this time: suspect, relay, then lost after two unanswered re-probes (logged as lost once).
+  s.clock.advance(6000);
+  rec.machine.suspect();
+  s.table.relayUnderSuspect(rec);
+  assert.equal(rec.active, null);
+  s.clock.advance(2000);
+  assert.equal(rec.machine.state().kind, 'connecting');
+  assert.equal(rec.suspectEp, null);
+  assert.deepEqual(s.log.filter((l) => l === 'bday.pathLost bob'), ['bday.pathLost bob']);
+  assert.equal(s.paused.at(-1), false);
 });
 
 test('peer table: with no direct path, held packets go through a confirmed relayed path, else stay held', () => {

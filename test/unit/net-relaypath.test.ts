@@ -112,6 +112,17 @@ test('relay path: a pong for an unknown or expired ping, or after a target chang
 
 const direct = (kind: 'connecting' | 'direct' | 'unreachable', reason: string) => ({ kind, endpoint: kind === 'direct' ? '198.51.100.2:41641' : null, rttMs: kind === 'direct' ? 1 : null, reason, fastPath: false });
 
+test('combinePath: a suspect direct path shows the relay once the relay answers, else stays direct', () => {
+  const up = { up: true, target: '203.0.113.1:50000', rttMs: 3 };
+  const down = { up: false, target: null, rttMs: null };
+  const suspect = { ...direct('direct', 'direct via 198.51.100.2:41641 (internet)'), suspect: true };
+  const v = combinePath({ direct: suspect, relay: up, relayServer: 'udp:203.0.113.1:3478', noRelayWhy: null });
+  assert.equal(v.kind, 'relayed');
+  assert.equal(v.reason, 'relayed through udp:203.0.113.1:3478: the direct path via 198.51.100.2:41641 went quiet; re-probing it');
+  const still = combinePath({ direct: suspect, relay: down, relayServer: 'udp:203.0.113.1:3478', noRelayWhy: null });
+  assert.deepEqual(still, direct('direct', 'direct via 198.51.100.2:41641 (internet)'), 'no relay to take over: still direct (and no suspect field leaks into the view)');
+});
+
 test('combinePath: direct wins; relay while looking; relayed with the direct reason; unreachable says why no relay', () => {
   const up = { up: true, target: '203.0.113.1:50000', rttMs: 3 };
   const down = { up: false, target: null, rttMs: null };

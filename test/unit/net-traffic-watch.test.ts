@@ -70,3 +70,58 @@ test('traffic-watch: two-way traffic that stops being answered is still reported
   assert.deepEqual(w.update([{ key: 'p', txBytes: 6000 * 1.7, rxBytes: 5000 * 1.7 }], 6000), []);
   assert.deepEqual(w.update([{ key: 'p', txBytes: 7000 * 1.7, rxBytes: 5000 * 1.7 }], 7000), ['p']);
 });
+
+test('traffic-watch: read often while bytes move or an answer is awaited, back off to the idle interval at rest', () => {
+  const w = new TrafficWatch({ fastReadMs: 500, idleReadMs: 4000 });
+  assert.equal(w.nextReadMs(), 500, 'starts fast');
+  let t = 0;
+  let tx = 0;
+  let rx = 0;
+  const read = (dtx: number, drx: number): string[] => {
+    tx += dtx;
+    rx += drx;
+    t += w.nextReadMs();
+    return w.update([{ key: 'p', txBytes: tx, rxBytes: rx }], t);
+  };
+  read(0, 0);
+  // At rest the interval doubles up to the idle one; a lone keepalive does not wake it.
+  const rest: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    read(i === 3 ? 32 : 0, 0);
+    rest.push(w.nextReadMs());
+  }
+  assert.deepEqual(rest, [1000, 2000, 4000, 4000, 4000, 4000]);
+  // Two-way traffic: back to the fast rate at the first reading that sees it.
+  read(1000, 1000);
+  assert.equal(w.nextReadMs(), 500);
+  // The path dies under that traffic: reported 1-1.5 s after, while the interval stays fast.
+  const before = t;
+  let reportedAt = -1;
+  for (let i = 0; i < 6 && reportedAt < 0; i++) if (read(1000, 0).length > 0) reportedAt = t;
+  assert.ok(reportedAt > 0 && reportedAt - before <= 1500, `reported ${reportedAt - before} ms after the last answer`);
+  assert.equal(w.nextReadMs(), 500);
+});
+
+test('traffic-watch: two-way traffic that stops both ways at once is reported once (the side that only answers)', () => {
+  const w = new TrafficWatch({ fastReadMs: 500 });
+  let tx = 0;
+  let rx = 0;
+  const read = (t: number, dtx: number, drx: number): string[] => {
+    tx += dtx;
+    rx += drx;
+    return w.update([{ key: 'p', txBytes: tx, rxBytes: rx }], t);
+  };
+  read(0, 0, 0);
+  for (let t = 500; t <= 3000; t += 500) assert.deepEqual(read(t, 1000, 1000), [], 'a 20 pps ping answered both ways');
+  // Nothing reaches us any more, so we answer nothing: silence both ways, a lone keepalive included.
+  assert.deepEqual(read(3500, 0, 0), [], 'the first silent reading only starts the clock');
+  assert.deepEqual(read(4000, 32, 0), []);
+  assert.deepEqual(read(4500, 0, 0), ['p'], 'reported after a second of silence');
+  assert.ok(w.stopped.has('p'), 'as a stop (weaker evidence than unanswered traffic)');
+  assert.equal(w.nextReadMs(), 1000, 'and the watch slows down again');
+  for (let t = 5500; t <= 20_000; t += 1000) assert.deepEqual(read(t, 0, 0), [], 'once per stop');
+  // Traffic one way only is the unanswered rule's business, not a stop.
+  const o = new TrafficWatch({ oneWayQuietMs: 60_000 });
+  o.update([{ key: 'q', txBytes: 0, rxBytes: 0 }], 0);
+  for (let t = 500, r = 0; t <= 10_000; t += 500) assert.deepEqual(o.update([{ key: 'q', txBytes: 0, rxBytes: (r += 1000) }], t), [], 'a one-way stream we only receive');
+});

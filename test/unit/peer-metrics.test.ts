@@ -151,6 +151,20 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   const [idle] = await pm.tick();
   assert.equal(idle!.rxPps, 0);
   assert.equal(idle!.txPps, 0);
+  // Due again, but WireGuard moved no bytes since the last read: nftables (which counts only
+  // WireGuard's packets) cannot have moved either, so nft is not run; packets stay as they were.
+  now += 10_000;
+  const [still] = await pm.tick();
+  assert.equal(nftReads, 2, 'no nft process while the fast path is idle');
+  assert.equal(still!.rxPackets, 3100);
+  assert.equal(still!.rxPps, 0);
+  // Bytes move again: the next due read runs nft.
+  cur = { ...cur, rxBytes: cur.rxBytes + 1000 };
+  now += 10_000;
+  nft = new Map([['bob', { rxPackets: 3010, txPackets: 2900, rxBytes: 0, txBytes: 0 }]]);
+  const [moved] = await pm.tick();
+  assert.equal(nftReads, 3);
+  assert.equal(moved!.rxPackets, 3110);
   release();
 
   // Relayed: the RTT is the relay's; unreachable: no RTT, quality 0.
@@ -163,7 +177,7 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   const [u] = await pm.tick();
   assert.equal(u!.rttMs, 0);
   assert.equal(u!.quality, 0);
-  assert.equal(got.length, 8);
+  assert.equal(got.length, 10);
 });
 
 test('path changes: recorded when the kind or the endpoint changes, with the reason', () => {
