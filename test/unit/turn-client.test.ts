@@ -249,6 +249,33 @@ test('turn client: NAT rebinding (the relay sees us from a new port) → re-allo
   assert.deepEqual(r.got, [[PEER_A, 'back']]);
 });
 
+test('turn client: a second rebinding hands us back our first public port, where the relay still holds the allocation the first one orphaned: checkNow() tells that 437 from ours (authenticated Refresh refused) and reclaims the old allocation; data flows again', async () => {
+  const r = await started();
+  await r.client.permit([PEER_A]);
+  r.server.rebind('203.0.113.7:50123');
+  r.client.checkNow();
+  await r.run(500, 50);
+  assert.deepEqual(r.events.slice(1), ['lost: allocation gone (relay restarted, allocation expired, or our NAT mapping changed)', 'reallocated 198.51.100.1:50001 (was 198.51.100.1:50000)']);
+  r.server.returnTo('203.0.113.7:41641');
+  // The unauthenticated probe alone says "437: an allocation lives here" — the old one, not ours.
+  r.client.checkNow();
+  await r.run(500, 50);
+  assert.equal(r.events.length, 5, r.events.join('\n'));
+  assert.match(r.events[3] ?? '', /^lost: NAT rebinding onto another allocation's address \(441/);
+  assert.equal(r.events[4], 'reallocated 198.51.100.1:50000 (was 198.51.100.1:50001)');
+  assert.equal(r.creds.length, 2, 'the old allocation is claimed with its own credentials: none minted');
+  assert.equal(r.client.send(PEER_A, Buffer.from('after')), true);
+  r.server.peerSend(PEER_A, Buffer.from('back'));
+  await flush();
+  assert.deepEqual(r.server.toPeers.map(([, d]) => d.toString()), ['after']);
+  assert.deepEqual(r.got, [[PEER_A, 'back']]);
+  // With traffic answered, the keepalive does not second-guess a 437 (no extra Refresh).
+  const refreshes = r.server.log.filter((m) => m === 'Refresh').length;
+  await r.run(10_500, 500);
+  assert.equal(r.server.log.filter((m) => m === 'Refresh').length, refreshes);
+  assert.equal(r.events.length, 5);
+});
+
 test('turn client: checkNow() after unanswered traffic finds the orphaned allocation at once (mapped address moved), not at the next 10 s keepalive', async () => {
   const r = await started();
   await r.client.permit([PEER_A]);
@@ -264,13 +291,13 @@ test('turn client: checkNow() after unanswered traffic finds the orphaned alloca
   assert.deepEqual(r.server.toPeers.map(([, d]) => d.toString()), ['after']);
 });
 
-test('turn client: checkNow() on a healthy allocation is one probe answered 437, nothing lost', async () => {
+test('turn client: checkNow() on a healthy allocation is one probe answered 437 and one Refresh that confirms it is ours, nothing lost', async () => {
   const r = await started();
   await r.client.permit([PEER_A]);
   const before = r.server.log.length;
   r.client.checkNow();
   await r.run(500, 50);
-  assert.deepEqual(r.server.log.slice(before), ['Allocate']);
+  assert.deepEqual(r.server.log.slice(before), ['Allocate', 'Refresh']);
   assert.deepEqual(r.events, ['allocated 198.51.100.1:50000']);
 });
 

@@ -24,6 +24,8 @@ export const SERVER = '192.0.2.10:3478';
 
 interface Alloc {
   tid: string;
+  /** The client 5-tuple it was made from. */
+  from: string;
   username: string;
   key: Buffer;
   relayed: string;
@@ -71,6 +73,21 @@ export class FakeTurnServer {
     this.sessionUser = null;
     this.sessionKey = null;
     this.source = newSource;
+  }
+
+  /**
+   * A later rebinding handed the client's flow back an earlier public port: the relay still holds
+   * the allocation orphaned there (its lifetime has not run out) and answers that 5-tuple for it.
+   */
+  returnTo(source: string): void {
+    const i = this.orphans.findIndex((o) => o.from === source);
+    if (i < 0) throw new Error(`no orphaned allocation from ${source}`);
+    const back = this.orphans.splice(i, 1)[0] as Alloc;
+    if (this.alloc) this.orphans.push(this.alloc);
+    this.alloc = back;
+    this.sessionUser = back.username;
+    this.sessionKey = back.key;
+    this.source = source;
   }
 
   restart(): void {
@@ -191,7 +208,7 @@ export class FakeTurnServer {
       case METHOD.ALLOCATE: {
         if (!this.alloc) {
           const lifetime = Math.min(readUint32(attr(d, ATTR.LIFETIME)) ?? 600, this.maxLifetimeS);
-          this.alloc = { tid: txid, username, key, relayed: `198.51.100.1:${this.nextPort++}`, expires: now + lifetime * 1000, perms: new Map(), channels: new Map() };
+          this.alloc = { tid: txid, from: this.source, username, key, relayed: `198.51.100.1:${this.nextPort++}`, expires: now + lifetime * 1000, perms: new Map(), channels: new Map() };
         }
         const a = this.alloc;
         const [ip, port] = a.relayed.split(':') as [string, string];

@@ -9,7 +9,10 @@
 // (a sync, a recovery attempt) compares its generation and drops its results. The allocation held
 // before a loss is kept as `previous`: the relay may still have it (a restart of ours, a relay that
 // was silent for a while), and resuming it keeps our relayed address; an orphaned one (our 5-tuple
-// moved: NAT rebinding) is never resumed, only replaced.
+// moved: NAT rebinding) is never resumed, only replaced. Replaced allocations are remembered a
+// while (`older`): the relay keeps an orphaned one until its lifetime ends, and a later rebinding
+// can hand our flow its old public port back — the relay then answers that 5-tuple for the old
+// allocation, which only its own credentials can claim (client.ts).
 
 import type { Auth } from '../stun/codec.js';
 import type { Liveness } from './liveness.js';
@@ -36,10 +39,14 @@ export interface Allocation {
   orphaned?: boolean;
 }
 
+/** Replaced allocations remembered for a claim (each rebinding while relayed adds one). */
+const MAX_OLDER = 3;
+
 export class AllocationMachine {
   private st: TurnState = 'idle';
   private cur: Allocation | null = null;
   private prev: Allocation | null = null;
+  private old: Allocation[] = [];
   private g = 0;
 
   get state(): TurnState {
@@ -58,6 +65,11 @@ export class AllocationMachine {
   /** The allocation before a loss, to resume when the relay still holds it. */
   get previous(): Allocation | null {
     return this.prev;
+  }
+
+  /** Allocations replaced since (newest first, at most MAX_OLDER): the relay may still hold them. */
+  get older(): readonly Allocation[] {
+    return this.old;
   }
 
   get gen(): number {
@@ -86,6 +98,8 @@ export class AllocationMachine {
    */
   allocated(a: Allocation): { resumed: boolean; previousRelayed: string | null } {
     const prev = this.prev;
+    this.old = this.old.filter((x) => x !== a);
+    if (prev && prev !== a) this.old = [prev, ...this.old].slice(0, MAX_OLDER);
     this.cur = a;
     this.prev = null;
     this.st = 'allocated';
@@ -115,6 +129,7 @@ export class AllocationMachine {
   /** We moved to another 5-tuple: the previous allocation is not ours to resume from there. */
   forgetPrevious(): void {
     this.prev = null;
+    this.old = [];
   }
 
   /** Stops for good; returns the allocation to delete at the relay (null: none, or closed already). */
@@ -125,6 +140,7 @@ export class AllocationMachine {
     const a = this.cur ?? this.prev;
     this.cur = null;
     this.prev = null;
+    this.old = [];
     return a;
   }
 }

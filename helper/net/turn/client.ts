@@ -19,6 +19,17 @@
 // (lifetime/2), CreatePermission (4 min) and ChannelBind (8 min) are sent only right after a
 // probe said the allocation is alive.
 //
+// A 437 says that *an* allocation holds this 5-tuple, not that it is ours: coturn's answers carry
+// no mapped address to compare, and the relay keeps an allocation a rebinding orphaned until its
+// lifetime ends. A second rebinding can hand our flow its old public port back (Linux masquerade
+// prefers the original port once the entry that forced another one is gone: measured in the lab,
+// port-restricted pair flushed twice); the probe then answers for the OLD allocation, our data
+// goes there and the peer's comes to the new one's dead port. So when relayed traffic went
+// unanswered (checkNow), a 437 is confirmed with an authenticated Refresh — safe on a 5-tuple that
+// holds an allocation — and a refusal (441: another allocation's credentials) means orphaned; the
+// recovery then claims the older allocation with its own credentials (it is ours) and publishes
+// its relayed address, keeping the one public port.
+//
 // Credentials matter only at Allocate (coturn keeps the key of the session), so credentials that
 // expire seconds after the allocation keep a session running; every new allocation asks
 // getCredentials() for fresh ones.
@@ -160,6 +171,8 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   /** A sync that has been asked for but not started: later requests share it. */
   private queuedSync: Promise<void> | null = null;
   private syncChain: Promise<void> = Promise.resolve();
+  /** The next sync confirms a 437 with an authenticated Refresh (checkNow: traffic went unanswered). */
+  private verifyNext = false;
   private readonly s = {
     txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txChannelData: 0, txSendIndications: 0,
     dropNotAllocated: 0, dropNotPermitted: 0, dropTooLarge: 0, rxDropUnknownPeer: 0, allocations: 0, refreshes: 0, losses: 0, staleNonces: 0,
@@ -304,7 +317,9 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
    * (a NAT rebinding orphans it silently). Shares a sync already queued.
    */
   checkNow(): void {
-    if (this.m.state === 'allocated') void this.requestSync();
+    if (this.m.state !== 'allocated') return;
+    this.verifyNext = true;
+    void this.requestSync();
   }
 
   /** Deletes the allocation (best effort, closeWaitMs at most) and stops. Emits nothing more. */
@@ -394,6 +409,13 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const previous = this.m.previous;
     if (p.code === 437) {
       if (previous && (await this.resume(previous))) return previous;
+      // A rebinding gave us back the public port of an allocation we replaced: it is ours to claim.
+      for (const old of this.m.older) {
+        if (await this.claim(old)) {
+          this.log.info('relay allocation reclaimed: our NAT gave us back the public port of an earlier allocation', { relayed: old.relayed, mapped: old.mapped });
+          return old;
+        }
+      }
       throw new TurnError(437, 'the relay still holds an allocation for this address');
     }
     const creds = checkCredentials(await this.o.getCredentials());
@@ -425,10 +447,15 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
 
   /** Refreshes an allocation the relay may still hold; true when it does. */
   private async resume(a: Allocation): Promise<boolean> {
-    if (a.orphaned) return false;
+    return !a.orphaned && this.claim(a);
+  }
+
+  /** Refreshes `a` with its own credentials from where we are now; true when the relay holds it for us here. */
+  private async claim(a: Allocation): Promise<boolean> {
     try {
       const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
       setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)), this.clock.now());
+      a.orphaned = false;
       return true;
     } catch (err) {
       if (err instanceof TransactionTimeout) throw err;
@@ -538,6 +565,8 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     const a = this.m.current;
     const gen = this.m.gen;
     if (!a) return;
+    const verify = this.verifyNext;
+    this.verifyNext = false;
     try {
       let p: ProbeAnswer;
       try {
@@ -554,8 +583,15 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
         if (liveness === 'orphaned') this.log.info('our public address moved (NAT rebinding): the relay orphaned our allocation', { was: a.mapped, now: p.mapped });
         return this.lose(step.lose, step.resumable);
       }
-      if (step.refresh) {
-        const d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
+      if (step.refresh || verify) {
+        let d: Decoded;
+        try {
+          d = await this.authed(a, REFRESH_REQUEST, { lifetime: this.t.requestedLifetimeS });
+        } catch (err) {
+          if (!verify || !(err instanceof TurnError) || gen !== this.m.gen) throw err;
+          this.log.info('the relay answers our public address for another allocation (a NAT rebinding gave us an earlier port back): ours is orphaned', { mapped: a.mapped, err: err.message });
+          return this.lose(`NAT rebinding onto another allocation's address (${err.message})`, false);
+        }
         setLifetime(a, readUint32(attr(d, ATTR.LIFETIME)), this.clock.now());
         this.s.refreshes++;
         this.log.debug('relay allocation refreshed', { lifetimeS: a.lifetimeS });
