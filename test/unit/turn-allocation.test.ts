@@ -63,6 +63,25 @@ test('turn allocation: an orphaned allocation (NAT rebinding) is marked so and r
   assert.equal(m.relayed, '198.51.100.1:50002');
 });
 
+test('turn allocation: replaced allocations are remembered (newest first, three at most) until one is claimed back, a move to a new 5-tuple or close', () => {
+  const m = new AllocationMachine();
+  m.begin();
+  const all = [0, 1, 2, 3, 4].map((i) => alloc(`198.51.100.1:5000${i}`));
+  m.allocated(all[0]!);
+  for (const a of all.slice(1)) {
+    m.lose(false);
+    m.allocated(a);
+  }
+  assert.deepEqual(m.older.map((a) => a.relayed), ['198.51.100.1:50003', '198.51.100.1:50002', '198.51.100.1:50001']);
+  // A rebinding back onto an older allocation's 5-tuple: it is claimed, the one it replaces is remembered.
+  m.lose(false);
+  assert.deepEqual(m.allocated(all[2]!), { resumed: false, previousRelayed: '198.51.100.1:50004' });
+  assert.deepEqual(m.older.map((a) => a.relayed), ['198.51.100.1:50004', '198.51.100.1:50003', '198.51.100.1:50001']);
+  m.lose(true);
+  m.forgetPrevious();
+  assert.deepEqual(m.older, []);
+});
+
 test('turn allocation: moving to a new 5-tuple forgets the previous allocation', () => {
   const m = new AllocationMachine();
   m.begin();
