@@ -14,14 +14,17 @@
 // Env: BENCH_SECONDS (iperf3 per round, default 8), BENCH_ROUNDS (default 2), BENCH_PINGS (per
 // path, split over the rounds, default 600), BENCH_JOINS (default 20), BENCH_IDLE_SECONDS
 // (default 20), BENCH_HOST_NAT (the hosts' NAT kind, e.g. public; the guests stay port-restricted),
-// LANRAGE_PRIORITY=off (helpers leave scheduling priorities alone, helper/core/priority.ts).
+// LANRAGE_PRIORITY=off (helpers leave scheduling priorities alone, helper/core/priority.ts; the raw
+// wireguard-go paths follow the same setting, so both sides run at the same nice).
 // Prints figures; asserts nothing about speed.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { raisePriority, WIREGUARD_NICE } from '../../helper/core/priority.js';
+import { createLogger } from '../../helper/core/log.js';
 import { generateKeyPair } from '../../helper/wg/index.js';
 import { commandExists, createLab as createVethLab, createTunnel, isRoot, nsExec, startDriver, type Driver } from '../integration/wg-lab.js';
 import { withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
@@ -160,6 +163,40 @@ const wgEndpointIn = async (ns: string, iface: string): Promise<string> => {
   return r.stdout.trim().split(/\s+/)[1] ?? `? (${r.stderr.trim()})`;
 };
 
+// --- raw wireguard-go at LANrage's priority -------------------------------------------------------
+
+const quiet = createLogger({ bench: 'party' }, () => undefined);
+
+/**
+ * LANrage's helper raises its wireguard-go to nice -10 (helper/core/priority.ts). The raw
+ * wireguard-go paths must run at the same nice, so that "fast path - raw" compares one
+ * wireguard-go with another at the same priority. The lab driver starts them through the helper's
+ * own wireguard-go code, which raises them already; this makes sure of it (a driver that did not
+ * would leave raw at nice 0) and LANRAGE_PRIORITY=off leaves both alone (raisePriority honours it).
+ * Returns each process's threads' nice values (lowest..highest), for the log.
+ */
+function raiseRaw(pids: number[]): string {
+  return pids
+    .map((pid) => {
+      raisePriority(pid, WIREGUARD_NICE, quiet, 'raw wireguard-go');
+      let tids: number[] = [pid];
+      try {
+        tids = readdirSync(`/proc/${pid}/task`).map(Number);
+      } catch {
+        /* no task list: the process alone */
+      }
+      const nices = tids.flatMap((t) => {
+        try {
+          return [getPriority(t)];
+        } catch {
+          return [];
+        }
+      });
+      return nices.length ? `${Math.min(...nices)}..${Math.max(...nices)}` : '?';
+    })
+    .join(' / ');
+}
+
 // --- raw wireguard-go between two lab sites, through their NATs --------------------------------
 
 /**
@@ -192,8 +229,9 @@ async function rawThroughNats(lab: Lab, x: LabSite, y: LabSite): Promise<{ path:
     const cy = await dy.call<Created>('create', { name: `lw${lab.id}y`, privateKey: ky.privateKey, address: '10.99.0.2/24', mtu: MTU, listenPort: py });
     await dy.call('setPeer', { publicKey: kx.publicKey, endpoint: `${x.publicIp}:${px}`, allowedIps: ['10.99.0.1/32'], persistentKeepaliveSeconds: 25 });
     await dx.call('setPeer', { publicKey: ky.publicKey, endpoint: `${y.publicIp}:${py}`, allowedIps: ['10.99.0.2/32'], persistentKeepaliveSeconds: 25 });
+    const nice = raiseRaw([cx.pid ?? NaN, cy.pid ?? NaN].filter(Number.isInteger));
     const up = await firstPing(x.host.ns, '10.99.0.2', performance.now(), 15_000);
-    log(`raw wireguard-go through the NATs (sites ${x.name} → ${y.name}) answered after ${up.toFixed(0)} ms`);
+    log(`raw wireguard-go through the NATs (sites ${x.name} → ${y.name}, nice ${nice}) answered after ${up.toFixed(0)} ms`);
     const path: PathUnderTest = {
       label: 'raw wireguard-go, via lab NATs',
       clientNs: x.host.ns,
@@ -372,6 +410,7 @@ async function main(): Promise<void> {
   const vl = createVethLab();
   try {
     const tun = await createTunnel(vl, { a: generateKeyPair(), b: generateKeyPair() }, MTU);
+    log(`raw wireguard-go on the veth pair at nice ${raiseRaw([tun.pidA, tun.pidB])}`);
     const vethPath: PathUnderTest = {
       label: 'raw wireguard-go, plain veth',
       clientNs: vl.a,
