@@ -1,6 +1,6 @@
 // A TURN client (RFC 8656) for one relay: one allocation, permissions and channels for exactly the
 // party's peers, kept alive and recovered by itself. This file is the request I/O; the allocation
-// state machine is allocation.ts, the permission/channel table peer-table.ts (both pure).
+// state machine is allocation.ts, the permission/channel table permission-table.ts (both pure).
 //
 // Liveness without poisoning the 5-tuple. coturn binds a 5-tuple's session to the first USERNAME it
 // sees on it, before checking the nonce; after a relay restart, an authenticated Refresh carrying
@@ -48,7 +48,7 @@ import {
   errorCode, longTermKey, messageType, readAddress, readString, readUint32, type Auth, type Decoded, type OutAttrs,
 } from '../stun/codec.js';
 import { decodeChannelData, encodeChannelData, MAX_CHANNELDATA_PAYLOAD } from './framing.js';
-import { PeerTable, type PeerEntry, type PermEntry } from './peer-table.js';
+import { PermissionTable, type PeerEntry, type PermEntry } from './permission-table.js';
 import { judgeProbe, type ProbeAnswer } from './liveness.js';
 import {
   AllocationMachine, TurnError, afterProbe, backoffWait, checkCredentials, nextProbeAt, setLifetime,
@@ -166,7 +166,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
   private readonly ev: TransportEvents;
   private readonly tx: Transactions;
   private readonly m = new AllocationMachine();
-  private readonly table: PeerTable;
+  private readonly table: PermissionTable;
   private cancelTimer: () => void = () => {};
   /** A sync that has been asked for but not started: later requests share it. */
   private queuedSync: Promise<void> | null = null;
@@ -191,7 +191,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
     this.server = { ip: o.server.host, port: o.server.port };
     this.serverKey = `${o.server.host}:${o.server.port}`;
     this.tx = new Transactions(this.clock, this.t.retransmit);
-    this.table = new PeerTable(this.t);
+    this.table = new PermissionTable(this.t);
     const ev: TransportEvents = { onMessage: (b) => void this.onMessage(b), onClosed: (why) => this.onTransportClosed(why) };
     this.ev = ev;
     if (o.transport) this.transport = new SharedUdpTransport(o.transport, this.server);

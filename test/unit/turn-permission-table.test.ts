@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseEndpoint, type Endpoint } from '../../helper/net/addr.js';
 import { CHANNEL_MIN } from '../../helper/net/stun/codec.js';
-import { PeerTable } from '../../helper/net/turn/peer-table.js';
+import { PermissionTable } from '../../helper/net/turn/permission-table.js';
 
 const T = { keepaliveMs: 10_000, permissionRefreshMs: 240_000, channelRefreshMs: 480_000, channelQuarantineMs: 900_000 };
 const want = (...eps: string[]): Map<string, Endpoint> => new Map(eps.map((e) => [e, parseEndpoint(e) as Endpoint]));
 
-test('turn peer table: one permission per IP, one channel per peer; what is due, and when', () => {
-  const t = new PeerTable(T);
+test('turn permission table: one permission per IP, one channel per peer; what is due, and when', () => {
+  const t = new PermissionTable(T);
   const ips = t.set(want('198.51.100.1:1000', '198.51.100.1:2000', '198.51.100.2:1000'), 0);
   assert.deepEqual([...ips].sort(), ['198.51.100.1', '198.51.100.2']);
   assert.equal(t.duePermissions(0).length, 2);
@@ -26,8 +26,8 @@ test('turn peer table: one permission per IP, one channel per peer; what is due,
   assert.equal(t.duePermissions(T.permissionRefreshMs).length, 2);
 });
 
-test('turn peer table: a removed peer\'s channel waits out its quarantine, and comes back to the same peer', () => {
-  const t = new PeerTable(T);
+test('turn permission table: a removed peer\'s channel waits out its quarantine, and comes back to the same peer', () => {
+  const t = new PermissionTable(T);
   t.set(want('198.51.100.1:1000', '198.51.100.2:1000'), 0);
   for (const r of t.duePermissions(0)) t.permissionInstalled(r, 0);
   for (const p of t.dueChannels(0)) (t.assignChannel(p, 0), t.channelBound(p, 0));
@@ -46,8 +46,8 @@ test('turn peer table: a removed peer\'s channel waits out its quarantine, and c
   assert.equal(back.channel, first);
 });
 
-test('turn peer table: refusals, a new allocation and a loss', () => {
-  const t = new PeerTable(T);
+test('turn permission table: refusals, a new allocation and a loss', () => {
+  const t = new PermissionTable(T);
   const ips = t.set(want('198.51.100.1:1000', '203.0.113.5:1000'), 0);
   const [a, b] = t.duePermissions(0);
   assert.ok(a && b);

@@ -29,7 +29,7 @@ export interface PermEntry {
   refused: string | null;
 }
 
-export interface PeerTableTiming {
+export interface PermissionTableTiming {
   keepaliveMs: number;
   permissionRefreshMs: number;
   channelRefreshMs: number;
@@ -37,14 +37,14 @@ export interface PeerTableTiming {
   channelQuarantineMs: number;
 }
 
-export class PeerTable {
+export class PermissionTable {
   readonly peers = new Map<string, PeerEntry>();
   readonly perms = new Map<string, PermEntry>();
   private readonly byChannel = new Map<number, PeerEntry>();
   private readonly quarantine = new Map<number, { until: number; peer: string }>();
   private nextChannel = CHANNEL_MIN;
 
-  constructor(private readonly t: PeerTableTiming) {}
+  constructor(private readonly t: PermissionTableTiming) {}
 
   /** Exactly these peers from now on; returns their IPs (one permission each). */
   set(want: ReadonlyMap<string, Endpoint>, now: number): Set<string> {
