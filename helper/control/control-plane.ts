@@ -319,6 +319,7 @@ export class ControlPlane {
     const to = checkDeviceId('to_device_id', req.toDeviceId);
     let candidates = checkCandidates('candidates', req.candidates);
     const spraySockets = checkSpraySockets(req.spraySockets);
+    const primed = checkCandidates('primed', req.primed ?? []);
     if (to === deviceId) throw invalidArgument('to_device_id is yourself');
     const mine = this.store.membership(deviceId);
     if (!mine) throw new ApiError(Status.FAILED_PRECONDITION, 'you are not in a party');
@@ -326,7 +327,7 @@ export class ControlPlane {
     if (candidates.length === 0) candidates = this.store.device(deviceId)?.candidates ?? [];
     this.spendCallMeMaybe(deviceId);
     const targets = this.sessions.get(to);
-    const event: SessionResponse = { callMeMaybe: { fromDeviceId: deviceId, candidates, spraySockets } };
+    const event: SessionResponse = { callMeMaybe: { fromDeviceId: deviceId, candidates, spraySockets, primed } };
     for (const s of targets ?? []) this.deliver(s, event);
     const elsewhere = this.bus.connectedElsewhere(to);
     if (elsewhere) this.bus.publish([{ to, event }]);

@@ -62,7 +62,7 @@ export interface ControlClientEvents {
   snapshot: [party: PartyState | null];
   member: [member: MemberState, change: 'joined' | 'updated'];
   memberLeft: [left: { deviceId: string; reason: LeftReason; member?: MemberState }];
-  callMeMaybe: [msg: { fromDeviceId: string; candidates: string[]; spraySockets: number }];
+  callMeMaybe: [msg: { fromDeviceId: string; candidates: string[]; spraySockets: number; primed: string[] }];
   kicked: [info: { partyId: string; byDeviceId: string }];
   /** Members' announcements (announcements.ts): all of them after each snapshot (replace), then one per change. */
   announcements: [list: MemberAnnouncement[], replace: boolean];
@@ -259,13 +259,15 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
 
   /**
    * Sends my candidates (the published ones when omitted) to one member; false if it is offline.
-   * spraySockets > 0: I just opened that many sockets towards it (birthday probing).
+   * spraySockets > 0: I just opened that many sockets towards it (birthday probing). primed: its
+   * candidates I just sent to (my NAT is open towards those).
    */
-  async callMeMaybe(toDeviceId: string, candidates: readonly string[] = [], spraySockets = 0): Promise<boolean> {
+  async callMeMaybe(toDeviceId: string, candidates: readonly string[] = [], spraySockets = 0, primed: readonly string[] = []): Promise<boolean> {
     const res = await this.unary('callMeMaybe', {
       toDeviceId: checkDeviceId('to_device_id', toDeviceId),
       candidates: checkCandidates('candidates', candidates),
       spraySockets: checkSpraySockets(spraySockets),
+      primed: checkCandidates('primed', primed),
     });
     return res.delivered;
   }
@@ -433,7 +435,12 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
         const from = ev.callMeMaybe.fromDeviceId;
         if (!this.state?.members.some((m) => m.deviceId === from && !m.isSelf)) return;
         const spray = ev.callMeMaybe.spraySockets;
-        this.emit('callMeMaybe', { fromDeviceId: from, candidates: cleanCandidates(ev.callMeMaybe.candidates), spraySockets: spray <= MAX_SPRAY_SOCKETS ? spray : 0 });
+        this.emit('callMeMaybe', {
+          fromDeviceId: from,
+          candidates: cleanCandidates(ev.callMeMaybe.candidates),
+          spraySockets: spray <= MAX_SPRAY_SOCKETS ? spray : 0,
+          primed: cleanCandidates(ev.callMeMaybe.primed ?? []),
+        });
       } else if (ev.announcement) {
         this.emit('announcements', this.cleanAnnouncements([ev.announcement]), false);
       } else if (ev.kicked) {

@@ -26,6 +26,8 @@ export const REPRIME_AFTER_MS = 20_000;
 /** A call-me-maybe from a peer we do not know yet is kept this long, for this many peers. */
 export const PENDING_CMM_MS = 30_000;
 export const MAX_PENDING_CMM = 256;
+/** The control server takes at most 16 candidates in a list (control/validate.ts). */
+const MAX_PRIMED_NAMED = 16;
 
 export type DiscoSocket = Pick<PublicSocket, 'send' | 'prime'>;
 
@@ -69,8 +71,27 @@ export function predictedWindow(told: readonly string[], delta: number): string[
 }
 
 /** Calls from peers not known yet: newest kept, oldest evicted past `max`, stale after `ttlMs`. */
+/** A peer's call-me-maybe: its candidates, and whether it punched towards where we are now. */
+export interface KeptCall {
+  candidates: string[];
+  opensGate: boolean;
+}
+
+/**
+ * Whether a call-me-maybe shows that the peer opened its NAT towards us as we are now: it names
+ * which of our candidates it sent to (`primed`), and one of them must be among our current ones.
+ * A call sent while the peer still knew our old port (we restarted and it had not heard yet) says
+ * nothing about the new one; taking it as a punch sends our full-TTL packets to its router first,
+ * whose unreplied conntrack entry then moves its mapping away: both sides send for ever and
+ * nothing arrives (CI, helper restart while the control server was down). An empty list comes
+ * from callers that do not say: counted as a punch, as before.
+ */
+export function callOpensGate(primed: readonly string[], ours: readonly string[]): boolean {
+  return primed.length === 0 || primed.some((ep) => ours.includes(ep));
+}
+
 export class PendingCalls {
-  private readonly calls = new Map<string, { candidates: string[]; at: number }>();
+  private readonly calls = new Map<string, { call: KeptCall; at: number }>();
 
   constructor(
     private readonly max = MAX_PENDING_CMM,
@@ -81,21 +102,21 @@ export class PendingCalls {
     return this.calls.size;
   }
 
-  put(peerId: string, candidates: string[], now: number): void {
+  put(peerId: string, call: KeptCall, now: number): void {
     if (this.calls.size >= this.max) {
       const oldest = this.calls.keys().next().value;
       if (oldest !== undefined) this.calls.delete(oldest);
     }
     this.calls.delete(peerId);
-    this.calls.set(peerId, { candidates, at: now });
+    this.calls.set(peerId, { call, at: now });
   }
 
   /** The peer's kept call (removed), or null when there is none or it is stale. */
-  take(peerId: string, now: number): string[] | null {
+  take(peerId: string, now: number): KeptCall | null {
     const p = this.calls.get(peerId);
     if (!p) return null;
     this.calls.delete(peerId);
-    return now - p.at < this.ttlMs ? p.candidates : null;
+    return now - p.at < this.ttlMs ? p.call : null;
   }
 }
 
@@ -215,33 +236,41 @@ export class DiscoExchange {
       io.log.debug('call-me-maybe with predicted ports', { peer: rec.peer.id, predicted: mine });
     }
     try {
-      io.sendCallMeMaybe(rec.peer.id, callMeMaybeList(mine, io.self.candidates, spraySockets > 0 ? io.self.publicAddress : null), spraySockets);
+      // Every candidate of the peer was just pinged or primed (path.ts round()): say which, so a
+      // peer that moved since does not take this call as a punch towards where it is now.
+      const primed = rec.machine.candidates().slice(0, MAX_PRIMED_NAMED);
+      io.sendCallMeMaybe(rec.peer.id, callMeMaybeList(mine, io.self.candidates, spraySockets > 0 ? io.self.publicAddress : null), spraySockets, primed);
     } catch (err) {
       io.log.warn('sendCallMeMaybe failed', { peer: rec.peer.id, err });
     }
   }
 
   /** A peer's call-me-maybe (relayed by the control plane): punch towards what it names. */
-  handleCallMeMaybe(peerId: string, candidates: string[], spraySockets = 0): void {
+  handleCallMeMaybe(peerId: string, candidates: string[], spraySockets = 0, primed: readonly string[] = []): void {
     const io = this.io;
     if (io.closed() || typeof peerId !== 'string' || !PEER_ID_RE.test(peerId)) return;
     const valid = validatePeerCandidates(candidates, io.policy);
+    const opensGate = callOpensGate(primed, io.self.candidates);
     io.c.cmm_received++;
+    if (!opensGate) {
+      io.c.cmm_stale++;
+      io.log.debug('call-me-maybe towards our old candidates: not a punch towards us yet', { peer: peerId, primed, ours: io.self.candidates });
+    }
     const rec = io.peer(peerId);
     if (rec) {
-      rec.machine.callMeMaybe(this.expandPredicted(rec, valid));
+      rec.machine.callMeMaybe(this.expandPredicted(rec, valid), opensGate);
       if (Number.isInteger(spraySockets) && spraySockets > 0) io.birthday.startSpray(rec, valid, spraySockets);
       return;
     }
     // The peer may know about us before the control plane tells us about it: keep its call.
     io.c.cmm_buffered++;
-    this.pending.put(peerId, valid, io.clock.now());
+    this.pending.put(peerId, { candidates: valid, opensGate }, io.clock.now());
   }
 
   /** A new peer: a call it made before we knew it is answered now. */
   added(rec: PeerEndpoint): void {
     const kept = this.pending.take(rec.peer.id, this.io.clock.now());
-    if (kept !== null) rec.machine.callMeMaybe(this.expandPredicted(rec, kept));
+    if (kept !== null) rec.machine.callMeMaybe(this.expandPredicted(rec, kept.candidates), kept.opensGate);
   }
 
   /**

@@ -51,8 +51,11 @@ export interface MagicSockOptions {
   /** WireGuard's own local UDP port. */
   wgPort(): number;
   setWgEndpoint(wgPublicKey: string, endpoint: string): Promise<void>;
-  /** spraySockets > 0: we just opened that many sockets towards the peer (birthday.ts). */
-  sendCallMeMaybe(peerId: string, myCandidates: string[], spraySockets?: number): void;
+  /**
+   * spraySockets > 0: we just opened that many sockets towards the peer (birthday.ts). primed:
+   * the peer's candidates we just sent to (control.proto CallMeMaybeRequest.primed).
+   */
+  sendCallMeMaybe(peerId: string, myCandidates: string[], spraySockets?: number, primed?: string[]): void;
   /** Linux only: direct peers bypass Node via nftables (needs CAP_NET_ADMIN and `nft`). */
   fastPath?: boolean;
   /** TTL of priming packets (0 disables priming); 2 leaves a home NAT and dies one hop later. */
@@ -90,7 +93,7 @@ export const COUNTERS = [
   'disco_ping_rx', 'disco_pong_rx', 'disco_ping_tx', 'disco_pong_tx', 'disco_primes',
   'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped', 'wg_crossing_yielded',
-  'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid',
+  'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid', 'cmm_stale',
   'predict_cmm', 'predict_probes', 'predict_refused',
   'birthday_attempts', 'birthday_sockets', 'birthday_opened', 'birthday_probes', 'birthday_hits', 'birthday_refused', 'birthday_failed',
   /** Datagrams sent by direct path finding: pings, keepalives and their priming copies. */

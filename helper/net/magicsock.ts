@@ -200,7 +200,7 @@ export class MagicSock extends EventEmitter {
       whenPrimed: () => this.sock.whenPrimed(),
       self: this.self,
       birthday: this.bday,
-      sendCallMeMaybe: (id, cands, n) => o.sendCallMeMaybe(id, cands, n),
+      sendCallMeMaybe: (id, cands, n, primed) => o.sendCallMeMaybe(id, cands, n, primed),
     });
     this.peers = new PeerTable({
       clock,
@@ -305,8 +305,8 @@ export class MagicSock extends EventEmitter {
   }
 
   /** A peer's call-me-maybe, relayed by the control plane. */
-  handleCallMeMaybe(peerId: string, candidates: string[], spraySockets = 0): void {
-    this.disco.handleCallMeMaybe(peerId, candidates, spraySockets);
+  handleCallMeMaybe(peerId: string, candidates: string[], spraySockets = 0, primed: readonly string[] = []): void {
+    this.disco.handleCallMeMaybe(peerId, candidates, spraySockets, primed);
   }
 
   /**

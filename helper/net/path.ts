@@ -266,12 +266,19 @@ export class PathMachine {
     }
     if (added && this.started && this.kind !== 'direct') {
       if (this.kind === 'unreachable') this.burstUntil = this.o.clock.now() + this.t.burstMs;
+      // New candidates (the peer restarted or moved) need the peer to punch towards us again
+      // now, not when the call-me-maybe made for its old ones is 30 s old.
+      this.lastCallMeMaybe = -Infinity;
       this.round();
     }
   }
 
-  /** The peer asks us to punch: it has opened its NAT towards these candidates. */
-  callMeMaybe(list: readonly string[]): void {
+  /**
+   * The peer asks us to punch towards these candidates of its. opensGate false: it sent its call
+   * while it knew only our old candidates, so its NAT is not open towards us (disco-exchange.ts
+   * callOpensGate); its candidates are probed, our gate stays as it is.
+   */
+  callMeMaybe(list: readonly string[], opensGate = true): void {
     if (this.closed) return;
     const now = this.o.clock.now();
     for (const ep of list) {
@@ -279,7 +286,7 @@ export class PathMachine {
       if (!c) this.addCand(ep, false).toldAt = now;
       else if (c.toldAt !== null) c.toldAt = now;
     }
-    if (this.o.peerCallOpensGate?.() ?? true) this.peerReady = true;
+    if (opensGate && (this.o.peerCallOpensGate?.() ?? true)) this.peerReady = true;
     if (!this.started) return this.start();
     if (this.kind === 'direct') {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);

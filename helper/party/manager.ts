@@ -128,8 +128,8 @@ export class PartyManager implements PartyEngine {
         // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
         await this.wgWriter.set({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
-      sendCallMeMaybe: (peerId, cands, spraySockets) => {
-        this.control?.callMeMaybe(peerId, cands, spraySockets).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
+      sendCallMeMaybe: (peerId, cands, spraySockets, primed) => {
+        this.control?.callMeMaybe(peerId, cands, spraySockets, primed).catch((err: unknown) => this.log.debug('call-me-maybe not delivered', { peerId, err }));
       },
       fastPath: opts.fastPath,
       wgInterface: opts.interfaceName(),
@@ -384,7 +384,7 @@ export class PartyManager implements PartyEngine {
       this.opts.onMemberLeft?.(deviceId, reason);
       this.applyQuietly(c.party());
     });
-    c.on('callMeMaybe', ({ fromDeviceId, candidates, spraySockets }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates, spraySockets));
+    c.on('callMeMaybe', ({ fromDeviceId, candidates, spraySockets, primed }) => this.sock.handleCallMeMaybe(fromDeviceId, candidates, spraySockets, primed));
     c.on('kicked', () => {
       this.log.info('kicked from the party');
       this.opts.store.delete(RESUME_KEY);

@@ -42,7 +42,7 @@ interface Side {
   cmmOut: string[][];
 }
 
-async function side(name: string, stun: StunAnswerer, relay: (to: string, cands: string[]) => void): Promise<Side> {
+async function side(name: string, stun: StunAnswerer, relay: (to: string, cands: string[], primed: string[]) => void): Promise<Side> {
   const wg = await fakeWg();
   const disco = generateDiscoKey();
   const s: Side = { name, wg, disco, wgKey: generateDiscoKey().publicKey, paths: [], cmmOut: [], ms: null as unknown as MagicSock };
@@ -55,10 +55,10 @@ async function side(name: string, stun: StunAnswerer, relay: (to: string, cands:
     stunServers: () => stun.ports.map((p) => `127.0.0.1:${p}`),
     wgPort: () => wg.port,
     setWgEndpoint: async (key, ep) => void wg.endpoints.set(key, ep),
-    sendCallMeMaybe: (peer, cands) => {
+    sendCallMeMaybe: (peer, cands, _spray, primed) => {
       s.cmmOut.push(cands);
       // The control plane relays it a moment later.
-      setTimeout(() => relay(peer, cands), 2);
+      setTimeout(() => relay(peer, cands, primed ?? []), 2);
     },
   });
   s.ms.on('path', (_id: string, st: PathState) => s.paths.push(st));
@@ -72,7 +72,7 @@ function peerOf(s: Side, cands: string[]): MagicPeer {
 test('magicsock on loopback: direct path, WireGuard both ways through the proxy, held packets, unknown keys, ping', async (t) => {
   const stun = await startStunAnswerer('127.0.0.1', [0, 0]);
   const sides: Record<string, Side> = {};
-  const relay = (from: string) => (to: string, cands: string[]): void => sides[to]?.ms.handleCallMeMaybe(from, cands);
+  const relay = (from: string) => (to: string, cands: string[], primed: string[]): void => sides[to]?.ms.handleCallMeMaybe(from, cands, 0, primed);
   const A = await side('A', stun, relay('A'));
   const B = await side('B', stun, relay('B'));
   sides.A = A;

@@ -215,29 +215,34 @@ test('call-me-maybe reaches only the named peer in the same party', () => {
   w.plane.createParty(outsider.id, { name: 'Q' });
   for (const d of [a, b, c, outsider]) d.events.length = 0;
 
-  assert.deepEqual(w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: ['203.0.113.1:1000'], spraySockets: 0 }), { delivered: true });
-  assert.deepEqual(b.events, [{ callMeMaybe: { fromDeviceId: a.id, candidates: ['203.0.113.1:1000'], spraySockets: 0 } }]);
+  assert.deepEqual(w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: ['203.0.113.1:1000'], spraySockets: 0, primed: [] }), { delivered: true });
+  assert.deepEqual(b.events, [{ callMeMaybe: { fromDeviceId: a.id, candidates: ['203.0.113.1:1000'], spraySockets: 0, primed: [] } }]);
   assert.deepEqual(c.events, []);
   assert.deepEqual(outsider.events, []);
-  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: outsider.id, candidates: [], spraySockets: 0 }), code(Status.NOT_FOUND));
-  assert.throws(() => w.plane.callMeMaybe(outsider.id, { toDeviceId: a.id, candidates: [], spraySockets: 0 }), code(Status.NOT_FOUND));
-  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: ['224.0.0.1:1'], spraySockets: 0 }), code(Status.INVALID_ARGUMENT));
+  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: outsider.id, candidates: [], spraySockets: 0, primed: [] }), code(Status.NOT_FOUND));
+  assert.throws(() => w.plane.callMeMaybe(outsider.id, { toDeviceId: a.id, candidates: [], spraySockets: 0, primed: [] }), code(Status.NOT_FOUND));
+  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: ['224.0.0.1:1'], spraySockets: 0, primed: [] }), code(Status.INVALID_ARGUMENT));
   // Empty candidates: the sender's published ones are sent.
   w.plane.updateEndpoints(a.id, { candidates: ['198.51.100.1:2000'], nat: undefined });
   b.events.length = 0;
-  w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0 });
+  w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0, primed: [] });
   assert.deepEqual(b.events[0]?.callMeMaybe?.candidates, ['198.51.100.1:2000']);
+  // Which of the receiver's candidates the caller primed is carried, checked like candidates.
+  b.events.length = 0;
+  w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0, primed: ['203.0.113.9:3000'] });
+  assert.deepEqual(b.events[0]?.callMeMaybe?.primed, ['203.0.113.9:3000']);
+  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0, primed: ['junk'] }), code(Status.INVALID_ARGUMENT));
   // Birthday probing: the socket count is carried; beyond the bound it is refused.
   b.events.length = 0;
-  w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 256 });
+  w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 256, primed: [] });
   assert.equal(b.events[0]?.callMeMaybe?.spraySockets, 256);
-  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 257 }), code(Status.INVALID_ARGUMENT));
+  assert.throws(() => w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 257, primed: [] }), code(Status.INVALID_ARGUMENT));
   // A peer without a Session does not get it, and the caller learns so.
   b.closeSession!();
-  assert.deepEqual(w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0 }), { delivered: false });
+  assert.deepEqual(w.plane.callMeMaybe(a.id, { toDeviceId: b.id, candidates: [], spraySockets: 0, primed: [] }), { delivered: false });
   // Flooding is cut off.
   assert.throws(() => {
-    for (let i = 0; i < 100; i++) w.plane.callMeMaybe(a.id, { toDeviceId: c.id, candidates: [], spraySockets: 0 });
+    for (let i = 0; i < 100; i++) w.plane.callMeMaybe(a.id, { toDeviceId: c.id, candidates: [], spraySockets: 0, primed: [] });
   }, code(Status.RESOURCE_EXHAUSTED));
 });
 

@@ -33,13 +33,13 @@ test('predictedWindow: ports around each predicted endpoint by the NAT\'s step, 
 
 test('PendingCalls: the newest call per peer is kept, the oldest peer evicted past the cap, a stale call is dropped', () => {
   const p = new PendingCalls(2, 1000);
-  p.put('a', ['1.2.3.4:1'], 0);
-  p.put('a', ['1.2.3.4:2'], 10);
-  p.put('b', ['1.2.3.4:3'], 20);
-  p.put('c', ['1.2.3.4:4'], 30);
+  p.put('a', { candidates: ['1.2.3.4:1'], opensGate: true }, 0);
+  p.put('a', { candidates: ['1.2.3.4:2'], opensGate: true }, 10);
+  p.put('b', { candidates: ['1.2.3.4:3'], opensGate: false }, 20);
+  p.put('c', { candidates: ['1.2.3.4:4'], opensGate: true }, 30);
   assert.equal(p.size, 2);
   assert.equal(p.take('a', 40), null, 'a was the oldest: evicted');
-  assert.deepEqual(p.take('b', 40), ['1.2.3.4:3']);
+  assert.deepEqual(p.take('b', 40), { candidates: ['1.2.3.4:3'], opensGate: false });
   assert.equal(p.take('b', 40), null, 'taken once');
   assert.equal(p.take('c', 30 + 1000), null, 'stale');
   assert.equal(p.size, 0);
@@ -58,13 +58,13 @@ function setup(o: { natHint?: NatMapping; portDelta?: number; candidates?: strin
   const candidates = o.candidates ?? ['192.168.1.5:41641', '198.51.100.7:41641'];
   const peerInfo = { id: 'bob', discoPublicKey: b.publicKey, wgPublicKey: b.publicKey, candidates, portDelta: o.portDelta ?? 0, ...(o.natHint ? { natHint: o.natHint } : {}) };
   const peers = new Map<string, PeerEndpoint>();
-  const machine = { pings: [] as string[], pongs: [] as string[], calls: [] as string[][], rtt: null as number | null };
+  const machine = { pings: [] as string[], pongs: [] as string[], calls: [] as string[][], gates: [] as boolean[], rtt: null as number | null };
   const makePeer = (): PeerEndpoint => {
     const rec = new PeerEndpoint(peerInfo, a.publicKey, clock.now());
     rec.machine = {
       onPing: (from: string) => machine.pings.push(from),
       onPong: (from: string) => (machine.pongs.push(from), machine.rtt),
-      callMeMaybe: (cs: string[]) => machine.calls.push(cs),
+      callMeMaybe: (cs: string[], opensGate = true) => (machine.calls.push(cs), machine.gates.push(opensGate)),
       candidates: () => candidates,
     } as unknown as PeerEndpoint['machine'];
     peers.set(rec.id, rec);
@@ -72,7 +72,7 @@ function setup(o: { natHint?: NatMapping; portDelta?: number; candidates?: strin
   };
   const sent: Sent[] = [];
   const learned: string[] = [];
-  const cmmOut: Array<{ id: string; cands: string[]; n: number | undefined }> = [];
+  const cmmOut: Array<{ id: string; cands: string[]; n: number | undefined; primed?: string[] }> = [];
   const answered: string[] = [];
   const io: DiscoExchangeIo = {
     clock,
@@ -89,7 +89,7 @@ function setup(o: { natHint?: NatMapping; portDelta?: number; candidates?: strin
     whenPrimed: () => Promise.resolve(),
     self: { isLan: (ep: string) => ep.startsWith('192.168.'), predictedTowards: () => [], publicAddress: '203.0.113.1:41641', candidates: ['192.168.1.2:41641', '203.0.113.1:41641'] },
     birthday: { answered: (_r, _t, from) => (answered.push(from), false), startSpray: () => {} },
-    sendCallMeMaybe: (id, cands, n) => cmmOut.push({ id, cands, n }),
+    sendCallMeMaybe: (id, cands, n, primed) => cmmOut.push({ id, cands, n, ...(primed && { primed }) }),
   };
   return { clock, c, boxA, boxB, io, ex: new DiscoExchange(io), makePeer, machine, sent, learned, cmmOut, answered };
 }
@@ -187,6 +187,20 @@ test('disco exchange: a call from a peer not known yet is answered when the peer
   s.ex.added(Object.assign(Object.create(PeerEndpoint.prototype) as PeerEndpoint, { peer: { id: 'carol' }, machine: { callMeMaybe: () => assert.fail('stale call answered') } }));
 });
 
+test('disco exchange: a call that names which of our candidates the peer primed is a punch only if one is ours now; kept calls remember it', () => {
+  const s = setup();
+  s.makePeer();
+  s.ex.handleCallMeMaybe('bob', ['198.51.100.7:41641'], 0, ['203.0.113.1:41641']);
+  s.ex.handleCallMeMaybe('bob', ['198.51.100.7:41641'], 0, ['203.0.113.1:40000', '192.168.1.2:40000']);
+  s.ex.handleCallMeMaybe('bob', ['198.51.100.7:41641']);
+  assert.deepEqual(s.machine.gates, [true, false, true], 'our current port; our port before a restart; a caller that does not say');
+  assert.equal(s.c.cmm_stale, 1);
+  s.ex.handleCallMeMaybe('carol', ['198.51.100.8:41641'], 0, ['203.0.113.1:40000']);
+  const gates: boolean[] = [];
+  s.ex.added(Object.assign(Object.create(PeerEndpoint.prototype) as PeerEndpoint, { peer: { id: 'carol', candidates: [] }, machine: { callMeMaybe: (_c: string[], g: boolean) => gates.push(g) } }));
+  assert.deepEqual(gates, [false]);
+});
+
 test('disco exchange: a sequential NAT\'s predicted ports are probed within a window, twice per prediction at most', () => {
   const s = setup({ natHint: 'endpoint-dependent', portDelta: 1 });
   const rec = s.makePeer();
@@ -206,8 +220,8 @@ test('disco exchange: our call-me-maybe carries our candidates, our public addre
   await s.ex.callMeMaybe(rec);
   await s.ex.callMeMaybe(rec, 64);
   assert.deepEqual(s.cmmOut, [
-    { id: 'bob', cands: ['192.168.1.2:41641', '203.0.113.1:41641'], n: 0 },
-    { id: 'bob', cands: ['203.0.113.1:41641', '192.168.1.2:41641'], n: 64 },
+    { id: 'bob', cands: ['192.168.1.2:41641', '203.0.113.1:41641'], n: 0, primed: ['192.168.1.5:41641', '198.51.100.7:41641'] },
+    { id: 'bob', cands: ['203.0.113.1:41641', '192.168.1.2:41641'], n: 64, primed: ['192.168.1.5:41641', '198.51.100.7:41641'] },
   ]);
   rec.removed = true;
   await s.ex.callMeMaybe(rec);

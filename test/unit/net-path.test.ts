@@ -435,3 +435,31 @@ test('path: suspect is ignored right after a pong, and repeats within a keepaliv
   h.clock.advance(2000); // unanswered twice: this time the path is lost
   assert.equal(h.m.state().kind, 'connecting');
 });
+
+test('path: a call-me-maybe made for our old candidates is not a punch: the gate stays shut until one made for where we are now', () => {
+  const pub = '203.0.113.6:41641';
+  const h = harness({ candidates: [pub], gate: true });
+  h.m.start();
+  h.clock.advance(1000);
+  const t = h.clock.now();
+  // The peer sent this while it still knew our port before a restart: its NAT is not open to us.
+  h.m.callMeMaybe([pub], false);
+  assert.ok(h.sent.filter((s) => s.t >= t && s.ep === pub).every((s) => s.lowTtl), 'still only priming: a full-TTL packet would reach its router first');
+  assert.match(h.m.state().reason, /call-me-maybe/);
+  h.clock.advance(500);
+  const t2 = h.clock.now();
+  h.m.callMeMaybe([pub], true);
+  assert.ok(h.sent.some((s) => s.t === t2 && s.ep === pub && !s.lowTtl), 'a call made for our current candidates opens it');
+});
+
+test('path: new candidates of the peer (it restarted) ask it to punch again at once, not 30 s after the last call', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'], gate: true });
+  h.m.start();
+  assert.equal(h.cmm.length, 1);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 1000);
+  assert.equal(h.m.state().kind, 'unreachable');
+  const calls = h.cmm.length;
+  h.m.setCandidates(['203.0.113.6:50000']);
+  assert.equal(h.cmm.length, calls + 1, 'a call-me-maybe for the new candidates goes now');
+  assert.deepEqual(h.sent.filter((s) => s.ep === '203.0.113.6:50000').map((s) => s.lowTtl), [true], 'after priming them');
+});

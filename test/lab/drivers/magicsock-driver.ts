@@ -76,7 +76,7 @@ async function main(): Promise<void> {
               endpoints.set(key, ep);
               out({ type: 'wgendpoint', key, endpoint: ep });
             },
-            sendCallMeMaybe: (peerId, candidates) => out({ type: 'cmm', peerId, candidates }),
+            sendCallMeMaybe: (peerId, candidates, _spray, primed) => out({ type: 'cmm', peerId, candidates, primed: primed ?? [] }),
             primingTtl: Number(cmd.primingTtl ?? 2),
             fastPath: cmd.fastPath === true,
             wgInterface: typeof cmd.wgInterface === 'string' ? cmd.wgInterface : 'lrlab0',
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
           break;
         }
         case 'cmm':
-          ms?.handleCallMeMaybe(String(cmd.peerId), cmd.candidates as string[]);
+          ms?.handleCallMeMaybe(String(cmd.peerId), cmd.candidates as string[], 0, (cmd.primed as string[] | undefined) ?? []);
           break;
         case 'wgsend': {
           const ep = endpoints.get(String(cmd.key));

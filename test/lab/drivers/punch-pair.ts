@@ -98,7 +98,7 @@ export async function pair(kinds: [NatKind, NatKind], o: PairOptions = {}): Prom
     const [a, b] = await Promise.all([mk('a', '10.66.0.1'), mk('b', '10.66.0.2')]);
     for (const [from, to] of [[a, b], [b, a]] as const) {
       from.driver.on((ev) => {
-        if (ev.type === 'cmm') to.driver.send({ op: 'cmm', peerId: from.name, candidates: ev.candidates });
+        if (ev.type === 'cmm') to.driver.send({ op: 'cmm', peerId: from.name, candidates: ev.candidates, primed: ev.primed });
       });
     }
     const peerOf = (s: Side) => ({
