@@ -34,10 +34,10 @@
 // for the flow to the peer, the random one for STUN and TURN, which STUN reports and we publish),
 // so each side punched towards a port the other side's router did not map for it — and every
 // probe, even a low-TTL one, kept those entries alive. So when the first re-punch after losing a
-// direct path fails (or a later one that sent full-TTL packets), we go quiet towards the peer's
-// internet candidates for quietMs — longer than conntrack's 30 s for unreplied UDP — closing the
-// gate, and then prime and call again: fresh flows take the mapping STUN reports, and the gate
-// orders the punches.
+// direct path fails (or a later one that sent full-TTL packets) while a relay carries the traffic,
+// we go quiet towards the peer's internet candidates for quietMs — longer than conntrack's 30 s
+// for unreplied UDP — closing the gate, and then prime and call again: fresh flows take the
+// mapping STUN reports, and the gate orders the punches.
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
@@ -124,6 +124,13 @@ export interface PathOptions {
    * endpoint-dependent mapping whose ports we predict: only a ping from the peer does (see above).
    */
   peerCallOpensGate?: () => boolean;
+  /**
+   * The peer is reachable through a relay right now. Only then does a failed re-punch go quiet
+   * (see the top): the relay carries the traffic meanwhile, and it is the relay's packets that
+   * were measured to leave the clashing entries. Without one, a quiet spell would be an outage
+   * (a restarted peer would wait for it). Default: never quiet.
+   */
+  relayed?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
   timing?: Partial<PathTiming>;
@@ -568,7 +575,7 @@ export class PathMachine {
         peerHeard: this.peerReady,
         windowMs: this.t.probeWindowMs,
       });
-      if (this.o.gate && (this.quietOnFail || (this.afterLoss && this.fullSent))) this.beginQuiet(now);
+      if (this.o.gate && (this.quietOnFail || (this.afterLoss && this.fullSent)) && this.o.relayed?.() === true) this.beginQuiet(now);
     } else if (this.kind === 'connecting') {
       this.reason = this.probingReason();
     }

@@ -130,6 +130,7 @@ export class PeerTable {
       {
         ...io.pathOptions,
         peerNat: () => rec.peer.natHint,
+        relayed: () => rec.relay.state().up,
         io: {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),

@@ -11,7 +11,7 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
@@ -22,6 +22,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
       clock,
       gate: o.gate ?? false,
       ...(o.behindNat !== undefined && { behindNat: () => o.behindNat! }),
+      ...(o.relayed !== undefined && { relayed: () => o.relayed! }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -437,8 +438,8 @@ test('path: suspect is ignored right after a pong, and repeats within a keepaliv
 });
 
 /** A gated machine that went direct on `ep` and then lost it (three unanswered keepalives). */
-function lostDirect(ep: string) {
-  const h = harness({ gate: true, candidates: [ep] });
+function lostDirect(ep: string, relayed = true) {
+  const h = harness({ gate: true, candidates: [ep], relayed });
   h.m.start();
   h.m.callMeMaybe([]);
   h.pong(ep, 3);
@@ -514,7 +515,7 @@ test('path: after the quiet spell, a window that only primed (the peer is still 
 });
 
 test('path: while quiet, a ping from the peer (it got through our router) is answered on that flow only, and its pong makes the path direct', () => {
-  const h = harness({ gate: true, candidates: ['203.0.113.6:41641', '203.0.113.6:50000'] });
+  const h = harness({ gate: true, candidates: ['203.0.113.6:41641', '203.0.113.6:50000'], relayed: true });
   h.m.start();
   h.m.callMeMaybe([]);
   h.pong('203.0.113.6:41641', 3);
@@ -528,8 +529,17 @@ test('path: while quiet, a ping from the peer (it got through our router) is ans
   assert.deepEqual([h.m.state().kind, h.m.state().endpoint], ['direct', '203.0.113.7:60000']);
 });
 
+test('path: without a relay (a quiet spell would be an outage) the re-punch goes on every 5 s as before', () => {
+  const h = lostDirect('203.0.113.6:41641', false);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  assert.doesNotMatch(h.m.state().reason, /stale NAT mappings/);
+  const t = h.clock.now();
+  h.clock.advance(10_000);
+  assert.ok(h.sent.filter((s) => s.t > t).length >= 2);
+});
+
 test('path: without the gate (no priming) nothing goes quiet', () => {
-  const h = harness({ candidates: ['203.0.113.6:41641'] });
+  const h = harness({ candidates: ['203.0.113.6:41641'], relayed: true });
   h.m.start();
   h.pong('203.0.113.6:41641', 3);
   while (h.m.state().kind === 'direct') h.clock.advance(500);
