@@ -318,7 +318,7 @@ export class PathMachine {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
       return;
     }
-    if (this.kind === 'unreachable' && this.afterLoss) {
+    if (this.kind === 'unreachable' && this.afterLoss && this.o.relayed?.() === true) {
       // A re-punch after a loss gets a window of its own, so that its failure goes quiet again.
       this.kind = 'connecting';
       this.fullSent = false;

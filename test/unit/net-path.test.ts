@@ -536,6 +536,9 @@ test('path: without a relay (a quiet spell would be an outage) the re-punch goes
   const t = h.clock.now();
   h.clock.advance(10_000);
   assert.ok(h.sent.filter((s) => s.t > t).length >= 2);
+  // The peer's call brings a short burst, as before: the state stays unreachable.
+  h.m.callMeMaybe([]);
+  assert.equal(h.m.state().kind, 'unreachable');
 });
 
 test('path: without the gate (no priming) nothing goes quiet', () => {
