@@ -438,8 +438,8 @@ test('path: suspect is ignored right after a pong, and repeats within a keepaliv
 });
 
 /** A gated machine that went direct on `ep` and then lost it (three unanswered keepalives). */
-function lostDirect(ep: string, relayed = true) {
-  const h = harness({ gate: true, candidates: [ep], relayed });
+function lostDirect(ep: string, relayed = true, others: string[] = []) {
+  const h = harness({ gate: true, candidates: [ep, ...others], relayed });
   h.m.start();
   h.m.callMeMaybe([]);
   h.pong(ep, 3);
@@ -515,11 +515,7 @@ test('path: after the quiet spell, a window that only primed (the peer is still 
 });
 
 test('path: while quiet, a ping from the peer (it got through our router) is answered on that flow only, and its pong makes the path direct', () => {
-  const h = harness({ gate: true, candidates: ['203.0.113.6:41641', '203.0.113.6:50000'], relayed: true });
-  h.m.start();
-  h.m.callMeMaybe([]);
-  h.pong('203.0.113.6:41641', 3);
-  while (h.m.state().kind === 'direct') h.clock.advance(500);
+  const h = lostDirect('203.0.113.6:41641', true, ['203.0.113.6:50000']);
   h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
   assert.match(h.m.state().reason, /stale NAT mappings expire/);
   const t = h.clock.now();
