@@ -78,6 +78,8 @@ export interface PathTiming {
   maxLearned: number;
   /** Silence towards the peer's internet candidates after a failed re-punch (see above). */
   quietMs: number;
+  /** STUN is asked again this long before a quiet spell ends, so the candidates punched to are current. */
+  quietRecheckMs: number;
 }
 
 export const DEFAULT_TIMING: PathTiming = {
@@ -95,6 +97,7 @@ export const DEFAULT_TIMING: PathTiming = {
   maxLearned: 8,
   // Linux conntrack forgets an unreplied UDP entry 30 s after its last packet; 10 s of margin.
   quietMs: 40_000,
+  quietRecheckMs: 5_000,
 };
 
 export interface PathIO {
@@ -103,6 +106,11 @@ export interface PathIO {
   /** Ask the peer (through the control plane) to punch towards our candidates now. */
   callMeMaybe(): void;
   state(s: PathState): void;
+  /**
+   * Ask STUN for our public address now: near the end of a quiet spell, because a rebinding while
+   * relayed moves our mapping (and so our published candidate) without losing a direct path.
+   */
+  recheckNat?(): void;
 }
 
 export interface PathOptions {
@@ -224,6 +232,7 @@ export class PathMachine {
   private quietOnFail = false;
   /** A full-TTL ping went to an internet candidate in this probing window. */
   private fullSent = false;
+  private quietRechecked = false;
   private cancelTimer: () => void = noop;
   private started = false;
   private closed = false;
@@ -552,6 +561,10 @@ export class PathMachine {
     }
     if (this.quietUntil > 0 && now >= this.quietUntil) this.endQuiet(now);
     const quiet = now < this.quietUntil;
+    if (quiet && !this.quietRechecked && now >= this.quietUntil - this.t.quietRecheckMs) {
+      this.quietRechecked = true;
+      this.o.io.recheckNat?.();
+    }
     const gated = this.o.gate && !this.peerReady;
     const hold = quiet || (gated && this.o.behindNat?.() === false);
     for (const c of this.cands.values()) {
@@ -581,13 +594,19 @@ export class PathMachine {
     }
     this.emit();
     const fast = this.kind === 'connecting' || now < this.burstUntil;
-    const next = fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs;
-    this.schedule(this.quietUntil > now ? Math.min(next, this.quietUntil - now) : next);
+    let next = fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs;
+    if (this.quietUntil > now) {
+      next = Math.min(next, this.quietUntil - now);
+      const recheckAt = this.quietUntil - this.t.quietRecheckMs;
+      if (!this.quietRechecked && recheckAt > now) next = Math.min(next, recheckAt - now);
+    }
+    this.schedule(next);
   }
 
   /** The re-punch failed: let every conntrack entry of this pair's flows expire (see the top). */
   private beginQuiet(now: number): void {
     this.quietUntil = now + this.t.quietMs;
+    this.quietRechecked = false;
     this.quietOnFail = false;
     this.peerReady = false;
     this.reason = `${this.reason}; no direct probes for ${Math.round(this.t.quietMs / 1000)} s so that stale NAT mappings expire, then punching again`;

@@ -135,6 +135,7 @@ export class PeerTable {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),
           state: (s) => this.onPathState(rec, s),
+          recheckNat: () => io.natSuspect(),
         },
       },
       p.candidates,

@@ -16,6 +16,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
   const sent: Sent[] = [];
   const states: PathState[] = [];
   const cmm: number[] = [];
+  const rechecks: number[] = [];
   let n = 0;
   const m = new PathMachine(
     {
@@ -35,6 +36,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
         ping: (ep, txid, lowTtl) => sent.push({ t: clock.now(), ep, txid, lowTtl }),
         callMeMaybe: () => cmm.push(clock.now()),
         state: (s) => states.push(s),
+        recheckNat: () => rechecks.push(clock.now()),
       },
     },
     o.candidates ?? ['203.0.113.6:41641', '198.51.100.2:41641'],
@@ -47,7 +49,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
     return m.onPong(ep, last.txid);
   };
   const to = (ep: string): number[] => sent.filter((s) => s.ep === ep).map((s) => s.t);
-  return { clock, sent, states, cmm, m, pong, to };
+  return { clock, sent, states, cmm, rechecks, m, pong, to };
 }
 
 test('path: probing pings every candidate every 500 ms and the first pong confirms a direct path', () => {
@@ -469,6 +471,7 @@ test('path: a failed re-punch after a lost direct path goes quiet for longer tha
   h.clock.advance(quietFrom + DEFAULT_TIMING.quietMs - h.clock.now() - 1);
   assert.deepEqual(h.sent.filter((s) => s.t > quietFrom), [], 'silence towards internet candidates');
   assert.equal(h.cmm.length, callsBefore, 'no call-me-maybe while quiet');
+  assert.deepEqual(h.rechecks, [quietFrom + DEFAULT_TIMING.quietMs - DEFAULT_TIMING.quietRecheckMs], 'STUN is asked again 5 s before the spell ends');
   assert.ok(DEFAULT_TIMING.quietMs > 30_000, 'longer than the 30 s conntrack keeps an unreplied UDP entry');
   // Then: a fresh window, gated (low TTL) and a call-me-maybe, as at the start.
   h.clock.advance(1);
