@@ -26,6 +26,18 @@
 // source port: the deadlock above. So there (`peerCallOpensGate` false), only the peer's ping —
 // which reached the very port our NAT allocated — opens the gate (portpredict.ts tells the peer
 // that port).
+//
+// After a NAT rebinding (both routers forgot every mapping) the gate alone is not enough. Measured
+// in the lab (conntrack -L on both routers): packets that arrived before the local side had sent
+// anything (the peer's probes, the relay's data) left unreplied entries that made our new flows
+// clash and take random ports; the routers then held two mappings for one socket (the kept port
+// for the flow to the peer, the random one for STUN and TURN, which STUN reports and we publish),
+// so each side punched towards a port the other side's router did not map for it — and every
+// probe, even a low-TTL one, kept those entries alive. So when the first re-punch after losing a
+// direct path fails (or a later one that sent full-TTL packets) while a relay carries the traffic,
+// we go quiet towards the peer's internet candidates for quietMs — longer than conntrack's 30 s
+// for unreplied UDP — closing the gate, and then prime and call again: fresh flows take the
+// mapping STUN reports, and the gate orders the punches.
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
@@ -64,6 +76,10 @@ export interface PathTiming {
   /** Pings older than this are forgotten; a pong for them is ignored. */
   pingTtlMs: number;
   maxLearned: number;
+  /** Silence towards the peer's internet candidates after a failed re-punch (see above). */
+  quietMs: number;
+  /** STUN is asked again this long before a quiet spell ends, so the candidates punched to are current. */
+  quietRecheckMs: number;
 }
 
 export const DEFAULT_TIMING: PathTiming = {
@@ -79,6 +95,9 @@ export const DEFAULT_TIMING: PathTiming = {
   burstMs: 3_000,
   pingTtlMs: 15_000,
   maxLearned: 8,
+  // Linux conntrack forgets an unreplied UDP entry 30 s after its last packet; 10 s of margin.
+  quietMs: 40_000,
+  quietRecheckMs: 5_000,
 };
 
 export interface PathIO {
@@ -87,6 +106,11 @@ export interface PathIO {
   /** Ask the peer (through the control plane) to punch towards our candidates now. */
   callMeMaybe(): void;
   state(s: PathState): void;
+  /**
+   * Ask STUN for our public address now: near the end of a quiet spell, because a rebinding while
+   * relayed moves our mapping (and so our published candidate) without losing a direct path.
+   */
+  recheckNat?(): void;
 }
 
 export interface PathOptions {
@@ -108,6 +132,13 @@ export interface PathOptions {
    * endpoint-dependent mapping whose ports we predict: only a ping from the peer does (see above).
    */
   peerCallOpensGate?: () => boolean;
+  /**
+   * The peer is reachable through a relay right now. Only then does a failed re-punch go quiet
+   * (see the top): the relay carries the traffic meanwhile, and it is the relay's packets that
+   * were measured to leave the clashing entries. Without one, a quiet spell would be an outage
+   * (a restarted peer would wait for it). Default: never quiet.
+   */
+  relayed?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
   timing?: Partial<PathTiming>;
@@ -193,6 +224,15 @@ export class PathMachine {
   /** Set while connecting again after a direct path died, so the reason says so. */
   private lostFrom: string | null = null;
   private lostWhy: string | null = null;
+  /** Nothing goes to internet candidates before this time (a quiet spell after a failed re-punch). */
+  private quietUntil = 0;
+  /** A direct path was lost and is not found again yet. */
+  private afterLoss = false;
+  /** The first window after a loss goes quiet when it fails, whatever it sent: our own priming keeps a clashed mapping alive. */
+  private quietOnFail = false;
+  /** A full-TTL ping went to an internet candidate in this probing window. */
+  private fullSent = false;
+  private quietRechecked = false;
   private cancelTimer: () => void = noop;
   private started = false;
   private closed = false;
@@ -286,13 +326,20 @@ export class PathMachine {
       if (!c) this.addCand(ep, false).toldAt = now;
       else if (c.toldAt !== null) c.toldAt = now;
     }
+    // While quiet the peer's call proves nothing about our side's stale entries: it calls again.
+    if (this.started && now < this.quietUntil) return;
     if (opensGate && (this.o.peerCallOpensGate?.() ?? true)) this.peerReady = true;
     if (!this.started) return this.start();
     if (this.kind === 'direct') {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
       return;
     }
-    if (this.kind === 'unreachable') this.burstUntil = now + this.t.burstMs;
+    if (this.kind === 'unreachable' && this.afterLoss && this.o.relayed?.() === true) {
+      // A re-punch after a loss gets a window of its own, so that its failure goes quiet again.
+      this.kind = 'connecting';
+      this.fullSent = false;
+      this.windowEnd = now + this.t.probeWindowMs;
+    } else if (this.kind === 'unreachable') this.burstUntil = now + this.t.burstMs;
     else this.windowEnd = Math.max(this.windowEnd, now + this.t.probeWindowMs);
     this.round();
   }
@@ -302,6 +349,11 @@ export class PathMachine {
     if (this.closed) return;
     let c = this.cands.get(from);
     if (!c) c = this.addCand(from, true);
+    if (this.started && this.o.clock.now() < this.quietUntil) {
+      // Its ping got through our router, so an answer on that very flow is safe; the rest stay quiet.
+      if (c.lastPongAt === null) this.sendPing(c, false);
+      return;
+    }
     const wasReady = this.peerReady;
     this.peerReady = true;
     if (!this.started) return this.start();
@@ -438,6 +490,7 @@ export class PathMachine {
 
   private beginWindow(): void {
     this.windowEnd = this.o.clock.now() + this.t.probeWindowMs;
+    this.fullSent = false;
     this.reason = this.probingReason();
     this.emit();
   }
@@ -452,6 +505,7 @@ export class PathMachine {
   private sendPing(c: Cand, lowTtl: boolean): Buffer {
     const txid = this.newTxid();
     this.pending.set(txid.toString('hex'), { endpoint: c.endpoint, sentAt: this.o.clock.now(), sentMono: this.mono() });
+    if (!lowTtl && !c.lan) this.fullSent = true;
     this.o.io.ping(c.endpoint, txid, lowTtl);
     return txid;
   }
@@ -512,8 +566,14 @@ export class PathMachine {
       }
       return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
     }
+    if (this.quietUntil > 0 && now >= this.quietUntil) this.endQuiet(now);
+    const quiet = now < this.quietUntil;
+    if (quiet && !this.quietRechecked && now >= this.quietUntil - this.t.quietRecheckMs) {
+      this.quietRechecked = true;
+      this.o.io.recheckNat?.();
+    }
     const gated = this.o.gate && !this.peerReady;
-    const hold = gated && this.o.behindNat?.() === false;
+    const hold = quiet || (gated && this.o.behindNat?.() === false);
     for (const c of this.cands.values()) {
       if (hold && !c.lan) continue;
       this.sendPing(c, gated && !c.lan);
@@ -521,7 +581,7 @@ export class PathMachine {
     // "Call me" tells the peer our NAT is open to it. Behind a NAT that is only true once we have
     // primed one of its internet candidates; said earlier (its candidates not known yet), the
     // peer's full-TTL reply reaches our router first and our mapping clashes (lab: 3 players).
-    const primed = !gated || hold || [...this.cands.values()].some((c) => !c.lan);
+    const primed = !quiet && (!gated || hold || [...this.cands.values()].some((c) => !c.lan));
     if (primed && now - this.lastCallMeMaybe >= this.t.callMeMaybeIntervalMs) {
       this.lastCallMeMaybe = now;
       this.o.io.callMeMaybe();
@@ -535,12 +595,38 @@ export class PathMachine {
         peerHeard: this.peerReady,
         windowMs: this.t.probeWindowMs,
       });
+      if (this.o.gate && (this.quietOnFail || (this.afterLoss && this.fullSent)) && this.o.relayed?.() === true) this.beginQuiet(now);
     } else if (this.kind === 'connecting') {
       this.reason = this.probingReason();
     }
     this.emit();
     const fast = this.kind === 'connecting' || now < this.burstUntil;
-    this.schedule(fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs);
+    let next = fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs;
+    if (this.quietUntil > now) {
+      next = Math.min(next, this.quietUntil - now);
+      const recheckAt = this.quietUntil - this.t.quietRecheckMs;
+      if (!this.quietRechecked && recheckAt > now) next = Math.min(next, recheckAt - now);
+    }
+    this.schedule(next);
+  }
+
+  /** The re-punch failed: let every conntrack entry of this pair's flows expire (see the top). */
+  private beginQuiet(now: number): void {
+    this.quietUntil = now + this.t.quietMs;
+    this.quietRechecked = false;
+    this.quietOnFail = false;
+    this.peerReady = false;
+    this.reason = `${this.reason}; no direct probes for ${Math.round(this.t.quietMs / 1000)} s so that stale NAT mappings expire, then punching again`;
+  }
+
+  /** Prime again and ask the peer to punch: a fresh window, gated as at the start. */
+  private endQuiet(now: number): void {
+    this.quietUntil = 0;
+    this.peerReady = false;
+    this.lastCallMeMaybe = -Infinity;
+    this.kind = 'connecting';
+    this.windowEnd = now + this.t.probeWindowMs;
+    this.fullSent = false;
   }
 
   private setDirect(c: Cand): void {
@@ -548,6 +634,9 @@ export class PathMachine {
     this.kind = 'direct';
     this.active = c;
     this.lostFrom = null;
+    this.afterLoss = false;
+    this.quietOnFail = false;
+    this.quietUntil = 0;
     this.missed = 0;
     this.keepaliveTxid = null;
     const wasReprobing = this.reprobing;
@@ -574,6 +663,9 @@ export class PathMachine {
     // Mappings may have expired on either side: open ours again before pinging at full TTL.
     this.peerReady = false;
     this.lastCallMeMaybe = -Infinity;
+    this.afterLoss = true;
+    this.quietOnFail = true;
+    this.fullSent = false;
     this.windowEnd = this.o.clock.now() + this.t.probeWindowMs;
     this.round();
   }

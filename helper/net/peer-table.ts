@@ -130,10 +130,12 @@ export class PeerTable {
       {
         ...io.pathOptions,
         peerNat: () => rec.peer.natHint,
+        relayed: () => rec.relay.state().up,
         io: {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),
           state: (s) => this.onPathState(rec, s),
+          recheckNat: () => io.natSuspect(),
         },
       },
       p.candidates,

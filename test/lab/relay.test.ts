@@ -117,7 +117,7 @@ test('port-restricted pair with a relay: the first packets may be relayed; withi
     // back by itself — through the relay at once, while the direct path is re-probed. The outage
     // is printed, not asserted (rebind.bench measures it).
     const ipA = selfIp(created);
-    // A second rebinding while the pair is relayed (after the first one it stays relayed): each
+    // A second rebinding while the pair is relayed (right after the first, before it re-punches): each
     // router may hand a flow back its original port, where the relay still keeps the allocation the
     // first rebinding orphaned — the pair must not mistake that one for its own.
     for (const round of [1, 2]) {
@@ -128,6 +128,22 @@ test('port-restricted pair with a relay: the first packets may be relayed; withi
       const steady = await pingLoss(pl, b, ipA, 20, 0.1);
       assert.equal(steady.loss, 0, `pings once it recovered (flush ${round}):\n${steady.out.slice(-400)}`);
     }
+    // And the pair goes direct again by itself: the stale conntrack entries the flush left on each
+    // router (the peer's packets that arrived before our own mapping existed) must not keep the
+    // re-punch failing for good (path.ts: a quiet spell of 40 s, then priming again; a spell may
+    // need a second round). The bound is generous: correctness, not speed; the time is printed.
+    for (const s of [a, b]) t.diagnostic(`${s.name} router UDP conntrack after the flushes (peer flows):\n${await peerFlows(lab, s, [a, b])}`);
+    const tBack = Date.now();
+    const ipB = await ipOf(pl, b);
+    const direct = (ip: string) => (p: PartyJson): boolean => pathOf(p, ip)?.path === DIRECT;
+    try {
+      await Promise.all([waitParty(pl, a, direct(ipB), 150_000), waitParty(pl, b, direct(ipA), 150_000)]);
+    } finally {
+      t.diagnostic(`direct again on both sides ${Date.now() - tBack} ms after the last flush's ping ended`);
+      for (const s of [a, b]) t.diagnostic(`${s.name} router UDP conntrack (peer flows):\n${await peerFlows(lab, s, [a, b])}`);
+    }
+    const again = await pingLoss(pl, b, ipA, 20, 0.1);
+    assert.equal(again.loss, 0, `pings on the direct path again:\n${again.out.slice(-400)}`);
   });
 });
 
@@ -185,6 +201,13 @@ async function flushUnderPing(pl: PartyLab, from: LabSite, ip: string, sites: La
     prev = x;
   }
   return { after: after.length, outage };
+}
+
+/** The router's UDP conntrack entries between the sites' public addresses (diagnostics). */
+async function peerFlows(lab: PartyLab['lab'], site: LabSite, sites: LabSite[]): Promise<string> {
+  const { stdout } = await lab.exec(site.router!.ns, 'conntrack', ['-L', '-p', 'udp'], { timeoutMs: 10_000 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  const ips = sites.map((s) => s.publicIp);
+  return stdout.split('\n').filter((l) => ips.filter((ip) => l.includes(`=${ip} `)).length >= 2).join('\n');
 }
 
 /** Runs the abuse driver in the site's namespace: a member misusing its relay credentials. */

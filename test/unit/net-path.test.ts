@@ -11,17 +11,19 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
   const cmm: number[] = [];
+  const rechecks: number[] = [];
   let n = 0;
   const m = new PathMachine(
     {
       clock,
       gate: o.gate ?? false,
       ...(o.behindNat !== undefined && { behindNat: () => o.behindNat! }),
+      ...(o.relayed !== undefined && { relayed: () => o.relayed! }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -34,6 +36,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
         ping: (ep, txid, lowTtl) => sent.push({ t: clock.now(), ep, txid, lowTtl }),
         callMeMaybe: () => cmm.push(clock.now()),
         state: (s) => states.push(s),
+        recheckNat: () => rechecks.push(clock.now()),
       },
     },
     o.candidates ?? ['203.0.113.6:41641', '198.51.100.2:41641'],
@@ -46,7 +49,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
     return m.onPong(ep, last.txid);
   };
   const to = (ep: string): number[] => sent.filter((s) => s.ep === ep).map((s) => s.t);
-  return { clock, sent, states, cmm, m, pong, to };
+  return { clock, sent, states, cmm, rechecks, m, pong, to };
 }
 
 test('path: probing pings every candidate every 500 ms and the first pong confirms a direct path', () => {
@@ -462,4 +465,114 @@ test('path: new candidates of the peer (it restarted) ask it to punch again at o
   h.m.setCandidates(['203.0.113.6:50000']);
   assert.equal(h.cmm.length, calls + 1, 'a call-me-maybe for the new candidates goes now');
   assert.deepEqual(h.sent.filter((s) => s.ep === '203.0.113.6:50000').map((s) => s.lowTtl), [true], 'after priming them');
+/** A gated machine that went direct on `ep` and then lost it (three unanswered keepalives). */
+function lostDirect(ep: string, relayed = true, others: string[] = []) {
+  const h = harness({ gate: true, candidates: [ep, ...others], relayed });
+  h.m.start();
+  h.m.callMeMaybe([]);
+  h.pong(ep, 3);
+  assert.equal(h.m.state().kind, 'direct');
+  while (h.m.state().kind === 'direct') h.clock.advance(500);
+  return h;
+}
+
+test('path: a failed re-punch after a lost direct path goes quiet for longer than conntrack keeps unreplied UDP, then primes and calls again', () => {
+  const ep = '203.0.113.6:41641';
+  const h = lostDirect(ep);
+  const lostAt = h.clock.now();
+  const calls = h.cmm.length;
+  // The re-punch window: low-TTL priming until the peer calls; it calls, full TTL; nothing answers.
+  h.clock.advance(1000);
+  assert.ok(h.sent.filter((s) => s.t > lostAt && s.ep === ep).every((s) => s.lowTtl), 'primes again first');
+  h.m.callMeMaybe([]);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  const quietFrom = [...h.sent].reverse().find((s) => s.ep === ep)!.t;
+  assert.equal(h.m.state().kind, 'unreachable');
+  assert.match(h.m.state().reason, /no direct probes for 40 s so that stale NAT mappings expire/);
+  // Quiet: not a packet, whatever the peer says (its call and its changed candidates).
+  const callsBefore = h.cmm.length;
+  h.clock.advance(10_000);
+  h.m.callMeMaybe([ep]);
+  h.m.setCandidates([ep, '203.0.113.6:50000']);
+  h.clock.advance(quietFrom + DEFAULT_TIMING.quietMs - h.clock.now() - 1);
+  assert.deepEqual(h.sent.filter((s) => s.t > quietFrom), [], 'silence towards internet candidates');
+  assert.equal(h.cmm.length, callsBefore, 'no call-me-maybe while quiet');
+  assert.deepEqual(h.rechecks, [quietFrom + DEFAULT_TIMING.quietMs - DEFAULT_TIMING.quietRecheckMs], 'STUN is asked again 5 s before the spell ends');
+  assert.ok(DEFAULT_TIMING.quietMs > 30_000, 'longer than the 30 s conntrack keeps an unreplied UDP entry');
+  // Then: a fresh window, gated (low TTL) and a call-me-maybe, as at the start.
+  h.clock.advance(1);
+  const t = h.clock.now();
+  assert.equal(h.m.state().kind, 'connecting');
+  assert.deepEqual(h.sent.filter((s) => s.t === t).map((s) => [s.ep, s.lowTtl]), [[ep, true], ['203.0.113.6:50000', true]]);
+  assert.equal(h.cmm.length, callsBefore + 1);
+  assert.ok(h.cmm.length > calls);
+  // The peer, done with its own quiet spell, calls: full TTL, and the pong makes the path direct.
+  h.m.callMeMaybe([]);
+  assert.equal(h.sent.filter((s) => s.t === t && !s.lowTtl).length, 2);
+  h.pong('203.0.113.6:50000', 4);
+  assert.deepEqual([h.m.state().kind, h.m.state().endpoint], ['direct', '203.0.113.6:50000']);
+});
+
+test('path: the first re-punch window goes quiet even if it only primed (our own priming keeps a clashed mapping alive)', () => {
+  const ep = '203.0.113.6:41641';
+  const h = lostDirect(ep);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  assert.match(h.m.state().reason, /stale NAT mappings expire/);
+  const t = h.clock.now();
+  h.clock.advance(DEFAULT_TIMING.quietMs - 1000);
+  assert.deepEqual(h.sent.filter((s) => s.t > t), []);
+});
+
+test('path: after the quiet spell, a window that only primed (the peer is still quiet) does not go quiet again; the peer\'s later call opens a window that does if it fails', () => {
+  const ep = '203.0.113.6:41641';
+  const h = lostDirect(ep);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500 + DEFAULT_TIMING.quietMs);
+  assert.equal(h.m.state().kind, 'connecting');
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs);
+  assert.equal(h.m.state().kind, 'unreachable');
+  assert.doesNotMatch(h.m.state().reason, /stale NAT mappings/);
+  // It keeps its NAT open (low TTL every 5 s) for the peer.
+  const t0 = h.clock.now();
+  h.clock.advance(10_000);
+  const primes = h.sent.filter((s) => s.t > t0 && s.ep === ep);
+  assert.ok(primes.length >= 2 && primes.every((s) => s.lowTtl));
+  // The peer calls; full TTL; unanswered for a window: quiet again.
+  h.m.callMeMaybe([]);
+  assert.equal(h.m.state().kind, 'connecting');
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  assert.match(h.m.state().reason, /stale NAT mappings expire/);
+});
+
+test('path: while quiet, a ping from the peer (it got through our router) is answered on that flow only, and its pong makes the path direct', () => {
+  const h = lostDirect('203.0.113.6:41641', true, ['203.0.113.6:50000']);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  assert.match(h.m.state().reason, /stale NAT mappings expire/);
+  const t = h.clock.now();
+  h.m.onPing('203.0.113.7:60000');
+  assert.deepEqual(h.sent.filter((s) => s.t >= t).map((s) => [s.ep, s.lowTtl]), [['203.0.113.7:60000', false]]);
+  h.pong('203.0.113.7:60000', 2);
+  assert.deepEqual([h.m.state().kind, h.m.state().endpoint], ['direct', '203.0.113.7:60000']);
+});
+
+test('path: without a relay (a quiet spell would be an outage) the re-punch goes on every 5 s as before', () => {
+  const h = lostDirect('203.0.113.6:41641', false);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  assert.doesNotMatch(h.m.state().reason, /stale NAT mappings/);
+  const t = h.clock.now();
+  h.clock.advance(10_000);
+  assert.ok(h.sent.filter((s) => s.t > t).length >= 2);
+  // The peer's call brings a short burst, as before: the state stays unreachable.
+  h.m.callMeMaybe([]);
+  assert.equal(h.m.state().kind, 'unreachable');
+});
+
+test('path: without the gate (no priming) nothing goes quiet', () => {
+  const h = harness({ candidates: ['203.0.113.6:41641'], relayed: true });
+  h.m.start();
+  h.pong('203.0.113.6:41641', 3);
+  while (h.m.state().kind === 'direct') h.clock.advance(500);
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 500);
+  const t = h.clock.now();
+  h.clock.advance(10_000);
+  assert.ok(h.sent.filter((s) => s.t > t).length >= 2, 'upgrade attempts every 5 s as before');
 });
