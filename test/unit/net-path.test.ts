@@ -465,6 +465,8 @@ test('path: new candidates of the peer (it restarted) ask it to punch again at o
   h.m.setCandidates(['203.0.113.6:50000']);
   assert.equal(h.cmm.length, calls + 1, 'a call-me-maybe for the new candidates goes now');
   assert.deepEqual(h.sent.filter((s) => s.ep === '203.0.113.6:50000').map((s) => s.lowTtl), [true], 'after priming them');
+});
+
 /** A gated machine that went direct on `ep` and then lost it (three unanswered keepalives). */
 function lostDirect(ep: string, relayed = true, others: string[] = []) {
   const h = harness({ gate: true, candidates: [ep, ...others], relayed });
