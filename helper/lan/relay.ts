@@ -94,6 +94,8 @@ export interface LanRelayOptions {
   ports: readonly number[];
   /** Multicast "group:port" pairs, e.g. DEFAULT_GROUPS. */
   groups: readonly string[];
+  /** A datagram was handled (or an injection finished): counters() may have changed. */
+  onCounters?: () => void;
   relayPort: number;
   log: Logger;
   clock?: Clock;
@@ -219,6 +221,7 @@ export class LanRelay {
   private onCaptured(d: CapturedDatagram): void {
     if (this.closed) return;
     this.c.captured++;
+    this.o.onCounters?.();
     const now = this.clock.now();
     if (d.payload.length > MAX_PAYLOAD) {
       this.c.droppedInvalid++;
@@ -267,6 +270,7 @@ export class LanRelay {
   private onEnvelope(msg: Buffer, from: { address: string; port: number }): void {
     if (this.closed) return;
     this.c.received++;
+    this.o.onCounters?.();
     const parsed = parseEnvelope(msg);
     if (!parsed.ok) {
       this.c.droppedInvalid++;
@@ -302,9 +306,14 @@ export class LanRelay {
       return;
     }
     this.io.inject({ srcIp: e.origin, srcPort: e.srcPort, dst: e.dst, dstPort: e.dstPort, payload: e.payload }).then(
-      (sent) => void (sent ? this.c.injected++ : this.c.droppedNoListener++),
+      (sent) => {
+        if (sent) this.c.injected++;
+        else this.c.droppedNoListener++;
+        this.o.onCounters?.();
+      },
       (err: unknown) => {
         this.c.errors++;
+        this.o.onCounters?.();
         this.note('inject failed', { origin: e.origin, err: String(err) });
       },
     );

@@ -131,6 +131,11 @@ export class PeerMetrics {
     };
   }
 
+  /** Somebody watches live (a Watch stream with metrics holds watch()). */
+  watched(): boolean {
+    return this.watchers > 0;
+  }
+
   latest(): readonly PeerSample[] {
     return this.latestSamples;
   }
