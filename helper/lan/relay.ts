@@ -18,6 +18,7 @@ import { DedupWindow } from './dedup.js';
 import { encodeEnvelope, isUnicastOrigin, LIMITED_BROADCAST, MAX_PAYLOAD, parseEnvelope } from './envelope.js';
 import { LinuxRelayIo, type LanRelayIo } from './linux.js';
 import { MDNS_GROUP, MDNS_PORT, rewriteMdnsAddresses } from './mdns-rewrite.js';
+import { ownSenders, type OwnSenders } from '../net/own-senders.js';
 import { RateLimiter, TokenBucket, type BucketConfig } from './ratelimit.js';
 
 /** mDNS, SSDP and Minecraft's LAN announcements: always carried while the relay runs. */
@@ -94,6 +95,8 @@ export interface LanRelayOptions {
   ports: readonly number[];
   /** Multicast "group:port" pairs, e.g. DEFAULT_GROUPS. */
   groups: readonly string[];
+  /** The helper's own discovery sockets (default: the process-wide registry): not carried. */
+  ownSenders?: OwnSenders;
   /** A datagram was handled (or an injection finished): counters() may have changed. */
   onCounters?: () => void;
   relayPort: number;
@@ -220,6 +223,8 @@ export class LanRelay {
 
   private onCaptured(d: CapturedDatagram): void {
     if (this.closed) return;
+    // The helper's own search (own-senders.ts), not a game's: not ours to carry, not counted.
+    if ((this.o.ownSenders ?? ownSenders).has(d.srcIp, d.srcPort)) return;
     this.c.captured++;
     this.o.onCounters?.();
     const now = this.clock.now();
