@@ -25,7 +25,10 @@ export const WELL_KNOWN_LAN_PORTS: ReadonlyArray<{ port: number; game: string }>
   { port: 8303, game: 'Teeworlds / DDNet: LAN server browser' },
 ];
 
-/** Stats are published on this tick, and only when they changed: at most once per interval. */
+/**
+ * Stats are published at most once per interval, and only when they changed: a change (a datagram,
+ * a start, stop or problem) arms one timer, so a party with no LAN traffic runs no timer at all.
+ */
 export const LAN_STATS_INTERVAL_MS = 1000;
 /** A relay that failed to start is tried again after this (or at the next change). */
 export const LAN_RETRY_MS = 30_000;
@@ -132,7 +135,7 @@ export class PartyLan {
   private past: LanCounters = { ...ZERO };
   private problem = '';
   private chain: Promise<void> = Promise.resolve();
-  private ticker: ReturnType<typeof setInterval> | undefined;
+  private publishTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastPublished = '';
   private closed = false;
@@ -150,8 +153,6 @@ export class PartyLan {
       this.log.warn('could not remove a stale LAN relay table; LAN discovery may not work until `nft delete table ip ${DEFAULT_LAN_TABLE}` is run as root', { err: String(err) });
     }
     this.lastPublished = JSON.stringify(this.stats());
-    this.ticker = setInterval(() => this.publishIfChanged(), LAN_STATS_INTERVAL_MS);
-    this.ticker.unref();
   }
 
   /** The party engine's view: our tunnel (null when not in a party) and the other members' virtual IPs. */
@@ -199,7 +200,7 @@ export class PartyLan {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.ticker);
+    clearTimeout(this.publishTimer);
     clearTimeout(this.retryTimer);
     const run = this.chain.then(() => this.stopRelay());
     this.chain = run.catch(() => undefined);
@@ -209,7 +210,9 @@ export class PartyLan {
   /** Serialised: one change at a time, always towards the newest wish. Never rejects. */
   private reconcile(): Promise<void> {
     const run = this.chain.then(() => this.step());
-    this.chain = run.catch((err: unknown) => this.log.error('LAN relay: unexpected failure', { err: String(err) }));
+    this.chain = run
+      .catch((err: unknown) => this.log.error('LAN relay: unexpected failure', { err: String(err) }))
+      .finally(() => this.changed());
     return this.chain;
   }
 
@@ -255,6 +258,7 @@ export class PartyLan {
       relayPort: this.relayPort,
       log: this.o.log,
       tunnelInterface: w.self.tunnelInterface,
+      onCounters: () => this.changed(),
       ...(this.o.rewriteMdns !== false ? { mdnsLocal: localAddressSet() } : {}),
       ...(this.o.clock ? { clock: this.o.clock } : {}),
       ...(this.o.limits ? { limits: this.o.limits } : {}),
@@ -294,6 +298,16 @@ export class PartyLan {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void this.reconcile(), LAN_RETRY_MS);
     this.retryTimer.unref();
+  }
+
+  /** Something may have changed: publish within LAN_STATS_INTERVAL_MS (one timer for a burst). */
+  private changed(): void {
+    if (this.publishTimer !== undefined || this.closed) return;
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = undefined;
+      this.publishIfChanged();
+    }, LAN_STATS_INTERVAL_MS);
+    this.publishTimer.unref();
   }
 
   private publishIfChanged(): void {

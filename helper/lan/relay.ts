@@ -18,6 +18,7 @@ import { DedupWindow } from './dedup.js';
 import { encodeEnvelope, isUnicastOrigin, LIMITED_BROADCAST, MAX_PAYLOAD, parseEnvelope } from './envelope.js';
 import { LinuxRelayIo, type LanRelayIo } from './linux.js';
 import { MDNS_GROUP, MDNS_PORT, rewriteMdnsAddresses } from './mdns-rewrite.js';
+import { ownSenders, type OwnSenders } from '../net/own-senders.js';
 import { RateLimiter, TokenBucket, type BucketConfig } from './ratelimit.js';
 
 /** mDNS, SSDP and Minecraft's LAN announcements: always carried while the relay runs. */
@@ -94,6 +95,10 @@ export interface LanRelayOptions {
   ports: readonly number[];
   /** Multicast "group:port" pairs, e.g. DEFAULT_GROUPS. */
   groups: readonly string[];
+  /** The helper's own discovery sockets (default: the process-wide registry): not carried. */
+  ownSenders?: OwnSenders;
+  /** A datagram was handled (or an injection finished): counters() may have changed. */
+  onCounters?: () => void;
   relayPort: number;
   log: Logger;
   clock?: Clock;
@@ -218,7 +223,10 @@ export class LanRelay {
 
   private onCaptured(d: CapturedDatagram): void {
     if (this.closed) return;
+    // The helper's own search (own-senders.ts), not a game's: not ours to carry, not counted.
+    if ((this.o.ownSenders ?? ownSenders).has(d.srcIp, d.srcPort)) return;
     this.c.captured++;
+    this.o.onCounters?.();
     const now = this.clock.now();
     if (d.payload.length > MAX_PAYLOAD) {
       this.c.droppedInvalid++;
@@ -267,6 +275,7 @@ export class LanRelay {
   private onEnvelope(msg: Buffer, from: { address: string; port: number }): void {
     if (this.closed) return;
     this.c.received++;
+    this.o.onCounters?.();
     const parsed = parseEnvelope(msg);
     if (!parsed.ok) {
       this.c.droppedInvalid++;
@@ -302,9 +311,14 @@ export class LanRelay {
       return;
     }
     this.io.inject({ srcIp: e.origin, srcPort: e.srcPort, dst: e.dst, dstPort: e.dstPort, payload: e.payload }).then(
-      (sent) => void (sent ? this.c.injected++ : this.c.droppedNoListener++),
+      (sent) => {
+        if (sent) this.c.injected++;
+        else this.c.droppedNoListener++;
+        this.o.onCounters?.();
+      },
       (err: unknown) => {
         this.c.errors++;
+        this.o.onCounters?.();
         this.note('inject failed', { origin: e.origin, err: String(err) });
       },
     );

@@ -2,7 +2,10 @@
 // bytes and handshake in one round trip) plus the disco probes' records turn into a sample per
 // peer: byte and packet rates, RTT, jitter, loss and a quality score. Packets on the fast path
 // never reach Node, so their counts come from nftables' per-peer counters, read seldom (an `nft`
-// process costs ~30 ms of CPU here): every 10 s while somebody watches, every 60 s otherwise.
+// process costs ~30 ms of CPU here): every 10 s while somebody watches, every 60 s otherwise, and
+// only when the fast-path peers' WireGuard bytes moved since the last read; while nobody watches,
+// a trickle (keepalives, a handshake: under NFT_REST_TRICKLE_BYTES) waits for more, at most
+// NFT_REST_MAX_MS. The counters are cumulative, so a later read loses no packet.
 // Path changes are recorded as they happen. The I/O sits behind PeerMetricsSource.
 
 import type { Logger } from '../core/log.js';
@@ -76,6 +79,11 @@ interface PeerAcc {
   loss: LossWindow;
 }
 
+/** WireGuard bytes on the fast path that do not make an unwatched helper run `nft` (keepalives, handshakes). */
+export const NFT_REST_TRICKLE_BYTES = 4096;
+/** An unwatched helper reads the fast path's counters at least this often while bytes trickle. */
+export const NFT_REST_MAX_MS = 10 * 60_000;
+
 export interface PeerMetricsOptions {
   source: PeerMetricsSource;
   log: Logger;
@@ -93,8 +101,9 @@ export class PeerMetrics {
   private lastTick = 0;
   private lastNft = 0;
   /** The fast-path peers' WireGuard byte counters at the last nftables read, and what it read. */
-  private nftWgKey = '';
+  private nftWg: Map<string, { rx: number; tx: number }> | null = null;
   private nftLast: Map<string, FastPathCounters> | null = null;
+  private nftReadAt = 0;
   private watchers = 0;
   private running = false;
   private busy = false;
@@ -131,6 +140,11 @@ export class PeerMetrics {
     };
   }
 
+  /** Somebody watches live (a Watch stream with metrics holds watch()). */
+  watched(): boolean {
+    return this.watchers > 0;
+  }
+
   latest(): readonly PeerSample[] {
     return this.latestSamples;
   }
@@ -157,16 +171,19 @@ export class PeerMetrics {
         // The nftables counters count WireGuard's packets only, so while no fast-path peer's
         // WireGuard bytes moved they did not move either: the last read stands (an `nft` process
         // a minute was the second largest item in an idle helper's profile).
-        const wgKey = inputs.map((i) => (i.fastPath ? `${i.deviceId}:${i.rxBytes}:${i.txBytes}` : '')).join(',');
-        nft =
-          wgKey === this.nftWgKey && this.nftLast !== null
-            ? this.nftLast
-            : await this.o.source.fastPathCounters().catch((err: unknown) => {
-                this.o.log.debug('fast-path counters unreadable', { err: String(err) });
-                return null;
-              });
-        this.nftWgKey = nft !== null ? wgKey : '';
-        this.nftLast = nft;
+        const moved = this.fastBytesMoved(inputs);
+        const stands = this.nftLast !== null && (moved === 0 || (this.watchers === 0 && moved < NFT_REST_TRICKLE_BYTES && now - this.nftReadAt < NFT_REST_MAX_MS));
+        if (stands) {
+          nft = this.nftLast;
+        } else {
+          nft = await this.o.source.fastPathCounters().catch((err: unknown) => {
+            this.o.log.debug('fast-path counters unreadable', { err: String(err) });
+            return null;
+          });
+          this.nftLast = nft;
+          this.nftReadAt = now;
+          this.nftWg = nft !== null ? new Map(inputs.filter((i) => i.fastPath).map((i) => [i.deviceId, { rx: i.rxBytes, tx: i.txBytes }])) : null;
+        }
         nftDt = this.lastNft > 0 ? (now - this.lastNft) / 1000 : 0;
         this.lastNft = now;
       }
@@ -185,6 +202,18 @@ export class PeerMetrics {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** WireGuard bytes the fast-path peers moved since the last nftables read (Infinity: a peer new to the fast path, or no read yet). */
+  private fastBytesMoved(inputs: readonly PeerMetricsInput[]): number {
+    let moved = 0;
+    for (const i of inputs) {
+      if (!i.fastPath) continue;
+      const at = this.nftWg?.get(i.deviceId);
+      if (!at || i.rxBytes < at.rx || i.txBytes < at.tx) return Infinity;
+      moved += i.rxBytes - at.rx + (i.txBytes - at.tx);
+    }
+    return moved;
   }
 
   private sample(i: PeerMetricsInput, now: number, dt: number, nft: Map<string, FastPathCounters> | null, nftDt: number): PeerSample {

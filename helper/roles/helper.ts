@@ -230,7 +230,9 @@ export async function startHelper(opts: HelperOptions, log: Logger): Promise<Run
     onSamples: (samples) => {
       peerHistory.add(samples);
       recorder.samples(samples);
-      state.events.publish({ peerMetrics: { peers: samples.map(toProtoPeerSample) } });
+      // Only Watch streams that asked for metrics read these (and they hold peerMetrics.watch()): at rest,
+      // nobody watching, the per-second protobuf copies were garbage for nobody.
+      if (peerMetrics?.watched() === true) state.events.publish({ peerMetrics: { peers: samples.map(toProtoPeerSample) } });
     },
   });
   const pm = peerMetrics;

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
 import { publicKeyOf } from './keys.js';
 import { kernelWireguardPossible, linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind, linkPresent } from './iproute.js';
@@ -64,6 +64,19 @@ export interface WgDeviceOptions {
 interface Control {
   set(s: DeviceSet): Promise<void>;
   get(): Promise<DeviceState>;
+}
+
+/**
+ * The interface's /proc/net/dev counters, read synchronously: a procfs read takes microseconds,
+ * while the promise API's open/stat/read/close round trips through the thread pool, and their
+ * objects, were a visible share of an idle helper's per-second metrics round (and of its GC).
+ */
+function netDevText(name: string): string | null {
+  try {
+    return netDevCounters(readFileSync('/proc/net/dev', 'latin1'), name);
+  } catch {
+    return null;
+  }
 }
 
 export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
@@ -173,7 +186,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
       open();
       let counters: string | null = null;
       if (gate) {
-        counters = await readFile('/proc/net/dev', 'utf8').then((t) => netDevCounters(t, name), () => null);
+        counters = netDevText(name);
         if (!gate.mustRead(counters, Date.now())) return lastStats.map((p) => ({ ...p }));
       }
       const at = Date.now();

@@ -7,12 +7,18 @@
 // the interface's counters do not see; the traffic watch ignores those, and maxAgeMs bounds the
 // staleness for everything else). Pure: the caller reads the file and passes the time.
 
-/** The interface's rx/tx bytes and packets from /proc/net/dev as one comparable string, or null. */
+/**
+ * The interface's rx/tx bytes and packets from /proc/net/dev as one comparable string, or null.
+ * Read once a second at rest: finds the interface's line instead of splitting the whole file
+ * (names are right-aligned, so a line starts with spaces or the name itself, then a colon).
+ */
 export function netDevCounters(text: string, iface: string): string | null {
-  for (const line of text.split('\n').slice(2)) {
-    const colon = line.indexOf(':');
-    if (colon < 0 || line.slice(0, colon).trim() !== iface) continue;
-    const f = line.slice(colon + 1).trim().split(/\s+/);
+  const key = `${iface}:`;
+  for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + 1)) {
+    const before = at === 0 ? '\n' : text[at - 1];
+    if (before !== ' ' && before !== '\n') continue;
+    const end = text.indexOf('\n', at);
+    const f = text.slice(at + key.length, end < 0 ? undefined : end).trim().split(/\s+/);
     // receive: bytes packets ... (8 fields); transmit: bytes packets ...
     return f.length >= 10 ? `${f[0]} ${f[1]} ${f[8]} ${f[9]}` : null;
   }

@@ -12,7 +12,8 @@
 // Env: BENCH_N (comma list, default "4,8"), BENCH_TIMEOUT_S (per storm, default 40 + 6·N),
 // BENCH_EXEC_COUNT=1 (count nft/wg/ip processes per helper through PATH wrappers), BENCH_LOG_DIR
 // (write every helper's and the control server's log there),
-// BENCH_START_BATCH (helpers started at once, default 2), BENCH_IDLE_S (helper CPU at rest after the storm, default 20 s; 0 skips), LANRAGE_LAB_VERBOSE=1
+// BENCH_START_BATCH (helpers started at once, default 2), BENCH_IDLE_S (helper CPU at rest after the storm, default 20 s; 0 skips),
+// BENCH_IDLE_SETTLE_S (wait before measuring it, default 2 s: longer leaves V8's post-start-up heap shrinking out), LANRAGE_LAB_VERBOSE=1
 // (helper logs on stderr). Prints figures; asserts nothing about speed.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const RELAYED = 3;
 const TRIGGER = join(dirname(fileURLToPath(import.meta.url)), 'join-trigger.js');
 const EXEC_COUNT = process.env.BENCH_EXEC_COUNT === '1';
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 20);
+const IDLE_SETTLE_S = Number(process.env.BENCH_IDLE_SETTLE_S ?? 2);
 const START_BATCH = Math.max(1, Number(process.env.BENCH_START_BATCH ?? 2));
 
 const log = (s: string): void => void process.stderr.write(`[joinstorm] ${s}\n`);
@@ -277,11 +279,14 @@ async function storm(n: number): Promise<void> {
         }
         if (IDLE_S > 0) {
           // Nobody watching, nothing sent: what the party costs each helper at rest.
-          await sleep(2000);
+          await sleep(IDLE_SETTLE_S * 1000);
           const idleMeter = new CpuMeter([...helperPids.values()]);
+          const idleFrom = new Date();
           await sleep(IDLE_S * 1000);
           const idle = idleMeter.stop();
           const xs = lab.sites.map((s) => idle.get(helperPids.get(s.name)!) ?? NaN);
+          // The window's wall times, to cut it out of a profile (LANRAGE_LAB_NODE_ARGS="--cpu-prof ...").
+          log(`idle window ${idleFrom.toISOString()} - ${new Date().toISOString()} (settled ${IDLE_SETTLE_S} s)`);
           console.log(`  idle ${IDLE_S} s afterwards, % of one core per helper: mean ${fmt(xs.reduce((x, y) => x + y, 0) / n, 2)} max ${fmt(Math.max(...xs), 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(xs[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
         }
         console.log(`after: ${uptime()}`);

@@ -184,5 +184,11 @@ test('PartyLan publishes stats only when they changed, at most once per tick', a
   assert.deepEqual(published, [5], 'one event for five datagrams');
   t.mock.timers.tick(3000);
   assert.deepEqual(published, [5]);
+  // After a quiet spell (no timer runs then), the next datagram is published within the interval.
+  capture(ios[0]!, 7000);
+  t.mock.timers.tick(999);
+  assert.deepEqual(published, [5]);
+  t.mock.timers.tick(1);
+  assert.deepEqual(published, [5, 6], 'published one interval after the change');
   await lan.close();
 });

@@ -7,6 +7,7 @@ import { encodeEnvelope, parseEnvelope, type Envelope } from '../../helper/lan/e
 import type { InjectDatagram } from '../../helper/lan/inject.js';
 import type { LanRelayIo, RelayIoHandlers } from '../../helper/lan/linux.js';
 import { DEFAULT_GROUPS, LanRelay, type LanRelayOptions } from '../../helper/lan/relay.js';
+import { OwnSenders } from '../../helper/net/own-senders.js';
 
 const log = createLogger({ test: 'lan-relay' }, () => undefined);
 const PORT = 7654;
@@ -207,4 +208,34 @@ test('lan relay: four members: one broadcast reaches each other member exactly o
   const wire = nodes.reduce((s, n) => s + n.io.sent.length, 0);
   assert.equal(wire, 3 + 3 * 3); // N-1 envelopes per captured datagram
   for (const n of nodes) assert.equal(n.r.counters().droppedLoop + n.r.counters().droppedInvalid, 0);
+});
+
+test("lan relay: the helper's own discovery searches (port mapper's SSDP) are not carried, a game's from another socket are", async () => {
+  const own = new OwnSenders();
+  const { r, io } = relay({ ownSenders: own });
+  await r.start();
+  const search = { srcIp: '198.51.100.2', srcPort: 41000, dst: '239.255.255.250', dstPort: 1900, payload: Buffer.from('M-SEARCH * HTTP/1.1\r\n\r\n') };
+  const release = own.add('198.51.100.2', 41000);
+  io.capture(search);
+  assert.equal(io.sent.length, 0, 'our own search stays home');
+  assert.equal(r.counters().captured, 0, 'and is not counted as a game datagram');
+  io.capture({ ...search, srcPort: 41001 });
+  assert.equal(io.sent.length, 2, "a game's search from another socket goes to both peers");
+  release();
+  release();
+  assert.equal(own.has('198.51.100.2', 41000), false, 'released once its socket closed');
+  io.capture({ ...search, payload: Buffer.from('M-SEARCH * HTTP/1.1\r\nMX: 2\r\n\r\n') });
+  assert.equal(io.sent.length, 4, 'a later socket on that port is somebody else');
+  await r.close();
+});
+
+test('own senders: counted per socket, so one closing leaves another on the same address registered', () => {
+  const own = new OwnSenders();
+  const a = own.add('192.0.2.1', 5000);
+  const b = own.add('192.0.2.1', 5000);
+  a();
+  assert.equal(own.has('192.0.2.1', 5000), true);
+  b();
+  assert.equal(own.has('192.0.2.1', 5000), false);
+  assert.equal(own.has('192.0.2.1', 5001), false);
 });

@@ -9,7 +9,7 @@ import { PathMachine } from '../../helper/net/path.js';
 import { ProbeStats } from '../../helper/net/probe-stats.js';
 import { parseCounters } from '../../helper/net/fastpath.js';
 import { counterDelta, jitterOf, LossWindow, medianRtt, pathRtt, qualityScore } from '../../helper/metrics/quality.js';
-import { PathChanges, PeerMetrics, type PeerMetricsInput, type PeerSample } from '../../helper/metrics/peer-metrics.js';
+import { NFT_REST_MAX_MS, NFT_REST_TRICKLE_BYTES, PathChanges, PeerMetrics, type PeerMetricsInput, type PeerSample } from '../../helper/metrics/peer-metrics.js';
 import { PeerHistory } from '../../helper/metrics/peer-history.js';
 import { cpuPercent, parseMeminfo, parseNetDev, parseProcStat, procReader } from '../../helper/metrics/proc-reader.js';
 import { prometheusRegistry } from '../../helper/metrics/prometheus.js';
@@ -178,6 +178,55 @@ test('peer metrics: rates from WireGuard bytes, packets from forwarding plus nft
   assert.equal(u!.rttMs, 0);
   assert.equal(u!.quality, 0);
   assert.equal(got.length, 10);
+});
+
+test('peer metrics: unwatched, a trickle of WireGuard bytes on the fast path waits for more (or 10 minutes) before nft runs; packets catch up', async () => {
+  let now = 1_000_000;
+  let cur = input({ fastPath: true, rxBytes: 10_000, txBytes: 10_000 });
+  let nft = new Map([['bob', { rxPackets: 100, txPackets: 100, rxBytes: 0, txBytes: 0 }]]);
+  let nftReads = 0;
+  const pm = new PeerMetrics({
+    source: { inputs: async () => [cur], fastPathCounters: async () => (nftReads++, nft) },
+    log,
+    onSamples: () => undefined,
+    now: () => now,
+    nftWatchedMs: 10_000,
+    nftIdleMs: 60_000,
+  });
+  await pm.tick();
+  assert.equal(nftReads, 1, 'the first read');
+  // Keepalives and a handshake: below the trickle, nobody watching: the last read stands.
+  cur = { ...cur, rxBytes: cur.rxBytes + 148, txBytes: cur.txBytes + 92 + 32 };
+  nft = new Map([['bob', { rxPackets: 101, txPackets: 102, rxBytes: 0, txBytes: 0 }]]);
+  now += 60_000;
+  await pm.tick();
+  assert.equal(nftReads, 1, 'no nft for a trickle');
+  assert.deepEqual(pm.totals('bob'), { rxPackets: 100, txPackets: 100 });
+  // Somebody watches: any movement is read at the next due time.
+  const release = pm.watch();
+  now += 10_000;
+  await pm.tick();
+  assert.equal(nftReads, 2, 'watched: read');
+  assert.deepEqual(pm.totals('bob'), { rxPackets: 101, txPackets: 102 }, 'the packets of the trickle are counted late, not lost');
+  release();
+  // Unwatched again: more than the trickle is read at the next due time.
+  cur = { ...cur, rxBytes: cur.rxBytes + NFT_REST_TRICKLE_BYTES };
+  nft = new Map([['bob', { rxPackets: 110, txPackets: 102, rxBytes: 0, txBytes: 0 }]]);
+  now += 60_000;
+  await pm.tick();
+  assert.equal(nftReads, 3, 'real traffic: read');
+  // A trickle waits at most NFT_REST_MAX_MS.
+  cur = { ...cur, txBytes: cur.txBytes + 32 };
+  nft = new Map([['bob', { rxPackets: 110, txPackets: 103, rxBytes: 0, txBytes: 0 }]]);
+  for (let t = 60_000; t < NFT_REST_MAX_MS; t += 60_000) {
+    now += 60_000;
+    await pm.tick();
+  }
+  assert.equal(nftReads, 3);
+  now += 60_000;
+  await pm.tick();
+  assert.equal(nftReads, 4, 'read after 10 minutes of trickle');
+  assert.deepEqual(pm.totals('bob'), { rxPackets: 110, txPackets: 103 });
 });
 
 test('path changes: recorded when the kind or the endpoint changes, with the reason', () => {

@@ -13,6 +13,9 @@ test('stats-gate: reads this interface\'s counters only', () => {
   assert.equal(netDevCounters(dev(1000, 2000), 'lr-a'), '1000 10 2000 20');
   assert.equal(netDevCounters(dev(1000, 2000), 'lr-b'), null);
   assert.equal(netDevCounters(dev(1000, 2000), 'lr'), null);
+  assert.equal(netDevCounters(dev(1000, 2000), 'a'), null, 'a suffix of another name is not the name');
+  // Names of 6 characters and more start their line (no padding).
+  assert.equal(netDevCounters(`${dev(1, 2)}lrabc01: 5 6 0 0 0 0 0 0 7 8 0 0 0 0 0 0\n`, 'lrabc01'), '5 6 7 8');
 });
 
 test('stats-gate: WireGuard is re-read when the counters move, after a change, or every 5 s', () => {

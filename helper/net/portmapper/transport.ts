@@ -5,6 +5,7 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
+import { ownSenders } from '../own-senders.js';
 
 export interface ExchangeOptions {
   /** When to send (ms after the start): the first entry is normally 0. */
@@ -48,9 +49,11 @@ export class NodePortMapIo implements PortMapIo {
       const s: Socket = createSocket({ type: 'udp4' });
       const timers: NodeJS.Timeout[] = [];
       let done = false;
+      let releaseOwn = (): void => undefined;
       const finish = (v: T | null): void => {
         if (done) return;
         done = true;
+        releaseOwn();
         for (const t of timers) clearTimeout(t);
         try {
           s.close();
@@ -72,11 +75,13 @@ export class NodePortMapIo implements PortMapIo {
       s.bind({ address: localIp, port: 0 }, () => {
         if (multicast) {
           try {
+            // The LAN relay captures local multicast whatever the loopback flag: it must know
+            // this search is ours (own-senders.ts).
+            releaseOwn = ownSenders.add(localIp, s.address().port);
             s.setMulticastInterface(localIp);
             // The gateway is one hop away; SSDP must not wander further.
             s.setMulticastTTL(2);
-            // Not back to this machine: the LAN relay captures local SSDP and would carry our
-            // search to every party member's LAN.
+            // Not back to this machine's own listeners.
             s.setMulticastLoopback(false);
           } catch {
             finish(null);
