@@ -9,7 +9,7 @@
 //                               to it by unicast, then discovers once more from the same socket; prints
 //                               {"ok":true,"server","name","discoveryMs","rediscoveryMs","helloRttMs","serverSaw"}; each step waits up to TIMEOUT
 //   once PORT NONCE WAITMS [N]  one broadcast; prints {"answers":[{"from","name"}]} after WAITMS, or with N
-//                               300 ms after the N-th answer (a late duplicate still shows)
+//                               a second after the N-th answer (a late duplicate still shows)
 //   flood PORT COUNT MS         COUNT broadcasts over MS; prints {"sent":COUNT}
 //   hello IP PORT NONCE         unicast HELLO to a server found some other way (e.g. mDNS); prints {"ok":true,"serverSaw"}
 
@@ -120,7 +120,7 @@ async function once(port: number, nonce: string, waitMs: number, expect: number)
   });
   s.send(`DISCOVER ${nonce}`, port, '255.255.255.255');
   // A loaded machine answers later, not differently: wait for the answers expected, up to WAITMS.
-  if (await Promise.race([gotEnough.then(() => true), sleep(waitMs).then(() => false)])) await sleep(300);
+  if (await Promise.race([gotEnough.then(() => true), sleep(waitMs).then(() => false)])) await sleep(1000);
   out({ answers, clientPort: s.address().port });
   process.exit(0);
 }
