@@ -52,7 +52,7 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
 // CGNAT: a port-restricted home router behind a random symmetric carrier NAT, one hop further
 // out: the first attempt's TTL-2 primes die before the carrier; the second primes with TTL 3.
 for (const kind of ['symmetric', 'cgnat'] as const) {
-test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, { timeout: 240_000 }, async (t) => {
+test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, { timeout: 540_000 }, async (t) => {
   await withParty(t, [{ name: 'r', kind }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
     // On failure (or with SYMNAT_DEBUG) the helpers' path-finding log tells what happened.
     let passed = false;
@@ -93,7 +93,7 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
 });
 }
 
-test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', { timeout: 240_000 }, async (t) => {
+test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', { timeout: 540_000 }, async (t) => {
   const sites = [{ name: 'r', kind: 'symmetric' as const }, ...[1, 2, 3].map((i) => ({ name: `p${i}`, kind: 'port-restricted' as const }))];
   await withParty(t, sites, { relay: true }, async (pl, lab) => {
     const r = lab.site('r');
