@@ -31,7 +31,7 @@ async function lanStatus(pl: PartyLab, site: LabSite): Promise<LanJson> {
   return s.lan;
 }
 
-async function waitLan(pl: PartyLab, site: LabSite, pred: (l: LanJson) => boolean, what: string, timeoutMs = 15_000): Promise<LanJson> {
+async function waitLan(pl: PartyLab, site: LabSite, pred: (l: LanJson) => boolean, what: string, timeoutMs = 60_000): Promise<LanJson> {
   const until = Date.now() + timeoutMs;
   let last: LanJson | undefined;
   while (Date.now() < until) {
@@ -192,19 +192,19 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         try {
           const page = browser.page;
           await page.goto(`http://localhost:${pwaPort}/#/party`);
-          await waitLive(page, 10_000);
+          await waitLive(page, 30_000);
           const line = page.locator('[data-testid="lan-discovery"][data-enabled="true"]');
-          await line.waitFor({ timeout: 10_000 });
+          await line.waitFor({ timeout: 30_000 });
           const text = ((await line.textContent()) ?? '').replace(/\s+/g, ' ').trim();
           const m = /LAN discovery: on · (\d+) captured · (\d+) forwarded · (\d+) injected · (\d+) dropped/.exec(text);
           assert.ok(m, text);
           assert.ok(Number(m[1]) >= 22 && Number(m[2]) >= 22, text);
           st.diagnostic(`party page: "${text}"`);
           await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'false']);
-          await page.locator('[data-testid="lan-discovery"][data-enabled="false"]').waitFor({ timeout: 10_000 });
+          await page.locator('[data-testid="lan-discovery"][data-enabled="false"]').waitFor({ timeout: 30_000 });
           assert.match((await page.getByTestId('lan-discovery').textContent()) ?? '', /LAN discovery: off/);
           await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'true']);
-          await page.locator('[data-testid="lan-discovery"][data-enabled="true"]').waitFor({ timeout: 10_000 });
+          await page.locator('[data-testid="lan-discovery"][data-enabled="true"]').waitFor({ timeout: 30_000 });
         } finally {
           await browser.close();
           exposed.close();
@@ -216,7 +216,7 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         await lab.exec(a.host.ns, 'nft', ['list', 'table', 'ip', 'lanrage_lan']); // still there
         await pl.startHelper(a);
         await pl.helpers.get('a')!.waitLog('removed the LAN relay table a previous helper left behind');
-        await waitLan(pl, a, (l) => l.enabled, 'relay running after the restart', 30_000);
+        await waitLan(pl, a, (l) => l.enabled, 'relay running after the restart', 60_000);
         const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'restart', '20000']);
         assert.ok(r.ok, JSON.stringify(r));
         assert.equal(r.server, `${vipB}:${GAME_PORT}`);

@@ -50,7 +50,7 @@ class Player {
     return new Player(cfg.name, lab.spawn(site.host.ns, process.execPath, [TURN_PLAYER_SCRIPT, JSON.stringify(cfg)], { env: { ...process.env, LANRAGE_LOG: 'debug' } }));
   }
 
-  wait(pred: (r: Rec) => boolean, what: string, timeoutMs = 15_000): Promise<Rec> {
+  wait(pred: (r: Rec) => boolean, what: string, timeoutMs = 60_000): Promise<Rec> {
     const seen = this.records.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -92,7 +92,7 @@ class Player {
 }
 
 /** Sends from a to b (b's relayed address) until b reports it from a's relayed address. */
-async function exchange(a: Player, aRelayed: string, b: Player, bRelayed: string, tag: string, timeoutMs = 10_000): Promise<void> {
+async function exchange(a: Player, aRelayed: string, b: Player, bRelayed: string, tag: string, timeoutMs = 30_000): Promise<void> {
   const got = b.wait((r) => r.ev === 'data' && r.from === aRelayed && r.data === tag, `${a.name} → ${b.name} (${tag})`, timeoutMs);
   const timer = setInterval(() => a.send(bRelayed, tag), 200);
   a.send(bRelayed, tag);
