@@ -259,10 +259,10 @@ export async function waitParty(pl: PartyLab, site: LabSite, done: (p: PartyJson
 /**
  * What CI's tail needs to tell why a wait failed: the helper's last info-or-louder records and
  * the debug ones about paths, peers, relays and the control server; at most `lines` lines of
- * 240 characters (≈4 KB).
+ * 200 characters (≤ 4 KB).
  */
 export function helperLogTail(logs: readonly string[], lines = 20): string {
   const relevant = logs.filter((l) => !l.includes('"level":"debug"') || /path|peer|relay|control|probe|handshake|wireguard/i.test(l));
-  const tail = relevant.slice(-lines).map((l) => (l.length > 240 ? `${l.slice(0, 240)}…` : l));
+  const tail = relevant.slice(-lines).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
   return tail.length ? tail.join('\n') : '(no log lines)';
 }
