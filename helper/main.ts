@@ -2,8 +2,6 @@
 import { parseArgs } from './core/args.js';
 import { createLogger } from './core/log.js';
 import { HELPER_NICE, raisePriority } from './core/priority.js';
-import { helperOptions, startHelper } from './roles/helper.js';
-import { runControlRole } from './roles/control.js';
 import { usageText, type Command } from './cli/commands.js';
 import { cliContext, CliError, explain } from './cli/context.js';
 import { statusCommand } from './cli/status.js';
@@ -35,6 +33,9 @@ const COMMANDS: Command[] = [
 
 async function runHelperRole(argv: string[]): Promise<void> {
   const log = createLogger({ role: 'helper' });
+  // The roles load only when run: every CLI command would otherwise load the whole helper first
+  // (1.5 s of CPU, tens of seconds on a loaded machine, for a five-second call).
+  const { helperOptions, startHelper } = await import('./roles/helper.js');
   const opts = helperOptions(parseArgs(argv));
   const helper = await startHelper(opts, log);
   raisePriority(process.pid, HELPER_NICE, log, 'helper');
@@ -64,6 +65,7 @@ async function runHelperRole(argv: string[]): Promise<void> {
 
 async function runControl(argv: string[]): Promise<void> {
   const log = createLogger({ role: 'control' });
+  const { runControlRole } = await import('./roles/control.js');
   const server = await runControlRole(parseArgs(argv), log);
   log.info('control ready', { grpcPort: server.grpcPort, stunPorts: server.stunPorts, stunHosts: server.stunHosts });
   const stop = (): void => {

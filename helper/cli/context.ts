@@ -2,7 +2,7 @@ import { credentials, Metadata, type ServiceError, status as Status } from '@grp
 import { flag, type ParsedArgs } from '../core/args.js';
 import { defaultStateDir } from '../core/state-dir.js';
 import { readToken } from '../core/token.js';
-import { DEFAULT_GRPC_PORT } from '../roles/helper.js';
+import { DEFAULT_GRPC_PORT } from '../core/ports.js';
 
 // What every CLI command gets: where the helper is, how to authenticate, how to print.
 export interface CliContext {

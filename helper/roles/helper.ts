@@ -54,9 +54,8 @@ import { RemoteAccess } from '../remote/remote-access.js';
 import { PairedDevicesRepo } from '../store/paired-devices-repo.js';
 import { remoteAccessDefinition, remoteAccessHandlers, remoteAccessNeeds, remotePairingDefinition, remotePairingHandlers, remotePairingNeeds } from '../api/remote-service.js';
 
-export const DEFAULT_HTTP_PORT = 8666;
-export const DEFAULT_GRPC_PORT = 8667;
-export const DEFAULT_CONTROL_PORT = 8670;
+import { DEFAULT_CONTROL_PORT, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT } from '../core/ports.js';
+export { DEFAULT_CONTROL_PORT, DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT };
 
 export interface HelperOptions {
   stateDir: string;

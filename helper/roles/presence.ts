@@ -2,7 +2,7 @@ import { flag, type ParsedArgs } from '../core/args.js';
 import type { Logger } from '../core/log.js';
 import { CLIENT_ID_RE } from '../discord/config.js';
 import { PresenceAgent } from '../presence/agent.js';
-import { DEFAULT_GRPC_PORT } from './helper.js';
+import { DEFAULT_GRPC_PORT } from '../core/ports.js';
 
 // `lanrage presence [--grpc HOST:PORT] [--client-id ID]`: the per-user Rich Presence agent.
 export function startPresenceRole(args: ParsedArgs, log: Logger): PresenceAgent {

@@ -48,7 +48,7 @@ test('the Discord card: state, hidden webhook, validation, Rich Presence, Discon
   await until('the Discord card', 20_000, async () => /No webhook/.test((await id('discord-state').textContent()) ?? ''));
 
   await id('discord-webhook').fill('https://evil.example/api/webhooks/1/2');
-  await until('a validation message', 5000, async () => /Only Discord webhook URLs/.test((await id('discord-webhook-error').textContent()) ?? ''));
+  await until('a validation message', 30_000, async () => /Only Discord webhook URLs/.test((await id('discord-webhook-error').textContent()) ?? ''));
   assert.equal(await id('discord-save').isDisabled(), true);
   await id('discord-webhook').fill('');
 
@@ -64,7 +64,7 @@ test('the Discord card: state, hidden webhook, validation, Rich Presence, Discon
   assert.equal(await id('discord-save').isDisabled(), true, 'Rich Presence without an application id');
   await id('discord-client-id').fill('456789012345678901');
   await id('discord-save').click();
-  await until('saved', 10_000, async () => /Saved/.test((await id('discord-result').textContent()) ?? ''));
+  await until('saved', 30_000, async () => /Saved/.test((await id('discord-result').textContent()) ?? ''));
   const st = await status();
   assert.equal(st.richPresence, true);
   assert.equal(st.clientId, '456789012345678901');
@@ -76,7 +76,7 @@ test('the Discord card: state, hidden webhook, validation, Rich Presence, Discon
   await until('the stopped state', 20_000, async () => /Stopped: .*does not exist/.test((await id('discord-state').textContent()) ?? ''));
 
   await id('discord-disconnect').click();
-  await until('disconnected', 10_000, async () => /Disconnected/.test((await id('discord-result').textContent()) ?? ''));
+  await until('disconnected', 30_000, async () => /Disconnected/.test((await id('discord-result').textContent()) ?? ''));
   const after = await status();
   assert.equal(after.webhookConfigured, false);
   assert.equal(after.richPresence, false);

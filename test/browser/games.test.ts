@@ -34,10 +34,10 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
   reportPageErrors(page, 'games');
   await page.setViewportSize(DESKTOP);
   await page.goto(`http://localhost:${helper.httpPort}/#/games`);
-  await waitLive(page, 15_000);
-  await page.getByTestId('sessions-none').waitFor({ timeout: 10_000 });
+  await waitLive(page, 30_000);
+  await page.getByTestId('sessions-none').waitFor({ timeout: 30_000 });
   assert.equal(await page.getByTestId('nav-games').getAttribute('aria-current'), 'page');
-  await page.getByTestId('profile-teeworlds').waitFor({ timeout: 10_000 });
+  await page.getByTestId('profile-teeworlds').waitFor({ timeout: 30_000 });
   assert.ok((await page.locator('[data-testid="games-profiles"] li').count()) >= 60);
   assert.match(await text(page.getByTestId('profile-minecraft-java')), /224\.0\.2\.60:4445/);
   await page.getByTestId('games-filter').fill('openttd');
@@ -46,15 +46,15 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
 
   // A Wine/Proton-style process: argv[0] is the game's Windows path.
   game = spawn('sleep', ['600'], { stdio: 'ignore', argv0: 'C:\\Games\\OpenTTD\\openttd.exe' });
-  await page.getByTestId('running-openttd').waitFor({ timeout: 10_000 });
+  await page.getByTestId('running-openttd').waitFor({ timeout: 30_000 });
   assert.match(await text(page.getByTestId('running-openttd')), new RegExp(`OpenTTD pid ${game.pid} · openttd\\.exe LAN discovery: 3979`));
   await shot(page, 'games-desktop', DESKTOP);
   await shot(page, 'games-phone', PHONE);
   await page.setViewportSize(DESKTOP);
   process.kill(game.pid!, 'SIGKILL');
-  await page.getByTestId('games-none').waitFor({ timeout: 10_000 });
+  await page.getByTestId('games-none').waitFor({ timeout: 30_000 });
   // The game that just stopped is a session, live from the Watch stream: what, how long, with whom.
-  await page.getByTestId('session-openttd').waitFor({ timeout: 10_000 });
+  await page.getByTestId('session-openttd').waitFor({ timeout: 30_000 });
   assert.match(await text(page.getByTestId('session-openttd')), /^OpenTTD .+ · \d+ s played alone$/);
   await shot(page, 'games-sessions-phone', PHONE);
   await page.setViewportSize(DESKTOP);
@@ -69,8 +69,8 @@ test('Games page: profiles, a game appears live and goes away when killed, the c
   await page.getByTestId('form-multicastGroups').fill('239.1.2.3:47010');
   await page.getByTestId('form-gamePorts').fill('47000/udp');
   await page.getByTestId('form-submit').click();
-  await page.getByTestId('profile-custom-browser-test-game').waitFor({ timeout: 10_000 });
+  await page.getByTestId('profile-custom-browser-test-game').waitFor({ timeout: 30_000 });
   assert.match(await text(page.getByTestId('profile-custom-browser-test-game')), /47000-47002, 239\.1\.2\.3:47010 · yours/);
   await page.getByTestId('delete-custom-browser-test-game').click();
-  await until('custom profile deleted', 10_000, async () => (await page.getByTestId('profile-custom-browser-test-game').count()) === 0);
+  await until('custom profile deleted', 30_000, async () => (await page.getByTestId('profile-custom-browser-test-game').count()) === 0);
 });

@@ -49,12 +49,12 @@ test('Network page: empty before a control server, the report arrives live, Test
   if (!browser || !lab || !pl) throw new Error('setup failed: no browser or lab (see the before hook)');
   const page = browser.page;
   await page.goto(`${base}/#/network`);
-  await waitLive(page, 10_000);
+  await waitLive(page, 30_000);
   assert.equal(await page.getByTestId('nav-network').getAttribute('aria-current'), 'page');
   assert.match(await text(page.getByTestId('nat-time')), /Not tested yet/);
   // Without a control server the button explains what is missing.
   await page.getByTestId('run-netcheck').click();
-  await page.getByTestId('netcheck-error').waitFor({ timeout: 10_000 });
+  await page.getByTestId('netcheck-error').waitFor({ timeout: 30_000 });
   assert.match(await text(page.getByTestId('netcheck-error')), /create or join a party/);
 
   // The page stays open; the helper connects to the control server and tests by itself.
@@ -70,7 +70,7 @@ test('Network page: empty before a control server, the report arrives live, Test
   const before = await text(page.getByTestId('nat-public'));
   await page.getByTestId('run-netcheck').click();
   // Each run uses fresh sockets, so a new run shows a new public port.
-  await until('a new report after Test again', 15_000, async () => (await text(page.getByTestId('nat-public'))) !== before);
+  await until('a new report after Test again', 30_000, async () => (await text(page.getByTestId('nat-public'))) !== before);
   assert.equal(await page.getByTestId('netcheck-error').count(), 0);
   await shot(page, 'network-desktop', DESKTOP);
   await shot(page, 'network-phone', PHONE);

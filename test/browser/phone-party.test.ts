@@ -24,7 +24,7 @@ test('a paired phone on the LAN sees per-player metrics move, in line with ping 
     desktop = await launchBrowser();
     const d = desktop.page;
     await d.goto(`http://localhost:${port}/#/settings`);
-    await waitLive(d, 20_000);
+    await waitLive(d, 30_000);
     await d.locator('[data-testid="remote-address"]').fill(net.desktopIp);
     await d.locator('[data-testid="remote-enabled"]').check();
     await d.locator('[data-testid="remote-fingerprint"]').waitFor({ timeout: 20_000 });
@@ -40,7 +40,7 @@ test('a paired phone on the LAN sees per-player metrics move, in line with ping 
     assert.match(await text(p.locator('[data-testid="pair-result"]')), /control/);
 
     await p.goto(link.replace(/#.*$/, '#/party'));
-    await waitLive(p, 20_000);
+    await waitLive(p, 30_000);
     const row = p.locator(`[data-testid="member"][data-device-id="${bob.deviceId}"]`);
     await row.waitFor({ timeout: 20_000 });
     const figures = row.getByTestId('peer-metrics');

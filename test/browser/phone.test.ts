@@ -166,19 +166,19 @@ test('phone: pair by the QR link from another namespace, see live data, view can
   // Live figures move on the phone (Watch through the remote listener).
   const count = async (): Promise<number> => Number((await text(p.locator('[data-testid="sample-count"]'))).replace(/\D/g, '') || '0');
   const c0 = await count();
-  await until('live samples arrive on the phone', 15_000, async () => (await count()) >= c0 + 2);
+  await until('live samples arrive on the phone', 30_000, async () => (await count()) >= c0 + 2);
   await shot(p, 'phone-status', PHONE, true);
 
   // The desktop lists the phone.
-  await until('the desktop lists the paired phone', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
+  await until('the desktop lists the paired phone', 30_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
 
   // A view token cannot change anything: the phone's settings form gets the helper's refusal.
   const before = await deviceName();
   await p.goto(p.url().replace(/#.*$/, '') + '#/settings');
-  await waitLive(p, 20_000);
+  await waitLive(p, 30_000);
   await p.locator('[data-testid="input-device_name"]').fill('Phone Was Here');
   await p.locator('[data-testid="save"]').click();
-  await p.waitForSelector('[data-testid="save-result"][data-ok="false"]', { timeout: 10_000 });
+  await p.waitForSelector('[data-testid="save-result"][data-ok="false"]', { timeout: 30_000 });
   assert.match(await text(p.locator('[data-testid="save-result"]')), /view-only/);
   assert.equal(await deviceName(), before, 'nothing changed');
   // Nor manage remote access, whatever it sends.
@@ -246,8 +246,8 @@ test('phone: pair by the QR link from another namespace, see live data, view can
     assert.equal(await watched(ctl), secretLink, 'Watch: the control tablet gets it');
     // And the phone's own party page shows the party without a link to share.
     await p.goto(p.url().replace(/#.*$/, '') + '#/party');
-    await waitLive(p, 20_000);
-    await p.getByText('Phone night').first().waitFor({ timeout: 10_000 });
+    await waitLive(p, 30_000);
+    await p.getByText('Phone night').first().waitFor({ timeout: 30_000 });
     assert.ok(!(await p.content()).includes(secretLink), 'the phone page holds no invite secret');
   } finally {
     await call((cb) => pc.leaveParty({}, md(), cb));
@@ -256,18 +256,18 @@ test('phone: pair by the QR link from another namespace, see live data, view can
 
   // Revoke on the desktop: the phone's open stream ends at once.
   await p.goto(p.url().replace(/#.*$/, '') + '#/status');
-  await waitLive(p, 20_000);
+  await waitLive(p, 30_000);
   const r0 = performance.now();
-  await until('the desktop lists both', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 2);
+  await until('the desktop lists both', 30_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 2);
   await d.locator('[data-testid="device-row"]', { hasText: 'view only' }).getByTestId('revoke').click();
-  await p.waitForSelector('[data-testid="conn-state"]:not([data-state="live"])', { timeout: 10_000 });
+  await p.waitForSelector('[data-testid="conn-state"]:not([data-state="live"])', { timeout: 30_000 });
   const revokeMs = performance.now() - r0;
   t.diagnostic(`revoke: click on the desktop → the phone's live stream ended in ${revokeMs.toFixed(0)} ms (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
   // And the phone says why, rather than retrying forever.
   await p.getByText(/token is not valid \(revoked/).first().waitFor({ timeout: 20_000 });
   assert.match(await text(p.locator('[data-testid="helper-down"] h1')), /does not answer this phone/);
   await shot(p, 'phone-revoked', PHONE);
-  await until('the desktop lists only the tablet', 10_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
+  await until('the desktop lists only the tablet', 30_000, async () => (await d.locator('[data-testid="device-row"]').count()) === 1);
   const after = await webCall(port, '/lanrage.v1.HelperService/GetStatus', frame(new Uint8Array()), { authorization: `Bearer ${token}` });
   assert.equal(after.grpcStatus, 16, 'a revoked token gets UNAUTHENTICATED');
 

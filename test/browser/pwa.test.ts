@@ -115,18 +115,19 @@ test('Chromium finds the app installable', async (t) => {
 test('the status view follows the live stream', async (t) => {
   if (!ready(t)) return;
   await page.goto(`${base}/#/status`);
-  await waitLive(10_000);
+  await waitLive(30_000);
   const expectedName = await nativeDeviceName(helper!.grpcPort);
   assert.equal((await testId('device-name').textContent())?.trim(), expectedName);
 
-  // Samples arrive about once a second: the count must move at least twice within ~5 s.
+  // Samples arrive about once a second: the count must move at least twice (within seconds; the
+  // bound is for a loaded machine, the loop ends at the second move).
   const seen = new Set<number>([await sampleCount()]);
-  const deadline = Date.now() + 6_000;
+  const deadline = Date.now() + 30_000;
   while (seen.size < 3 && Date.now() < deadline) {
     await page.waitForTimeout(250);
     seen.add(await sampleCount());
   }
-  assert.ok(seen.size >= 3, `sample count changed ${seen.size - 1} time(s) in 6 s: ${[...seen].join(', ')}`);
+  assert.ok(seen.size >= 3, `sample count changed ${seen.size - 1} time(s) in 30 s: ${[...seen].join(', ')}`);
   assert.match((await testId('cpu-value').textContent()) ?? '', /^\s*\d+(\.\d)? %\s*$/);
   assert.ok(Number(await testId('cpu-chart').getAttribute('data-samples')) >= 2, 'the CPU chart has no samples');
   assert.match((await testId('mem-value').textContent()) ?? '', /\d (B|KiB|MiB|GiB|TiB)/);
@@ -155,12 +156,11 @@ test('a rotated Watch stream is resubscribed at once', async (t) => {
   if (!ready(t)) return;
   // The shortest rotation the API allows is 10 s.
   await page.goto(`${base}/?watchSeconds=10#/status`);
-  await waitLive(10_000);
-  await until('a second Watch stream', 16_000, async () => Number(await testId('conn-state').getAttribute('data-streams')) >= 2);
+  await waitLive(30_000);
+  await until('a second Watch stream', 40_000, async () => Number(await testId('conn-state').getAttribute('data-streams')) >= 2);
   const before = await sampleCount();
-  await page.waitForTimeout(2_500);
+  await until('samples after the rotation', 30_000, async () => (await sampleCount()) > before);
   assert.equal(await connState(), 'live', 'the rotation was taken for an outage');
-  assert.ok((await sampleCount()) > before, 'no samples after the rotation');
 });
 
 test('settings: only changed fields are saved, and survive a reload', async (t) => {
@@ -169,7 +169,7 @@ test('settings: only changed fields are saved, and survive a reload', async (t) 
   const original = await nativeSettings(port);
   await page.goto(`${base}/#/settings`);
   const nameInput = testId('input-device_name');
-  await nameInput.waitFor({ timeout: 10_000 });
+  await nameInput.waitFor({ timeout: 30_000 });
   assert.equal(await nameInput.inputValue(), original.deviceName);
   await shot('settings-desktop', DESKTOP);
   await shot('settings-phone', PHONE);
@@ -187,7 +187,7 @@ test('settings: only changed fields are saved, and survive a reload', async (t) 
   const newName = `Browser Test ${process.pid % 1000}`;
   await nameInput.fill(newName);
   await testId('save').click();
-  await page.waitForSelector('[data-testid="save-result"][data-ok="true"]', { timeout: 10_000 });
+  await page.waitForSelector('[data-testid="save-result"][data-ok="true"]', { timeout: 30_000 });
   assert.match((await testId('save-result').textContent()) ?? '', /Saved device name/);
 
   const stored = await nativeSettings(port);
@@ -195,12 +195,12 @@ test('settings: only changed fields are saved, and survive a reload', async (t) 
   assert.equal(stored.mtu, otherMtu, 'the browser overwrote a field it did not change');
 
   await page.reload();
-  await testId('input-device_name').waitFor({ timeout: 10_000 });
+  await testId('input-device_name').waitFor({ timeout: 30_000 });
   assert.equal(await testId('input-device_name').inputValue(), newName);
   assert.equal(await testId('input-mtu').inputValue(), String(otherMtu));
 
   await page.goto(`${base}/#/status`);
-  await until('the new name on the status view', 10_000, async () =>
+  await until('the new name on the status view', 30_000, async () =>
     (await testId('device-name').count()) === 1 && (await testId('device-name').textContent())?.trim() === newName);
 });
 
@@ -209,7 +209,7 @@ test('settings: the control server takes a list of instances; the helper refuses
   const port = helper!.grpcPort;
   await page.goto(`${base}/#/settings`);
   const input = testId('input-control_server_url');
-  await input.waitFor({ timeout: 10_000 });
+  await input.waitFor({ timeout: 30_000 });
   // Loopback ports where nothing listens: the helper may try them, and nothing else is contacted.
   const [a, b] = ['http://127.0.0.1:9', 'http://127.0.0.1:13'];
   try {
@@ -224,16 +224,16 @@ test('settings: the control server takes a list of instances; the helper refuses
     await input.fill(`${a}, http://localhost:80, http://localhost`);
     await testId('save').click();
     const err = testId('error-control_server_url');
-    await err.getByText(/control_server_url .*names one URL twice/).waitFor({ timeout: 10_000 });
+    await err.getByText(/control_server_url .*names one URL twice/).waitFor({ timeout: 30_000 });
     assert.equal((await nativeSettings(port)).controlServerUrl, '', 'a refused list was stored');
 
     await input.fill(`${a} , ${b}`);
     await testId('save').click();
-    await page.waitForSelector('[data-testid="save-result"][data-ok="true"]', { timeout: 10_000 });
+    await page.waitForSelector('[data-testid="save-result"][data-ok="true"]', { timeout: 30_000 });
     assert.match((await testId('save-result').textContent()) ?? '', /Saved control server/);
     assert.equal((await nativeSettings(port)).controlServerUrl, `${a},${b}`);
     await page.reload();
-    await testId('input-control_server_url').waitFor({ timeout: 10_000 });
+    await testId('input-control_server_url').waitFor({ timeout: 30_000 });
     assert.equal(await testId('input-control_server_url').inputValue(), `${a}, ${b}`);
   } finally {
     await nativeUpdate(port, helper!.token, { controlServerUrl: '' }, ['control_server_url']);
@@ -260,8 +260,8 @@ test('with the helper stopped the cached shell explains what to do, then reconne
 
   // Same ports and state: the page must find the helper again by itself (backoff tops at 10 s).
   helper = await startHelper({ stateDir, httpPort, grpcPort });
-  await waitLive(20_000);
-  await testId('device-name').waitFor({ timeout: 5_000 });
+  await waitLive(30_000);
+  await testId('device-name').waitFor({ timeout: 30_000 });
 });
 
 test('a new service worker is offered as an update and takes over on Reload', async (t) => {
@@ -276,15 +276,15 @@ test('a new service worker is offered as an update and takes over on Reload', as
     await p.goto(`${origin}/`);
     await p.evaluate('navigator.serviceWorker.ready.then(() => true)');
     await p.reload();
-    await p.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 10_000 });
+    await p.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
 
     appendFileSync(join(appDir, 'sw.js'), '\n// next version\n');
     await p.reload();
     const prompt = p.getByTestId('update-prompt');
     await prompt.waitFor({ timeout: 15_000 });
     // The live stream is running while the update waits: it must not hold the update back.
-    await p.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 10_000 });
-    const reloaded = p.waitForEvent('load', { timeout: 10_000 });
+    await p.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 30_000 });
+    const reloaded = p.waitForEvent('load', { timeout: 30_000 });
     await prompt.getByRole('button', { name: 'Reload' }).click();
     await reloaded;
     const waiting = await p.evaluate('navigator.serviceWorker.getRegistration().then((r) => r.waiting !== null)');

@@ -40,7 +40,7 @@ test('one address: CHANGE-REQUEST refused (420), so filtering is unknown and the
   }
 });
 
-test('nothing answers: UDP blocked, and the run ends within 3 s', async () => {
+test('nothing answers: UDP blocked, and the run ends by its own timeouts', async () => {
   // A bound socket that never answers stands for a firewall that drops everything.
   const sink = createSocket('udp4');
   await new Promise<void>((r) => sink.bind(0, '127.0.0.1', () => r()));
@@ -50,7 +50,9 @@ test('nothing answers: UDP blocked, and the run ends within 3 s', async () => {
     const took = Date.now() - t0;
     assert.equal(r.udp, 'blocked');
     assert.equal(r.mapping, 'unknown');
-    assert.ok(took < 3000, `took ${took} ms`);
+    // Within 3 s by design; the bound tells "ended by its own timers" from "hung on the silence",
+    // with room for a loaded machine's late timers.
+    assert.ok(took < 10_000, `took ${took} ms`);
   } finally {
     sink.close();
   }

@@ -35,7 +35,7 @@ test('a Python client generated from proto/ calls Settings and reads the Watch s
   const files = ['settings', 'watch', 'helper', 'metrics', 'party', 'peer', 'games', 'servers', 'network'].map((f) => `lanrage/v1/${f}.proto`);
   await run(PYTHON, ['-m', 'grpc_tools.protoc', `-I${protoDir}`, `--python_out=${gen}`, `--grpc_python_out=${gen}`, ...files]);
   h = await startHelper({ pwaDir: null });
-  const { stdout } = await run(PYTHON, [join(REPO_ROOT, 'test', 'python', 'client.py'), gen, `127.0.0.1:${h.grpcPort}`, h.token, 'Py Player'], { timeout: 30_000 });
+  const { stdout } = await run(PYTHON, [join(REPO_ROOT, 'test', 'python', 'client.py'), gen, `127.0.0.1:${h.grpcPort}`, h.token, 'Py Player'], { timeout: 90_000 });
   const seen = JSON.parse(stdout) as { before: string; without_token: string; after: string; watch: string[] };
   assert.notEqual(seen.before, 'Py Player');
   assert.equal(seen.without_token, 'UNAUTHENTICATED');

@@ -79,7 +79,7 @@ test('a real OpenArena server at one NATed site: detected, announced, found by L
         assert.ok(atB?.local, 'b lists its own server as local');
 
         // a now carries the game's discovery ports because b announced them: nobody typed a port.
-        const lanA = await until('a carries the announced ports', 10_000, async () => {
+        const lanA = await until('a carries the announced ports', 60_000, async () => {
           const s = await pl.cli<{ lan: LanStats }>(a, ['status']);
           return s.lan.ports.includes(PORT) ? s.lan : undefined;
         });
@@ -106,7 +106,7 @@ test('a real OpenArena server at one NATed site: detected, announced, found by L
         // in which b played along (b's helper announces the game it runs), with the RTT to b.
         const oaA = lab.spawn(a.host.ns, OA, ['+set', 'net_port', String(PORT + 1), '+set', 'sv_master1', '', '+map', 'oa_dm1']);
         try {
-          await until('a detects its own OpenArena', 15_000, async () => {
+          await until('a detects its own OpenArena', 60_000, async () => {
             const d = await pl.cli<{ detections: Array<{ pid: number }> }>(a, ['games']);
             return d.detections.some((x) => x.pid === oaA.pid) ? true : undefined;
           });
@@ -116,7 +116,7 @@ test('a real OpenArena server at one NATed site: detected, announced, found by L
           oaA.kill('SIGTERM');
           await gone;
         }
-        const session = await until('a recorded the session', 15_000, async () => {
+        const session = await until('a recorded the session', 60_000, async () => {
           const r = await pl.cli<{ sessions: SessionJson[] }>(a, ['games', 'sessions', '--game', 'openarena']);
           return r.sessions[0];
         });

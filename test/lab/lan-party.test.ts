@@ -6,7 +6,7 @@ import type { LanStats } from '../../helper/gen/lanrage/v1/network.js';
 import { haveCommands, requireOrSkip } from '../lib/repo.js';
 import { labAvailable, withLab, type Lab, type LabSite } from './lab.js';
 import type { PartyLab } from './party-lab.js';
-import { AVAHI_TOOLS, Lines, mdnsAcross, runGame, startAvahi, startGameServer, startLanParty, tunnelPackets, watchLeaks, type Avahi, type LanParty } from './drivers/lan-lab.js';
+import { AVAHI_TOOLS, floodLimit, Lines, mdnsAcross, runGame, startAvahi, startGameServer, startLanParty, tunnelPackets, watchLeaks, type Avahi, type LanParty } from './drivers/lan-lab.js';
 import { WATCH_LAN } from './drivers/watch-lan.js';
 import { exposeNamespacePort } from './ns-expose.js';
 import { browserReady, launchBrowser, waitLive } from '../browser/browser-lib.js';
@@ -31,7 +31,7 @@ async function lanStatus(pl: PartyLab, site: LabSite): Promise<LanJson> {
   return s.lan;
 }
 
-async function waitLan(pl: PartyLab, site: LabSite, pred: (l: LanJson) => boolean, what: string, timeoutMs = 15_000): Promise<LanJson> {
+async function waitLan(pl: PartyLab, site: LabSite, pred: (l: LanJson) => boolean, what: string, timeoutMs = 60_000): Promise<LanJson> {
   const until = Date.now() + timeoutMs;
   let last: LanJson | undefined;
   while (Date.now() < until) {
@@ -104,7 +104,7 @@ test('two players at different NATs: the helpers carry discovery (our game and a
 
       await t.test('a broadcast client at a finds the server at b, then talks unicast; the server sees a virtual IP', async (st) => {
         const server = await startGameServer(lab, b, GAME_PORT, 'bserver');
-        const found = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'first', '5000']);
+        const found = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'first', '20000']);
         assert.ok(found.ok, JSON.stringify(found));
         assert.equal(found.server, `${vipB}:${GAME_PORT}`);
         assert.equal(found.serverSaw, `${vipA}:${found.clientPort}`);
@@ -113,7 +113,7 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         const first: number[] = [];
         const again: number[] = [];
         for (let i = 0; i < 10; i++) {
-          const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), `p${i}`, '5000']);
+          const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), `p${i}`, '20000']);
           assert.ok(r.ok && r.rediscoveryMs !== null, JSON.stringify(r));
           first.push(r.discoveryMs);
           again.push(r.rediscoveryMs);
@@ -149,10 +149,12 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         const eb = await wb.wait((r) => Number(r.injected) >= 22, 'Watch at b shows the injections');
         assert.equal(ea.enabled, true);
         assert.equal(eb.enabled, true);
-        // After the stream's opening snapshot, events come from the one-second tick.
+        // After the stream's opening snapshot, events come from the one-second tick: spaced by the
+        // helper's own timestamps (a loaded reader may receive two in one read).
         for (const lines of [wa, wb]) {
-          const ats = lines.records.slice(1).map((r) => Number(r.at));
-          for (let i = 1; i < ats.length; i++) assert.ok(ats[i]! - ats[i - 1]! >= 800, `events ${ats[i - 1]} and ${ats[i]} ms closer than a second`);
+          const ats = lines.records.slice(1).map((r) => Number(r.sentAt));
+          assert.ok(ats.every((x) => x > 0), 'every Watch event carries the helper\'s time');
+          for (let i = 1; i < ats.length; i++) assert.ok(ats[i]! - ats[i - 1]! >= 800, `events sent at ${ats[i - 1]} and ${ats[i]}: closer than a second`);
         }
         st.diagnostic(`Watch events: ${wa.records.length} at a, ${wb.records.length} at b`);
       });
@@ -166,7 +168,7 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         await wa.wait((r) => r.enabled === false, 'Watch at a says off');
         await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'true']);
         await waitLan(pl, a, (l) => l.enabled, 'relay running again');
-        const back = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'on', '5000']);
+        const back = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'on', '20000']);
         assert.ok(back.ok, JSON.stringify(back));
         assert.equal(back.server, `${vipB}:${GAME_PORT}`);
       });
@@ -177,7 +179,7 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         assert.equal(before.ok, false, 'not carried before the setting');
         for (const s of [a, b]) await pl.cli(s, ['settings', 'set', 'broadcast_ports', String(EXTRA_PORT)]);
         await Promise.all([a, b].map((s) => waitLan(pl, s, (l) => l.enabled && l.ports.includes(EXTRA_PORT) && l.ports.includes(GAME_PORT), 'new port carried')));
-        const after = await runGame<ClientResult>(lab, a, ['client', String(EXTRA_PORT), 'x1', '5000']);
+        const after = await runGame<ClientResult>(lab, a, ['client', String(EXTRA_PORT), 'x1', '20000']);
         assert.ok(after.ok, JSON.stringify(after));
         assert.equal(after.server, `${vipB}:${EXTRA_PORT}`);
         assert.equal(after.serverSaw, `${vipA}:${after.clientPort}`);
@@ -190,19 +192,19 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         try {
           const page = browser.page;
           await page.goto(`http://localhost:${pwaPort}/#/party`);
-          await waitLive(page, 10_000);
+          await waitLive(page, 30_000);
           const line = page.locator('[data-testid="lan-discovery"][data-enabled="true"]');
-          await line.waitFor({ timeout: 10_000 });
+          await line.waitFor({ timeout: 30_000 });
           const text = ((await line.textContent()) ?? '').replace(/\s+/g, ' ').trim();
           const m = /LAN discovery: on · (\d+) captured · (\d+) forwarded · (\d+) injected · (\d+) dropped/.exec(text);
           assert.ok(m, text);
           assert.ok(Number(m[1]) >= 22 && Number(m[2]) >= 22, text);
           st.diagnostic(`party page: "${text}"`);
           await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'false']);
-          await page.locator('[data-testid="lan-discovery"][data-enabled="false"]').waitFor({ timeout: 10_000 });
+          await page.locator('[data-testid="lan-discovery"][data-enabled="false"]').waitFor({ timeout: 30_000 });
           assert.match((await page.getByTestId('lan-discovery').textContent()) ?? '', /LAN discovery: off/);
           await pl.cli(a, ['settings', 'set', 'broadcast_enabled', 'true']);
-          await page.locator('[data-testid="lan-discovery"][data-enabled="true"]').waitFor({ timeout: 10_000 });
+          await page.locator('[data-testid="lan-discovery"][data-enabled="true"]').waitFor({ timeout: 30_000 });
         } finally {
           await browser.close();
           exposed.close();
@@ -214,8 +216,8 @@ test('two players at different NATs: the helpers carry discovery (our game and a
         await lab.exec(a.host.ns, 'nft', ['list', 'table', 'ip', 'lanrage_lan']); // still there
         await pl.startHelper(a);
         await pl.helpers.get('a')!.waitLog('removed the LAN relay table a previous helper left behind');
-        await waitLan(pl, a, (l) => l.enabled, 'relay running after the restart', 30_000);
-        const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'restart', '10000']);
+        await waitLan(pl, a, (l) => l.enabled, 'relay running after the restart', 60_000);
+        const r = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'restart', '20000']);
         assert.ok(r.ok, JSON.stringify(r));
         assert.equal(r.server, `${vipB}:${GAME_PORT}`);
       });
@@ -248,7 +250,7 @@ test('four players: one broadcast reaches each other player exactly once; a floo
     const [, vipB, vipC, vipD] = party.vips as [string, string, string, string];
     await Promise.all(party.sites.map((s) => waitLan(pl, s, (l) => l.enabled, 'relay running')));
     const servers = await Promise.all([b, c, d].map((s) => startGameServer(lab, s, GAME_PORT, s.name)));
-    await runGame(lab, a, ['client', String(GAME_PORT), 'warm', '5000']);
+    await runGame(lab, a, ['client', String(GAME_PORT), 'warm', '20000']);
 
     // One broadcast: counted on a's tunnel interface and on a's link to the internet.
     const idleWire0 = await lab.linkCounters(a.host.ns);
@@ -257,7 +259,7 @@ test('four players: one broadcast reaches each other player exactly once; a floo
     const tun0 = await tunnelPackets(lab, a, party.ifaces[0]!);
     const wire0 = await lab.linkCounters(a.host.ns);
     const t0 = Date.now();
-    const one = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, a, ['once', String(GAME_PORT), 'exact', '1000']);
+    const one = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, a, ['once', String(GAME_PORT), 'exact', '15000', '3']);
     const ms = Date.now() - t0;
     const wire1 = await lab.linkCounters(a.host.ns);
     const tun1 = await tunnelPackets(lab, a, party.ifaces[0]!);
@@ -301,12 +303,13 @@ test('four players: one broadcast reaches each other player exactly once; a floo
         `b ${((cpuB1 - cpuB0) / 1000).toFixed(0)} ms for ${injectedB} received and injected`,
     );
     assert.ok(captured >= 2500, `a captured ${captured} of 3000`);
-    assert.ok(limited >= captured - 200, `a rate-limited ${limited}`);
-    for (const g of got) assert.ok(g >= 100 && g <= 200, `a player received ${g} flood datagrams (limit: burst 100 + 50/s)`);
+    const most = floodLimit(floodMs);
+    assert.ok(limited >= captured - most, `a rate-limited ${limited}`);
+    for (const g of got) assert.ok(g >= 100 && g <= most, `a player received ${g} flood datagrams (limit: burst 100 + 50/s: at most ${most} in ${floodMs} ms)`);
     const text = await pl.cliText(a, ['status']);
     assert.match(text, /\(\d+ rate-limited\)/);
     // The flooding socket is limited, not the game: a new client still finds servers at once.
-    const post = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'post', '3000']);
+    const post = await runGame<ClientResult>(lab, a, ['client', String(GAME_PORT), 'post', '20000']);
     assert.ok(post.ok, JSON.stringify(post));
   });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_GROUPS } from '../../helper/lan/relay.js';
 import { haveCommands, requireOrSkip } from '../lib/repo.js';
 import { labAvailable, withLab } from './lab.js';
-import { AVAHI_TOOLS, mdnsAcross, RELAY_PORT, runGame, startAvahi, startGameServer, startLanParty, startRelay, tunnelPackets, watchLeaks, type Avahi, type RelayHandle } from './drivers/lan-lab.js';
+import { AVAHI_TOOLS, floodLimit, mdnsAcross, RELAY_PORT, runGame, startAvahi, startGameServer, startLanParty, startRelay, tunnelPackets, watchLeaks, type Avahi, type RelayHandle } from './drivers/lan-lab.js';
 
 // The LAN illusion between real players: a real party (control server, helpers, wireguard-go,
 // NAT routers) and a LanRelay beside each helper, talking over the party's virtual IPs. Games are
@@ -46,7 +46,7 @@ test('two sites: a broadcast client finds a server at the other site, mDNS (avah
       await startGameServer(lab, b, GAME_PORT, 'bserver');
 
       // Our own client: broadcast discovery, then unicast; the server reports the source it saw.
-      const found = await runGame<{ ok: boolean; server: string; name: string; discoveryMs: number; rediscoveryMs: number | null; helloRttMs: number; serverSaw: string; clientPort: number }>(lab, a, ['client', String(GAME_PORT), 'n1', '5000']);
+      const found = await runGame<{ ok: boolean; server: string; name: string; discoveryMs: number; rediscoveryMs: number | null; helloRttMs: number; serverSaw: string; clientPort: number }>(lab, a, ['client', String(GAME_PORT), 'n1', '20000']);
       assert.ok(found.ok, JSON.stringify(found));
       assert.equal(found.server, `${vipB}:${GAME_PORT}`, 'the answer comes from the server player virtual IP');
       assert.equal(found.serverSaw, `${vipA}:${found.clientPort}`, 'the server saw the client player virtual IP and the client port');
@@ -55,12 +55,12 @@ test('two sites: a broadcast client finds a server at the other site, mDNS (avah
         `broadcast discovery across sites: ${found.discoveryMs.toFixed(1)} ms for the first datagram of a new source (the far side installs its injection rule), ` +
           `${found.rediscoveryMs.toFixed(2)} ms for the next; unicast HELLO round trip ${found.helloRttMs.toFixed(2)} ms`,
       );
-      const again = await runGame<{ ok: boolean; discoveryMs: number }>(lab, a, ['client', String(GAME_PORT), 'n2', '5000']);
+      const again = await runGame<{ ok: boolean; discoveryMs: number }>(lab, a, ['client', String(GAME_PORT), 'n2', '20000']);
       assert.ok(again.ok);
       t.diagnostic(`second discovery (new client port, new injector rule): ${again.discoveryMs.toFixed(1)} ms`);
 
       // The server's own machine still sees its local broadcasts (nothing stolen by the capture).
-      const local = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, b, ['once', String(GAME_PORT), 'n3', '500']);
+      const local = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, b, ['once', String(GAME_PORT), 'n3', '15000', '1']);
       assert.deepEqual(local.answers.map((x) => x.name), ['bserver']);
 
       // mDNS with real avahi: a service published at b (its host record points at b's virtual IP)
@@ -103,10 +103,10 @@ test('three sites: one broadcast reaches each other player exactly once; a flood
       const [ra, rb, rc] = (await relays(lab, party)) as [RelayHandle, RelayHandle, RelayHandle];
       const [sb, sc] = await Promise.all([startGameServer(lab, b, GAME_PORT, 'b'), startGameServer(lab, c, GAME_PORT, 'c')]);
       // Warm-up: the injectors' rules for the first client exist afterwards, so the count below is clean.
-      await runGame(lab, a, ['client', String(GAME_PORT), 'warm', '5000']);
+      await runGame(lab, a, ['client', String(GAME_PORT), 'warm', '20000']);
 
       const before = await tunnelPackets(lab, a, party.ifaces[0]!);
-      const one = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, a, ['once', String(GAME_PORT), 'exact', '1000']);
+      const one = await runGame<{ answers: Array<{ from: string; name: string }> }>(lab, a, ['once', String(GAME_PORT), 'exact', '15000', '2']);
       const after = await tunnelPackets(lab, a, party.ifaces[0]!);
       assert.deepEqual(one.answers.map((x) => x.from.split(':')[0]).sort(), [vipB, vipC].sort(), 'both other players answered, from their virtual IPs');
       const [stB, stC] = await Promise.all([sb.stats(), sc.stats()]);
@@ -119,6 +119,7 @@ test('three sites: one broadcast reaches each other player exactly once; a flood
 
       // A flood: 3000 broadcasts in one second from one socket.
       const [cpuA0, cpuB0] = await Promise.all([ra.counters(), rb.counters()]);
+      const f0 = Date.now();
       const floodRun = runGame<{ sent: number; ms: number }>(lab, a, ['flood', String(GAME_PORT), '3000', '1000']);
       // The tunnel during the flood: pings from a to b and c get through.
       const ping = await lab.exec(a.host.ns, 'ping', ['-c', '8', '-i', '0.1', '-W', '1', vipB], { timeoutMs: 10_000 });
@@ -128,6 +129,7 @@ test('three sites: one broadcast reaches each other player exactly once; a flood
       assert.match(ping2.stdout, / 0% packet loss/);
       await new Promise((r) => setTimeout(r, 300));
       const [cpuA1, cpuB1, cpuC1] = await Promise.all([ra.counters(), rb.counters(), rc.counters()]);
+      const floodMs = Date.now() - f0;
       const [fb, fc] = await Promise.all([sb.stats(), sc.stats()]);
       const captured = cpuA1.captured - cpuA0.captured;
       const passed = cpuA1.forwarded - cpuA0.forwarded;
@@ -137,12 +139,14 @@ test('three sites: one broadcast reaches each other player exactly once; a flood
           `relay b ${((cpuB1.cpuUs - cpuB0.cpuUs) / 1000).toFixed(1)} ms for ${cpuB1.injected - cpuB0.injected} injected (including one nft run for the new source)`,
       );
       assert.ok(captured >= 2500, `a captured ${captured} of 3000`);
-      // Default limits: 100 at once, then 50/s per sending socket.
-      assert.ok(fb.flood >= 100 && fb.flood <= 200, `b received ${fb.flood} flood datagrams`);
-      assert.ok(fc.flood >= 100 && fc.flood <= 200, `c received ${fc.flood} flood datagrams`);
-      assert.ok(cpuA1.droppedRateLimited - cpuA0.droppedRateLimited >= captured - 200);
+      // Default limits: 100 at once, then 50/s per sending socket, for as long as the flood was
+      // captured (a second here, longer on a loaded machine).
+      const most = floodLimit(floodMs);
+      assert.ok(fb.flood >= 100 && fb.flood <= most, `b received ${fb.flood} flood datagrams (at most ${most} in ${floodMs} ms)`);
+      assert.ok(fc.flood >= 100 && fc.flood <= most, `c received ${fc.flood} flood datagrams (at most ${most} in ${floodMs} ms)`);
+      assert.ok(cpuA1.droppedRateLimited - cpuA0.droppedRateLimited >= captured - most);
       // Discovery right after the flood still works (another socket: its own budget).
-      const after2 = await runGame<{ ok: boolean; discoveryMs: number }>(lab, a, ['client', String(GAME_PORT), 'post', '3000']);
+      const after2 = await runGame<{ ok: boolean; discoveryMs: number }>(lab, a, ['client', String(GAME_PORT), 'post', '20000']);
       assert.ok(after2.ok);
       for (const x of [cpuA1, cpuB1, cpuC1]) assert.equal(x.droppedInvalid + x.droppedLoop + x.errors, 0, JSON.stringify(x));
     } finally {

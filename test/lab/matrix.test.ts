@@ -37,7 +37,7 @@ function mustBe(a: NatKind, b: NatKind): 'direct' | 'tcp' | null {
 
 const selfOf = (p: PartyJson): { deviceId: string; virtualIp: string } => p.party!.members.find((m) => m.isSelf)!;
 
-test('pair matrix over every lab NAT kind: direct or relayed, time to direct, every pair pings', { timeout: 300_000 }, async (t) => {
+test('pair matrix over every lab NAT kind: direct or relayed, time to direct, every pair pings', { timeout: 540_000 }, async (t) => {
   const sites = KINDS.map((kind) => ({ name: SHORT[kind]!, kind }));
   await withParty(t, sites, { relay: true }, async (pl, lab) => {
     const all = lab.sites;

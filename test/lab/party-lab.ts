@@ -249,5 +249,20 @@ export async function waitParty(pl: PartyLab, site: LabSite, done: (p: PartyJson
     if (done(last)) return last;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`party state in ${site.name} did not settle within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  const seen = JSON.stringify(last);
+  throw new Error(
+    `party state in ${site.name} did not settle within ${timeoutMs} ms; last: ${seen.length > 1500 ? `${seen.slice(0, 1500)}…` : seen}\n` +
+      `${site.name}'s helper, last path/peer/control log lines:\n${helperLogTail(pl.helpers.get(site.name)?.logs ?? [])}`,
+  );
+}
+
+/**
+ * What CI's tail needs to tell why a wait failed: the helper's last info-or-louder records and
+ * the debug ones about paths, peers, relays and the control server; at most `lines` lines of
+ * 200 characters (≤ 4 KB).
+ */
+export function helperLogTail(logs: readonly string[], lines = 20): string {
+  const relevant = logs.filter((l) => !l.includes('"level":"debug"') || /path|peer|relay|control|probe|handshake|wireguard/i.test(l));
+  const tail = relevant.slice(-lines).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l));
+  return tail.length ? tail.join('\n') : '(no log lines)';
 }

@@ -32,8 +32,8 @@ test('two players behind port-restricted NATs: join, direct path, ping each othe
     assert.ok(created.party?.inviteLink.startsWith('lanrage://join?'));
     const t0 = Date.now();
     await pl.cli(b, ['join', created.party!.inviteLink]);
-    const pa = await waitParty(pl, a, allDirect(1));
-    const pb = await waitParty(pl, b, allDirect(1));
+    const pa = await waitParty(pl, a, allDirect(1), 60_000);
+    const pb = await waitParty(pl, b, allDirect(1), 60_000);
     const joinToDirect = Date.now() - t0;
     const ipA = pb.peers[0]!.virtualIp;
     const ipB = pa.peers[0]!.virtualIp;
@@ -62,20 +62,20 @@ test('three players: full mesh, every pair pings; a player leaves and everyone d
     const created = await pl.cli<PartyJson>(sites[0]!, ['create', 'Three']);
     await pl.cli(sites[1]!, ['join', created.party!.inviteLink]);
     await pl.cli(sites[2]!, ['join', created.party!.inviteLink]);
-    const views = await Promise.all(sites.map((s) => waitParty(pl, s, allDirect(2))));
+    const views = await Promise.all(sites.map((s) => waitParty(pl, s, allDirect(2), 60_000)));
     const ips = views.map((v) => v.party!.members.find((m) => m.isSelf)!.virtualIp);
     assert.equal(new Set(ips).size, 3);
     for (let i = 0; i < 3; i++) {
       for (let j = 0; j < 3; j++) {
         if (i === j) continue;
-        const took = await waitPing(pl, sites[i]!, ips[j]!);
+        const took = await waitPing(pl, sites[i]!, ips[j]!, 60_000);
         t.diagnostic(`${sites[i]!.name} → ${sites[j]!.name}: first ping answered ${took} ms after all paths were direct`);
         assert.match(await ping(pl, sites[i]!, ips[j]!, 2), / 0% packet loss/, `${i} → ${j}`);
       }
     }
     await pl.cliText(sites[2]!, ['leave']);
     for (const s of sites.slice(0, 2)) {
-      const v = await waitParty(pl, s, (p) => p.peers.length === 1 && p.party!.members.length === 2);
+      const v = await waitParty(pl, s, (p) => p.peers.length === 1 && p.party!.members.length === 2, 60_000);
       assert.ok(!v.party!.members.some((m) => m.virtualIp === ips[2]));
     }
     const left = await pl.cli<PartyJson>(sites[2]!, ['party']);
@@ -91,7 +91,7 @@ test('wrong invite secret is refused; symmetric ↔ symmetric says unreachable a
     const forged = link.replace(/s=([^&]+)/, (_m, s: string) => `s=${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`);
     await assert.rejects(pl.cliText(b, ['join', forged]), (err: { stderr?: string }) => /PERMISSION_DENIED/.test(err.stderr ?? ''));
     await pl.cli(b, ['join', link]);
-    const pa = await waitParty(pl, a, (p) => p.peers.length === 1 && p.peers[0]!.path === UNREACHABLE, 30_000);
+    const pa = await waitParty(pl, a, (p) => p.peers.length === 1 && p.peers[0]!.path === UNREACHABLE, 60_000);
     assert.match(pa.peers[0]!.pathReason, /symmetric|relay/i);
     const text = await pl.cliText(a, ['party']);
     assert.match(text, /unreachable/);

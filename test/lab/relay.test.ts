@@ -36,15 +36,20 @@ test('symmetric ↔ symmetric: relayed through coturn from the first packet (bef
     const joined = Date.now() - t0;
     // The first ping is answered through the relay while direct probing still runs (its window is
     // 10 s): relayed from the first packet. How fast is a benchmark's business (relay.bench,
-    // joinstorm.bench), not an assertion that a loaded machine can fail.
-    const first = await firstAnswerMs(pl, s2, ip1, 5000);
+    // joinstorm.bench), not an assertion that a loaded machine can fail: what is asserted is the
+    // order, the answer before either helper logs that its probing window ended.
+    const pinged = Date.now();
+    const first = await firstAnswerMs(pl, s2, ip1, 30_000);
     t.diagnostic(`join command ${joined} ms; first ping answered ${joined + first} ms after the join started`);
+    const gaveUp = await Promise.all([s1, s2].map((s) => pl.helpers.get(s.name)!.waitLog('no direct path yet', 60_000)));
+    const gaveUpAt = Math.min(...gaveUp.map((r) => Date.parse(String(r.t))));
+    assert.ok(pinged + first < gaveUpAt, `the first answer came ${pinged + first - gaveUpAt} ms after direct probing gave up: not relayed from the first packet`);
 
     const ip2 = await ipOf(pl, s2);
     // Relayed at once; once the direct probing window (10 s) is over, the reason says why.
     const why = (ip: string) => (p: PartyJson): boolean => pathOf(p, ip)?.path === RELAYED && /symmetric/.test(pathOf(p, ip)?.pathReason ?? '');
-    const v2 = await waitParty(pl, s2, why(ip1));
-    const v1 = await waitParty(pl, s1, why(ip2));
+    const v2 = await waitParty(pl, s2, why(ip1), 60_000);
+    const v1 = await waitParty(pl, s1, why(ip2), 60_000);
     for (const v of [v1, v2]) {
       const peer = v.peers[0]!;
       assert.match(peer.endpoint, new RegExp(`^udp:${lab.control.ip.replace(/\./g, '\\.')}:\\d+$`), 'the relay is named as the endpoint');
@@ -65,7 +70,7 @@ test('symmetric ↔ symmetric: relayed through coturn from the first packet (bef
     t.diagnostic(`both NATs flushed: pinging again after ${back} ms`);
     const reallocated = [s1, s2].filter((s, i) => pl.helpers.get(s.name)!.logs.slice(logsFrom[i]).some((l) => l.includes('"relay re-allocated"')));
     assert.ok(reallocated.length > 0, 'a new allocation replaced the orphaned one');
-    await waitParty(pl, s1, (p) => pathOf(p, ip2)?.path === RELAYED, 20_000);
+    await waitParty(pl, s1, (p) => pathOf(p, ip2)?.path === RELAYED, 60_000);
     const afterFlush = await pingLoss(pl, s1, ip2, 20, 0.1);
     assert.equal(afterFlush.loss, 0, `pings after the rebinding:\n${afterFlush.out.slice(-400)}`);
 
@@ -85,12 +90,12 @@ test('UDP blocked ↔ port-restricted: relayed over TCP, pinging', async (t) => 
     const t0 = Date.now();
     await pl.cli(u, ['join', created.party!.inviteLink]);
     const joined = Date.now() - t0;
-    const first = await firstAnswerMs(pl, u, selfIp(created), 15_000);
+    const first = await firstAnswerMs(pl, u, selfIp(created), 30_000);
     t.diagnostic(`UDP-blocked site: join command ${joined} ms, first ping answered ${joined + first} ms after the join started`);
     const [ipP, ipU] = [selfIp(created), await ipOf(pl, u)];
-    const vu = await waitParty(pl, u, (x) => pathOf(x, ipP)?.path === RELAYED);
+    const vu = await waitParty(pl, u, (x) => pathOf(x, ipP)?.path === RELAYED, 60_000);
     assert.match(vu.peers[0]!.endpoint, new RegExp(`^tcp:${lab.control.ip.replace(/\./g, '\\.')}:\\d+$`), 'TURN over TCP from the UDP-blocked site');
-    const vp = await waitParty(pl, p, (x) => pathOf(x, ipU)?.path === RELAYED);
+    const vp = await waitParty(pl, p, (x) => pathOf(x, ipU)?.path === RELAYED, 60_000);
     assert.match(vp.peers[0]!.endpoint, /^udp:/, 'the other side keeps UDP');
     const { loss } = await pingLoss(pl, u, selfIp(vp), 20, 0.1);
     assert.equal(loss, 0);
@@ -104,9 +109,9 @@ test('port-restricted pair with a relay: the first packets may be relayed; withi
     const t0 = Date.now();
     await pl.cli(b, ['join', created.party!.inviteLink]);
     const joined = Date.now() - t0;
-    const first = await firstAnswerMs(pl, b, selfIp(created), 10_000);
-    const vb = await waitParty(pl, b, (p) => p.peers[0]?.path === DIRECT, 15_000);
-    await waitParty(pl, a, (p) => p.peers[0]?.path === DIRECT, 15_000);
+    const first = await firstAnswerMs(pl, b, selfIp(created), 30_000);
+    const vb = await waitParty(pl, b, (p) => p.peers[0]?.path === DIRECT, 60_000);
+    await waitParty(pl, a, (p) => p.peers[0]?.path === DIRECT, 60_000);
     t.diagnostic(`first ping answered ${joined + first} ms after the join started; direct on both sides after ${Date.now() - t0} ms`);
     assert.equal(vb.peers[0]!.endpoint.split(':')[0], a.publicIp, 'direct to the peer, not the relay');
     assert.equal(vb.peers[0]!.fastPath, true, 'a direct peer moves to the fast path');
@@ -122,9 +127,12 @@ test('port-restricted pair with a relay: the first packets may be relayed; withi
     // first rebinding orphaned — the pair must not mistake that one for its own.
     for (const round of [1, 2]) {
       const r = await flushUnderPing(pl, b, ipA, [a, b]);
-      assert.ok(r.after > 0, `pings come back after both NATs forgot every mapping (flush ${round})`);
+      // Pings come back by themselves; within the 12 s the ping above still ran after the flush
+      // as a rule, later on a loaded machine (then the outage is at least the rest of that ping).
+      const late = r.after > 0 ? 0 : await firstAnswerMs(pl, b, ipA, 60_000).catch(() => -1);
+      assert.ok(late >= 0, `pings come back after both NATs forgot every mapping (flush ${round}): none within 72 s`);
       const [pa, pb] = await Promise.all([pl.cli<PartyJson>(a, ['party']), pl.cli<PartyJson>(b, ['party'])]);
-      t.diagnostic(`rebinding ${round}: longest gap in the replies after the flush ${Math.round(r.outage)} ms; path now ${pa.peers[0]?.path}/${pb.peers[0]?.path} (2 direct, 3 relayed)`);
+      t.diagnostic(`rebinding ${round}: longest gap in the replies after the flush ${r.after > 0 ? Math.round(r.outage) : `> ${Math.round(r.outage)} (back ${late} ms after the 15 s ping ended)`} ms; path now ${pa.peers[0]?.path}/${pb.peers[0]?.path} (2 direct, 3 relayed)`);
       const steady = await pingLoss(pl, b, ipA, 20, 0.1);
       assert.equal(steady.loss, 0, `pings once it recovered (flush ${round}):\n${steady.out.slice(-400)}`);
     }
@@ -155,8 +163,8 @@ test('relay restarted mid-session: relayed pairs recover by themselves with fres
     await pl.cli(y, ['join', created.party!.inviteLink]);
     await pl.cli(z, ['join', created.party!.inviteLink]);
     const [ipX, ipY, ipZ] = [selfIp(created), await ipOf(pl, y), await ipOf(pl, z)];
-    await waitParty(pl, x, (p) => pathOf(p, ipY)?.path === RELAYED && pathOf(p, ipZ)?.path === DIRECT, 20_000);
-    await waitParty(pl, y, (p) => pathOf(p, ipX)?.path === RELAYED && pathOf(p, ipZ)?.path === DIRECT, 20_000);
+    await waitParty(pl, x, (p) => pathOf(p, ipY)?.path === RELAYED && pathOf(p, ipZ)?.path === DIRECT, 60_000);
+    await waitParty(pl, y, (p) => pathOf(p, ipX)?.path === RELAYED && pathOf(p, ipZ)?.path === DIRECT, 60_000);
     const minutes = Number(process.env.RELAY_SESSION_SECONDS ?? 125);
     // Every credential in use expired TTL seconds after it was minted; the session goes on.
     const long = await pingLoss(pl, x, ipY, Math.round(minutes * 2), 0.5);
@@ -171,7 +179,7 @@ test('relay restarted mid-session: relayed pairs recover by themselves with fres
     t.diagnostic(`relay restarted: relayed pair pinging again ${Date.now() - tRestart} ms after the restart began (${back} ms after the relay was back)`);
     const d = await direct;
     assert.equal(d.loss, 0, `the direct pair lost packets during the relay restart:\n${d.out.slice(-400)}`);
-    await waitParty(pl, x, (p) => pathOf(p, ipY)?.path === RELAYED, 20_000);
+    await waitParty(pl, x, (p) => pathOf(p, ipY)?.path === RELAYED, 60_000);
     const after = await pingLoss(pl, y, ipX, 10, 0.1);
     assert.equal(after.loss, 0);
   });

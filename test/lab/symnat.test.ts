@@ -24,11 +24,11 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
     const created = await pl.cli<PartyJson>(p, ['create', 'Sequential']);
     const t0 = Date.now();
     await pl.cli(q, ['join', created.party!.inviteLink]);
-    const first = await firstAnswerMs(pl, q, selfIp(created), 10_000);
+    const first = await firstAnswerMs(pl, q, selfIp(created), 30_000);
     const ipQ = await ipOf(pl, q);
     const vq = await waitParty(pl, q, (x) => x.peers[0]?.path === DIRECT, 60_000);
     const tq = Date.now() - t0;
-    const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 30_000);
+    const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 60_000);
     const tp = Date.now() - t0;
     t.diagnostic(`first tunnel ping ${first} ms after join; time to direct: ${tq} ms (q side), ${tp} ms (p side)`);
     // The symmetric side measured its NAT's step and published it.
@@ -43,16 +43,16 @@ test('symmetric (sequential ports) ↔ port-restricted with a relay available: a
     const direct = await pl.helpers.get('p')!.waitLog('direct path', 1000);
     t.diagnostic(`p's direct path: ${JSON.stringify(direct)}`);
     assert.equal(direct.predicted, true, 'found through the prediction');
-    // Traffic flows through the tunnel on the direct path.
-    const again = await firstAnswerMs(pl, p, ipQ, 5000);
-    assert.ok(again < 5000);
+    // Traffic flows through the tunnel on the direct path (firstAnswerMs throws if nothing answers;
+    // how fast is printed: a loaded machine is slower, not wrong).
+    t.diagnostic(`p → q on the direct path: first answer after ${await firstAnswerMs(pl, p, ipQ, 30_000)} ms`);
   });
 });
 
 // CGNAT: a port-restricted home router behind a random symmetric carrier NAT, one hop further
 // out: the first attempt's TTL-2 primes die before the carrier; the second primes with TTL 3.
 for (const kind of ['symmetric', 'cgnat'] as const) {
-test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, { timeout: 240_000 }, async (t) => {
+test(`${kind} (random ports) ↔ port-restricted with a relay available: birthday probing finds a direct path`, { timeout: 540_000 }, async (t) => {
   await withParty(t, [{ name: 'r', kind }, { name: 'p', kind: 'port-restricted' }], { relay: true }, async (pl, lab) => {
     // On failure (or with SYMNAT_DEBUG) the helpers' path-finding log tells what happened.
     let passed = false;
@@ -64,13 +64,13 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
     const t0 = Date.now();
     await pl.cli(r, ['join', created.party!.inviteLink]);
     // Relayed first (a random NAT's port towards p cannot be guessed), then direct.
-    const first = await firstAnswerMs(pl, r, selfIp(created), 10_000);
+    const first = await firstAnswerMs(pl, r, selfIp(created), 30_000);
     const ipR = await ipOf(pl, r);
     // Usually the first attempt (the second behind a CGNAT, 3 s later); rarely a spoilt mapping
     // makes the third or fourth needed, 35 s apart (birthday.ts): allow all four.
     const vp = await waitParty(pl, p, (x) => x.peers[0]?.path === DIRECT, 140_000);
     const tp = Date.now() - t0;
-    const vr = await waitParty(pl, r, (x) => x.peers[0]?.path === DIRECT, 20_000);
+    const vr = await waitParty(pl, r, (x) => x.peers[0]?.path === DIRECT, 60_000);
     const tr = Date.now() - t0;
     const opened = await pl.helpers.get('r')!.waitLog('birthday: sockets open, asking the peer to probe', 1000);
     const won = await pl.helpers.get('r')!.waitLog('birthday: the peer reached one of our sockets', 1000);
@@ -84,16 +84,16 @@ test(`${kind} (random ports) ↔ port-restricted with a relay available: birthda
     assert.equal(vr.peers[0]!.endpoint, won.endpoint, "r's path is p's public endpoint, through the winning socket");
     assert.equal(vr.peers[0]!.endpoint.split(':')[0], p.publicIp);
     // r's WireGuard talks to p itself (fast path), its packets leaving from the winning socket's port.
-    await waitParty(pl, r, (x) => x.peers[0]?.fastPath === true, 10_000);
-    // Traffic flows through the tunnel on the direct path, both ways.
-    assert.ok((await firstAnswerMs(pl, p, ipR, 5000)) < 5000);
-    assert.ok((await firstAnswerMs(pl, r, selfIp(created), 5000)) < 5000);
+    await waitParty(pl, r, (x) => x.peers[0]?.fastPath === true, 60_000);
+    // Traffic flows through the tunnel on the direct path, both ways (firstAnswerMs throws if nothing answers).
+    const both = [await firstAnswerMs(pl, p, ipR, 30_000), await firstAnswerMs(pl, r, selfIp(created), 30_000)];
+    t.diagnostic(`on the direct path: p → r first answer after ${both[0]} ms, r → p after ${both[1]} ms`);
     passed = true;
   });
 });
 }
 
-test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', { timeout: 240_000 }, async (t) => {
+test('a player behind a random symmetric NAT with three port-restricted friends: every pair direct, at most two birthday attempts at once', { timeout: 540_000 }, async (t) => {
   const sites = [{ name: 'r', kind: 'symmetric' as const }, ...[1, 2, 3].map((i) => ({ name: `p${i}`, kind: 'port-restricted' as const }))];
   await withParty(t, sites, { relay: true }, async (pl, lab) => {
     const r = lab.site('r');
@@ -102,7 +102,7 @@ test('a player behind a random symmetric NAT with three port-restricted friends:
     await Promise.all(friends.map((f) => pl.cli(f, ['join', created.party!.inviteLink])));
     const t0 = Date.now();
     const views = await Promise.all(friends.map((f) => waitParty(pl, f, (x) => x.peers.find((p) => p.virtualIp === selfIp(created))?.path === DIRECT, 140_000)));
-    await waitParty(pl, r, (x) => x.peers.length === 3 && x.peers.every((p) => p.path === DIRECT), 30_000);
+    await waitParty(pl, r, (x) => x.peers.length === 3 && x.peers.every((p) => p.path === DIRECT), 60_000);
     t.diagnostic(`all three pairs direct ${Date.now() - t0} ms after the joins`);
     // Each friend talks to its own port of r's NAT (a socket of its own on r's side).
     const eps = views.map((v) => v.peers.find((p) => p.virtualIp === selfIp(created))!.endpoint);
@@ -121,7 +121,7 @@ test('a player behind a random symmetric NAT with three port-restricted friends:
     }
     t.diagnostic(`most attempts at once: ${most}; events: ${events.map((e) => e.msg!.slice(10, 40)).join(' | ')}`);
     assert.ok(most >= 1 && most <= 2, `attempts at once: ${most}`);
-    // The tunnel works to each friend.
-    for (const f of friends) assert.ok((await firstAnswerMs(pl, r, await ipOf(pl, f), 5000)) < 5000);
+    // The tunnel works to each friend (firstAnswerMs throws if nothing answers).
+    for (const f of friends) t.diagnostic(`r → ${f.name}: first answer after ${await firstAnswerMs(pl, r, await ipOf(pl, f), 30_000)} ms`);
   });
 });

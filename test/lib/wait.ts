@@ -1,7 +1,7 @@
 // Polling for tests: what a person would do while watching a value settle.
 
 /** Resolves with f()'s first truthy value; rejects after `ms` saying what was awaited. */
-export async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000, stepMs = 5): Promise<T> {
+export async function until<T>(what: string, f: () => T | undefined | null | false, ms = 30_000, stepMs = 5): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = f();
@@ -12,7 +12,7 @@ export async function until<T>(what: string, f: () => T | undefined | null | fal
 }
 
 /** Like until(), for a condition that must be awaited (an API call); `stepMs` between tries. */
-export async function eventually(what: string, cond: () => Promise<unknown> | unknown, ms = 15_000, stepMs = 50): Promise<void> {
+export async function eventually(what: string, cond: () => Promise<unknown> | unknown, ms = 30_000, stepMs = 50): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);

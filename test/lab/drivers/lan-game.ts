@@ -7,8 +7,9 @@
 //                               per datagram (floods are only counted); stdin "stats" → {"ev":"stats","flood":N,"discover":{nonce:count}}
 //   client PORT NONCE TIMEOUT   broadcasts DISCOVER every 250 ms until a server answers, then says HELLO
 //                               to it by unicast, then discovers once more from the same socket; prints
-//                               {"ok":true,"server","name","discoveryMs","rediscoveryMs","helloRttMs","serverSaw"}
-//   once PORT NONCE WAITMS      one broadcast; prints {"answers":[{"from","name"}]} after WAITMS
+//                               {"ok":true,"server","name","discoveryMs","rediscoveryMs","helloRttMs","serverSaw"}; each step waits up to TIMEOUT
+//   once PORT NONCE WAITMS [N]  one broadcast; prints {"answers":[{"from","name"}]} after WAITMS, or with N
+//                               a second after the N-th answer (a late duplicate still shows)
 //   flood PORT COUNT MS         COUNT broadcasts over MS; prints {"sent":COUNT}
 //   hello IP PORT NONCE         unicast HELLO to a server found some other way (e.g. mDNS); prints {"ok":true,"serverSaw"}
 
@@ -86,7 +87,7 @@ async function client(port: number, nonce: string, timeoutMs: number): Promise<v
     }),
   );
   s.send(`HELLO ${nonce}`, server.from.port, server.from.address);
-  const saw = await Promise.race([welcome, sleep(3000).then(() => null)]);
+  const saw = await Promise.race([welcome, sleep(timeoutMs).then(() => null)]);
   if (!saw) {
     out({ ok: false, error: `no WELCOME from ${server.from.address}:${server.from.port}` });
     process.exit(1);
@@ -101,21 +102,25 @@ async function client(port: number, nonce: string, timeoutMs: number): Promise<v
     }),
   );
   s.send(`DISCOVER ${nonce}.2`, port, '255.255.255.255');
-  const rediscoveryMs = (await Promise.race([again, sleep(2000).then(() => false)])) ? performance.now() - t2 : null;
+  const rediscoveryMs = (await Promise.race([again, sleep(timeoutMs).then(() => false)])) ? performance.now() - t2 : null;
   out({ ok: true, server: `${server.from.address}:${server.from.port}`, name: server.name, discoveryMs, rediscoveryMs, helloRttMs, serverSaw: saw, clientPort: s.address().port });
   process.exit(0);
 }
 
-async function once(port: number, nonce: string, waitMs: number): Promise<void> {
+async function once(port: number, nonce: string, waitMs: number, expect: number): Promise<void> {
   const s = await bind(0);
   s.setBroadcast(true);
   const answers: Array<{ from: string; name: string }> = [];
+  let enough: () => void = () => undefined;
+  const gotEnough = new Promise<void>((r) => (enough = r));
   s.on('message', (m, r) => {
     const [kind, name, n] = m.toString().split(' ');
     if (kind === 'HERE' && n === nonce && name) answers.push({ from: `${r.address}:${r.port}`, name });
+    if (expect > 0 && answers.length >= expect) enough();
   });
   s.send(`DISCOVER ${nonce}`, port, '255.255.255.255');
-  await sleep(waitMs);
+  // A loaded machine answers later, not differently: wait for the answers expected, up to WAITMS.
+  if (await Promise.race([gotEnough.then(() => true), sleep(waitMs).then(() => false)])) await sleep(1000);
   out({ answers, clientPort: s.address().port });
   process.exit(0);
 }
@@ -157,12 +162,12 @@ async function hello(ip: string, port: number, nonce: string): Promise<void> {
   process.exit(1);
 }
 
-const [mode, a, b, c] = process.argv.slice(2);
+const [mode, a, b, c, d] = process.argv.slice(2);
 if (process.argv[1] === LAN_GAME) {
   const run =
     mode === 'server' ? server(Number(a), b ?? 'server')
     : mode === 'client' ? client(Number(a), b ?? 'n', Number(c ?? 5000))
-    : mode === 'once' ? once(Number(a), b ?? 'n', Number(c ?? 1500))
+    : mode === 'once' ? once(Number(a), b ?? 'n', Number(c ?? 1500), Number(d ?? 0))
     : mode === 'flood' ? flood(Number(a), Number(b), Number(c))
     : mode === 'hello' ? hello(a ?? '', Number(b), c ?? 'n')
     : Promise.reject(new Error(`unknown mode ${String(mode)}`));

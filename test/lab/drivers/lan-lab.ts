@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DEFAULT_LAN_RELAY_PORT, type LanCounters } from '../../../helper/lan/relay.js';
+import { DEFAULT_LAN_RELAY_PORT, DEFAULT_LIMITS, type LanCounters } from '../../../helper/lan/relay.js';
 import type { Lab, LabSite } from '../lab.js';
 import { PartyLab, waitParty, type PartyJson } from '../party-lab.js';
 import { LAN_GAME } from './lan-game.js';
@@ -145,7 +145,17 @@ export async function startGameServer(lab: Lab, site: LabSite, port: number, nam
  * Runs one lan-game command to its end in a site; returns its last JSON line. `mayFail`: a client
  * that found nothing (exit 1 with {"ok":false}) is an answer, not an error.
  */
-export async function runGame<T = Record<string, unknown>>(lab: Lab, site: LabSite, args: string[], timeoutMs = 15_000, mayFail = false): Promise<T> {
+/**
+ * The most flood datagrams one sending socket gets through the default per-source limit while
+ * the flood was captured for at most `ms`: the burst, then the rate for that long (a one-second
+ * flood takes longer on a loaded machine, and the bucket refills meanwhile).
+ */
+export function floodLimit(ms: number): number {
+  const { burst, ratePerSec } = DEFAULT_LIMITS.perSource;
+  return burst + Math.ceil((ratePerSec * ms) / 1000);
+}
+
+export async function runGame<T = Record<string, unknown>>(lab: Lab, site: LabSite, args: string[], timeoutMs = 70_000, mayFail = false): Promise<T> {
   try {
     const { stdout } = await lab.exec(site.host.ns, process.execPath, [LAN_GAME, ...args], { timeoutMs });
     return JSON.parse(stdout.trim().split('\n').pop() ?? 'null') as T;

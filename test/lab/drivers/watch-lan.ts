@@ -1,5 +1,6 @@
 // Reads a helper's Watch stream for LAN stats (topic LAN only), as any API client would, and
-// prints one JSON line per event: {"at": ms since start, ...LanStats}. Runs inside a site namespace.
+// prints one JSON line per event: {"at": ms since start it arrived, "sentAt": the helper's own
+// timestamp (epoch ms), ...LanStats}. Runs inside a site namespace.
 //   watch-lan.js GRPC_PORT SECONDS
 
 import { credentials } from '@grpc/grpc-js';
@@ -14,7 +15,7 @@ if (process.argv[1] === WATCH_LAN) {
   const t0 = Date.now();
   const stream = client.watch({ topics: [WatchTopic.WATCH_TOPIC_LAN], maxDurationSeconds: seconds ?? 600 });
   stream.on('data', (m: WatchResponse) => {
-    if (m.lan) process.stdout.write(JSON.stringify({ at: Date.now() - t0, ...m.lan }) + '\n');
+    if (m.lan) process.stdout.write(JSON.stringify({ at: Date.now() - t0, sentAt: m.time?.getTime() ?? null, ...m.lan }) + '\n');
   });
   stream.on('error', (err: Error) => {
     process.stderr.write(`watch failed: ${err.message}\n`);
