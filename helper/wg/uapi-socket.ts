@@ -33,11 +33,19 @@ export function uapiRequest(socketPath: string, request: string, timeoutMs = 500
       if (err) reject(err);
       else resolve(text!);
     };
-    const timer = setTimeout(() => finish(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+    // After a stall of our own (a busy machine: a join storm starved helpers for seconds), the
+    // event loop runs due timers before it reads sockets, so the timeout fired while the answer
+    // sat unread and a join failed ("no answer … within 5000 ms", measured at load 20-30 while
+    // our loop ran up to 3.4 s late and wireguard-go answered in ms). So the failure waits for
+    // the loop's next I/O poll, and the wait restarts once the request is written.
+    const expire = (): void => void setImmediate(() => finish(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)));
+    let timer = setTimeout(expire, timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => {
       sent = performance.now();
       if (timing) timing.connectMs = Math.round(sent - t0);
+      clearTimeout(timer);
+      timer = setTimeout(expire, timeoutMs);
       sock.write(request);
     });
     sock.on('data', (chunk: string) => {
