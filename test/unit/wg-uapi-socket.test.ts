@@ -9,13 +9,18 @@ import { LoopLag } from '../../helper/core/loop-lag.js';
 
 const ANSWER = 'errno=0\n\n';
 
-/** A UAPI-like unix socket that answers every request at once; onAnswered runs after the answer is written. */
-async function answeringSocket(onAnswered: () => void = () => {}): Promise<{ path: string; close(): void }> {
+/**
+ * A UAPI-like unix socket that writes its answer as soon as it accepts a connection, then runs
+ * `afterAnswer`. (The client's connect callback and this accept run in the same event-loop
+ * iteration, with no timers between them, so the order below does not depend on machine speed.)
+ */
+async function answeringSocket(afterAnswer: () => void): Promise<{ path: string; close(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'lanrage-uapi-'));
   const path = join(dir, 'wg.sock');
   const server: Server = createServer((c) => {
-    c.on('data', () => c.write(ANSWER, onAnswered));
     c.on('error', () => undefined);
+    c.write(ANSWER);
+    afterAnswer();
   });
   await new Promise<void>((resolve) => server.listen(path, resolve));
   return {
@@ -33,12 +38,12 @@ const block = (ms: number): void => {
 };
 
 test('UAPI request: an answer that arrived while our own event loop was stalled past the timeout is taken, not timed out', async () => {
-  // The stall starts once the answer is on its way: when the loop runs again the timeout is due
-  // and the answer unread (timers run before socket reads).
-  const s = await answeringSocket(() => block(300));
+  // The stall starts once the answer is in the client's socket: when the loop runs again the
+  // timeout is due and the answer unread (timers run before socket reads).
+  const s = await answeringSocket(() => block(1500));
   try {
     const timing: UapiTiming = {};
-    const text = await uapiRequest(s.path, 'set=1\n\n', 100, timing);
+    const text = await uapiRequest(s.path, 'set=1\n\n', 1000, timing);
     assert.equal(text, ANSWER);
     assert.equal(typeof timing.connectMs, 'number');
     assert.equal(typeof timing.answerMs, 'number');
