@@ -403,7 +403,11 @@ export class ControlPlane {
     }
   }
 
+  /** Session events handed to streams so far (the fan-out a join storm causes). */
+  delivered = 0;
+
   private deliver(s: Session, e: SessionResponse): void {
+    this.delivered++;
     try {
       s.send(e);
     } catch (err) {

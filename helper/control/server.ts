@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../core/log.js';
 import { wrapService } from '../api/wrap.js';
@@ -10,6 +11,7 @@ import { SqliteControlStore } from './sqlite-store.js';
 import { PostgresControl } from './pg-control.js';
 import type { ControlStore } from './store.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
+import { watchLoad } from './load-log.js';
 
 export const CONTROL_MAX_MESSAGE_BYTES = 64 * 1024;
 
@@ -64,6 +66,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     ...(opts.relays && { relays: opts.relays }),
   });
   const shutdown = new AbortController();
+  // One listener per open Session stream: a party of more than 10 is normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   let stun: StunResponder | undefined;
   const server = new Server({
     'grpc.max_receive_message_length': CONTROL_MAX_MESSAGE_BYTES,
@@ -80,7 +84,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     const advertiseHost = opts.advertiseHost ?? (opts.stunAltHost || opts.stunHost ? stunBind : undefined);
     const { definition, implementation } = wrapService(
       controlDefinition,
-      controlHandlers({ plane, ...(pgc && { durable: () => pgc.durable() }), stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
+      controlHandlers({ plane, log, ...(pgc && { durable: () => pgc.durable() }), stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
       // Authentication is per device (session tokens), done by the handlers, not the install token.
       { token: '', log, mutating: new Set() },
     );
@@ -101,6 +105,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       relays: opts.relays ? describeRelays(opts.relays) : [],
       ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
     });
+    const stopLoad = watchLoad(plane, log);
     let closing: Promise<void> | undefined;
     return {
       grpcPort,
@@ -108,6 +113,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       stunHosts,
       close: () =>
         (closing ??= (async () => {
+          stopLoad();
           plane.close();
           shutdown.abort();
           await new Promise<void>((resolve) => {

@@ -17,6 +17,7 @@ import {
 } from '../gen/lanrage/control/v1/control.js';
 import type { CallContext, Handler } from '../api/wrap.js';
 import type { ControlPlane } from './control-plane.js';
+import type { Logger } from '../core/log.js';
 
 export const controlDefinition = ControlServiceService;
 
@@ -34,6 +35,8 @@ export interface ControlServiceDeps {
   durable?: () => Promise<void>;
   /** Aborted when the server shuts down: Session streams end cleanly. */
   shutdown: AbortSignal;
+  /** Debug timings of the calls a join makes. */
+  log?: Logger;
 }
 
 /** "host:port" from the :authority a client used; the host part, brackets removed. */
@@ -68,11 +71,18 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
     await deps.durable?.();
     return res;
   };
+  // The handlers' own time (a join storm: issue 13); the queueing before them shows in load-log.ts.
+  const timed = <T>(method: string, fn: () => T): T => {
+    const t0 = performance.now();
+    const res = fn();
+    deps.log?.debug('control call timing', { method, ms: Math.round(performance.now() - t0) });
+    return res;
+  };
   return {
     getChallenge: (): GetChallengeResponse => plane.getChallenge(),
-    register: (req: RegisterRequest) => durably(plane.register(req)),
+    register: (req: RegisterRequest) => durably(timed('register', () => plane.register(req))),
     createParty: (req: CreatePartyRequest, ctx: CallContext) => durably(plane.createParty(device(ctx), req)),
-    joinParty: (req: JoinPartyRequest, ctx: CallContext) => durably(plane.joinParty(device(ctx), req)),
+    joinParty: (req: JoinPartyRequest, ctx: CallContext) => durably(timed('joinParty', () => plane.joinParty(device(ctx), req))),
     leaveParty: (_req: unknown, ctx: CallContext) => {
       plane.leaveParty(device(ctx));
       return durably({});
@@ -106,13 +116,13 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
         const onEnd = (): void => finish();
         ctx.signal.addEventListener('abort', onEnd);
         deps.shutdown.addEventListener('abort', onEnd);
-        closeSession = plane.openSession(id, stunServersFor(host, deps.stunPorts), (e) => {
+        closeSession = timed('session', () => plane.openSession(id, stunServersFor(host, deps.stunPorts), (e) => {
           if (call.writableLength >= MAX_PENDING_EVENTS) {
             finish(new ApiError(Status.RESOURCE_EXHAUSTED, 'this Session stream is not reading its events: reconnect'));
             return;
           }
           call.write(e);
-        });
+        }));
         if (ctx.signal.aborted || deps.shutdown.aborted) finish();
       });
     },

@@ -13,6 +13,7 @@ import { checkCandidates, checkDeviceId, checkInviteSecret, checkName, checkPart
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { deviceIdOf, identityPublicKeyRaw, parseIdentity, signWithIdentity } from './identity.js';
 import { normalizeControlUrl } from './invite.js';
+import { loopLag } from '../core/loop-lag.js';
 import { relayOffersFromProto, type RelayOffer } from './relays.js';
 import {
   cleanCandidates,
@@ -306,16 +307,27 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   // ---- connection ----
 
   private async connectOnce(): Promise<void> {
-    if (isIP(this.controlHost) === 0) {
-      // Resolved here only to translate stun_servers that name the same host into addresses.
-      this.controlIp = (await lookup(this.controlHost)).address;
+    const t0 = performance.now();
+    const lag = loopLag.watch();
+    try {
+      if (isIP(this.controlHost) === 0) {
+        // Resolved here only to translate stun_servers that name the same host into addresses.
+        this.controlIp = (await lookup(this.controlHost)).address;
+      }
+      const steps = await this.register();
+      const t1 = performance.now();
+      await this.openSession();
+      // Where a connection's time goes (a join storm on a small machine: issue 13).
+      this.log.debug('control connect timing', { ...steps, sessionMs: Math.round(performance.now() - t1), totalMs: Math.round(performance.now() - t0), loopLagMs: lag() });
+    } finally {
+      lag();
     }
-    await this.register();
-    await this.openSession();
   }
 
-  private async register(): Promise<void> {
+  private async register(): Promise<{ challengeMs: number; registerMs: number }> {
+    const t0 = performance.now();
     const challenge = await this.unary('getChallenge', {}, false);
+    const t1 = performance.now();
     const signature = signWithIdentity(this.identity, registrationMessage(challenge.nonce, this.wgKey, this.discoKey, this.name));
     const res = await this.unary(
       'register',
@@ -331,6 +343,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
     );
     if (res.deviceId !== this.deviceId) throw new Error(`the control server answered device id ${res.deviceId}, expected ${this.deviceId}`);
     this.token = res.sessionToken;
+    return { challengeMs: Math.round(t1 - t0), registerMs: Math.round(performance.now() - t1) };
   }
 
   /** Opens the Session stream; resolves once its first snapshot has been applied. */

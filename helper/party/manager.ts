@@ -482,7 +482,7 @@ export class PartyManager implements PartyEngine {
       this.wg = await createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: s.mtu, log: this.log });
       this.wgAddress = address;
       this.wgWriter = new PeerWriter(this.wg, (w) => {
-        if (w.ms >= 100) this.log.debug('slow WireGuard write', { peers: w.peers, removed: w.removed, ms: Math.round(w.ms) });
+        if (w.ms >= 100) this.log.debug('slow WireGuard write', { ...w, ms: Math.round(w.ms) });
       });
       this.log.info('WireGuard interface up', { name: this.wg.name, backend: this.wg.backend, address, wgPort: this.wg.listenPort });
     }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
 import { publicKeyOf } from './keys.js';
 import { kernelWireguardPossible, linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind, linkPresent } from './iproute.js';
-import { uapiGet, uapiSet, uapiSocketPath } from './uapi-socket.js';
+import { uapiGet, uapiSet, uapiSocketPath, type UapiTiming } from './uapi-socket.js';
 import type { DeviceSet, DeviceState } from './uapi.js';
 import { checkAllowedIps, checkCidr, checkEndpoint, checkIntRange, checkInterfaceName, checkKey, MTU_MAX, MTU_MIN } from './validate.js';
 import { wgToolGet, wgToolSet } from './wgtool.js';
@@ -39,8 +39,8 @@ export interface WgDevice {
   readonly pid: number | null;
   /** Adds the peer or replaces its settings (allowed IPs replaced, keepalive 0 when absent). */
   setPeer(p: WgPeer): Promise<void>;
-  /** setPeer for several peers in one configuration change (one UAPI round trip or `wg` run). */
-  setPeers(ps: readonly WgPeer[]): Promise<void>;
+  /** setPeer for several peers in one configuration change (one UAPI round trip or `wg` run); `timing` is filled in with wireguard-go. */
+  setPeers(ps: readonly WgPeer[], timing?: UapiTiming): Promise<void>;
   /** The path switch: points an existing peer at another endpoint. */
   setEndpoint(publicKey: string, endpoint: string): Promise<void>;
   /** Removes the peer; removing an unknown peer is not an error. */
@@ -62,7 +62,7 @@ export interface WgDeviceOptions {
 }
 
 interface Control {
-  set(s: DeviceSet): Promise<void>;
+  set(s: DeviceSet, timing?: UapiTiming): Promise<void>;
   get(): Promise<DeviceState>;
 }
 
@@ -106,9 +106,9 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
       if (!p.running()) throw new Error(`wireguard-go for ${name} has exited: the tunnel is down`);
     };
     control = {
-      async set(s) {
+      async set(s, timing) {
         alive();
-        await uapiSet(sock, s);
+        await uapiSet(sock, s, timing);
       },
       async get() {
         alive();
@@ -147,7 +147,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   // the largest item in an idle helper's profile (metrics and the traffic watch each read).
   const gate: StatsGate | null = new StatsGate();
   let lastStats: WgPeerStats[] = [];
-  const setPeers = async (ps: readonly WgPeer[]): Promise<void> => {
+  const setPeers = async (ps: readonly WgPeer[], timing?: UapiTiming): Promise<void> => {
     open();
     if (ps.length === 0) return;
     await control.set({
@@ -157,7 +157,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
         allowedIps: checkAllowedIps(p.allowedIps),
         persistentKeepaliveSeconds: checkIntRange('persistent keepalive', p.persistentKeepaliveSeconds ?? 0, 0, 65535),
       })),
-    });
+    }, timing);
     gate?.invalidate();
   };
   return {

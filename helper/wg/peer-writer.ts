@@ -1,4 +1,6 @@
 import type { WgPeer } from './device.js';
+import type { UapiTiming } from './uapi-socket.js';
+import { loopLag } from '../core/loop-lag.js';
 
 // WireGuard peer changes, written in order and in batches. A join storm asks for one change per
 // peer at nearly the same moment (the party engine adds every new member, then magicsock points
@@ -9,8 +11,18 @@ import type { WgPeer } from './device.js';
 // a storm costs a few writes, and a later change can never be overtaken by an earlier one.
 
 export interface PeerSink {
-  setPeers(ps: readonly WgPeer[]): Promise<void>;
+  setPeers(ps: readonly WgPeer[], timing?: UapiTiming): Promise<void>;
   removePeer(publicKey: string): Promise<void>;
+}
+
+export interface WriteStats extends UapiTiming {
+  peers: number;
+  removed: number;
+  ms: number;
+  /** Our event loop's largest lateness during the write. */
+  loopLagMs: number;
+  /** From the first change asked for to the write's start (batching, earlier writes). */
+  queuedMs: number;
 }
 
 type Change = { set: WgPeer } | { remove: string };
@@ -23,11 +35,16 @@ export class PeerWriter {
   private pending = new Map<string, Change>();
   private waiters: Waiter[] = [];
   private running = false;
+  private firstAsked = 0;
 
-  /** onWrite: each write's size and duration (the party engine logs slow ones at debug level). */
+  /**
+   * onWrite: each write's size and duration (the party engine logs slow ones at debug level), with
+   * where the time went: UAPI connect and answer (wireguard-go only) and our own event loop's
+   * worst lateness meanwhile (a busy helper delays reading the answer, not wireguard-go).
+   */
   constructor(
     private readonly sink: PeerSink,
-    private readonly onWrite?: (w: { peers: number; removed: number; ms: number }) => void,
+    private readonly onWrite?: (w: WriteStats) => void,
   ) {}
 
   /** Adds or replaces the peer; settles once a write carrying this change (or a newer one for the peer) is done. */
@@ -52,6 +69,7 @@ export class PeerWriter {
       c = { set: { ...c.set, endpoint: old.set.endpoint, persistentKeepaliveSeconds: c.set.persistentKeepaliveSeconds ?? old.set.persistentKeepaliveSeconds } };
     }
     // Re-inserted so that the batch keeps the order of the newest changes.
+    if (this.pending.size === 0) this.firstAsked = performance.now();
     this.pending.delete(key);
     this.pending.set(key, c);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -69,13 +87,17 @@ export class PeerWriter {
       this.pending = new Map();
       this.waiters = [];
       const started = performance.now();
+      const queuedMs = Math.round(started - this.firstAsked);
+      const lag = loopLag.watch();
+      const timing: UapiTiming = {};
       try {
         const sets = batch.flatMap((c) => ('set' in c ? [c.set] : []));
         for (const c of batch) if ('remove' in c) await this.sink.removePeer(c.remove);
-        await this.sink.setPeers(sets);
-        this.onWrite?.({ peers: sets.length, removed: batch.length - sets.length, ms: performance.now() - started });
+        await this.sink.setPeers(sets, timing);
+        this.onWrite?.({ peers: sets.length, removed: batch.length - sets.length, ms: performance.now() - started, loopLagMs: lag(), queuedMs, ...timing });
         for (const w of waiters) w.resolve();
       } catch (err) {
+        lag();
         for (const w of waiters) w.reject(err);
       }
     }

@@ -11,9 +11,17 @@ export const uapiSocketPath = (name: string): string => join(UAPI_DIR, `${name}.
 
 const MAX_ANSWER = 4 * 1024 * 1024;
 
-/** Sends one request on a fresh connection and returns the complete answer text. */
-export function uapiRequest(socketPath: string, request: string, timeoutMs = 5000): Promise<string> {
+/** Where a request's time went (ms): connecting, and from the write to the complete answer. */
+export interface UapiTiming {
+  connectMs?: number;
+  answerMs?: number;
+}
+
+/** Sends one request on a fresh connection and returns the complete answer text; `timing` is filled in. */
+export function uapiRequest(socketPath: string, request: string, timeoutMs = 5000, timing?: UapiTiming): Promise<string> {
   return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let sent = t0;
     const sock = createConnection(socketPath);
     let buf = '';
     let done = false;
@@ -25,21 +33,36 @@ export function uapiRequest(socketPath: string, request: string, timeoutMs = 500
       if (err) reject(err);
       else resolve(text!);
     };
-    const timer = setTimeout(() => finish(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+    // After a stall of our own (a busy machine: a join storm starved helpers for seconds), the
+    // event loop runs due timers before it reads sockets, so the timeout fired while the answer
+    // sat unread and a join failed ("no answer … within 5000 ms", measured at load 20-30 while
+    // our loop ran up to 3.4 s late and wireguard-go answered in ms). So the failure waits for
+    // the loop's next I/O poll, and the wait restarts once the request is written.
+    const expire = (): void => void setImmediate(() => finish(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`)));
+    let timer = setTimeout(expire, timeoutMs);
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(request));
+    sock.on('connect', () => {
+      sent = performance.now();
+      if (timing) timing.connectMs = Math.round(sent - t0);
+      clearTimeout(timer);
+      timer = setTimeout(expire, timeoutMs);
+      sock.write(request);
+    });
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_ANSWER) finish(new Error(`answer from ${socketPath} exceeds ${MAX_ANSWER} bytes`));
-      else if (isCompleteResponse(buf)) finish(null, buf);
+      else if (isCompleteResponse(buf)) {
+        if (timing) timing.answerMs = Math.round(performance.now() - sent);
+        finish(null, buf);
+      }
     });
     sock.on('error', (err) => finish(new Error(`UAPI socket ${socketPath}: ${err.message}`)));
     sock.on('close', () => finish(new Error(`UAPI socket ${socketPath} closed before a complete answer`)));
   });
 }
 
-export async function uapiSet(socketPath: string, set: DeviceSet): Promise<void> {
-  checkErrno(await uapiRequest(socketPath, encodeSet(set)), 'set');
+export async function uapiSet(socketPath: string, set: DeviceSet, timing?: UapiTiming): Promise<void> {
+  checkErrno(await uapiRequest(socketPath, encodeSet(set), 5000, timing), 'set');
 }
 
 export async function uapiGet(socketPath: string): Promise<DeviceState> {
