@@ -128,7 +128,11 @@ test('control server end to end: parties, keys, call-me-maybe, kick, bad input, 
     const atBob = next(bob, 'callMeMaybe');
     assert.equal(await host.callMeMaybe(bob.deviceId, ['203.0.113.1:41641']), true);
     const [msg] = await atBob;
-    assert.deepEqual(msg, { fromDeviceId: host.deviceId, candidates: ['203.0.113.1:41641'], spraySockets: 0 });
+    assert.deepEqual(msg, { fromDeviceId: host.deviceId, candidates: ['203.0.113.1:41641'], spraySockets: 0, primed: [] });
+    // Which of bob's candidates the caller primed reaches bob as sent.
+    const primedAtBob = next(bob, 'callMeMaybe');
+    assert.equal(await host.callMeMaybe(bob.deviceId, ['203.0.113.1:41641'], 0, ['198.51.100.9:5000']), true);
+    assert.deepEqual((await primedAtBob)[0].primed, ['198.51.100.9:5000']);
     // A birthday call carries its socket count; a count beyond the bound is refused.
     const again = next(bob, 'callMeMaybe');
     assert.equal(await host.callMeMaybe(bob.deviceId, ['203.0.113.1:41641'], 256), true);
