@@ -12,6 +12,7 @@ import { PostgresControl } from './pg-control.js';
 import type { ControlStore } from './store.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
 import { watchLoad } from './load-log.js';
+import { debugEnabled } from '../core/log.js';
 
 export const CONTROL_MAX_MESSAGE_BYTES = 64 * 1024;
 
@@ -105,7 +106,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       relays: opts.relays ? describeRelays(opts.relays) : [],
       ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
     });
-    const stopLoad = watchLoad(plane, log);
+    // Its loop-delay histogram samples every 10 ms: only when the debug records it feeds are written.
+    const stopLoad = debugEnabled() ? watchLoad(plane, log) : () => {};
     let closing: Promise<void> | undefined;
     return {
       grpcPort,

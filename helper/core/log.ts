@@ -19,6 +19,11 @@ function threshold(): number {
   return env in ORDER ? ORDER[env as LogLevel] : ORDER.info;
 }
 
+/** Whether debug records are written: instrumentation that only feeds them can stay off otherwise. */
+export function debugEnabled(): boolean {
+  return threshold() <= ORDER.debug;
+}
+
 export function createLogger(base: LogFields = {}, sink: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
   const min = threshold();
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {

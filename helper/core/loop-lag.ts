@@ -1,3 +1,5 @@
+import { debugEnabled } from './log.js';
+
 // How late this process's event loop ran while something was under way: a join storm's slow
 // steps (a WireGuard write, a control call) are either the other side being slow or our own loop
 // being busy, and only this tells them apart. A 10 ms timer runs only while someone watches.
@@ -9,8 +11,12 @@ export class LoopLag {
   private last = 0;
   private readonly watching = new Set<{ max: number }>();
 
+  /** enabled: whether anyone reads the figure (off, a watch costs nothing and gives 0). */
+  constructor(private readonly enabled: () => boolean = () => true) {}
+
   /** Starts a watch; the returned function stops it and gives the largest lateness seen (ms). */
   watch(): () => number {
+    if (!this.enabled()) return () => 0;
     const w = { max: 0 };
     this.watching.add(w);
     if (!this.timer) {
@@ -34,5 +40,5 @@ export class LoopLag {
   }
 }
 
-/** One per process: watches share its timer. */
-export const loopLag = new LoopLag();
+/** One per process: watches share its timer, which feeds debug records only. */
+export const loopLag = new LoopLag(debugEnabled);
