@@ -7,9 +7,9 @@
 //              answered names the peer's endpoint, handed to its path machine
 // Per-peer state lives on the PeerEndpoint (endpoint.ts): attempts, timer, sockets, probes, pin.
 
-import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import { pooledRandomBytes } from '../core/random-pool.js';
 import { isPrivate, parseEndpoint, type Endpoint } from './addr.js';
 import { AttemptLimiter, ATTEMPT_MS, birthdayRole, MAX_CONCURRENT, RETRY_AFTER_MS, Spray, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole, type NatView } from './birthday.js';
 import { classify } from './demux.js';
@@ -118,7 +118,10 @@ export class BirthdayRunner {
     const opened = await socks.open();
     if (rec.removed || io.closed() || rec.spraySocks !== socks || rec.active !== null) return void this.end(rec, socks);
     c.birthday_sockets += opened;
-    const sent = await socks.prime(() => io.ping(rec, randomBytes(12)), targets);
+    // One sealed ping for every socket: priming packets die at a low TTL on the way (they only
+    // open our mappings), and sealing 256-512 of them was a large part of an attempt's CPU.
+    const ping = io.ping(rec, pooledRandomBytes(12));
+    const sent = await socks.prime(() => ping, targets);
     c.birthday_opened += sent;
     c.path_datagrams += sent;
     if (rec.removed || io.closed() || rec.spraySocks !== socks) return void this.end(rec, socks);
@@ -168,7 +171,7 @@ export class BirthdayRunner {
       return;
     }
     io.c.birthday_attempts++;
-    rec.spray = { probes: new Spray(ip, io.clock.now()), txid: randomBytes(12), cancel: () => {} };
+    rec.spray = { probes: new Spray(ip, io.clock.now()), txid: pooledRandomBytes(12), cancel: () => {} };
     io.log.info('birthday: probing the peer\'s ports', { peer: rec.peer.id, ip, sockets });
     this.sprayTick(rec);
   }
@@ -179,15 +182,20 @@ export class BirthdayRunner {
     if (sp === null) return;
     if (rec.removed || io.closed() || rec.active !== null) return this.endSpray(rec);
     const now = io.clock.now();
+    // One sealed ping per batch: every probe carries the same txid, and disco has no replay
+    // state that a repeated nonce would trip (sealing each of 2048 probes was ~10 % of the CPU
+    // of a helper probing in a join storm).
+    let ping: Buffer | null = null;
     for (const ep of sp.probes.due(now)) {
       const e = parseEndpoint(ep);
       if (!e) continue;
+      ping ??= io.ping(rec, sp.txid);
       io.c.birthday_probes++;
       io.c.path_datagrams++;
       io.c.disco_ping_tx++;
       io.c.tx_disco++;
       // Not through sendDisco: thousands of one-off ports must not fill the priming bookkeeping.
-      io.send(io.ping(rec, sp.txid), e.port, e.ip);
+      io.send(ping, e.port, e.ip);
     }
     const next = sp.probes.nextDueAt();
     if (next === null) {

@@ -196,8 +196,6 @@ export class DiscoExchange {
     const c = io.c;
     const ep = parseEndpoint(endpoint);
     if (!ep || rec.removed) return;
-    const b = this.seal(rec, { type: 'ping', txid });
-    c.disco_ping_tx++;
     const now = io.clock.now();
     // Guesses are budgeted; a predicted port the peer has spoken from is a path like any other.
     if (rec.predicted.has(endpoint) && !rec.known.has(endpoint)) {
@@ -207,6 +205,9 @@ export class DiscoExchange {
       }
       c.predict_probes++;
     }
+    // Sealed after the budget said yes: a refused guess costs no cipher.
+    const b = this.seal(rec, { type: 'ping', txid });
+    c.disco_ping_tx++;
     const last = rec.lastSent.get(endpoint);
     c.path_datagrams++;
     if (lowTtl) {

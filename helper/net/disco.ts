@@ -6,7 +6,8 @@
 // symmetric), so nonces are random 96-bit values: disco sends a few packets per second at most.
 // node:crypto does all of it; no library needed.
 
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
+import { pooledRandomBytes } from '../core/random-pool.js';
 import { DISCO_MAGIC, DISCO_MIN_LEN } from './demux.js';
 import { ipToInt, intToIp, isIPv4 } from './addr.js';
 
@@ -129,7 +130,7 @@ export class DiscoBox {
   seal(peerPublicKey: string, m: DiscoMessage): Buffer {
     const key = this.peers.get(peerPublicKey);
     if (!key) throw new Error('disco: unknown peer key');
-    const nonce = randomBytes(NONCE_LEN);
+    const nonce = pooledRandomBytes(NONCE_LEN);
     const body = encodeBody(m);
     const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LEN });
     c.setAAD(this.header, { plaintextLength: body.length });

@@ -39,9 +39,9 @@
 // still arrives from them (data is accepted only from the exact "ip:port" of a permitted peer).
 
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
+import { pooledRandomBytes } from '../../core/random-pool.js';
 import { isIPv4, parseEndpoint, type Endpoint } from '../addr.js';
 import {
   ATTR, CLASS, METHOD, attr, checkFingerprint, checkIntegrity, decodeMessage, encodeMessage,
@@ -294,7 +294,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
       out = encodeChannelData(p.channel, data, this.transport.stream);
       this.s.txChannelData++;
     } else {
-      out = encodeMessage(SEND_INDICATION, randomBytes(12), { peer: p.ep, data });
+      out = encodeMessage(SEND_INDICATION, pooledRandomBytes(12), { peer: p.ep, data });
       this.s.txSendIndications++;
     }
     this.s.txPackets++;
@@ -350,7 +350,7 @@ export class TurnClient extends EventEmitter<TurnClientEvents> {
 
   /** One request/answer exchange; the answer is decoded and its FINGERPRINT checked. */
   private async exchange(type: number, attrs: OutAttrs, auth?: Auth): Promise<Decoded> {
-    const msg = encodeMessage(type, randomBytes(12), attrs, auth);
+    const msg = encodeMessage(type, pooledRandomBytes(12), attrs, auth);
     const what = `TURN request 0x${type.toString(16)}`;
     const raw = await this.tx.request(msg, (b) => this.transport.send(b), this.transport.stream, what);
     const d = decodeMessage(raw);
