@@ -13,6 +13,8 @@ export class LanTable {
   private chain: Promise<void> = Promise.resolve();
   /** A commit that is queued but has not rendered yet: later changes ride along with it. */
   private queued: Promise<void> | null = null;
+  /** The ruleset the last successful commit installed: the same one again is not run. */
+  private applied: string | null = null;
   private readonly run: NftRunner;
 
   constructor(opts: { table?: string; run?: NftRunner } = {}) {
@@ -43,18 +45,24 @@ export class LanTable {
     this.groups = [];
     this.injectors = [];
     this.relayGuard = null;
-    const next = this.chain.then(() => this.run(renderRemoval(this.name)));
+    const next = this.chain.then(() => {
+      this.applied = null;
+      return this.run(renderRemoval(this.name));
+    });
     this.chain = next.catch(() => undefined);
     return next;
   }
 
   private commit(): Promise<void> {
     if (this.queued) return this.queued;
-    const next = this.chain.then(() => {
+    const next = this.chain.then(async () => {
       this.queued = null;
-      return this.run(
-        renderLanRuleset({ table: this.name, broadcast: this.broadcast, groups: this.groups, injectors: this.injectors, relayGuard: this.relayGuard }),
-      );
+      const ruleset = renderLanRuleset({ table: this.name, broadcast: this.broadcast, groups: this.groups, injectors: this.injectors, relayGuard: this.relayGuard });
+      // Members come and go in a storm; a commit that changes nothing costs no `nft` process.
+      if (ruleset === this.applied) return;
+      this.applied = null;
+      await this.run(ruleset);
+      this.applied = ruleset;
     });
     this.queued = next;
     this.chain = next.catch(() => undefined);

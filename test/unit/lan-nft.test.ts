@@ -71,6 +71,18 @@ test('lan table: changes made while a commit runs ride on one later commit', asy
   assert.equal(runs[2], renderRemoval('lt'));
 });
 
+test('lan table: a commit that changes nothing runs no nft; after remove() it runs again', async () => {
+  const runs: string[] = [];
+  const t = new LanTable({ table: 'lt', run: async (r) => void runs.push(r) });
+  await t.setInjectors([{ localPort: 3000, srcIp: '10.66.0.9', srcPort: 4000 }]);
+  await t.setInjectors([{ localPort: 3000, srcIp: '10.66.0.9', srcPort: 4000 }]);
+  assert.equal(runs.length, 1);
+  await t.remove();
+  await t.setInjectors([{ localPort: 3000, srcIp: '10.66.0.9', srcPort: 4000 }]);
+  assert.equal(runs.length, 3);
+  assert.equal(runs[2], runs[0]);
+});
+
 test('lan groups: "group:port" strictly', () => {
   assert.deepEqual(parseGroup('224.0.0.251:5353'), { group: '224.0.0.251', port: 5353 });
   assert.deepEqual(parseGroup('239.255.255.250:1900'), { group: '239.255.255.250', port: 1900 });

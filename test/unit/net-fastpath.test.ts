@@ -41,6 +41,24 @@ test('fastpath: installs on the first peer, updates the set, removes the table w
   assert.doesNotMatch(runs[3] as string, /table ip lanrage_fp_wg0 \{/);
 });
 
+test('fastpath: a change that changes nothing runs no nft; after a failed run or a reset the same ruleset runs again', async () => {
+  const runs: string[] = [];
+  let fail = false;
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => { runs.push(r); if (fail) throw new Error('nft: busy'); } });
+  await fp.set('a', '203.0.113.6:40001');
+  await fp.set('a', '203.0.113.6:40001'); // the endpoint it has
+  assert.equal(runs.length, 1);
+  fail = true;
+  await assert.rejects(fp.set('a', '203.0.113.6:40002'), /busy/);
+  fail = false;
+  await fp.set('a', '203.0.113.6:40002'); // the failed ruleset again: it is not installed, so it runs
+  assert.equal(runs.length, 3);
+  await fp.reset();
+  await fp.set('a', '203.0.113.6:40002'); // reset removed the table: the same ruleset runs again
+  assert.equal(runs.length, 5);
+  assert.equal(runs[4], runs[2]);
+});
+
 test('fastpath: a failing nft is reported to the caller and does not wedge later applies', async () => {
   let fail = true;
   const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: Operation not permitted'); } });
