@@ -12,6 +12,7 @@
 // Env: BENCH_N (comma list, default "4,8"), BENCH_TIMEOUT_S (per storm, default 40 + 6·N),
 // BENCH_EXEC_COUNT=1 (count nft/wg/ip processes per helper through PATH wrappers), BENCH_LOG_DIR
 // (write every helper's and the control server's log there),
+// BENCH_CPU_WINDOW_S (CPU-seconds per helper over a fixed window from the joins, default 30; 0 skips),
 // BENCH_START_BATCH (helpers started at once, default 2), BENCH_IDLE_S (helper CPU at rest after the storm, default 20 s; 0 skips),
 // BENCH_IDLE_SETTLE_S (wait before measuring it, default 2 s: longer leaves V8's post-start-up heap shrinking out), LANRAGE_LAB_VERBOSE=1
 // (helper logs on stderr). Prints figures; asserts nothing about speed.
@@ -36,6 +37,7 @@ const EXEC_COUNT = process.env.BENCH_EXEC_COUNT === '1';
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 20);
 const IDLE_SETTLE_S = Number(process.env.BENCH_IDLE_SETTLE_S ?? 2);
 const START_BATCH = Math.max(1, Number(process.env.BENCH_START_BATCH ?? 2));
+const CPU_WINDOW_S = Number(process.env.BENCH_CPU_WINDOW_S ?? 30);
 
 const log = (s: string): void => void process.stderr.write(`[joinstorm] ${s}\n`);
 const uptime = (): string => {
@@ -177,6 +179,15 @@ async function storm(n: number): Promise<void> {
         const cpu = meter.stop();
         clearInterval(stallTimer);
         const stormSecs = ((settledAt ?? Date.now()) - t0) / 1000;
+        // The same window for every run (the storm's own length varies with the code and the load):
+        // CPU-seconds per helper from the joins to t0 + CPU_WINDOW_S, path finding's tail included.
+        let fixedCpuS: number[] = [];
+        if (CPU_WINDOW_S > 0) {
+          await sleep(Math.max(0, t0 + CPU_WINDOW_S * 1000 - Date.now()));
+          const fixed = meter.stop();
+          const secs = (Date.now() - t0) / 1000;
+          fixedCpuS = lab.sites.map((s) => ((fixed.get(helperPids.get(s.name)!) ?? NaN) / 100) * secs);
+        }
         const load1 = loadLine();
         if (settledAt === null) log(`not every session came up within ${timeoutMs} ms`);
 
@@ -268,6 +279,10 @@ async function storm(n: number): Promise<void> {
             ` (CPU-s per helper ${fmt((helperCpu.reduce((x, y) => x + y, 0) / n / 100) * stormSecs, 2)}); control ${fmt(cpu.get(controlPid) ?? NaN)}; wireguard-go total CPU-s per helper mean ${fmt(wgGo.reduce((x, y) => x + y, 0) / n, 2)}`,
         );
         const dg = lab.sites.map((s) => datagrams.get(s.name) ?? 0);
+        if (fixedCpuS.length > 0) {
+          const sorted = [...fixedCpuS].sort((x, y) => x - y);
+          console.log(`  CPU-s per helper in the first ${CPU_WINDOW_S} s after the joins: mean ${fmt(fixedCpuS.reduce((x, y) => x + y, 0) / n, 2)} p50 ${fmt(sorted[Math.floor(n / 2)]!, 2)} max ${fmt(sorted[n - 1]!, 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(fixedCpuS[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
+        }
         console.log(`  path-finding datagrams: ${dg.reduce((x, y) => x + y, 0)} in all, ${fmt(dg.reduce((x, y) => x + y, 0) / allPairs.length, 1)} per pair (per helper: ${lab.sites.map((s, i) => `${s.name} ${dg[i]}`).join(', ')})`);
         if (wrap) {
           const counts = wrap.counts();
