@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { uapiGet, uapiSocketPath } from '../../helper/wg/uapi-socket.js';
 import { labAvailable, withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
 import { PartyLab, type PartyJson } from '../lab/party-lab.js';
-import { childrenOf, comm, CpuMeter, fmt, loadLine, percentile } from './bench-lib.js';
+import { childrenOf, clockTicks, comm, CpuMeter, cpuTicksSplit, fmt, loadLine, percentile } from './bench-lib.js';
 
 const KINDS: NatKind[] = ['port-restricted', 'full-cone', 'address-restricted', 'symmetric', 'public', 'cgnat', 'port-restricted', 'full-cone'];
 const SHORT: Partial<Record<NatKind, string>> = { 'port-restricted': 'prestr', 'full-cone': 'fcone', 'address-restricted': 'arestr', symmetric: 'sym', public: 'pub', cgnat: 'cgnat' };
@@ -130,6 +130,7 @@ async function storm(n: number): Promise<void> {
         const helperPids = new Map(lab.sites.map((s) => [s.name, pl.helpers.get(s.name)!.proc.pid!]));
         const controlPid = pl.control!.proc.pid!;
         const meter = new CpuMeter([...helperPids.values(), controlPid]);
+        const split0 = new Map([...helperPids.values()].map((p) => [p, cpuTicksSplit(p)]));
         const load0 = loadLine();
         // This process's own timer lateness: a machine-wide stall shows here as in every helper.
         let stallMax = 0;
@@ -182,11 +183,20 @@ async function storm(n: number): Promise<void> {
         // The same window for every run (the storm's own length varies with the code and the load):
         // CPU-seconds per helper from the joins to t0 + CPU_WINDOW_S, path finding's tail included.
         let fixedCpuS: number[] = [];
+        let fixedSplit = '';
         if (CPU_WINDOW_S > 0) {
           await sleep(Math.max(0, t0 + CPU_WINDOW_S * 1000 - Date.now()));
           const fixed = meter.stop();
           const secs = (Date.now() - t0) / 1000;
           fixedCpuS = lab.sites.map((s) => ((fixed.get(helperPids.get(s.name)!) ?? NaN) / 100) * secs);
+          let user = 0;
+          let sys = 0;
+          for (const [p, a] of split0) {
+            const b = cpuTicksSplit(p);
+            user += b.user - a.user;
+            sys += b.sys - a.sys;
+          }
+          fixedSplit = `user ${fmt(user / clockTicks() / n, 2)} + sys ${fmt(sys / clockTicks() / n, 2)}`;
         }
         const load1 = loadLine();
         if (settledAt === null) log(`not every session came up within ${timeoutMs} ms`);
@@ -281,7 +291,7 @@ async function storm(n: number): Promise<void> {
         const dg = lab.sites.map((s) => datagrams.get(s.name) ?? 0);
         if (fixedCpuS.length > 0) {
           const sorted = [...fixedCpuS].sort((x, y) => x - y);
-          console.log(`  CPU-s per helper in the first ${CPU_WINDOW_S} s after the joins: mean ${fmt(fixedCpuS.reduce((x, y) => x + y, 0) / n, 2)} p50 ${fmt(sorted[Math.floor(n / 2)]!, 2)} max ${fmt(sorted[n - 1]!, 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(fixedCpuS[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
+          console.log(`  CPU-s per helper in the first ${CPU_WINDOW_S} s after the joins: mean ${fmt(fixedCpuS.reduce((x, y) => x + y, 0) / n, 2)} (${fixedSplit}) p50 ${fmt(sorted[Math.floor(n / 2)]!, 2)} max ${fmt(sorted[n - 1]!, 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(fixedCpuS[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
         }
         console.log(`  path-finding datagrams: ${dg.reduce((x, y) => x + y, 0)} in all, ${fmt(dg.reduce((x, y) => x + y, 0) / allPairs.length, 1)} per pair (per helper: ${lab.sites.map((s, i) => `${s.name} ${dg[i]}`).join(', ')})`);
         if (wrap) {
