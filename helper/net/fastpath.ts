@@ -174,17 +174,7 @@ export interface FastPathOptions {
   pubPort(): number;
   run?: NftRunner;
   list?: NftLister;
-  /** How long a change waits for others to share its nft run (default FASTPATH_BATCH_MS). */
-  batchMs?: number;
 }
-
-/**
- * In a join storm a helper's direct paths arrive a few hundred ms apart, each a fast-path change,
- * and each nft run forks this process (its event loop waits until the child has exec'd: 20-180 ms
- * on a loaded machine). Waiting this long first lets neighbours share one run; meanwhile the peer's
- * WireGuard traffic keeps flowing through the proxy path, so nothing waits on it.
- */
-export const FASTPATH_BATCH_MS = 300;
 
 /** The set of fast-path peers and the one table that serves them; applies are serialized. */
 export class FastPath {
@@ -225,8 +215,6 @@ export class FastPath {
   private apply(): Promise<void> {
     if (this.queued) return this.queued;
     const next = this.chain.then(async () => {
-      const wait = this.o.batchMs ?? FASTPATH_BATCH_MS;
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       this.queued = null;
       const all = [...this.peers.values()];
       const eps = [...new Set(all.filter((p) => p.localPort === null).map((p) => p.endpoint))];

@@ -100,7 +100,6 @@ test('fastpath: changes made while nft runs are batched into one more transactio
     iface: 'wg0',
     wgPort: () => 51820,
     pubPort: () => 41641,
-    batchMs: 0, // this test is about runs in flight, not the batching wait
     run: (r) => {
       runs.push(r);
       // The first run blocks until released: a slow nft on a loaded machine.
@@ -127,27 +126,6 @@ test('fastpath: changes made while nft runs are batched into one more transactio
   await fp2.set('z', '203.0.113.3:1');
 });
 
-test('fastpath: changes a few ms apart (direct paths in a join storm) wait for each other and share one nft run', async (t) => {
-  // Mocked timers: the batching wait is the code's, the test's waits are exact.
-  t.mock.timers.enable({ apis: ['setTimeout'] });
-  const runs: string[] = [];
-  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-  const fp = new FastPath({ iface: 'wg3', wgPort: () => 51820, pubPort: () => 41641, batchMs: 200, run: async (r) => void runs.push(r) });
-  const a = fp.set('a', '203.0.113.1:40000');
-  await turn();
-  t.mock.timers.tick(20);
-  const b = fp.set('b', '203.0.113.2:40000');
-  await turn();
-  t.mock.timers.tick(20);
-  const c = fp.set('c', '203.0.113.3:40000');
-  await turn();
-  assert.equal(runs.length, 0, 'nothing runs before the wait is over');
-  t.mock.timers.tick(160);
-  await Promise.all([a, b, c]);
-  assert.equal(runs.length, 1);
-  assert.match(runs[0] as string, /203\.0\.113\.1 \. 40000, 203\.0\.113\.2 \. 40000, 203\.0\.113\.3 \. 40000/);
-});
-
 test('fastpath: a change made after reset() runs after it (does not ride on a run queued before)', async () => {
   const runs: string[] = [];
   let release: () => void = () => {};
@@ -155,7 +133,6 @@ test('fastpath: a change made after reset() runs after it (does not ride on a ru
     iface: 'wg2',
     wgPort: () => 51820,
     pubPort: () => 41641,
-    batchMs: 0,
     run: (r) => {
       runs.push(r);
       return runs.length === 1 ? new Promise<void>((res) => (release = res)) : Promise.resolve();
