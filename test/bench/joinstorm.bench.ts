@@ -17,7 +17,7 @@
 // BENCH_IDLE_SETTLE_S (wait before measuring it, default 2 s: longer leaves V8's post-start-up heap shrinking out), LANRAGE_LAB_VERBOSE=1
 // (helper logs on stderr). Prints figures; asserts nothing about speed.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -317,6 +317,7 @@ async function storm(n: number): Promise<void> {
         console.log(`after: ${uptime()}`);
         const logDir = process.env.BENCH_LOG_DIR;
         if (logDir) {
+          mkdirSync(logDir, { recursive: true });
           for (const s of lab.sites) writeFileSync(join(logDir, `n${n}-${s.name}.log`), pl.helpers.get(s.name)!.logs.join('\n') + '\n');
           writeFileSync(join(logDir, `n${n}-control.log`), pl.control!.logs.join('\n') + '\n');
           writeFileSync(join(logDir, `n${n}-t0`), `${new Date(t0).toISOString()}\n`);
