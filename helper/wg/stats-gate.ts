@@ -7,8 +7,10 @@
 // interface's counters do not see; the traffic watch ignores those, and the age bounds the
 // staleness for everything else, e.g. a handshake's time). The age bound is maxAgeMs after
 // traffic or a change and doubles, up to restMaxAgeMs, while the interface stays quiet: a party
-// at rest (25 s WireGuard keepalives, a rekey every 2 minutes) read WireGuard every 5 s for
-// nothing. Pure: the caller reads the file and passes the time.
+// at rest read WireGuard every 5 s for nothing. restMaxAgeMs stays under the peers' 20 s
+// persistent keepalive: the traffic watch takes more than one keepalive in one reading for data
+// (a 40 s bound made two-way "data" of keepalives that then "stopped", and re-probed the path).
+// Pure: the caller reads the file and passes the time.
 
 /**
  * The interface's rx/tx bytes and packets from /proc/net/dev as one comparable string, or null.
@@ -36,7 +38,7 @@ export class StatsGate {
 
   constructor(
     private readonly maxAgeMs = 5000,
-    private readonly restMaxAgeMs = 40_000,
+    private readonly restMaxAgeMs = 15_000,
   ) {
     this.ageMs = maxAgeMs;
   }
