@@ -37,14 +37,18 @@ export function pathKind(k: PathState['kind'] | undefined): PathKind {
   }
 }
 
+/** The path shown for a member: an away member's last path says nothing about now. */
+export function memberPathKind(m: MemberState, path: PathState | undefined): PathKind {
+  return m.presence === 'away' ? PathKind.PATH_KIND_UNREACHABLE : pathKind(path?.kind);
+}
+
 export function toProtoPeer(m: MemberState, path: PathState | undefined, stats: WgPeerStats | undefined): Peer {
   const away = m.presence === 'away';
   return {
     deviceId: m.deviceId,
     name: m.name,
     virtualIp: m.virtualIp,
-    // An away member's last path says nothing about now.
-    path: away ? PathKind.PATH_KIND_UNREACHABLE : pathKind(path?.kind),
+    path: memberPathKind(m, path),
     pathReason: away ? `${m.name} has lost contact with the control server` : (path?.reason ?? 'looking for a path'),
     endpoint: path?.endpoint ?? '',
     rttMs: path?.rttMs ?? 0,

@@ -16,7 +16,7 @@ import { TrafficWatch } from '../net/traffic-watch.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
 import { PeerWriter } from '../wg/peer-writer.js';
-import { findMember, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
+import { findMember, memberPathKind, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
 import type { LanSelf } from '../lan/party-lan.js';
@@ -243,15 +243,20 @@ export class PartyManager implements PartyEngine {
   async metricsInputs(): Promise<PeerMetricsInput[]> {
     if (!this.partyState) return [];
     await this.refreshStats();
-    return this.peers().map((p) => ({
-      deviceId: p.deviceId,
-      name: p.name,
-      path: p.path,
-      fastPath: p.fastPath,
-      rxBytes: p.rxBytes,
-      txBytes: p.txBytes,
-      probes: this.sock.peerProbes(p.deviceId),
-    }));
+    // Every second per peer: read what a sample needs, not a whole protobuf Peer (peers()).
+    return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => {
+      const path = this.paths.get(m.deviceId);
+      const stats = this.statsFor(m);
+      return {
+        deviceId: m.deviceId,
+        name: m.name,
+        path: memberPathKind(m, path),
+        fastPath: path?.fastPath ?? false,
+        rxBytes: stats?.rxBytes ?? 0,
+        txBytes: stats?.txBytes ?? 0,
+        probes: this.sock.peerProbes(m.deviceId),
+      };
+    });
   }
 
   /** Somebody watches the metrics: a fresh RTT sample every second on direct paths. */

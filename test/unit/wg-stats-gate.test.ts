@@ -34,3 +34,27 @@ test('stats-gate: WireGuard is re-read when the counters move, after a change, o
   assert.equal(g.mustRead(c1, 7500), true, 'never staler than 5 s');
   assert.equal(g.mustRead(null, 3000), true, 'unreadable counters: read');
 });
+
+test('stats-gate: at rest the age bound grows to 15 s; traffic or a change brings back 5 s', () => {
+  const g = new StatsGate();
+  const c0 = netDevCounters(dev(1000, 2000), 'lr-a');
+  g.read(c0, 0);
+  // Reads forced by age on a quiet interface: 5, 10, 15, 15 s apart (under the 20 s keepalive).
+  let at = 0;
+  for (const wait of [5000, 10_000, 15_000, 15_000]) {
+    assert.equal(g.mustRead(c0, at + wait - 1), false, `quiet: no read before ${wait} ms`);
+    assert.equal(g.mustRead(c0, at + wait), true, `quiet: read after ${wait} ms`);
+    at += wait;
+    g.read(c0, at);
+  }
+  const c1 = netDevCounters(dev(1100, 2000), 'lr-a');
+  assert.equal(g.mustRead(c1, at + 1000), true, 'traffic: read at once');
+  g.read(c1, at + 1000);
+  assert.equal(g.mustRead(c1, at + 6000), true, 'after traffic: never staler than 5 s again');
+  g.read(c1, at + 6000);
+  assert.equal(g.mustRead(c1, at + 15_999), false, 'then quiet again: 10 s');
+  g.invalidate();
+  assert.equal(g.mustRead(c1, at + 7000), true, 'a change: read at once');
+  g.read(c1, at + 7000);
+  assert.equal(g.mustRead(c1, at + 12_000), true, 'after a change: 5 s');
+});
