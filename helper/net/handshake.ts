@@ -10,15 +10,29 @@
 //      (our WireGuard replaced it) and must not be sent;
 //   2. our WireGuard initiates within WINDOW after it answered the peer's initiation: drop it, the
 //      peer completes the handshake it started and its first data confirms ours;
-//   3. both initiations are in flight (ours left within WINDOW and nothing answered it): the side
-//      with the lower disco key drops the peer's initiation and keeps its own, the other side
+//   3. both initiations are in flight (ours left within OUTSTANDING and nothing answered it): the
+//      side with the lower disco key drops the peer's initiation and keeps its own, the other side
 //      takes it. Both decide alike, so exactly one handshake completes.
 // If a dropped or yielded-to packet is lost after all, WireGuard's own 5 s retry still applies.
+//
+// A crossing that gets through costs ~20 s, not 5: each side has just sent a response, and
+// wireguard-go's retry (SendHandshakeInitiation) returns without sending, and without re-arming
+// its timer, when any handshake message left less than 5 s before. Neither side tries again until
+// the 20 s persistent keepalive (seen in a 16-player join storm: 7 of 120 pairs up ~20 s after
+// their path, the log showing "retrying (try 2)" with no initiation after it).
 
 export const WG_HANDSHAKE_INITIATION = 1;
 export const WG_HANDSHAKE_RESPONSE = 2;
-/** A crossing happens within a round trip; well above any RTT in a party, well below WireGuard's 5 s. */
+/** Rule 2: a crossing happens within a round trip; well above any RTT in a party, well below WireGuard's 5 s. */
 export const CROSSING_WINDOW_MS = 1000;
+/**
+ * Rule 3: our initiation counts as in flight until answered or until WireGuard retries it
+ * (REKEY_TIMEOUT, 5 s). Not a round trip: in a join storm the helpers' event loops run 1-2 s late,
+ * so an initiation can reach the peer's WireGuard 2 s after it left, and a 1 s window let those
+ * crossings through. Dropping the peer's initiation for longer costs nothing: our WireGuard
+ * answered nothing, so its own 5 s retry goes out, and the higher side takes it.
+ */
+export const OUTSTANDING_MS = 5000;
 
 export class HandshakeGuard {
   private peerInitAt = -Infinity;
@@ -56,7 +70,7 @@ export class HandshakeGuard {
       return 'deliver';
     }
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return 'deliver';
-    if (this.lower && now - this.ownInitAt < CROSSING_WINDOW_MS) {
+    if (this.lower && now - this.ownInitAt < OUTSTANDING_MS) {
       return 'drop';
     }
     this.peerInitAt = now;

@@ -35,10 +35,24 @@ test('rule 3: both initiations in flight: exactly one side yields (the lower dis
   assert.equal(high.incoming(init, 6), 'deliver-discard-held', 'the higher side answers the lower one');
   assert.equal(high.outgoing(resp, 7), true);
   assert.equal(low.incoming(resp, 9), 'deliver');
-  // An initiation from the peer long after ours (ours was lost) is not a crossing.
+  // An initiation from the peer after WireGuard's retry time (ours was lost) is not a crossing.
   const late = new HandshakeGuard(true);
   late.outgoing(init, 0);
-  assert.equal(late.incoming(init, 1500), 'deliver-discard-held');
+  assert.equal(late.incoming(init, 5000), 'deliver-discard-held');
+});
+
+test('rule 3 under a late event loop: initiations that take 1-2 s each way still resolve the crossing', () => {
+  // Join storm, pub12 <-> fcone7: one initiation left at 30.0 s, the other at 30.5 s, and each
+  // reached the other helper 1.5-2 s later. Taken on both sides, both responses are refused and
+  // wireguard-go's retry is suppressed (it had just sent a response): ~20 s to the keepalive.
+  const low = new HandshakeGuard(true);
+  const high = new HandshakeGuard(false);
+  assert.equal(low.outgoing(init, 30_000), true);
+  assert.equal(high.outgoing(init, 30_500), true);
+  assert.equal(high.incoming(init, 31_500), 'deliver-discard-held', 'the higher side answers the lower one');
+  assert.equal(low.incoming(init, 32_000), 'drop', 'the lower side keeps its own handshake, 2 s after it left');
+  assert.equal(high.outgoing(resp, 31_501), true);
+  assert.equal(low.incoming(resp, 33_000), 'deliver', 'and completes it');
 });
 
 test('held initiations are judged when they leave: both sides flushing at once still resolve the crossing', () => {
