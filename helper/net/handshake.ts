@@ -8,9 +8,9 @@
 // Three rules, all in the datagrams we forward between WireGuard and the peer:
 //   1. the peer's initiation reaches our WireGuard: any initiation of ours still held is stale
 //      (our WireGuard replaced it) and must not be sent;
-//   2. our WireGuard initiates within WINDOW after it answered the peer's initiation: drop it, the
-//      peer completes the handshake it started and its first data confirms ours;
-//   3. both initiations are in flight (ours left within OUTSTANDING and nothing answered it): the
+//   2. our WireGuard initiates within IN_FLIGHT_MS after we handed it the peer's initiation: drop
+//      it, the peer completes the handshake it started and its first data confirms ours;
+//   3. both initiations are in flight (ours left within IN_FLIGHT_MS, nothing answered it): the
 //      side with the lower disco key drops the peer's initiation and keeps its own, the other side
 //      takes it. Both decide alike, so exactly one handshake completes.
 // If a dropped or yielded-to packet is lost after all, WireGuard's own 5 s retry still applies.
@@ -23,16 +23,16 @@
 
 export const WG_HANDSHAKE_INITIATION = 1;
 export const WG_HANDSHAKE_RESPONSE = 2;
-/** Rule 2: a crossing happens within a round trip; well above any RTT in a party, well below WireGuard's 5 s. */
-export const CROSSING_WINDOW_MS = 1000;
 /**
- * Rule 3: our initiation counts as in flight until answered or until WireGuard retries it
+ * How long an initiation counts as in flight: until answered or until WireGuard retries it
  * (REKEY_TIMEOUT, 5 s). Not a round trip: in a join storm the helpers' event loops run 1-2 s late,
  * so an initiation can reach the peer's WireGuard 2 s after it left, and a 1 s window let those
- * crossings through. Dropping the peer's initiation for longer costs nothing: our WireGuard
- * answered nothing, so its own 5 s retry goes out, and the higher side takes it.
+ * crossings through on both rules. A longer window costs nothing: rule 3's side answered nothing,
+ * so its WireGuard's own 5 s retry goes out and the higher side takes it; and after answering
+ * the peer (rule 2) WireGuard sends no initiation of its own for 5 s anyway, so one it sends
+ * within 5 s of being handed the peer's was written before it read that one.
  */
-export const OUTSTANDING_MS = 5000;
+export const IN_FLIGHT_MS = 5000;
 
 export class HandshakeGuard {
   private peerInitAt = -Infinity;
@@ -44,7 +44,7 @@ export class HandshakeGuard {
   /** Our WireGuard sent this toward the peer: false when it must be dropped (rule 2). */
   outgoing(msg: Buffer, now: number): boolean {
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return true;
-    if (now - this.peerInitAt < CROSSING_WINDOW_MS) {
+    if (now - this.peerInitAt < IN_FLIGHT_MS) {
       return false;
     }
     this.ownInitAt = now;
@@ -70,7 +70,7 @@ export class HandshakeGuard {
       return 'deliver';
     }
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return 'deliver';
-    if (this.lower && now - this.ownInitAt < OUTSTANDING_MS) {
+    if (this.lower && now - this.ownInitAt < IN_FLIGHT_MS) {
       return 'drop';
     }
     this.peerInitAt = now;

@@ -23,7 +23,16 @@ test('rule 2: our initiation right after answering the peer is dropped; later on
   assert.equal(h.incoming(init, 1000), 'deliver-discard-held');
   assert.equal(h.outgoing(resp, 1001), true, 'the response goes out');
   assert.equal(h.outgoing(init, 1005), false, 'a crossing initiation is dropped');
-  assert.equal(h.outgoing(init, 2001), true, 'after the window, a new handshake is a real one');
+  assert.equal(h.outgoing(init, 6001), true, 'after WireGuard\'s retry time, a new handshake is a real one');
+});
+
+test('rule 2 under a late event loop: WireGuard initiating 1.2 s after we handed it the peer\'s initiation is a crossing', () => {
+  // Join storm, fcone7 (lower) <-> prestr8: fcone7's helper delivered prestr8's initiation at
+  // 14.14 s, its WireGuard got its endpoint at 15.22 s and initiated before reading that one;
+  // sent, it reached prestr8 (higher, takes it) and both handshakes were lost for 20 s.
+  const low = new HandshakeGuard(true);
+  assert.equal(low.incoming(init, 14_140), 'deliver-discard-held');
+  assert.equal(low.outgoing(init, 15_365), false);
 });
 
 test('rule 3: both initiations in flight: exactly one side yields (the lower disco key)', () => {
