@@ -10,7 +10,7 @@
 //      (our WireGuard replaced it) and must not be sent;
 //   2. our WireGuard initiates within IN_FLIGHT_MS after we handed it the peer's initiation: drop
 //      it, the peer completes the handshake it started and its first data confirms ours;
-//   3. both initiations are in flight (ours left within IN_FLIGHT_MS, nothing answered it): the
+//   3. both initiations are in flight (ours left and nothing answered it, see ATTEMPT_MS): the
 //      side with the lower disco key drops the peer's initiation and keeps its own, the other side
 //      takes it. Both decide alike, so exactly one handshake completes.
 // If a dropped or yielded-to packet is lost after all, WireGuard's own 5 s retry still applies.
@@ -33,6 +33,13 @@ export const WG_HANDSHAKE_RESPONSE = 2;
  * within 5 s of being handed the peer's was written before it read that one.
  */
 export const IN_FLIGHT_MS = 5000;
+/**
+ * Rule 3: our handshake stays unanswered-and-retrying this long at most (REKEY_ATTEMPT_TIME).
+ * WireGuard retries every 5 s until answered, and once a peer is on the fast path those retries
+ * leave through nft, unseen here: judged by the last one we saw, the lower side took the peer's
+ * initiation 5.08 s after it, while its unseen retry was in flight, and the pair lost 20 s.
+ */
+export const ATTEMPT_MS = 90_000;
 
 export class HandshakeGuard {
   private peerInitAt = -Infinity;
@@ -70,7 +77,7 @@ export class HandshakeGuard {
       return 'deliver';
     }
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return 'deliver';
-    if (this.lower && now - this.ownInitAt < IN_FLIGHT_MS) {
+    if (this.lower && now - this.ownInitAt < ATTEMPT_MS) {
       return 'drop';
     }
     this.peerInitAt = now;

@@ -44,10 +44,12 @@ test('rule 3: both initiations in flight: exactly one side yields (the lower dis
   assert.equal(high.incoming(init, 6), 'deliver-discard-held', 'the higher side answers the lower one');
   assert.equal(high.outgoing(resp, 7), true);
   assert.equal(low.incoming(resp, 9), 'deliver');
-  // An initiation from the peer after WireGuard's retry time (ours was lost) is not a crossing.
+  // Ours unanswered: WireGuard retries it every 5 s (perhaps on the fast path, unseen here), so
+  // the lower side keeps yielding until WireGuard would give up (90 s); then it takes the peer's.
   const late = new HandshakeGuard(true);
   late.outgoing(init, 0);
-  assert.equal(late.incoming(init, 5000), 'deliver-discard-held');
+  assert.equal(late.incoming(init, 5080), 'drop', 'our unseen retry is in flight');
+  assert.equal(late.incoming(init, 90_000), 'deliver-discard-held');
 });
 
 test('rule 3 under a late event loop: initiations that take 1-2 s each way still resolve the crossing', () => {
