@@ -98,9 +98,16 @@ export const isHandshakeInitiation = (b: Buffer): boolean => b[0] === WG_HANDSHA
 export function releaseHeld(guard: HandshakeGuard, held: readonly Buffer[], now: number): { send: Buffer[]; dropped: number } {
   const send: Buffer[] = [];
   let dropped = 0;
-  for (const m of held) {
-    if (m[0] === WG_HANDSHAKE_INITIATION && !guard.outgoing(m, now)) dropped++;
+  // WireGuard keeps only its latest initiation: an older one held beside it (the path took longer
+  // than its 5 s retry) is stale. Sent together, the peer answers the stale one (a response our
+  // WireGuard refuses) and refuses the latest as a flood (< 20 ms apart): 5 s more to the next retry.
+  let last = -1;
+  held.forEach((m, i) => {
+    if (m[0] === WG_HANDSHAKE_INITIATION) last = i;
+  });
+  held.forEach((m, i) => {
+    if (m[0] === WG_HANDSHAKE_INITIATION && (i !== last || !guard.outgoing(m, now))) dropped++;
     else send.push(m);
-  }
+  });
   return { send, dropped };
 }

@@ -102,3 +102,14 @@ test('a released initiation whose relay send failed does not make the lower side
   other.unsent(data);
   assert.equal(other.incoming(init, 10), 'drop');
 });
+
+test('only the latest held initiation leaves: WireGuard replaced the older one with its retry', () => {
+  // Join storm, arestr2 -> pub4: the path took 4.5 s, both the first initiation and the 5 s retry
+  // were held and flushed together; pub4 answered the stale one and refused the retry as a flood.
+  const g = new HandshakeGuard(false);
+  const first = Buffer.from([1, 1, 0, 0]);
+  const retry = Buffer.from([1, 2, 0, 0]);
+  const r = releaseHeld(g, [first, data, retry], 7579);
+  assert.deepEqual(r.send, [data, retry]);
+  assert.equal(r.dropped, 1);
+});
