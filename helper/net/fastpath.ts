@@ -1,7 +1,8 @@
 // The Linux fast path: for confirmed direct paths WireGuard talks to the peer's public address
 // itself, and stateless nftables rules make its packets indistinguishable from the helper's:
 //   output      WireGuard's packets to a fast-path peer leave with the public port as source
-//   prerouting  WireGuard-typed datagrams from a fast-path peer to the public port go to WireGuard
+//   prerouting  WireGuard data (and cookie replies) from a fast-path peer to the public port go to
+//               WireGuard; its handshake messages go to the helper (crossing guard, WG_FAST_TYPES)
 // A peer whose path belongs to a socket of its own (birthday probing's winning socket, see
 // birthday.ts) is "pinned": the same two rules with that socket's port instead of the public one,
 // looked up per peer endpoint; its own counter sets (`pinnedout`, and `pinnedin` which also
@@ -33,7 +34,15 @@ export interface PinnedEndpoint {
   localPort: number;
 }
 
-const WG_TYPES = '@th,64,32 { 0x01000000, 0x02000000, 0x03000000, 0x04000000 }';
+/**
+ * WireGuard types steered straight to WireGuard: cookie replies and data. Handshake initiations
+ * and responses still reach the helper, so the crossing guard (handshake.ts) judges every
+ * handshake message from the peer: steered past it, a peer's initiation reached WireGuard while
+ * ours was in flight, both handshakes were lost and wireguard-go only tried again with the 20 s
+ * keepalive (join storm: arestr10's guard never saw prestr8's initiation, its fast path was on).
+ * WireGuard then answers through its proxy port and follows the peer's next data packet back here.
+ */
+const WG_FAST_TYPES = '@th,64,32 { 0x03000000, 0x04000000 }';
 
 /** The table's full ruleset for these peer endpoints, or only its removal when there are none. */
 export function renderRuleset(table: string, wgPort: number, pubPort: number, endpoints: readonly string[], pinned: readonly PinnedEndpoint[] = []): string {
@@ -66,7 +75,7 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
     sets.push(`  set peersout {\n    type ipv4_addr . inet_service\n    counter\n    elements = { ${elems.join(', ')} }\n  }\n`);
     out.push(`    udp sport ${wgPort} ip daddr . udp dport @peersout\n`);
     out.push(`    udp sport ${wgPort} ip daddr . udp dport @peers udp sport set ${pubPort}\n`);
-    pre.push(`    udp dport ${pubPort} ip saddr . udp sport @peers ${WG_TYPES} udp dport set ${wgPort}\n`);
+    pre.push(`    udp dport ${pubPort} ip saddr . udp sport @peers ${WG_FAST_TYPES} udp dport set ${wgPort}\n`);
   }
   if (pins.length > 0) {
     sets.push(`  map pinned {\n    type ipv4_addr . inet_service : inet_service\n    elements = { ${pins.map((p) => `${p.ip} . ${p.port} : ${p.local}`).join(', ')} }\n  }\n`);
@@ -77,7 +86,7 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
     sets.push(`  set pinnedin {\n    type inet_service . ipv4_addr . inet_service\n    counter\n    elements = { ${pins.map((p) => `${p.local} . ${p.ip} . ${p.port}`).join(', ')} }\n  }\n`);
     out.push(`    udp sport ${wgPort} ip daddr . udp dport @pinnedout\n`);
     out.push(`    udp sport ${wgPort} udp sport set ip daddr . udp dport map @pinned\n`);
-    pre.push(`    ${WG_TYPES} udp dport . ip saddr . udp sport @pinnedin udp dport set ${wgPort}\n`);
+    pre.push(`    ${WG_FAST_TYPES} udp dport . ip saddr . udp sport @pinnedin udp dport set ${wgPort}\n`);
   }
   return (
     head +
@@ -295,7 +304,7 @@ export interface ReconcileIo<P extends FastPathPeer> {
   /** Sets the peer's endpoint in WireGuard; false when that failed (logged by the caller). */
   pushEndpoint(rec: P, endpoint: string): Promise<boolean>;
   c: { fastpath_on: number; fastpath_off: number; fastpath_errors: number };
-  log: Pick<Logger, 'warn'>;
+  log: Pick<Logger, 'warn' | 'debug'>;
 }
 
 /**
@@ -328,6 +337,7 @@ export async function reconcileFastPath<P extends FastPathPeer>(fast: FastPath, 
         rec.fastEp = want;
         rec.fastPort = wantPort;
         io.c.fastpath_on++;
+        io.log.debug('fast path on', { peer: rec.id, endpoint: want });
         rec.machine.setFastPath(true);
       } else {
         if (rec.proxyPort && !rec.removed) await io.pushEndpoint(rec, `127.0.0.1:${rec.proxyPort}`);
@@ -335,6 +345,7 @@ export async function reconcileFastPath<P extends FastPathPeer>(fast: FastPath, 
         rec.fastEp = null;
         rec.fastPort = null;
         io.c.fastpath_off++;
+        io.log.debug('fast path off', { peer: rec.id });
         if (!rec.removed) rec.machine.setFastPath(false);
       }
     }

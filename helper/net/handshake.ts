@@ -8,17 +8,38 @@
 // Three rules, all in the datagrams we forward between WireGuard and the peer:
 //   1. the peer's initiation reaches our WireGuard: any initiation of ours still held is stale
 //      (our WireGuard replaced it) and must not be sent;
-//   2. our WireGuard initiates within WINDOW after it answered the peer's initiation: drop it, the
-//      peer completes the handshake it started and its first data confirms ours;
-//   3. both initiations are in flight (ours left within WINDOW and nothing answered it): the side
-//      with the lower disco key drops the peer's initiation and keeps its own, the other side
+//   2. our WireGuard initiates within IN_FLIGHT_MS after we handed it the peer's initiation: drop
+//      it, the peer completes the handshake it started and its first data confirms ours;
+//   3. both initiations are in flight (ours left and nothing answered it, see ATTEMPT_MS): the
+//      side with the lower disco key drops the peer's initiation and keeps its own, the other side
 //      takes it. Both decide alike, so exactly one handshake completes.
 // If a dropped or yielded-to packet is lost after all, WireGuard's own 5 s retry still applies.
+//
+// A crossing that gets through costs ~20 s, not 5: each side has just sent a response, and
+// wireguard-go's retry (SendHandshakeInitiation) returns without sending, and without re-arming
+// its timer, when any handshake message left less than 5 s before. Neither side tries again until
+// the 20 s persistent keepalive (seen in a 16-player join storm: 7 of 120 pairs up ~20 s after
+// their path, the log showing "retrying (try 2)" with no initiation after it).
 
 export const WG_HANDSHAKE_INITIATION = 1;
 export const WG_HANDSHAKE_RESPONSE = 2;
-/** A crossing happens within a round trip; well above any RTT in a party, well below WireGuard's 5 s. */
-export const CROSSING_WINDOW_MS = 1000;
+/**
+ * How long an initiation counts as in flight: until answered or until WireGuard retries it
+ * (REKEY_TIMEOUT, 5 s). Not a round trip: in a join storm the helpers' event loops run 1-2 s late,
+ * so an initiation can reach the peer's WireGuard 2 s after it left, and a 1 s window let those
+ * crossings through on both rules. A longer window costs nothing: rule 3's side answered nothing,
+ * so its WireGuard's own 5 s retry goes out and the higher side takes it; and after answering
+ * the peer (rule 2) WireGuard sends no initiation of its own for 5 s anyway, so one it sends
+ * within 5 s of being handed the peer's was written before it read that one.
+ */
+export const IN_FLIGHT_MS = 5000;
+/**
+ * Rule 3: our handshake stays unanswered-and-retrying this long at most (REKEY_ATTEMPT_TIME).
+ * WireGuard retries every 5 s until answered, and once a peer is on the fast path those retries
+ * leave through nft, unseen here: judged by the last one we saw, the lower side took the peer's
+ * initiation 5.08 s after it, while its unseen retry was in flight, and the pair lost 20 s.
+ */
+export const ATTEMPT_MS = 90_000;
 
 export class HandshakeGuard {
   private peerInitAt = -Infinity;
@@ -30,7 +51,7 @@ export class HandshakeGuard {
   /** Our WireGuard sent this toward the peer: false when it must be dropped (rule 2). */
   outgoing(msg: Buffer, now: number): boolean {
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return true;
-    if (now - this.peerInitAt < CROSSING_WINDOW_MS) {
+    if (now - this.peerInitAt < IN_FLIGHT_MS) {
       return false;
     }
     this.ownInitAt = now;
@@ -56,7 +77,7 @@ export class HandshakeGuard {
       return 'deliver';
     }
     if (msg[0] !== WG_HANDSHAKE_INITIATION) return 'deliver';
-    if (this.lower && now - this.ownInitAt < CROSSING_WINDOW_MS) {
+    if (this.lower && now - this.ownInitAt < ATTEMPT_MS) {
       return 'drop';
     }
     this.peerInitAt = now;
@@ -77,9 +98,16 @@ export const isHandshakeInitiation = (b: Buffer): boolean => b[0] === WG_HANDSHA
 export function releaseHeld(guard: HandshakeGuard, held: readonly Buffer[], now: number): { send: Buffer[]; dropped: number } {
   const send: Buffer[] = [];
   let dropped = 0;
-  for (const m of held) {
-    if (m[0] === WG_HANDSHAKE_INITIATION && !guard.outgoing(m, now)) dropped++;
+  // WireGuard keeps only its latest initiation: an older one held beside it (the path took longer
+  // than its 5 s retry) is stale. Sent together, the peer answers the stale one (a response our
+  // WireGuard refuses) and refuses the latest as a flood (< 20 ms apart): 5 s more to the next retry.
+  let last = -1;
+  held.forEach((m, i) => {
+    if (m[0] === WG_HANDSHAKE_INITIATION) last = i;
+  });
+  held.forEach((m, i) => {
+    if (m[0] === WG_HANDSHAKE_INITIATION && (i !== last || !guard.outgoing(m, now))) dropped++;
     else send.push(m);
-  }
+  });
   return { send, dropped };
 }

@@ -425,15 +425,22 @@ export class MagicSock extends EventEmitter {
     // Only handshake initiations concern the guard: data packets skip the clock.
     if (msg[0] === WG_HANDSHAKE_INITIATION && !rec.handshake.outgoing(msg, this.clock.now())) {
       this.c.wg_crossing_dropped++;
+      this.log.debug('wg handshake out', { peer: id, type: msg[0], verdict: 'crossing-dropped' });
       return;
     }
+    const hs = msg[0] === WG_HANDSHAKE_INITIATION || msg[0] === WG_HANDSHAKE_RESPONSE;
     const a = rec.active;
     if (a) {
       this.c.tx_wireguard++;
       rec.sockFor(rec.activeKey, this.sock).send(msg, a.port, a.ip);
+      if (hs) this.log.debug('wg handshake out', { peer: id, type: msg[0], verdict: 'direct' });
       return;
     }
-    if (this.relay.sendWireGuard(rec, msg)) return;
+    if (this.relay.sendWireGuard(rec, msg)) {
+      if (hs) this.log.debug('wg handshake out', { peer: id, type: msg[0], verdict: 'relayed' });
+      return;
+    }
+    if (hs) this.log.debug('wg handshake out', { peer: id, type: msg[0], verdict: 'held' });
     rec.handshake.unsent(msg); // held, not sent: judged again when it leaves (releaseHeld)
     const dropped = rec.hold.dropped;
     rec.hold.push(msg);
@@ -446,6 +453,8 @@ export class MagicSock extends EventEmitter {
     const rec = msg[0] === WG_HANDSHAKE_INITIATION || msg[0] === WG_HANDSHAKE_RESPONSE ? this.peers.get(id) : undefined;
     if (rec) {
       const verdict = rec.handshake.incoming(msg, this.clock.now());
+      // Handshakes are rare (a few per peer per 2 min): a record each shows crossings in a storm.
+      this.log.debug('wg handshake in', { peer: id, type: msg[0], verdict });
       if (verdict === 'drop') {
         this.c.wg_crossing_yielded++;
         return;

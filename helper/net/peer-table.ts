@@ -15,7 +15,7 @@ import type { DiscoBox } from './disco.js';
 import type { DiscoExchange, DiscoSocket } from './disco-exchange.js';
 import { PeerEndpoint, validatePeer } from './endpoint.js';
 import type { FastPath } from './fastpath.js';
-import { releaseHeld } from './handshake.js';
+import { isHandshakeInitiation, releaseHeld } from './handshake.js';
 import { pathSent, type Counters, type MagicPeer } from './magicsock-api.js';
 import { PathMachine, type PathOptions, type PathState as DirectState } from './path.js';
 import type { RelayGlue } from './relay-glue.js';
@@ -260,6 +260,8 @@ export class PeerTable {
     if (!a && !viaRelay) return;
     const { send, dropped } = releaseHeld(rec.handshake, rec.hold.take(), io.clock.now());
     io.c.wg_crossing_dropped += dropped;
+    const inits = send.filter(isHandshakeInitiation).length;
+    if (inits + dropped > 0) io.log.debug('wg handshake flushed', { peer: rec.id, sent: inits, dropped, via: a ? 'direct' : 'relayed' });
     if (!a) {
       for (const m of send) {
         if (io.relay.sendWireGuard(rec, m)) io.c.wg_flushed++;

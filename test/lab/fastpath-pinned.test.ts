@@ -6,8 +6,9 @@ import { labAvailable, withLab } from './lab.js';
 
 // A pinned (birthday) peer's packets on the fast path, counted by real nftables in a lab
 // namespace: WireGuard's socket sends to the peer (leaving from the pinned port), the peer answers
-// to the pinned port (steered to WireGuard), a disco datagram to the pinned port is not counted,
-// and FastPath.counters() reports the packets and bytes under the peer's id.
+// to the pinned port (its data steered to WireGuard; its handshake initiation, like disco, left to
+// the helper's pinned socket, where the crossing guard judges it, and not counted), and
+// FastPath.counters() reports the packets and bytes under the peer's id.
 
 const WG = 41001;
 const PUB = 41002;
@@ -19,21 +20,24 @@ const PAYLOAD = 148; // a WireGuard handshake initiation's size; nft counts IP b
 const SCRIPT = `
 const dgram = require('dgram');
 const [WG, PINNED, PEER, PAYLOAD] = process.argv.slice(1).map(Number);
-const wg = dgram.createSocket('udp4'), peer = dgram.createSocket('udp4');
+const wg = dgram.createSocket('udp4'), peer = dgram.createSocket('udp4'), pin = dgram.createSocket('udp4');
 const wgType = Buffer.alloc(PAYLOAD); wgType.writeUInt32LE(1, 0);
+const data = Buffer.alloc(PAYLOAD); data.writeUInt32LE(4, 0);
 const disco = Buffer.from('TS💬' + 'x'.repeat(40));
-let atPeer = [], atWg = 0;
+let atPeer = [], atWg = [], atPin = [];
 peer.on('message', (m, r) => atPeer.push(r.port));
-wg.on('message', () => atWg++);
-wg.bind(WG, '127.0.0.1', () => peer.bind(PEER, '127.0.0.1', async () => {
+wg.on('message', (m) => atWg.push(m[0]));
+pin.on('message', (m) => atPin.push(m[0]));
+wg.bind(WG, '127.0.0.1', () => peer.bind(PEER, '127.0.0.1', () => pin.bind(PINNED, '127.0.0.1', async () => {
   const pause = () => new Promise((r) => setTimeout(r, 100));
   for (let i = 0; i < 3; i++) { wg.send(wgType, PEER, '127.0.0.1'); await pause(); }
-  for (let i = 0; i < 2; i++) { peer.send(wgType, PINNED, '127.0.0.1'); await pause(); }
+  for (let i = 0; i < 2; i++) { peer.send(data, PINNED, '127.0.0.1'); await pause(); }
+  peer.send(wgType, PINNED, '127.0.0.1');
   peer.send(disco, PINNED, '127.0.0.1');
   await pause();
-  console.log(JSON.stringify({ atPeer, atWg }));
+  console.log(JSON.stringify({ atPeer, atWg, atPin }));
   process.exit(0);
-}));
+})));
 `;
 
 test('fast path: a pinned peer gets its own nftables counters (tx leaving from the pinned port, rx steered to WireGuard; disco not counted)', async (t) => {
@@ -56,10 +60,11 @@ test('fast path: a pinned peer gets its own nftables counters (tx leaving from t
     assert.deepEqual(before.get('peer-b'), { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 });
 
     const { stdout } = await lab.exec(ns, process.execPath, ['-e', SCRIPT, String(WG), String(PINNED), String(PEER), String(PAYLOAD)], { timeoutMs: 20_000 });
-    const seen = JSON.parse(stdout) as { atPeer: number[]; atWg: number };
+    const seen = JSON.parse(stdout) as { atPeer: number[]; atWg: number[]; atPin: number[] };
     // The rules did their job, so the counters count real fast-path traffic.
     assert.deepEqual(seen.atPeer, [PINNED, PINNED, PINNED], 'WireGuard\'s packets reach the peer from the pinned port');
-    assert.equal(seen.atWg, 2, 'the peer\'s WireGuard packets to the pinned port reach WireGuard');
+    assert.deepEqual(seen.atWg, [4, 4], 'the peer\'s WireGuard data to the pinned port reaches WireGuard');
+    assert.deepEqual(seen.atPin, [1, 'T'.charCodeAt(0)], 'its handshake initiation and disco reach the helper\'s pinned socket');
 
     const c = await fp.counters();
     assert.deepEqual(c.get('peer-b'), { txPackets: 3, txBytes: 3 * (PAYLOAD + 28), rxPackets: 2, rxBytes: 2 * (PAYLOAD + 28) });

@@ -14,7 +14,14 @@ test('fastpath: ruleset rewrites only WireGuard traffic of fast-path peers, both
   assert.match(r, /^add table ip lanrage_fp_wg0\ndelete table ip lanrage_fp_wg0\ntable ip lanrage_fp_wg0 \{/);
   assert.match(r, /elements = \{ 203\.0\.113\.6 \. 40001, 198\.51\.100\.2 \. 5 \}/);
   assert.match(r, /hook output priority raw;[^}]*udp sport 51820 ip daddr \. udp dport @peers udp sport set 41641/);
-  assert.match(r, /hook prerouting priority raw;[^}]*udp dport 41641 ip saddr \. udp sport @peers @th,64,32 \{ 0x01000000, 0x02000000, 0x03000000, 0x04000000 \} udp dport set 51820/);
+  assert.match(r, /hook prerouting priority raw;[^}]*udp dport 41641 ip saddr \. udp sport @peers @th,64,32 \{ 0x03000000, 0x04000000 \} udp dport set 51820/);
+  // Handshake initiations and responses from the peer are not steered past the helper: its
+  // crossing guard must see them (handshake.ts), or crossed handshakes wait for the 20 s keepalive.
+  const pre = r.slice(r.indexOf('chain prerouting'));
+  assert.doesNotMatch(pre, /0x01000000|0x02000000/);
+  const pinned = renderRuleset('lanrage_fp_wg0', 51820, 41641, [], [{ endpoint: '203.0.113.6:40001', localPort: 40100 }]);
+  assert.match(pinned, /@th,64,32 \{ 0x03000000, 0x04000000 \} udp dport \. ip saddr \. udp sport @pinnedin udp dport set 51820/);
+  assert.doesNotMatch(pinned.slice(pinned.indexOf('chain prerouting')), /0x01000000|0x02000000/);
   // No peers: the table only goes away.
   assert.equal(renderRuleset('lanrage_fp_wg0', 51820, 41641, []), 'add table ip lanrage_fp_wg0\ndelete table ip lanrage_fp_wg0\n');
 });

@@ -23,7 +23,16 @@ test('rule 2: our initiation right after answering the peer is dropped; later on
   assert.equal(h.incoming(init, 1000), 'deliver-discard-held');
   assert.equal(h.outgoing(resp, 1001), true, 'the response goes out');
   assert.equal(h.outgoing(init, 1005), false, 'a crossing initiation is dropped');
-  assert.equal(h.outgoing(init, 2001), true, 'after the window, a new handshake is a real one');
+  assert.equal(h.outgoing(init, 6001), true, 'after WireGuard\'s retry time, a new handshake is a real one');
+});
+
+test('rule 2 under a late event loop: WireGuard initiating 1.2 s after we handed it the peer\'s initiation is a crossing', () => {
+  // Join storm, fcone7 (lower) <-> prestr8: fcone7's helper delivered prestr8's initiation at
+  // 14.14 s, its WireGuard got its endpoint at 15.22 s and initiated before reading that one;
+  // sent, it reached prestr8 (higher, takes it) and both handshakes were lost for 20 s.
+  const low = new HandshakeGuard(true);
+  assert.equal(low.incoming(init, 14_140), 'deliver-discard-held');
+  assert.equal(low.outgoing(init, 15_365), false);
 });
 
 test('rule 3: both initiations in flight: exactly one side yields (the lower disco key)', () => {
@@ -35,10 +44,26 @@ test('rule 3: both initiations in flight: exactly one side yields (the lower dis
   assert.equal(high.incoming(init, 6), 'deliver-discard-held', 'the higher side answers the lower one');
   assert.equal(high.outgoing(resp, 7), true);
   assert.equal(low.incoming(resp, 9), 'deliver');
-  // An initiation from the peer long after ours (ours was lost) is not a crossing.
+  // Ours unanswered: WireGuard retries it every 5 s (perhaps on the fast path, unseen here), so
+  // the lower side keeps yielding until WireGuard would give up (90 s); then it takes the peer's.
   const late = new HandshakeGuard(true);
   late.outgoing(init, 0);
-  assert.equal(late.incoming(init, 1500), 'deliver-discard-held');
+  assert.equal(late.incoming(init, 5080), 'drop', 'our unseen retry is in flight');
+  assert.equal(late.incoming(init, 90_000), 'deliver-discard-held');
+});
+
+test('rule 3 under a late event loop: initiations that take 1-2 s each way still resolve the crossing', () => {
+  // Join storm, pub12 <-> fcone7: one initiation left at 30.0 s, the other at 30.5 s, and each
+  // reached the other helper 1.5-2 s later. Taken on both sides, both responses are refused and
+  // wireguard-go's retry is suppressed (it had just sent a response): ~20 s to the keepalive.
+  const low = new HandshakeGuard(true);
+  const high = new HandshakeGuard(false);
+  assert.equal(low.outgoing(init, 30_000), true);
+  assert.equal(high.outgoing(init, 30_500), true);
+  assert.equal(high.incoming(init, 31_500), 'deliver-discard-held', 'the higher side answers the lower one');
+  assert.equal(low.incoming(init, 32_000), 'drop', 'the lower side keeps its own handshake, 2 s after it left');
+  assert.equal(high.outgoing(resp, 31_501), true);
+  assert.equal(low.incoming(resp, 33_000), 'deliver', 'and completes it');
 });
 
 test('held initiations are judged when they leave: both sides flushing at once still resolve the crossing', () => {
@@ -76,4 +101,15 @@ test('a released initiation whose relay send failed does not make the lower side
   other.outgoing(init, 0);
   other.unsent(data);
   assert.equal(other.incoming(init, 10), 'drop');
+});
+
+test('only the latest held initiation leaves: WireGuard replaced the older one with its retry', () => {
+  // Join storm, arestr2 -> pub4: the path took 4.5 s, both the first initiation and the 5 s retry
+  // were held and flushed together; pub4 answered the stale one and refused the retry as a flood.
+  const g = new HandshakeGuard(false);
+  const first = Buffer.from([1, 1, 0, 0]);
+  const retry = Buffer.from([1, 2, 0, 0]);
+  const r = releaseHeld(g, [first, data, retry], 7579);
+  assert.deepEqual(r.send, [data, retry]);
+  assert.equal(r.dropped, 1);
 });
