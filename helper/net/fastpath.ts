@@ -40,7 +40,7 @@ export interface PinnedEndpoint {
  * handshake message from the peer: steered past it, a peer's initiation reached WireGuard while
  * ours was in flight, both handshakes were lost and wireguard-go only tried again with the 20 s
  * keepalive (join storm: arestr10's guard never saw prestr8's initiation, its fast path was on).
- * WireGuard then answers through its proxy port and follows the peer's next data packet back here.
+ * wireguard-go roams to the proxy port with such a message; wg-repoint.ts points it back here.
  */
 const WG_FAST_TYPES = '@th,64,32 { 0x03000000, 0x04000000 }';
 

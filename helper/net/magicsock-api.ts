@@ -100,7 +100,10 @@ export const COUNTERS = [
   'path_datagrams',
   'stun_unclaimed', 'stun_queries', 'stun_unanswered',
   'tx_relay', 'rx_relay_wireguard', 'rx_relay_disco', 'relay_send_failed', 'relay_bad_source', 'relay_target_refused',
-  'fastpath_on', 'fastpath_off', 'fastpath_errors', 'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
+  'fastpath_on', 'fastpath_off', 'fastpath_errors',
+  /** WireGuard pointed back at a fast-path peer after a handshake message roamed it to the proxy (wg-repoint.ts). */
+  'fastpath_repoints',
+  'wg_endpoint_errors', 'socket_errors', 'peers_rejected',
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 export type MagicCounters = Record<CounterName | 'dropped_while_priming' | 'peers' | 'peers_direct' | 'peers_relayed' | 'peers_fastpath', number>;

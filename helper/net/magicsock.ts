@@ -422,6 +422,8 @@ export class MagicSock extends EventEmitter {
   private fromWireGuard(id: string, msg: Buffer): void {
     const rec = this.peers.get(id);
     if (!rec) return;
+    // On the fast path WireGuard sends here only after a handshake message from the helper roamed it.
+    if (rec.fastEp !== null) this.peers.repoint.proxied(rec);
     // Only handshake initiations concern the guard: data packets skip the clock.
     if (msg[0] === WG_HANDSHAKE_INITIATION && !rec.handshake.outgoing(msg, this.clock.now())) {
       this.c.wg_crossing_dropped++;
@@ -461,8 +463,13 @@ export class MagicSock extends EventEmitter {
       }
       if (verdict === 'deliver-discard-held') this.c.wg_stale_dropped += rec.hold.discard(isHandshakeInitiation);
     }
-    if (this.proxy.toWireGuard(id, msg)) this.c.wg_to_wireguard++;
-    else this.c.wg_no_proxy++;
+    if (!this.proxy.toWireGuard(id, msg)) {
+      this.c.wg_no_proxy++;
+      return;
+    }
+    this.c.wg_to_wireguard++;
+    // WireGuard follows it to the proxy port: a fast-path peer's endpoint is pushed back once it has.
+    if (rec && (rec.fastEp !== null || rec.reconciling)) this.peers.repoint.delivered(rec);
   }
 
   /** RTT of one STUN Binding to a relay over the public socket (relay choice). */

@@ -21,6 +21,7 @@ import { PathMachine, type PathOptions, type PathState as DirectState } from './
 import type { RelayGlue } from './relay-glue.js';
 import { combinePath, type ViewState } from './relaypath.js';
 import type { WgProxy } from './wgproxy.js';
+import { WgRepoint } from './wg-repoint.js';
 
 export interface PeerTableIo {
   clock: Clock;
@@ -54,8 +55,12 @@ export class PeerTable {
   private readonly discoKeys = new Map<string, string>();
   private readonly addrs = new Map<string, string>();
   private metricProbeMs = 0;
+  /** Points WireGuard back at a fast-path peer after a handshake message roamed it to the proxy. */
+  readonly repoint: WgRepoint<PeerEndpoint>;
 
-  constructor(private readonly io: PeerTableIo) {}
+  constructor(private readonly io: PeerTableIo) {
+    this.repoint = new WgRepoint({ clock: io.clock, log: io.log, c: io.c, push: (rec, ep) => this.pushWgEndpoint(rec, ep) });
+  }
 
   get size(): number {
     return this.peers.size;
@@ -163,6 +168,7 @@ export class PeerTable {
     const rec = this.peers.get(id);
     if (!rec) return;
     rec.removed = true;
+    this.repoint.cancel(rec);
     rec.machine.close();
     rec.relay.close();
     io.birthday.removed(rec);

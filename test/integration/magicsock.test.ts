@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { createLogger } from '../../helper/core/log.js';
 import { DiscoBox, generateDiscoKey } from '../../helper/net/disco.js';
-import { MagicSock, type MagicPeer, type PathState } from '../../helper/net/magicsock.js';
+import { MagicSock, type MagicPeer, type MagicSockOptions, type PathState } from '../../helper/net/magicsock.js';
 import { startStunAnswerer, type StunAnswerer } from '../lab/drivers/stun-answerer.js';
 import { until } from '../lib/wait.js';
 
@@ -16,11 +16,13 @@ interface FakeWg {
   port: number;
   got: Array<{ data: Buffer; from: string }>;
   endpoints: Map<string, string>;
+  /** Every endpoint the helper set, in order. */
+  told: Array<{ key: string; ep: string }>;
 }
 
 async function fakeWg(): Promise<FakeWg> {
   const sock = dgram.createSocket('udp4');
-  const w: FakeWg = { sock, port: 0, got: [], endpoints: new Map() };
+  const w: FakeWg = { sock, port: 0, got: [], endpoints: new Map(), told: [] };
   sock.on('message', (data, r) => w.got.push({ data, from: `${r.address}:${r.port}` }));
   sock.bind(0, '127.0.0.1');
   await once(sock, 'listening');
@@ -42,7 +44,7 @@ interface Side {
   cmmOut: string[][];
 }
 
-async function side(name: string, stun: StunAnswerer, relay: (to: string, cands: string[], primed: string[]) => void): Promise<Side> {
+async function side(name: string, stun: StunAnswerer, relay: (to: string, cands: string[], primed: string[]) => void, extra: Partial<MagicSockOptions> = {}): Promise<Side> {
   const wg = await fakeWg();
   const disco = generateDiscoKey();
   const s: Side = { name, wg, disco, wgKey: generateDiscoKey().publicKey, paths: [], cmmOut: [], ms: null as unknown as MagicSock };
@@ -54,12 +56,16 @@ async function side(name: string, stun: StunAnswerer, relay: (to: string, cands:
     log: createLogger({ side: name }),
     stunServers: () => stun.ports.map((p) => `127.0.0.1:${p}`),
     wgPort: () => wg.port,
-    setWgEndpoint: async (key, ep) => void wg.endpoints.set(key, ep),
+    setWgEndpoint: async (key, ep) => {
+      wg.endpoints.set(key, ep);
+      wg.told.push({ key, ep });
+    },
     sendCallMeMaybe: (peer, cands, _spray, primed) => {
       s.cmmOut.push(cands);
       // The control plane relays it a moment later.
       setTimeout(() => relay(peer, cands, primed ?? []), 2);
     },
+    ...extra,
   });
   s.ms.on('path', (_id: string, st: PathState) => s.paths.push(st));
   return s;
@@ -189,6 +195,53 @@ test('magicsock on loopback: direct path, WireGuard both ways through the proxy,
   A.wg.sock.send(wgPacket(4, 'after'), pxPort, pxIp);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(B.wg.got.length, n, 'nothing forwarded for a removed peer');
+});
+
+test('magicsock on loopback, fast path (nft stand-in): after a peer\'s handshake roams WireGuard to the proxy port, its answer points it back at the peer', async (t) => {
+  const stun = await startStunAnswerer('127.0.0.1', [0, 0]);
+  const sides: Record<string, Side> = {};
+  const relay = (from: string) => (to: string, cands: string[], primed: string[]): void => sides[to]?.ms.handleCallMeMaybe(from, cands, 0, primed);
+  // The rules are not installed (no root needed): what is checked is what WireGuard is told.
+  const fast = { fastPath: true, nft: async () => {} };
+  const A = await side('A', stun, relay('A'), fast);
+  const B = await side('B', stun, relay('B'), fast);
+  sides.A = A;
+  sides.B = B;
+  t.after(async () => {
+    await A.ms.close();
+    await B.ms.close();
+    A.wg.sock.close();
+    B.wg.sock.close();
+    await stun.close();
+  });
+  const { port: pa } = await A.ms.start();
+  const { port: pb } = await B.ms.start();
+  const [ca, cb] = [await A.ms.localCandidates(), await B.ms.localCandidates()];
+  A.ms.setPeers([peerOf(B, cb)]);
+  B.ms.setPeers([peerOf(A, ca)]);
+  await until('both on the fast path', () => A.ms.path('B')?.fastPath === true && B.ms.path('A')?.fastPath === true, 30_000);
+  const bFast = `127.0.0.1:${pb}`;
+  await until('WireGuard A points at B', () => A.wg.endpoints.get(B.wgKey) === bFast);
+  // Each side's first endpoint for the other was its proxy port.
+  const proxies = { A: A.wg.told.find((x) => x.key === B.wgKey)?.ep ?? '', B: B.wg.told.find((x) => x.key === A.wgKey)?.ep ?? '' };
+  assert.match(proxies.A, /^127\.0\.0\.1:\d+$/);
+  assert.match(proxies.B, /^127\.0\.0\.1:\d+$/);
+
+  // B's handshake initiation reaches A's public port from B's (as nftables would send it) and A's
+  // helper hands it to WireGuard A through its proxy port.
+  const [bxIp, bxPort] = [proxies.B.split(':')[0] as string, Number(proxies.B.split(':')[1])];
+  B.wg.sock.send(wgPacket(1, 'init'), bxPort, bxIp);
+  const init = await until('the initiation at WireGuard A', () => A.wg.got.find((g) => g.data[0] === 1));
+  assert.equal(init.from, proxies.A);
+  // WireGuard A does what wireguard-go does: roams to where the message came from, then answers there.
+  A.wg.endpoints.set(B.wgKey, init.from);
+  const [axIp, axPort] = [proxies.A.split(':')[0] as string, Number(proxies.A.split(':')[1])];
+  A.wg.sock.send(wgPacket(2, 'resp'), axPort, axIp);
+  await until('the response at WireGuard B', () => B.wg.got.some((g) => g.data[0] === 2));
+  // Without the push, WireGuard A would talk through the helper until B's next data packet.
+  await until('WireGuard A points at B\'s public endpoint again', () => A.wg.endpoints.get(B.wgKey) === bFast, 5000);
+  assert.ok(A.ms.counters().fastpath_repoints >= 1);
+  assert.equal(B.ms.path('A')?.endpoint, `127.0.0.1:${pa}`);
 });
 
 test('magicsock on loopback: a peer that never answers becomes unreachable with a reason', async (t) => {
