@@ -175,6 +175,8 @@ export class RelayGlue {
       c.disco_ping_rx++;
       c.disco_pong_tx++;
       this.sendVia(from, io.seal(rec, { type: 'pong', txid: m.txid, observed: from }), 'disco');
+      // Its ping came through, so ours gets through now: confirm our side without waiting a round.
+      rec.relay.probeNow();
       return;
     }
     c.disco_pong_rx++;
@@ -216,14 +218,25 @@ export class RelayGlue {
       if (target !== null) permits.push(target);
       targets.set(rec, this.relayedAddr !== null ? target : null);
     }
-    conn.permit(permits);
+    const installed = conn.permit(permits);
+    const fresh: Array<[PeerEndpoint, string]> = [];
     for (const [rec, target] of targets) {
       if (rec.relayTarget === target) continue;
       if (rec.relayTarget !== null && this.byRelay.get(rec.relayTarget) === rec.id) this.byRelay.delete(rec.relayTarget);
       rec.relayTarget = target;
       this.io.log.debug('relayed path target', { peer: rec.id, target, published: rec.peer.relayed ?? [] });
-      if (target !== null) this.byRelay.set(target, rec.id);
+      if (target !== null) {
+        this.byRelay.set(target, rec.id);
+        fresh.push([rec, target]);
+      }
       rec.relay.setTarget(target);
+    }
+    // The probe setTarget just sent left before the relay had the new permission, which takes it
+    // a round trip or two, and was dropped: probe again once it is there (relaypath.ts probeNow).
+    if (fresh.length > 0) {
+      void installed.then(() => {
+        for (const [rec, target] of fresh) if (!rec.removed && rec.relayTarget === target) rec.relay.probeNow();
+      });
     }
   }
 }

@@ -182,11 +182,15 @@ export class RelayConn {
     return a ? { ...a.client.stats(), server: `${a.transport}:${key(a.offer)}` } : null;
   }
 
-  /** Exactly the party's relayed addresses may exchange data with us. */
-  permit(peers: readonly string[]): void {
+  /**
+   * Exactly the party's relayed addresses may exchange data with us. Resolves once the relay
+   * installed them (at once without an allocation); never rejects (a refusal is logged).
+   */
+  permit(peers: readonly string[]): Promise<void> {
     this.peers = [...new Set(peers)].sort();
     const a = this.active;
-    if (a) a.client.permit(this.peers).catch((err: unknown) => this.log.warn('relay refused a peer', { err: String(err) }));
+    if (!a) return Promise.resolve();
+    return a.client.permit(this.peers).catch((err: unknown) => this.log.warn('relay refused a peer', { err: String(err) }));
   }
 
   send(peer: string, data: Buffer): boolean {

@@ -134,6 +134,19 @@ export class RelayPath {
     return rtt;
   }
 
+  /**
+   * A probe now, while the path is not confirmed yet, at a moment it is likely to be answered:
+   * our relay has just installed the permission for the peer (a probe sent before that was
+   * dropped by the relay: the first one always is, as the permission takes a round trip or two
+   * to the relay), or the peer's ping just came through (a relay forwards only between
+   * allocations that permit each other, so ours now gets through too). Otherwise the path waits
+   * for the next round, up to probeIntervalMs: at a join that was the tunnel's first ~250 ms.
+   */
+  probeNow(): void {
+    if (this.closed || this.paused || this.target === null || this.up) return;
+    this.round();
+  }
+
   /** A ping outside the schedule (the user's ping command); the pong comes back through onPong. */
   pingNow(): Buffer | null {
     if (this.closed || this.target === null) return null;

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createLogger } from '../../helper/core/log.js';
 import { mintTurnCredentials } from '../../helper/control/turn-credentials.js';
 import { generateDiscoKey } from '../../helper/net/disco.js';
-import { MagicSock, type MagicPeer, type PathState, type RelayOffer } from '../../helper/net/magicsock.js';
+import { MagicSock, type MagicPeer, type MagicSockOptions, type PathState, type RelayOffer } from '../../helper/net/magicsock.js';
 import { TurnClient } from '../../helper/net/turn/index.js';
 import { findTurnserver, freePort, startCoturn, type Coturn } from '../lib/coturn.js';
 import { requireOrSkip } from '../lib/repo.js';
@@ -29,7 +29,7 @@ interface Side {
 
 const wgPacket = (type: number, tag: string): Buffer => Buffer.concat([Buffer.from([type, 0, 0, 0]), Buffer.from(tag.padEnd(28, '.'))]);
 
-async function side(name: string, offers: () => RelayOffer[]): Promise<Side> {
+async function side(name: string, offers: () => RelayOffer[], extra: Partial<MagicSockOptions> = {}): Promise<Side> {
   const wg = dgram.createSocket('udp4');
   const wgGot: Buffer[] = [];
   wg.on('message', (m) => wgGot.push(m));
@@ -48,6 +48,7 @@ async function side(name: string, offers: () => RelayOffer[]): Promise<Side> {
     setWgEndpoint: async (key, ep) => void s.endpoints.set(key, ep),
     sendCallMeMaybe: () => {},
     fetchRelayOffers: async () => offers(),
+    ...extra,
   });
   s.ms.on('path', (_id: string, st: PathState) => s.paths.push(st));
   await s.ms.start();
@@ -116,4 +117,34 @@ test('relayed paths through real coturn: the answering relay, held handshake, re
   await until('A drops the stranger', () => (A.ms.relayStats()?.rxDropUnknownPeer ?? 0) >= droppedBefore + 5, 5000);
   assert.equal(A.wgGot.length, before, "nothing from the stranger reaches A's WireGuard");
   assert.ok(A.ms.counters().tx_relay > 0 && B.ms.counters().rx_relay_wireguard > 0);
+});
+
+test('relayed paths through real coturn: confirmed without waiting for a probe round (the first probes leave before the relay has the permissions)', async (t) => {
+  if (!requireOrSkip(findTurnserver() !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+  const turn: Coturn = await startCoturn({ allowLoopbackPeers: true });
+  const offers = (id: string) => (): RelayOffer[] => {
+    const c = mintTurnCredentials(turn.secret, id, Date.now(), 60);
+    return [{ host: '127.0.0.1', port: turn.port, transports: ['udp'], username: c.username, password: c.password, realm: turn.realm, expiresAt: c.expiresAt * 1000 }];
+  };
+  // Scheduled probes a minute apart: only the probes sent when they can be answered (our
+  // permission installed, the peer's ping arrived) can confirm the paths within the test.
+  const slow = { relayTiming: { probeIntervalMs: 60_000 } };
+  const A = await side('A', offers('device-a'), slow);
+  const B = await side('B', offers('device-b'), slow);
+  t.after(async () => {
+    await A.ms.close();
+    await B.ms.close();
+    A.wg.close();
+    B.wg.close();
+    await turn.stop();
+  });
+  A.ms.startRelay();
+  B.ms.startRelay();
+  await until('both allocate', () => A.ms.relayedAddress() && B.ms.relayedAddress());
+  A.ms.setPeers([peerOf(B)]);
+  // A's first probe is dropped: B's allocation does not permit A yet.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(A.ms.path('B')?.kind, 'connecting');
+  B.ms.setPeers([peerOf(A)]);
+  await until('both relayed long before the next scheduled probe', () => A.ms.path('B')?.kind === 'relayed' && B.ms.path('A')?.kind === 'relayed', 20_000);
 });

@@ -42,6 +42,28 @@ test('relay path: probes a new target at once, is up on the first pong, then kee
   assert.equal(pings.length, before + 1);
 });
 
+test('relay path: probeNow() probes at once while unconfirmed (permission just installed, the peer\'s ping came through), never when up, paused or without a target', () => {
+  const { clock, pings, rp } = rig();
+  rp.probeNow();
+  assert.equal(pings.length, 0, 'no target');
+  rp.setTarget('203.0.113.1:50000');
+  assert.equal(pings.length, 1);
+  clock.advance(20);
+  rp.probeNow();
+  assert.equal(pings.length, 2, 'at once, not at the next round 250 ms after the first');
+  // The schedule restarts from it: the next round is 250 ms after this probe.
+  clock.advance(249);
+  assert.equal(pings.length, 2);
+  clock.advance(1);
+  assert.equal(pings.length, 3);
+  rp.onPong(pings[2]!.txid);
+  rp.probeNow();
+  assert.equal(pings.length, 3, 'up: keepalives keep their own schedule');
+  rp.setPaused(true);
+  rp.probeNow();
+  assert.equal(pings.length, 3, 'paused under a direct path');
+});
+
 test('relay path: three unanswered keepalives → down and probing again; a pong brings it back', () => {
   const { clock, pings, rp } = rig();
   rp.setTarget('203.0.113.1:50000');
