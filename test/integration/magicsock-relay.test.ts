@@ -57,32 +57,37 @@ async function side(name: string, offers: () => RelayOffer[], extra: Partial<Mag
 
 const peerOf = (s: Side): MagicPeer => ({ id: s.name, discoPublicKey: s.disco.publicKey, wgPublicKey: s.wgKey, candidates: [], relayed: [s.ms.relayedAddress()!] });
 
-test('relayed paths through real coturn: the answering relay, held handshake, relayed ping, no stranger gets in', async (t) => {
-  if (!requireOrSkip(findTurnserver() !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
-  const turn: Coturn = await startCoturn({ allowLoopbackPeers: true });
-  const dead = await freePort();
+/**
+ * A and B with allocations on `turn`, offered after a relay that answers nothing (deadPort) when
+ * given; everything closed after the test.
+ */
+async function allocatedPair(t: { after(fn: () => Promise<void>): void }, turn: Coturn, o: { deadPort?: number; extra?: Partial<MagicSockOptions> } = {}): Promise<{ A: Side; B: Side }> {
   const offers = (id: string) => (): RelayOffer[] => {
-    const now = Date.now();
-    const c = mintTurnCredentials(turn.secret, id, now, 60);
-    const o = (port: number): RelayOffer => ({ host: '127.0.0.1', port, transports: ['udp', 'tcp'], username: c.username, password: c.password, realm: turn.realm, expiresAt: c.expiresAt * 1000 });
-    // The first relay listed answers nothing: the measured one must win.
-    return [o(dead), o(turn.port)];
+    const c = mintTurnCredentials(turn.secret, id, Date.now(), 60);
+    const offer = (port: number): RelayOffer => ({ host: '127.0.0.1', port, transports: ['udp', 'tcp'], username: c.username, password: c.password, realm: turn.realm, expiresAt: c.expiresAt * 1000 });
+    return [...(o.deadPort ? [offer(o.deadPort)] : []), offer(turn.port)];
   };
-  const A = await side('A', offers('device-a'));
-  const B = await side('B', offers('device-b'));
-  const stranger = new TurnClient({ server: { host: '127.0.0.1', port: turn.port, transport: 'udp' }, getCredentials: async () => mintTurnCredentials(turn.secret, 'stranger', Date.now(), 60), log: createLogger({ side: 'stranger' }) });
+  const A = await side('A', offers('device-a'), o.extra);
+  const B = await side('B', offers('device-b'), o.extra);
   t.after(async () => {
     await A.ms.close();
     await B.ms.close();
-    await stranger.close();
     A.wg.close();
     B.wg.close();
     await turn.stop();
   });
-
   A.ms.startRelay();
   B.ms.startRelay();
   await until('both allocate', () => A.ms.relayedAddress() && B.ms.relayedAddress());
+  return { A, B };
+}
+
+test('relayed paths through real coturn: the answering relay, held handshake, relayed ping, no stranger gets in', async (t) => {
+  if (!requireOrSkip(findTurnserver() !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
+  const turn: Coturn = await startCoturn({ allowLoopbackPeers: true });
+  const stranger = new TurnClient({ server: { host: '127.0.0.1', port: turn.port, transport: 'udp' }, getCredentials: async () => mintTurnCredentials(turn.secret, 'stranger', Date.now(), 60), log: createLogger({ side: 'stranger' }) });
+  t.after(() => stranger.close());
+  const { A, B } = await allocatedPair(t, turn, { deadPort: await freePort() });
   assert.equal(A.ms.relayStats()?.server, `udp:127.0.0.1:${turn.port}`, 'the relay that answered the measurement, over UDP');
 
   // A knows B (and its relayed address) before B knows A: A's WireGuard handshake must wait.
@@ -122,25 +127,9 @@ test('relayed paths through real coturn: the answering relay, held handshake, re
 test('relayed paths through real coturn: confirmed without waiting for a probe round (the first probes leave before the relay has the permissions)', async (t) => {
   if (!requireOrSkip(findTurnserver() !== null, 'coturn (turnserver, Debian package coturn)', t)) return;
   const turn: Coturn = await startCoturn({ allowLoopbackPeers: true });
-  const offers = (id: string) => (): RelayOffer[] => {
-    const c = mintTurnCredentials(turn.secret, id, Date.now(), 60);
-    return [{ host: '127.0.0.1', port: turn.port, transports: ['udp'], username: c.username, password: c.password, realm: turn.realm, expiresAt: c.expiresAt * 1000 }];
-  };
   // Scheduled probes a minute apart: only the probes sent when they can be answered (our
   // permission installed, the peer's ping arrived) can confirm the paths within the test.
-  const slow = { relayTiming: { probeIntervalMs: 60_000 } };
-  const A = await side('A', offers('device-a'), slow);
-  const B = await side('B', offers('device-b'), slow);
-  t.after(async () => {
-    await A.ms.close();
-    await B.ms.close();
-    A.wg.close();
-    B.wg.close();
-    await turn.stop();
-  });
-  A.ms.startRelay();
-  B.ms.startRelay();
-  await until('both allocate', () => A.ms.relayedAddress() && B.ms.relayedAddress());
+  const { A, B } = await allocatedPair(t, turn, { extra: { relayTiming: { probeIntervalMs: 60_000 } } });
   A.ms.setPeers([peerOf(B)]);
   // A's first probe is dropped: B's allocation does not permit A yet.
   await new Promise((r) => setTimeout(r, 300));
