@@ -116,7 +116,7 @@ async function firstMinutes(pl: PartyLab, host: LabSite, joiner: LabSite, n: num
       }
     }
     if (process.env.BENCH_STALL_LOG) appendFileSync(process.env.BENCH_STALL_LOG, out.logs.splice(0).join('\n') + '\n');
-    log(`${host.name}↔${joiner.name} first minute ${i + 1}/${n}: first answer seq ${firstSeq}, max ${fmt(Math.max(...replies.map((x) => x.rtt)), 1)} ms, stalls ${stallsOf(replies, STALL_MS).map((x) => `${x.count}×≤${fmt(x.maxRtt)} ms @${Math.round(x.sentAt - t0)} ms`).join(', ') || 'none'}`);
+    log(`${host.name}↔${joiner.name} first minute ${i + 1}/${n}: first answer seq ${firstSeq} after ${fmt(replies[0]?.rtt ?? NaN, 1)} ms, max ${fmt(Math.max(...replies.map((x) => x.rtt)), 1)} ms, stalls ${stallsOf(replies, STALL_MS).map((x) => `${x.count}×≤${fmt(x.maxRtt)} ms @${Math.round(x.sentAt - t0)} ms`).join(', ') || 'none'}`);
     await pl.cliText(joiner, ['leave']);
     await waitParty(pl, host, (p) => p.peers.length === 0, 20_000);
   }
