@@ -67,16 +67,18 @@ const WG_RESPONSE_BYTES = 92;
 const WG_COOKIE_BYTES = 64;
 
 /**
- * Byte counts one reading's worth of handshake messages adds up to, one direction: up to two
- * initiations and two responses (a retry, crossed handshakes), at least one of them, plus a
- * cookie reply and up to two keepalives (the initiator confirms a session with one).
+ * Byte counts one reading's worth of handshake messages adds up to, one direction: one or two
+ * of them (a retried initiation, crossed handshakes: our initiation and our response), plus a
+ * cookie reply and up to two keepalives (the initiator confirms a session with one). No more:
+ * every extra message makes more sums that data could hit by chance (four 128-byte pings, 512,
+ * are two initiations and two responses).
  */
 const HANDSHAKE_SHAPED: ReadonlySet<number> = (() => {
   const s = new Set<number>();
   for (let i = 0; i <= 2; i++)
     for (let r = 0; r <= 2; r++)
       for (let c = 0; c <= 1; c++)
-        for (let k = 0; k <= 2; k++) if (i + r > 0) s.add(i * WG_INITIATION_BYTES + r * WG_RESPONSE_BYTES + c * WG_COOKIE_BYTES + k * WG_KEEPALIVE_BYTES);
+        for (let k = 0; k <= 2; k++) if (i + r > 0 && i + r <= 2) s.add(i * WG_INITIATION_BYTES + r * WG_RESPONSE_BYTES + c * WG_COOKIE_BYTES + k * WG_KEEPALIVE_BYTES);
   return s;
 })();
 

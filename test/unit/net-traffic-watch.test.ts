@@ -1,7 +1,7 @@
 // When sent traffic counts as unanswered (helper/net/traffic-watch.ts), reading after reading.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficWatch } from '../../helper/net/traffic-watch.js';
+import { carriesData, TrafficWatch } from '../../helper/net/traffic-watch.js';
 
 test('traffic-watch: traffic that gets no answer for a second is reported once', () => {
   const w = new TrafficWatch();
@@ -153,6 +153,11 @@ test('traffic-watch: a WireGuard handshake and the silence after it (a join) is 
   w.update([{ key: 'p', txBytes: 128, rxBytes: 128 }], 1000);
   assert.deepEqual(w.update([{ key: 'p', txBytes: 128, rxBytes: 128 }], 2000), ['p']);
   assert.ok(w.stopped.has('p'));
+  // Pings (128 bytes on the wire) at any rate are data, and so is a lone handshake message's worth
+  // of data messages (64, 96: one tiny packet).
+  for (let n = 1; n <= 40; n++) assert.ok(carriesData(128 * n), `${n} pings`);
+  for (const b of [48, 64, 96, 112]) assert.ok(carriesData(b), `${b} bytes`);
+  for (const b of [0, 32, 148, 92, 180, 240, 296]) assert.ok(!carriesData(b), `${b} bytes`);
   // A handshake riding along with data is data.
   const d = new TrafficWatch({ fastReadMs: 500 });
   d.update([{ key: 'p', txBytes: 0, rxBytes: 0 }], 0);
