@@ -4,7 +4,7 @@
 
 import dgram from 'node:dgram';
 import type { Logger } from '../core/log.js';
-import type { NftRunner } from '../net/fastpath.js';
+import type { NftRunner } from '../net/nft-committer.js';
 import { NftCapture, type CapturedDatagram, type GroupTarget } from './capture.js';
 import { NftInjector, type InjectDatagram, type McastInterface } from './inject.js';
 import { LanTable } from './table.js';

@@ -1,7 +1,7 @@
 // Holds what the LAN relay's nftables table must contain and applies it, one transaction at a
 // time (the table is replaced whole, atomically). Capture and injection each own their part.
 
-import { runNft, type NftRunner } from '../net/fastpath.js';
+import { NftCommitter, type NftRunner } from '../net/nft-committer.js';
 import { DEFAULT_LAN_TABLE, renderLanRuleset, renderRemoval, type BroadcastCapture, type GroupCapture, type InjectorSource, type RelayGuard } from './nft.js';
 
 export class LanTable {
@@ -10,33 +10,32 @@ export class LanTable {
   private groups: GroupCapture[] = [];
   private injectors: InjectorSource[] = [];
   private relayGuard: RelayGuard | null = null;
-  private chain: Promise<void> = Promise.resolve();
-  /** A commit that is queued but has not rendered yet: later changes ride along with it. */
-  private queued: Promise<void> | null = null;
-  /** The ruleset the last successful commit installed: the same one again is not run. */
-  private applied: string | null = null;
-  private readonly run: NftRunner;
+  /** Members come and go in a storm: commits coalesce, and one that changes nothing runs no nft. */
+  private readonly nft: NftCommitter;
 
   constructor(opts: { table?: string; run?: NftRunner } = {}) {
     this.name = opts.table ?? DEFAULT_LAN_TABLE;
-    this.run = opts.run ?? runNft;
+    this.nft = new NftCommitter({
+      render: () => renderLanRuleset({ table: this.name, broadcast: this.broadcast, groups: this.groups, injectors: this.injectors, relayGuard: this.relayGuard }),
+      ...(opts.run ? { run: opts.run } : {}),
+    });
     renderRemoval(this.name); // validates the name now rather than at the first commit
   }
 
   setCapture(broadcast: readonly BroadcastCapture[], groups: readonly GroupCapture[]): Promise<void> {
     this.broadcast = [...broadcast];
     this.groups = [...groups];
-    return this.commit();
+    return this.nft.commit();
   }
 
   setInjectors(injectors: readonly InjectorSource[]): Promise<void> {
     this.injectors = [...injectors];
-    return this.commit();
+    return this.nft.commit();
   }
 
   setRelayGuard(guard: RelayGuard | null): Promise<void> {
     this.relayGuard = guard;
-    return this.commit();
+    return this.nft.commit();
   }
 
   /** Removes the table (also one a crashed run left behind); errors are the caller's to judge. */
@@ -45,27 +44,6 @@ export class LanTable {
     this.groups = [];
     this.injectors = [];
     this.relayGuard = null;
-    const next = this.chain.then(() => {
-      this.applied = null;
-      return this.run(renderRemoval(this.name));
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
-  private commit(): Promise<void> {
-    if (this.queued) return this.queued;
-    const next = this.chain.then(async () => {
-      this.queued = null;
-      const ruleset = renderLanRuleset({ table: this.name, broadcast: this.broadcast, groups: this.groups, injectors: this.injectors, relayGuard: this.relayGuard });
-      // Members come and go in a storm; a commit that changes nothing costs no `nft` process.
-      if (ruleset === this.applied) return;
-      this.applied = null;
-      await this.run(ruleset);
-      this.applied = ruleset;
-    });
-    this.queued = next;
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.nft.replace(renderRemoval(this.name));
   }
 }

@@ -14,9 +14,10 @@
 // in the current network namespace; nft gets the whole ruleset on stdin (no shell, no arguments
 // from outside) and replaces the table atomically.
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { Logger } from '../core/log.js';
 import { parseEndpoint } from './addr.js';
+import { NftCommitter, type NftRunner } from './nft-committer.js';
 
 /** nft identifiers: keep them to [A-Za-z0-9_]. */
 export function fastPathTableName(iface: string): string {
@@ -98,7 +99,6 @@ export function renderRuleset(table: string, wgPort: number, pubPort: number, en
   );
 }
 
-export type NftRunner = (ruleset: string) => Promise<void>;
 /** Runs `nft -j list table ip TABLE` and returns its JSON text. */
 export type NftLister = (table: string) => Promise<string>;
 
@@ -164,19 +164,6 @@ export const listNft: NftLister = (table) =>
     execFile('nft', ['-j', 'list', 'table', 'ip', table], { maxBuffer: 4 * 1024 * 1024, timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 
-export const runNft: NftRunner = (ruleset) =>
-  new Promise((resolve, reject) => {
-    const p = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => {
-      if (err.length < 4000) err += d.toString();
-    });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`nft failed (${code}): ${err.trim()}`))));
-    p.stdin.on('error', () => {});
-    p.stdin.end(ruleset);
-  });
-
 export interface FastPathOptions {
   iface: string;
   wgPort(): number;
@@ -189,17 +176,19 @@ export interface FastPathOptions {
 export class FastPath {
   readonly table: string;
   private readonly peers = new Map<string, { endpoint: string; localPort: number | null }>();
-  private chain: Promise<void> = Promise.resolve();
-  /** The run that has not started yet: later changes ride on it. */
-  private queued: Promise<void> | null = null;
   private installed = false;
-  /** The ruleset the last successful run installed: the same one again is not run. */
-  private applied: string | null = null;
-  private readonly run: NftRunner;
+  private readonly nft: NftCommitter;
 
   constructor(private readonly o: FastPathOptions) {
     this.table = fastPathTableName(o.iface);
-    this.run = o.run ?? runNft;
+    this.nft = new NftCommitter({
+      render: () => this.render(),
+      ...(o.run ? { run: o.run } : {}),
+      // The ruleset tells what is installed: peers may have changed while nft ran.
+      onApplied: (ruleset) => {
+        this.installed = ruleset !== this.removal();
+      },
+    });
   }
 
   /**
@@ -209,7 +198,7 @@ export class FastPath {
   set(peerId: string, endpoint: string | null, localPort: number | null = null): Promise<void> {
     if (endpoint === null) this.peers.delete(peerId);
     else this.peers.set(peerId, { endpoint, localPort });
-    return this.apply();
+    return this.nft.commit();
   }
 
   has(peerId: string): boolean {
@@ -217,31 +206,16 @@ export class FastPath {
   }
 
   /**
-   * One nft transaction per change set: changes that arrive while a run is queued join it (a join
-   * storm moves many peers onto the fast path within a few hundred ms; one `nft` process each
-   * would queue behind each other on a loaded machine). The run reads the peers when it starts.
+   * The ruleset for the peers as they are when a commit starts. One nft transaction per change
+   * set: a join storm moves many peers onto the fast path within a few hundred ms, and one `nft`
+   * process each would queue behind each other on a loaded machine (NftCommitter coalesces).
    */
-  private apply(): Promise<void> {
-    if (this.queued) return this.queued;
-    const next = this.chain.then(async () => {
-      this.queued = null;
-      const all = [...this.peers.values()];
-      const eps = [...new Set(all.filter((p) => p.localPort === null).map((p) => p.endpoint))];
-      const pinned = all.filter((p): p is PinnedEndpoint => p.localPort !== null);
-      if (eps.length === 0 && pinned.length === 0 && !this.installed) return;
-      const ruleset = renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps, pinned);
-      // A change that changes nothing (a peer set to the endpoint it has, or taken off and put
-      // back before the run) costs no `nft` process (a fork of this process: 20-180 ms of its
-      // event loop in a join storm) and keeps the counters, which a replaced table restarts.
-      if (ruleset === this.applied) return;
-      this.applied = null;
-      await this.run(ruleset);
-      this.applied = ruleset;
-      this.installed = eps.length > 0 || pinned.length > 0;
-    });
-    this.queued = next;
-    this.chain = next.catch(() => {});
-    return next;
+  private render(): string | null {
+    const all = [...this.peers.values()];
+    const eps = [...new Set(all.filter((p) => p.localPort === null).map((p) => p.endpoint))];
+    const pinned = all.filter((p): p is PinnedEndpoint => p.localPort !== null);
+    if (eps.length === 0 && pinned.length === 0 && !this.installed) return null;
+    return renderRuleset(this.table, this.o.wgPort(), this.o.pubPort(), eps, pinned);
   }
 
   /**
@@ -260,24 +234,19 @@ export class FastPath {
     return res;
   }
 
+  private removal(): string {
+    return renderRuleset(this.table, 1, 1, []);
+  }
+
   /** Removes a table a previous run may have left behind (errors ignored: nft may be absent). */
   reset(): Promise<void> {
-    const next = this.chain.then(() => {
-      this.applied = null;
-      return this.run(renderRuleset(this.table, 1, 1, [])).catch(() => {});
-    });
-    // A change queued before the reset would otherwise be joined by later changes and run before
-    // it, and the reset would then remove what they installed: later changes queue after it.
-    this.queued = null;
-    // The chain never rejects (a failed run must not wedge every later change).
-    this.chain = next.catch(() => {});
-    return next;
+    return this.nft.replace(this.removal()).catch(() => undefined);
   }
 
   /** Removes the table (whatever peers were on it). */
   close(): Promise<void> {
     this.peers.clear();
-    return this.apply();
+    return this.nft.commit();
   }
 }
 

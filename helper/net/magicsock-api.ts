@@ -5,7 +5,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { NftRunner } from './fastpath.js';
+import type { NftRunner } from './nft-committer.js';
 import type { PathTiming } from './path.js';
 import type { ProbeStats } from './probe-stats.js';
 import type { RelayOffer } from './relayconn.js';

@@ -31,6 +31,13 @@
 // reading, so a healthy one-way stream is never reported and a dead one still is (~12 s, before
 // three missed disco keepalives at ~14 s). Handshake messages count as data: at most one false
 // report per rekey (2 min), which the path machine absorbs (re-probe, rate limited).
+//
+// A handshake alone is not two-way traffic, though: its initiation and response move bytes both
+// ways in one reading, and the silence after it (no data yet, as in a join storm) looked like a
+// flow that stopped — one "stop" and a re-probe of every candidate, a relay check and a control
+// check per peer per handshake, right when the party is joining (3 per helper at N=8, up to 57 at
+// N=16, from the helper logs). Byte counts tell them apart: WireGuard's handshake messages have
+// fixed sizes that data messages (32 bytes + payload padded to 16) never have.
 
 export interface TrafficSample {
   key: string;
@@ -53,6 +60,36 @@ export interface TrafficWatchOptions {
 
 /** A WireGuard keepalive: an empty data message. Anything bigger in a reading carried data. */
 const WG_KEEPALIVE_BYTES = 32;
+
+/** WireGuard's handshake initiation, response and cookie reply, on the wire. */
+const WG_INITIATION_BYTES = 148;
+const WG_RESPONSE_BYTES = 92;
+const WG_COOKIE_BYTES = 64;
+
+/**
+ * Byte counts one reading's worth of handshake messages adds up to, one direction: one or two
+ * of them (a retried initiation, crossed handshakes: our initiation and our response), plus a
+ * cookie reply and up to two keepalives (the initiator confirms a session with one). No more:
+ * every extra message makes more sums that data could hit by chance (four 128-byte pings, 512,
+ * are two initiations and two responses).
+ */
+const HANDSHAKE_SHAPED: ReadonlySet<number> = (() => {
+  const s = new Set<number>();
+  for (let i = 0; i <= 2; i++)
+    for (let r = 0; r <= 2; r++)
+      for (let c = 0; c <= 1; c++)
+        for (let k = 0; k <= 2; k++) if (i + r > 0 && i + r <= 2) s.add(i * WG_INITIATION_BYTES + r * WG_RESPONSE_BYTES + c * WG_COOKIE_BYTES + k * WG_KEEPALIVE_BYTES);
+  return s;
+})();
+
+/**
+ * The reading's bytes one way carried data: more than a keepalive, and not only handshake
+ * messages. A data reading that happens to have one of those sizes (a few tiny packets adding up
+ * to 240, say) counts from the next reading on; a flow moves more than one reading's worth.
+ */
+export function carriesData(bytes: number): boolean {
+  return bytes > WG_KEEPALIVE_BYTES && !HANDSHAKE_SHAPED.has(bytes);
+}
 
 /** Unanswered bytes older than this that stayed under minBytes are forgotten. */
 const TRICKLE_WINDOW_MS = 3000;
@@ -155,7 +192,7 @@ export class TrafficWatch {
 
   /** Two-way traffic that stopped both ways for quietMs: true once per stop (see the top). */
   private silence(p: PeerTraffic, dtx: number, drx: number, now: number): boolean {
-    if (dtx > WG_KEEPALIVE_BYTES && drx > WG_KEEPALIVE_BYTES) {
+    if (carriesData(dtx) && carriesData(drx)) {
       p.flowing = true;
       p.silentSince = null;
       return false;

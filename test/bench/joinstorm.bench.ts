@@ -64,26 +64,32 @@ const records = (lines: readonly string[]): Rec[] =>
   });
 
 /** PATH wrappers that note "<parent pid> <command>" before running the real nft, wg or ip. */
-function execWrappers(): { dir: string; file: string; counts(): Map<string, Map<string, number>> } {
+function execWrappers(): { dir: string; file: string; mark(): void; counts(sinceMark?: boolean): Map<string, Map<string, number>> } {
   const dir = mkdtempSync(join(tmpdir(), 'lanrage-execcount-'));
   const file = join(dir, 'calls.log');
   writeFileSync(file, '');
+  let marked = 0;
   for (const cmd of ['nft', 'wg', 'ip']) {
     const real = execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
     // Arguments pass through "$@" untouched: nothing is interpreted by this shell.
-    writeFileSync(join(dir, cmd), `#!/bin/sh\necho "$PPID ${cmd}" >> '${file}'\nexec '${real}' "$@"\n`);
+    // "$1" tells nft's writes (-f) from its listings (-j).
+    writeFileSync(join(dir, cmd), `#!/bin/sh\necho "$PPID ${cmd} $1" >> '${file}'\nexec '${real}' "$@"\n`);
     chmodSync(join(dir, cmd), 0o755);
   }
   return {
     dir,
     file,
-    counts() {
+    mark() {
+      marked = readFileSync(file, 'utf8').split('\n').length - 1;
+    },
+    counts(sinceMark = false) {
       const out = new Map<string, Map<string, number>>();
-      for (const line of readFileSync(file, 'utf8').split('\n')) {
-        const [pid, cmd] = line.split(' ');
+      const lines = readFileSync(file, 'utf8').split('\n');
+      for (const line of sinceMark ? lines.slice(marked) : lines) {
+        const [pid, cmd, arg] = line.split(' ');
         if (!pid || !cmd) continue;
         const m = out.get(pid) ?? new Map<string, number>();
-        m.set(cmd, (m.get(cmd) ?? 0) + 1);
+        for (const k of cmd === 'nft' ? [cmd, arg === '-f' ? 'nft-f' : 'nft-other'] : [cmd]) m.set(k, (m.get(k) ?? 0) + 1);
         out.set(pid, m);
       }
       return out;
@@ -140,6 +146,7 @@ async function storm(n: number): Promise<void> {
           stallMax = Math.max(stallMax, now - tick - 100);
           tick = now;
         }, 100);
+        wrap?.mark();
         const t0 = Date.now();
         for (const t of triggers) t.go();
         const joinMs = await Promise.all(triggers.map((t) => t.result));
@@ -301,6 +308,10 @@ async function storm(n: number): Promise<void> {
             return `${s.name} ${['nft', 'wg', 'ip'].map((c) => `${c}:${m.get(c) ?? 0}`).join(' ')}`;
           });
           console.log(`  processes run by each helper (whole run): ${line.join('; ')}`);
+          const storm = wrap.counts(true);
+          const writes = lab.sites.map((s) => storm.get(String(helperPids.get(s.name)))?.get('nft-f') ?? 0);
+          const others = lab.sites.map((s) => storm.get(String(helperPids.get(s.name)))?.get('nft-other') ?? 0);
+          console.log(`  nft runs per helper from the joins to here: rulesets (-f) mean ${fmt(writes.reduce((x, y) => x + y, 0) / writes.length, 1)} max ${Math.max(...writes)}, other (listings) mean ${fmt(others.reduce((x, y) => x + y, 0) / others.length, 1)} (${lab.sites.map((s, i) => `${s.name} ${writes[i]}+${others[i]}`).join(', ')})`);
         }
         if (IDLE_S > 0) {
           // Nobody watching, nothing sent: what the party costs each helper at rest.

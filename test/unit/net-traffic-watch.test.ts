@@ -1,7 +1,7 @@
 // When sent traffic counts as unanswered (helper/net/traffic-watch.ts), reading after reading.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficWatch } from '../../helper/net/traffic-watch.js';
+import { carriesData, TrafficWatch } from '../../helper/net/traffic-watch.js';
 
 test('traffic-watch: traffic that gets no answer for a second is reported once', () => {
   const w = new TrafficWatch();
@@ -124,4 +124,44 @@ test('traffic-watch: two-way traffic that stops both ways at once is reported on
   const o = new TrafficWatch({ oneWayQuietMs: 60_000 });
   o.update([{ key: 'q', txBytes: 0, rxBytes: 0 }], 0);
   for (let t = 500, r = 0; t <= 10_000; t += 500) assert.deepEqual(o.update([{ key: 'q', txBytes: 0, rxBytes: (r += 1000) }], t), [], 'a one-way stream we only receive');
+});
+
+test('traffic-watch: a WireGuard handshake and the silence after it (a join) is no stopped flow', () => {
+  // One reading's bytes each way, as wireguard-go counts them: initiation 148, response 92,
+  // the keepalive (32) the initiator confirms the session with.
+  const cases: Array<[string, number, number]> = [
+    ['we initiate', 148 + 32, 92],
+    ['the peer initiates', 92, 148 + 32],
+    ['crossed handshakes', 148 + 92, 148 + 92 + 32],
+    ['a retried initiation, answered', 2 * 148, 92],
+    ['under load: a cookie reply, then the handshake', 148 + 148 + 32, 64 + 92],
+  ];
+  for (const [what, dtx, drx] of cases) {
+    const w = new TrafficWatch({ fastReadMs: 500 });
+    let tx = 0;
+    let rx = 0;
+    const read = (t: number, a: number, b: number): string[] => w.update([{ key: 'p', txBytes: (tx += a), rxBytes: (rx += b) }], t);
+    read(0, 0, 0);
+    read(500, dtx, drx);
+    // No data yet (the party is still joining): silence both ways, for long.
+    for (let t = 1000; t <= 15_000; t += 500) assert.deepEqual(read(t, 0, 0), [], `${what}: not reported at ${t} ms`);
+  }
+  // The same silence after data both ways is a stop, however few packets (pings, 128 bytes each).
+  const w = new TrafficWatch({ fastReadMs: 500 });
+  w.update([{ key: 'p', txBytes: 0, rxBytes: 0 }], 0);
+  w.update([{ key: 'p', txBytes: 128, rxBytes: 128 }], 500);
+  w.update([{ key: 'p', txBytes: 128, rxBytes: 128 }], 1000);
+  assert.deepEqual(w.update([{ key: 'p', txBytes: 128, rxBytes: 128 }], 2000), ['p']);
+  assert.ok(w.stopped.has('p'));
+  // Pings (128 bytes on the wire) at any rate are data, and so is a lone handshake message's worth
+  // of data messages (64, 96: one tiny packet).
+  for (let n = 1; n <= 40; n++) assert.ok(carriesData(128 * n), `${n} pings`);
+  for (const b of [48, 64, 96, 112]) assert.ok(carriesData(b), `${b} bytes`);
+  for (const b of [0, 32, 148, 92, 180, 240, 296]) assert.ok(!carriesData(b), `${b} bytes`);
+  // A handshake riding along with data is data.
+  const d = new TrafficWatch({ fastReadMs: 500 });
+  d.update([{ key: 'p', txBytes: 0, rxBytes: 0 }], 0);
+  d.update([{ key: 'p', txBytes: 148 + 32 + 5 * 128, rxBytes: 92 + 5 * 128 }], 500);
+  d.update([{ key: 'p', txBytes: 820, rxBytes: 732 }], 1000);
+  assert.deepEqual(d.update([{ key: 'p', txBytes: 820, rxBytes: 732 }], 2000), ['p']);
 });
