@@ -10,7 +10,7 @@
 //                the lower disco key); the other answers, and counts each authenticated ping
 //                from the peer on the active path as its keepalive's pong. When those pings stop
 //                for keepaliveIntervalMs + followSlackMs it keeps the path alive itself as above
-//                (so its own dead-path detection is unchanged: ~13 s after the last ping); and
+//                (so its own dead-path detection is unchanged: ~14 s after the last ping); and
 //                it pings the active path itself every 30 s for its RTT. Every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
@@ -108,7 +108,7 @@ export const DEFAULT_TIMING: PathTiming = {
   // Linux conntrack forgets an unreplied UDP entry 30 s after its last packet; 10 s of margin.
   quietMs: 40_000,
   quietRecheckMs: 5_000,
-  followSlackMs: 2_000,
+  followSlackMs: 3_000,
 };
 
 export interface PathIO {
