@@ -50,7 +50,12 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
     return m.onPong(ep, last.txid);
   };
   const to = (ep: string): number[] => sent.filter((s) => s.ep === ep).map((s) => s.t);
-  return { clock, sent, states, cmm, rechecks, m, pong, to };
+  /** Answers a ping to ep sent at this very moment, if there is one. */
+  const answerNow = (ep: string): void => {
+    const last = [...sent].reverse().find((s) => s.ep === ep);
+    if (last && last.t === clock.now()) m.onPong(ep, last.txid);
+  };
+  return { clock, sent, states, cmm, rechecks, m, pong, to, answerNow };
 }
 
 test('path: probing pings every candidate every 500 ms and the first pong confirms a direct path', () => {
@@ -591,8 +596,7 @@ test('path: a follower sends no keepalive while the peer pings the active path, 
   for (let i = 0; i < 24; i++) { // two minutes of the peer's 5 s keepalives
     h.clock.advance(5000);
     h.m.onPing(ep);
-    const last = [...h.sent].reverse().find((s) => s.ep === ep);
-    if (last && last.t === h.clock.now()) h.m.onPong(ep, last.txid);
+    h.answerNow(ep);
   }
   const ours = h.to(ep).filter((t) => t > t0);
   // The old rule (both sides ping every 5 s) sent 24 here.
@@ -638,8 +642,7 @@ test('path: a follower whose peer stopped pinging but whose own keepalives are a
   const t0 = h.clock.now();
   for (let i = 0; i < 60; i++) { // 60 s: every own keepalive answered at once
     h.clock.advance(1000);
-    const last = [...h.sent].reverse().find((s) => s.ep === ep);
-    if (last && last.t === h.clock.now()) h.m.onPong(ep, last.txid);
+    h.answerNow(ep);
   }
   const own = h.to(ep).filter((t) => t > t0);
   const gaps = own.slice(1).map((t, i) => t - (own[i] as number));
@@ -656,8 +659,7 @@ test('path: a follower counts only pings from its active path; pings from elsewh
   for (let i = 0; i < 6; i++) {
     h.clock.advance(5000);
     h.m.onPing('198.51.100.2:41641');
-    const last = [...h.sent].reverse().find((s) => s.ep === ep);
-    if (last && last.t === h.clock.now()) h.m.onPong(ep, last.txid);
+    h.answerNow(ep);
   }
   assert.ok(h.to(ep).filter((t) => t > t0).length >= 5);
 });
