@@ -6,7 +6,12 @@
 //   connecting   ping every candidate every 500 ms for 10 s; the first pong confirms a path
 //   direct       ping the active path every 5 s (keepalive well under the 25 s NAT budget), every 2 s
 //                once one went unanswered; three unanswered in a row → lost (~14 s after the last
-//                pong) → connecting again; every 30 s ping all candidates and
+//                pong) → connecting again. Only one side of a pair keeps the path alive (`leads`:
+//                the lower disco key); the other answers, and counts each authenticated ping
+//                from the peer on the active path as its keepalive's pong. When those pings stop
+//                for keepaliveIntervalMs + followSlackMs it keeps the path alive itself as above
+//                (so its own dead-path detection is unchanged: ~14 s after the last ping); and
+//                it pings the active path itself every 30 s for its RTT. Every 30 s ping all candidates and
 //                move to a clearly better one (hysteresis, LAN preferred when RTTs are close);
 //                traffic that goes unanswered (suspect()) re-probes at once and loses the path
 //                after two re-probes without a pong (~2 s); the state says `suspect` meanwhile
@@ -80,6 +85,11 @@ export interface PathTiming {
   quietMs: number;
   /** STUN is asked again this long before a quiet spell ends, so the candidates punched to are current. */
   quietRecheckMs: number;
+  /**
+   * The side that does not lead keepalives starts its own this long after the peer's expected
+   * next ping (keepaliveIntervalMs after its last): room for a late timer or a slow network.
+   */
+  followSlackMs: number;
 }
 
 export const DEFAULT_TIMING: PathTiming = {
@@ -98,6 +108,7 @@ export const DEFAULT_TIMING: PathTiming = {
   // Linux conntrack forgets an unreplied UDP entry 30 s after its last packet; 10 s of margin.
   quietMs: 40_000,
   quietRecheckMs: 5_000,
+  followSlackMs: 3_000,
 };
 
 export interface PathIO {
@@ -141,6 +152,12 @@ export interface PathOptions {
   relayed?: () => boolean;
   localNat(): NatMapping;
   peerNat(): NatMapping | undefined;
+  /**
+   * Whether this side leads the keepalives of the active path (default true: both sides ping,
+   * as a peer that does not know the rule does). Exactly one side of a pair must lead: magicsock
+   * lets the lower disco key lead. The other follows (see the top): half the keepalive traffic.
+   */
+  leads?: () => boolean;
   timing?: Partial<PathTiming>;
   newTxid?: () => Buffer;
 }
@@ -174,6 +191,11 @@ export function isClearlyBetter(cand: { rttMs: number; lan: boolean }, cur: { rt
   if (cand.lan && !cur.lan) return cand.rttMs <= cur.rttMs * 1.5 + 2;
   if (!cand.lan && cur.lan) return cand.rttMs * 1.5 + 2 < cur.rttMs;
   return cand.rttMs < cur.rttMs * 0.8 && cur.rttMs - cand.rttMs >= 1;
+}
+
+/** Whether our side of a pair leads the direct path's keepalives: the lower disco key does (any order both sides agree on would). */
+export function leadsKeepalives(ourDiscoKey: string, peerDiscoKey: string): boolean {
+  return ourDiscoKey < peerDiscoKey;
 }
 
 export interface UnreachableContext {
@@ -244,6 +266,12 @@ export class PathMachine {
   private metricMs = 0;
   private metricTxid: string | null = null;
   private cancelMetric: () => void = noop;
+  /** Following: the peer's pings kept the path alive since our last keepalive (ours were not sent). */
+  private rested = false;
+  /** Following: when the peer's last authenticated ping arrived from the active path. */
+  private peerPingAt = -Infinity;
+  /** When our last keepalive (or re-probe) went to the active path. */
+  private lastKeepaliveAt = -Infinity;
 
   constructor(private readonly o: PathOptions, candidates: readonly string[] = []) {
     this.t = { ...DEFAULT_TIMING, ...o.timing };
@@ -357,7 +385,10 @@ export class PathMachine {
     const wasReady = this.peerReady;
     this.peerReady = true;
     if (!this.started) return this.start();
-    if (this.kind === 'direct') return;
+    if (this.kind === 'direct') {
+      if (c === this.active) this.peerKeptAlive();
+      return;
+    }
     if (!wasReady) this.round();
     else if (c.lastPongAt === null) this.sendPing(c, false);
   }
@@ -526,6 +557,8 @@ export class PathMachine {
     this.suspectLater = false;
     this.missed = Math.max(this.missed, this.t.missedPongsForLoss - 2, 0);
     this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+    this.lastKeepaliveAt = this.o.clock.now();
+    this.rested = false;
     for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
     this.schedule(this.reprobeWait());
     this.emit();
@@ -541,12 +574,48 @@ export class PathMachine {
     this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
   }
 
+  /**
+   * Following: the peer's ping on the active path proves it works as its keepalive's pong would,
+   * so ours is not needed. Our next round moves to when the peer's next ping is overdue (or our
+   * own RTT ping is due); a round that finds the pings stopped keeps the path alive itself.
+   */
+  private peerKeptAlive(): void {
+    if (this.leads()) return;
+    const now = this.o.clock.now();
+    this.peerPingAt = now;
+    // A re-probe wants our own pong (traffic went unanswered); a re-probe due must not wait.
+    if (this.reprobing || this.suspectLater) return;
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    this.rested = true;
+    this.schedule(Math.min(this.followWait(), Math.max(0, this.lastKeepaliveAt + this.t.rescanIntervalMs - now)));
+  }
+
+  private leads(): boolean {
+    return this.o.leads?.() ?? true;
+  }
+
+  private followWait(): number {
+    return this.t.keepaliveIntervalMs + this.t.followSlackMs;
+  }
+
+  /** Following and the peer's pings arrive: this round sends nothing to the active path. */
+  private followerRests(now: number): boolean {
+    return !this.leads() && !this.reprobing && !this.suspectLater && this.missed === 0
+      && now - this.peerPingAt < this.followWait() && now - this.lastKeepaliveAt < this.t.rescanIntervalMs;
+  }
+
   private round(): void {
     if (this.closed) return;
     this.cancelTimer();
     const now = this.o.clock.now();
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
+      if (this.followerRests(now)) {
+        this.rested = true;
+        this.keepaliveTxid = null;
+        return this.schedule(Math.min(this.followWait() - (now - this.peerPingAt), this.lastKeepaliveAt + this.t.rescanIntervalMs - now));
+      }
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;
         this.probes.lost();
@@ -558,13 +627,18 @@ export class PathMachine {
       }
       if (this.missed >= this.t.missedPongsForLoss) return this.lose(this.reprobing ? `the direct path via ${this.active.endpoint} stopped answering (traffic and two re-probes went unanswered)` : undefined);
       if (this.suspectLater && !this.reprobing) return this.beginReprobe();
+      // Following, and the peer's pings stopped: our keepalives take over at the suspect pace
+      // (the peer's were already one interval + slack late), so loss comes as soon as it did.
+      const takeOver = this.rested && !this.reprobing && this.missed === 0 && now - this.peerPingAt >= this.followWait();
+      this.rested = false;
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
+      this.lastKeepaliveAt = now;
       this.probes.sent();
       if (now - this.lastRescan >= this.t.rescanIntervalMs) {
         this.lastRescan = now;
         for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
       }
-      return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+      return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 || takeOver ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
     }
     if (this.quietUntil > 0 && now >= this.quietUntil) this.endQuiet(now);
     const quiet = now < this.quietUntil;
@@ -631,6 +705,7 @@ export class PathMachine {
 
   private setDirect(c: Cand): void {
     const first = this.kind !== 'direct';
+    if (c !== this.active) this.peerPingAt = -Infinity;
     this.kind = 'direct';
     this.active = c;
     this.lostFrom = null;
@@ -639,6 +714,9 @@ export class PathMachine {
     this.quietUntil = 0;
     this.missed = 0;
     this.keepaliveTxid = null;
+    this.rested = false;
+    // Reached by a pong to our ping (an RTT sample), or by the user's ping command.
+    this.lastKeepaliveAt = this.o.clock.now();
     const wasReprobing = this.reprobing;
     this.reprobing = false;
     this.suspectLater = false;
@@ -660,6 +738,7 @@ export class PathMachine {
     this.keepaliveTxid = null;
     this.reprobing = false;
     this.suspectLater = false;
+    this.rested = false;
     // Mappings may have expired on either side: open ours again before pinging at full TTL.
     this.peerReady = false;
     this.lastCallMeMaybe = -Infinity;

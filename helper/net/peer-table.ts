@@ -17,7 +17,7 @@ import { PeerEndpoint, validatePeer } from './endpoint.js';
 import type { FastPath } from './fastpath.js';
 import { isHandshakeInitiation, releaseHeld } from './handshake.js';
 import { pathSent, type Counters, type MagicPeer } from './magicsock-api.js';
-import { PathMachine, type PathOptions, type PathState as DirectState } from './path.js';
+import { leadsKeepalives, PathMachine, type PathOptions, type PathState as DirectState } from './path.js';
 import type { RelayGlue } from './relay-glue.js';
 import { combinePath, type ViewState } from './relaypath.js';
 import type { WgProxy } from './wgproxy.js';
@@ -136,6 +136,8 @@ export class PeerTable {
         ...io.pathOptions,
         peerNat: () => rec.peer.natHint,
         relayed: () => rec.relay.state().up,
+        // One side of a pair keeps the direct path alive, the other answers (path.ts).
+        leads: () => leadsKeepalives(io.box.publicKey, rec.peer.discoPublicKey),
         io: {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),

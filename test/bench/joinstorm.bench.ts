@@ -316,14 +316,20 @@ async function storm(n: number): Promise<void> {
         if (IDLE_S > 0) {
           // Nobody watching, nothing sent: what the party costs each helper at rest.
           await sleep(IDLE_SETTLE_S * 1000);
+          // Datagrams each site sends to the internet at rest (disco, WireGuard and TURN keepalives,
+          // STUN, control): a count, so it does not move with the machine's load as CPU does.
+          const wire0 = await Promise.all(lab.sites.map((s) => lab.linkCounters(s.host.ns)));
           const idleMeter = new CpuMeter([...helperPids.values()]);
           const idleFrom = new Date();
           await sleep(IDLE_S * 1000);
           const idle = idleMeter.stop();
+          const wire1 = await Promise.all(lab.sites.map((s) => lab.linkCounters(s.host.ns)));
+          const perMin = lab.sites.map((_, i) => ((wire1[i]!.txPackets - wire0[i]!.txPackets) * 60) / IDLE_S);
           const xs = lab.sites.map((s) => idle.get(helperPids.get(s.name)!) ?? NaN);
           // The window's wall times, to cut it out of a profile (LANRAGE_LAB_NODE_ARGS="--cpu-prof ...").
           log(`idle window ${idleFrom.toISOString()} - ${new Date().toISOString()} (settled ${IDLE_SETTLE_S} s)`);
           console.log(`  idle ${IDLE_S} s afterwards, % of one core per helper: mean ${fmt(xs.reduce((x, y) => x + y, 0) / n, 2)} max ${fmt(Math.max(...xs), 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(xs[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
+          console.log(`  packets each site sent to the internet at rest, per minute: mean ${fmt(perMin.reduce((x, y) => x + y, 0) / n, 1)} (${lab.sites.map((s, i) => `${s.name} ${fmt(perMin[i]!, 1)}`).join(', ')})`);
         }
         console.log(`after: ${uptime()}`);
         const logDir = process.env.BENCH_LOG_DIR;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
-import { isClearlyBetter, PathMachine, unreachableReason, DEFAULT_TIMING, type PathState } from '../../helper/net/path.js';
+import { isClearlyBetter, leadsKeepalives, PathMachine, unreachableReason, DEFAULT_TIMING, type PathState } from '../../helper/net/path.js';
 import type { NatMapping } from '../../helper/net/stun.js';
 
 interface Sent {
@@ -11,7 +11,7 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean; leads?: boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
@@ -24,6 +24,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
       gate: o.gate ?? false,
       ...(o.behindNat !== undefined && { behindNat: () => o.behindNat! }),
       ...(o.relayed !== undefined && { relayed: () => o.relayed! }),
+      ...(o.leads !== undefined && { leads: () => o.leads! }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -49,7 +50,12 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
     return m.onPong(ep, last.txid);
   };
   const to = (ep: string): number[] => sent.filter((s) => s.ep === ep).map((s) => s.t);
-  return { clock, sent, states, cmm, rechecks, m, pong, to };
+  /** Answers a ping to ep sent at this very moment, if there is one. */
+  const answerNow = (ep: string): void => {
+    const last = [...sent].reverse().find((s) => s.ep === ep);
+    if (last && last.t === clock.now()) m.onPong(ep, last.txid);
+  };
+  return { clock, sent, states, cmm, rechecks, m, pong, to, answerNow };
 }
 
 test('path: probing pings every candidate every 500 ms and the first pong confirms a direct path', () => {
@@ -577,4 +583,173 @@ test('path: without the gate (no priming) nothing goes quiet', () => {
   const t = h.clock.now();
   h.clock.advance(10_000);
   assert.ok(h.sent.filter((s) => s.t > t).length >= 2, 'upgrade attempts every 5 s as before');
+});
+
+// --- one side leads the keepalives (the other answers and follows) --------------------------
+
+test('path: a follower sends no keepalive while the peer pings the active path, only an RTT ping every 30 s', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ leads: false });
+  h.m.start();
+  h.pong(ep, 5);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 24; i++) { // two minutes of the peer's 5 s keepalives
+    h.clock.advance(5000);
+    h.m.onPing(ep);
+    h.answerNow(ep);
+  }
+  const ours = h.to(ep).filter((t) => t > t0);
+  // The old rule (both sides ping every 5 s) sent 24 here.
+  assert.ok(ours.length >= 3 && ours.length <= 5, `keepalives ${ours.join(',')}`);
+  const gaps = ours.slice(1).map((t, i) => t - (ours[i] as number));
+  assert.ok(gaps.every((g) => g >= 25_000 && g <= 35_000), `gaps ${gaps.join(',')}`);
+  assert.equal(h.m.state().kind, 'direct');
+  assert.equal(h.m.state().suspect, false);
+});
+
+test('path: a follower whose peer stops pinging keeps the path alive itself and loses a dead path as fast as a leader', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ leads: false });
+  h.m.start();
+  h.pong(ep, 5);
+  for (let i = 0; i < 3; i++) {
+    h.clock.advance(5000);
+    h.m.onPing(ep);
+  }
+  const lastPing = h.clock.now();
+  const before = h.to(ep).length;
+  // The path dies: no more pings, nothing answered.
+  let lostAt: number | null = null;
+  for (let t = 0; t < 30_000 && lostAt === null; t += 100) {
+    h.clock.advance(100);
+    if (h.m.state().kind !== 'direct') lostAt = h.clock.now();
+  }
+  const own = h.to(ep).slice(before);
+  assert.ok(own.length >= 3, `the follower took over: ${own.join(',')}`);
+  assert.ok((own[0] as number) - lastPing <= DEFAULT_TIMING.keepaliveIntervalMs + DEFAULT_TIMING.followSlackMs, `first own keepalive ${(own[0] as number) - lastPing} ms after the last ping`);
+  assert.ok(lostAt !== null, 'the dead path was lost');
+  // A leader loses it ~14 s after the last pong (test above); the follower no later.
+  assert.ok(lostAt - lastPing <= 14_000, `lost ${lostAt - lastPing} ms after the last ping`);
+});
+
+test('path: a follower whose peer stopped pinging but whose own keepalives are answered stays direct at the 5 s pace', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ leads: false });
+  h.m.start();
+  h.pong(ep, 5);
+  h.clock.advance(5000);
+  h.m.onPing(ep);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 60; i++) { // 60 s: every own keepalive answered at once
+    h.clock.advance(1000);
+    h.answerNow(ep);
+  }
+  const own = h.to(ep).filter((t) => t > t0);
+  const gaps = own.slice(1).map((t, i) => t - (own[i] as number));
+  assert.equal(h.m.state().kind, 'direct');
+  assert.ok(gaps.length >= 9 && gaps.slice(1).every((g) => g === DEFAULT_TIMING.keepaliveIntervalMs), `gaps ${gaps.join(',')}`);
+});
+
+test('path: a follower counts only pings from its active path; pings from elsewhere leave it keeping the path alive', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ leads: false });
+  h.m.start();
+  h.pong(ep, 5);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 6; i++) {
+    h.clock.advance(5000);
+    h.m.onPing('198.51.100.2:41641');
+    h.answerNow(ep);
+  }
+  assert.ok(h.to(ep).filter((t) => t > t0).length >= 5);
+});
+
+test('path: a leader and a follower wired together send half the keepalives, keep the NAT mapping busy and both notice a cut', () => {
+  const clock = new ManualClock(0);
+  const A = '203.0.113.6:41641';
+  const B = '198.51.100.2:41641';
+  let up = true;
+  const pkts: number[] = []; // times a packet crossed the path (either way)
+  let sentPings = 0;
+  const machines = new Map<string, PathMachine>();
+  const mk = (self: string, peer: string, leads: boolean): PathMachine => {
+    let n = 0;
+    const m = new PathMachine(
+      {
+        clock,
+        gate: false,
+        leads: () => leads,
+        isLan: () => false,
+        localNat: () => 'endpoint-independent',
+        peerNat: () => 'endpoint-independent',
+        newTxid: () => {
+          const b = Buffer.alloc(12);
+          b.write(self.slice(0, 4), 0);
+          b.writeUInt32BE(++n, 8);
+          return b;
+        },
+        io: {
+          ping: (ep, txid) => {
+            sentPings++;
+            if (!up || ep !== peer) return;
+            // 1 ms each way: the peer's machine hears the ping, the peer answers, ours hears the pong.
+            clock.setTimeout(() => {
+              pkts.push(clock.now());
+              machines.get(peer)!.onPing(self);
+              if (!up) return;
+              clock.setTimeout(() => {
+                pkts.push(clock.now());
+                machines.get(self)!.onPong(peer, txid);
+              }, 1);
+            }, 1);
+          },
+          callMeMaybe: () => {},
+          state: () => {},
+        },
+      },
+      [peer],
+    );
+    machines.set(self, m);
+    return m;
+  };
+  const a = mk(A, B, true);
+  const b = mk(B, A, false);
+  a.start();
+  b.start();
+  clock.advance(1000);
+  assert.equal(a.state().kind, 'direct');
+  assert.equal(b.state().kind, 'direct');
+  const p0 = sentPings;
+  const t0 = clock.now();
+  clock.advance(120_000);
+  const perMinute = (sentPings - p0) / 2;
+  // Both sides pinging every 5 s (the old rule) sent 24 a minute; now 12 + one RTT ping per 30 s.
+  assert.ok(perMinute <= 15, `${perMinute} pings a minute`);
+  const inWin = pkts.filter((t) => t >= t0);
+  const gaps = inWin.slice(1).map((t, i) => t - (inWin[i] as number));
+  assert.ok(Math.max(...gaps) <= DEFAULT_TIMING.keepaliveIntervalMs, `longest silence ${Math.max(...gaps)} ms`);
+  assert.equal(a.state().kind, 'direct');
+  assert.equal(b.state().kind, 'direct');
+  assert.ok(b.state().rttMs !== null);
+  // Cut the path: both sides lose it within the leader's ~14 s.
+  up = false;
+  const cutAt = clock.now();
+  const lost = new Map<string, number>();
+  for (let t = 0; t < 30_000; t += 100) {
+    clock.advance(100);
+    for (const [k, m] of machines) if (!lost.has(k) && m.state().kind !== 'direct') lost.set(k, clock.now() - cutAt);
+  }
+  assert.ok((lost.get(A) ?? Infinity) <= 15_000, `leader lost it after ${lost.get(A)} ms`);
+  assert.ok((lost.get(B) ?? Infinity) <= 15_000, `follower lost it after ${lost.get(B)} ms`);
+  a.close();
+  b.close();
+});
+
+test('path: exactly one side of a pair leads the keepalives', () => {
+  const k1 = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+  const k2 = 'BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+  const k3 = 'aAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+  for (const [x, y] of [[k1, k2], [k2, k3], [k1, k3]] as const) {
+    assert.notEqual(leadsKeepalives(x, y), leadsKeepalives(y, x), `${x} / ${y}`);
+  }
 });
