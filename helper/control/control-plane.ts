@@ -368,6 +368,7 @@ export class ControlPlane {
   // ---- internals ----
 
   private run<T>(fn: () => T): T {
+    const t0 = performance.now();
     let result: T;
     try {
       result = this.store.transaction(fn);
@@ -376,8 +377,12 @@ export class ControlPlane {
       throw err;
     }
     this.flush();
+    this.runMaxMs = Math.max(this.runMaxMs, performance.now() - t0);
     return result;
   }
+
+  /** The longest operation (transaction and fan-out) since load-log.ts last reset it. */
+  runMaxMs = 0;
 
   private flush(): void {
     const out = this.outbox;

@@ -83,9 +83,11 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     // With two STUN addresses the sockets sit on specific IPs: name the primary one, not whatever
     // address a client happened to use for gRPC (it may not be a STUN address at all).
     const advertiseHost = opts.advertiseHost ?? (opts.stunAltHost || opts.stunHost ? stunBind : undefined);
+    // Calls by method feed the debug load records only.
+    const calls = debugEnabled() ? new Map<string, number>() : undefined;
     const { definition, implementation } = wrapService(
       controlDefinition,
-      controlHandlers({ plane, log, ...(pgc && { durable: () => pgc.durable() }), stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
+      controlHandlers({ plane, log, ...(calls && { calls }), ...(pgc && { durable: () => pgc.durable() }), stunPorts: stun.ports, bindHost: opts.host, shutdown: shutdown.signal, ...(advertiseHost && { advertiseHost }) }),
       // Authentication is per device (session tokens), done by the handlers, not the install token.
       { token: '', log, mutating: new Set() },
     );
@@ -107,7 +109,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       ...(opts.relays && { turnTtlSeconds: opts.relays.ttlSeconds, turnRealm: opts.relays.realm }),
     });
     // Its loop-delay histogram samples every 10 ms: only when the debug records it feeds are written.
-    const stopLoad = debugEnabled() ? watchLoad(plane, log) : () => {};
+    const stopLoad = debugEnabled() ? watchLoad(plane, log, calls) : () => {};
     let closing: Promise<void> | undefined;
     return {
       grpcPort,

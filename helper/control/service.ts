@@ -37,6 +37,8 @@ export interface ControlServiceDeps {
   shutdown: AbortSignal;
   /** Debug timings of the calls a join makes. */
   log?: Logger;
+  /** Counts calls by method (load-log.ts), when given. */
+  calls?: Map<string, number>;
 }
 
 /** "host:port" from the :authority a client used; the host part, brackets removed. */
@@ -78,7 +80,7 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
     deps.log?.debug('control call timing', { method, ms: Math.round(performance.now() - t0) });
     return res;
   };
-  return {
+  const handlers: Record<string, Handler> = {
     getChallenge: (): GetChallengeResponse => plane.getChallenge(),
     register: (req: RegisterRequest) => durably(timed('register', () => plane.register(req))),
     createParty: (req: CreatePartyRequest, ctx: CallContext) => durably(plane.createParty(device(ctx), req)),
@@ -127,4 +129,16 @@ export function controlHandlers(deps: ControlServiceDeps): Record<string, Handle
       });
     },
   };
+  const calls = deps.calls;
+  if (!calls) return handlers;
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, h]) => [
+      name,
+      // Unary (request, context) and stream (request, context, call) handlers alike.
+      ((...args: unknown[]) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        return (h as (...a: unknown[]) => unknown)(...args);
+      }) as Handler,
+    ]),
+  );
 }
