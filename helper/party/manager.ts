@@ -19,7 +19,6 @@ import { PeerWriter } from '../wg/peer-writer.js';
 import { findMember, memberPathKind, toProtoParty, toProtoPeer, toProtoPing } from './convert.js';
 import type { PartyEngine } from './engine.js';
 import { loadOrCreateDiscoKey } from './keys.js';
-import { EarlyTunnel } from './early-tunnel.js';
 import type { LanSelf } from '../lan/party-lan.js';
 import type { Exposure } from '../control/exposure.js';
 import { LatestOnly } from '../core/latest-only.js';
@@ -91,8 +90,6 @@ export class PartyManager implements PartyEngine {
   /** Every peer change to this.wg, in order and batched (peer-writer.ts). */
   private wgWriter: PeerWriter | undefined;
   private wgAddress = '';
-  /** A device started during join(), waiting for the party's address (early-tunnel.ts). */
-  private early: EarlyTunnel<WgDevice> | undefined;
   private partyState: PartyState | null = null;
   /** WireGuard public key → the peer's allowed IP (its virtual address /32). */
   private readonly wgPeers = new Map<string, string>();
@@ -294,23 +291,9 @@ export class PartyManager implements PartyEngine {
       throw new ApiError(Status.INVALID_ARGUMENT, `that is not a LANrage invite link: ${(err as Error).message}`);
     }
     const t0 = performance.now();
-    // Not in a party: the tunnel starts now, while the control server answers (early-tunnel.ts).
-    const early = !this.wg && !this.early && !this.partyState ? (this.early = new EarlyTunnel<WgDevice>({ create: (address) => this.createWg(address) })) : undefined;
-    let c: ControlClient;
-    let party: PartyState;
-    let t1: number;
-    try {
-      c = await this.connect([link.controlUrl, ...link.fallbackUrls]);
-      t1 = performance.now();
-      party = await c.joinParty(link.partyId, link.secret);
-    } catch (err) {
-      // Nothing applied took it (a join that failed changes nothing): remove it before answering.
-      if (early && this.early === early) {
-        this.early = undefined;
-        await early.cancel(err instanceof Error ? err : new Error(String(err)));
-      }
-      throw err;
-    }
+    const c = await this.connect([link.controlUrl, ...link.fallbackUrls]);
+    const t1 = performance.now();
+    const party = await c.joinParty(link.partyId, link.secret);
     const t2 = performance.now();
     this.remember(c, party.id, link.secret);
     await this.apply(party);
@@ -346,9 +329,6 @@ export class PartyManager implements PartyEngine {
     await this.control?.close().catch(() => undefined);
     await this.sock.close().catch(() => undefined);
     await this.applying.settled();
-    const early = this.early;
-    this.early = undefined;
-    await early?.cancel(new Error('the helper is shutting down'));
     await this.opts.lan?.close();
     await this.wg?.close().catch((err: unknown) => this.log.warn('could not remove the WireGuard interface', { err: String(err) }));
     this.wg = undefined;
@@ -503,10 +483,8 @@ export class PartyManager implements PartyEngine {
       this.wgPeers.clear();
     }
     if (!this.wg) {
-      // The one join() started, if it has not been taken yet: it only waits for this address.
-      const early = this.early;
-      this.early = undefined;
-      this.wg = await (early ? early.take(address) : this.createWg(address));
+      const s = this.opts.state.settings;
+      this.wg = await createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: s.mtu, log: this.log });
       this.wgAddress = address;
       this.wgWriter = new PeerWriter(this.wg, (w) => {
         if (w.ms >= 100) this.log.debug('slow WireGuard write', { ...w, ms: Math.round(w.ms) });
@@ -563,10 +541,6 @@ export class PartyManager implements PartyEngine {
     this.publishParty();
     for (const m of others) this.opts.state.events.publish({ peer: { peer: this.protoPeer(m, this.paths.get(m.deviceId)), removed: false } });
     this.log.debug('apply timing', { members: p.members.length, fresh: fresh.length, wgDeviceMs: Math.round(t1 - t0), wgWriteMs: Math.round(t2 - t1), totalMs: Math.round(performance.now() - t0) });
-  }
-
-  private createWg(address: string | Promise<string>): Promise<WgDevice> {
-    return createWgDevice({ name: this.opts.interfaceName(), privateKey: this.wgKeys.privateKey, address, mtu: this.opts.state.settings.mtu, log: this.log });
   }
 
   /**

@@ -53,12 +53,8 @@ export interface WgDevice {
 export interface WgDeviceOptions {
   name: string;
   privateKey: string;
-  /**
-   * The device's virtual address with the party's prefix, e.g. "10.66.0.2/16": the prefix makes the
-   * route. A promise lets the slow part (wireguard-go's start) run while the party is still being
-   * joined; it is awaited only to bring the link up, and its rejection removes the device again.
-   */
-  address: string | Promise<string>;
+  /** The device's virtual address with the party's prefix, e.g. "10.66.0.2/16": the prefix makes the route. */
+  address: string;
   mtu: number;
   /** 0 or absent: a random free port. */
   listenPort?: number;
@@ -86,10 +82,7 @@ function netDevText(name: string): string | null {
 export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   const name = checkInterfaceName(opts.name);
   const privateKey = checkKey('private key', opts.privateKey);
-  // A given address is checked before anything starts; a promised one once it comes.
-  const pendingAddress = Promise.resolve(typeof opts.address === 'string' ? checkCidr(opts.address, 'interface address') : opts.address);
-  // Rejected while wireguard-go still starts: handled below, where it is awaited.
-  pendingAddress.catch(() => undefined);
+  const address = checkCidr(opts.address, 'interface address');
   const mtu = checkIntRange('mtu', opts.mtu, MTU_MIN, MTU_MAX);
   const wantPort = checkIntRange('listen port', opts.listenPort ?? 0, 0, 65535);
   const log = opts.log.child({ wg: name });
@@ -131,10 +124,8 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   };
 
   let listenPort: number;
-  let address: string;
   try {
     await control.set({ privateKey, listenPort: wantPort });
-    address = checkCidr(await pendingAddress, 'interface address');
     await linkConfigure(name, address, mtu);
     // Read after link up: that is when the socket is (re)bound, and a requested 0 becomes a port.
     const state = await control.get();

@@ -11,8 +11,6 @@ process.on('uncaughtException', (err) => {
   process.exit(70);
 });
 let dev: WgDevice | null = null;
-/** createLater: the device being created, and the hands that give or refuse its address. */
-let later: { device: Promise<WgDevice>; give(address: string): void; refuse(why: string): void } | null = null;
 
 function device(): WgDevice {
   if (!dev) throw new Error('no device: call create first');
@@ -23,29 +21,6 @@ type Args = Record<string, unknown>;
 const ops: Record<string, (a: Args) => Promise<unknown>> = {
   async create(a) {
     dev = await createWgDevice({ name: a.name as string, privateKey: a.privateKey as string, address: a.address as string, mtu: a.mtu as number, listenPort: a.listenPort as number | undefined, log });
-    return { name: dev.name, backend: dev.backend, listenPort: dev.listenPort, pid: dev.pid };
-  },
-  // The party manager's early start (party/early-tunnel.ts): the address comes later, or never.
-  async createLater(a) {
-    let give!: (address: string) => void;
-    let refuse!: (why: Error) => void;
-    const address = new Promise<string>((resolve, reject) => ((give = resolve), (refuse = reject)));
-    const device = createWgDevice({ name: a.name as string, privateKey: a.privateKey as string, address, mtu: a.mtu as number, log });
-    device.catch(() => undefined);
-    later = { device, give, refuse: (why) => refuse(new Error(why)) };
-    return null;
-  },
-  async giveAddress(a) {
-    later?.give(a.address as string);
-    return null;
-  },
-  async refuseAddress(a) {
-    later?.refuse(a.why as string);
-    return null;
-  },
-  async created() {
-    if (!later) throw new Error('no createLater');
-    dev = await later.device;
     return { name: dev.name, backend: dev.backend, listenPort: dev.listenPort, pid: dev.pid };
   },
   setPeer: (a) => device().setPeer(a as unknown as WgPeer),

@@ -135,46 +135,6 @@ test('two namespaces talk through the engine: handshake, counters, endpoint swit
   });
 });
 
-test('a device started before its address is known: wireguard-go runs at once, the link comes up with the address; a refused address removes it', async (t) => {
-  if (!ready(t)) return;
-  await withLab(async (lab) => {
-    const waitFor = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
-      for (let i = 0; i < 200; i++) {
-        if (await ok()) return;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      assert.fail(`not within 10 s: ${what}`);
-    };
-    const d = await startDriver(lab.a);
-    const name = lab.ifName('e');
-    await d.call('createLater', { name, privateKey: generateKeyPair().privateKey, mtu: 1420 });
-    // The slow part is under way while the party is still being joined (party/early-tunnel.ts).
-    await waitFor('wireguard-go runs and its UAPI socket exists before the address is given', () => wireguardGoIn(lab.a).length === 1 && existsSync(uapiSocketPath(name)));
-    assert.deepEqual(await linkInNs(lab.a, name), { mtu: 1420, up: false }, 'no address yet: the link stays down');
-    await d.call('giveAddress', { address: '10.66.0.9/16' });
-    const c = await d.call<{ listenPort: number; pid: number }>('created');
-    assert.ok(c.listenPort > 0);
-    assert.deepEqual(await linkInNs(lab.a, name), { mtu: 1420, up: true });
-    assert.match((await nsExec(lab.a, 'ip', ['-4', 'addr', 'show', 'dev', name])).stdout, /inet 10\.66\.0\.9\/16 /);
-    await d.call('close');
-    await d.end();
-
-    // The join failed: the device goes away again, process, link and socket.
-    const e = await startDriver(lab.a);
-    await e.call('createLater', { name, privateKey: generateKeyPair().privateKey, mtu: 1420 });
-    await waitFor('wireguard-go runs before the address is refused', () => wireguardGoIn(lab.a).length === 1);
-    const pid = wireguardGoIn(lab.a)[0]!;
-    await e.call('refuseAddress', { why: 'the invite secret is wrong' });
-    const failed = await e.try('created');
-    assert.equal(failed.ok, false);
-    assert.match(failed.error ?? '', /the invite secret is wrong/);
-    assert.equal(await linkInNs(lab.a, name), null, `${name} still exists after the refused address`);
-    assert.equal(existsSync(uapiSocketPath(name)), false);
-    assert.equal(pidAlive(pid), false, `wireguard-go ${pid} still runs`);
-    await e.end();
-  });
-});
-
 test('a helper killed with -9 leaves wireguard-go running; removeStaleInterface cleans it up', async (t) => {
   if (!ready(t)) return;
   await withLab(async (lab) => {
