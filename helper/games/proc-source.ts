@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { readProcText } from '../core/proc-text.js';
 import type { ProcInfo } from './match.js';
 import type { ProcessSource } from './detector.js';
 
@@ -92,7 +93,7 @@ export class LinuxProcSource implements ProcessSource {
 
   private readCmdline(pid: string): string[] | undefined {
     try {
-      const raw = readFileSync(`${this.root}/${pid}/cmdline`, 'latin1');
+      const raw = readProcText(`${this.root}/${pid}/cmdline`);
       const parts = raw.split('\0');
       if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
       return parts;

@@ -3,7 +3,7 @@
 // show; sampled every second it was what made a watched helper cost 3-11 % of a core. Other
 // platforms keep systemReader (reader.ts).
 
-import { readFileSync } from 'node:fs';
+import { readProcText } from '../core/proc-text.js';
 import type { MetricsReader } from './reader.js';
 import type { RawReading } from './sample.js';
 
@@ -30,10 +30,15 @@ export function cpuPercent(prev: CpuTimes | null, cur: CpuTimes): number {
   return dt > 0 ? Math.min(100, Math.max(0, (100 * (cur.busy - prev.busy)) / dt)) : 0;
 }
 
+type MeminfoKey = 'MemTotal' | 'MemAvailable' | 'MemFree';
+const meminfoRe = (key: MeminfoKey): RegExp => new RegExp(`^${key}:\\s+(\\d+)`, 'm');
+// Built once: read every 10 s at rest.
+const MEMINFO_RE: Record<MeminfoKey, RegExp> = { MemTotal: meminfoRe('MemTotal'), MemAvailable: meminfoRe('MemAvailable'), MemFree: meminfoRe('MemFree') };
+
 /** Used = total - MemAvailable (page cache does not count as used), in bytes. */
 export function parseMeminfo(text: string): { used: number; total: number } {
-  const kb = (key: string): number => {
-    const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text);
+  const kb = (key: MeminfoKey): number => {
+    const m = MEMINFO_RE[key].exec(text);
     return m ? Number(m[1]) * 1024 : 0;
   };
   const total = kb('MemTotal');
@@ -61,11 +66,11 @@ export function procReader(): MetricsReader {
   let prevCpu: CpuTimes | null = null;
   return {
     read(): Promise<RawReading> {
-      const cpu = parseProcStat(readFileSync('/proc/stat', 'latin1'));
+      const cpu = parseProcStat(readProcText('/proc/stat'));
       const pct = cpuPercent(prevCpu, cpu);
       prevCpu = cpu;
-      const mem = parseMeminfo(readFileSync('/proc/meminfo', 'latin1'));
-      const net = parseNetDev(readFileSync('/proc/net/dev', 'latin1'));
+      const mem = parseMeminfo(readProcText('/proc/meminfo'));
+      const net = parseNetDev(readProcText('/proc/net/dev'));
       const self = process.cpuUsage();
       return Promise.resolve({
         atMs: Date.now(),

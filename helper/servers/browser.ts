@@ -45,6 +45,13 @@ function entry(s: AnnouncedServer, host: { deviceId: string; name: string; virtu
   };
 }
 
+/** Whether browse() can list anything: servers here or announced by a member. */
+export function hasServers(localServers: readonly unknown[], announced: BrowserInput['announced']): boolean {
+  if (localServers.length > 0) return true;
+  for (const a of announced.values()) if (a.servers.length > 0) return true;
+  return false;
+}
+
 export function browse(i: BrowserInput): GameServer[] {
   const p = i.party;
   if (!p) return [];

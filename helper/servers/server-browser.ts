@@ -15,7 +15,7 @@ import {
 } from '../gen/lanrage/v1/servers.js';
 import type { Handler } from '../api/wrap.js';
 import type { FavoritesRepo } from '../store/favorites-repo.js';
-import { BROWSER_ID_RE, browse, diffServers } from './browser.js';
+import { BROWSER_ID_RE, browse, diffServers, hasServers } from './browser.js';
 import { LocalServers } from './local-servers.js';
 import { PartyGames, partyTargets, type AnnounceChannel } from './party-games.js';
 import { listeningPorts, sameNetns } from './proc-sockets.js';
@@ -102,16 +102,26 @@ export class ServerBrowser {
 
   /** For the LAN relay: everything the party's games want carried, with who wants it. */
   targets(): ReturnType<typeof partyTargets> {
-    const names = new Map((this.d.party()?.members ?? []).map((m) => [m.deviceId, m.name]));
-    return partyTargets(this.partyGames.localGames(), this.partyGames.announced(), (id) => names.get(id) ?? id.slice(0, 8));
+    // Names only for announcements (a protobuf Party is built for them): read every 5 s at rest.
+    let names: Map<string, string> | undefined;
+    const nameOf = (id: string): string => {
+      names ??= new Map((this.d.party()?.members ?? []).map((m) => [m.deviceId, m.name]));
+      return names.get(id) ?? id.slice(0, 8);
+    };
+    return partyTargets(this.partyGames.localGames(), this.partyGames.announced(), nameOf);
   }
 
   list(profileFilter = ''): GameServer[] {
+    const localServers = this.local.list();
+    const announced = this.partyGames.announced();
+    // No server here or announced: the list is empty whatever the party, its peers (a protobuf
+    // Peer each) and the favorites (an SQLite query) say, and it is re-checked every 5 s at rest.
+    if (!hasServers(localServers, announced)) return [];
     const all = browse({
       party: this.d.party(),
       peers: this.d.peers(),
-      localServers: this.local.list(),
-      announced: this.partyGames.announced(),
+      localServers,
+      announced,
       favorites: this.d.favorites.list(),
       seen: this.seen,
       now: this.now(),

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
+import { readProcText } from '../core/proc-text.js';
 import { publicKeyOf } from './keys.js';
 import { kernelWireguardPossible, linkAddKernelWireguard, linkConfigure, linkDelete, linkExists, linkKind, linkPresent } from './iproute.js';
 import { uapiGet, uapiSet, uapiSocketPath, type UapiTiming } from './uapi-socket.js';
@@ -67,13 +67,14 @@ interface Control {
 }
 
 /**
- * The interface's /proc/net/dev counters, read synchronously: a procfs read takes microseconds,
- * while the promise API's open/stat/read/close round trips through the thread pool, and their
- * objects, were a visible share of an idle helper's per-second metrics round (and of its GC).
+ * The interface's /proc/net/dev counters, read synchronously into a kept buffer (proc-text.ts):
+ * a procfs read takes microseconds, while the promise API's open/stat/read/close round trips
+ * through the thread pool, and their objects, were a visible share of an idle helper's
+ * per-second metrics round (and of its GC).
  */
 function netDevText(name: string): string | null {
   try {
-    return netDevCounters(readFileSync('/proc/net/dev', 'latin1'), name);
+    return netDevCounters(readProcText('/proc/net/dev'), name);
   } catch {
     return null;
   }

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { browse, diffServers } from '../../helper/servers/browser.js';
+import { browse, diffServers, hasServers } from '../../helper/servers/browser.js';
+import { ServerBrowser } from '../../helper/servers/server-browser.js';
+import { createLogger } from '../../helper/core/log.js';
+import type { FavoritesRepo } from '../../helper/store/favorites-repo.js';
 import { serverPorts } from '../../helper/servers/local-servers.js';
 import { parseNetTable } from '../../helper/servers/proc-sockets.js';
 import { formatServers } from '../../helper/cli/servers.js';
@@ -47,6 +50,30 @@ test('browser: servers of every member at their virtual IP with the RTT to them;
   const d2 = diffServers(list, [{ ...oa, players: 2 }]);
   assert.deepEqual(d2.map((c) => [c.server.id, c.removed]), [[oa.id, false], [list[1]!.id, true], [list[2]!.id, true]]);
   assert.match(formatServers(list).join('\n'), /★ 10\.66\.0\.2:27961 +OpenArena — "Frag night" on oa_dm1 +1\/6 players +12 ms +host bob/);
+});
+
+test('server browser at rest: no server anywhere lists nothing without building the party, its peers or reading favorites', () => {
+  const calls = { party: 0, peers: 0, favorites: 0, published: 0 };
+  const sb = new ServerBrowser({
+    log: createLogger({}, () => undefined),
+    games: { detector: { running: () => [], on: () => undefined }, catalog: { get: () => undefined } },
+    settings: () => ({ broadcastPorts: [] }),
+    party: () => (calls.party++, undefined),
+    peers: () => (calls.peers++, []),
+    favorites: { list: () => (calls.favorites++, new Set<string>()) } as unknown as FavoritesRepo,
+    publish: () => void calls.published++,
+    targetsChanged: () => undefined,
+  });
+  assert.deepEqual(sb.list(), []);
+  assert.deepEqual(sb.snapshotEvents(), []);
+  assert.deepEqual(sb.targets(), { ports: [], groups: [], carried: [] });
+  assert.deepEqual(calls, { party: 0, peers: 0, favorites: 0, published: 0 });
+  // What decides it: a server here, or one a member announced (an announcement of ports alone lists nothing).
+  const ann = (servers: AnnouncedServer[]) => new Map([[B, { udpPorts: [27960], multicastGroups: [], gameProfileIds: [], servers }]]);
+  assert.equal(hasServers([], new Map()), false);
+  assert.equal(hasServers([], ann([])), false);
+  assert.equal(hasServers([srv()], new Map()), true);
+  assert.equal(hasServers([], ann([srv()])), true);
 });
 
 test('a process is a server of its game when it listens on a game, query or discovery port', () => {
