@@ -225,8 +225,9 @@ export function pathState(kind: PathKind): 'connecting' | 'direct' | 'relayed' |
 /** Round trips as precise as they are measured: 0.42 ms on a LAN, 3.1 ms, 42 ms. */
 export function formatRtt(ms: number): string {
   if (!(ms > 0)) return '—';
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
-  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+  // Bounds at the rounding points, so that 0.998 reads "1.0 ms", not "1.00 ms", and 9.97 "10 ms".
+  if (ms < 0.995) return `${ms.toFixed(2)} ms`;
+  return ms < 9.95 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
 
 /** "4/4 answered, 0.4 ms via 203.0.113.6:41641 (direct)"; the average of the answers. */
