@@ -14,6 +14,8 @@ import type { NatInfo, StunClient } from './stun/client.js';
 
 /** recheck() refreshes at most this often. */
 const RECHECK_GAP_MS = 2000;
+/** Old public addresses kept published after a STUN move (within the control server's 16). */
+export const MAX_HELD = 4;
 
 export interface LocalViewIo {
   clock: Clock;
@@ -35,6 +37,14 @@ export interface LocalViewIo {
   natChanged(nat: NatInfo): void;
   /** Our candidates changed: publish them and tell every peer at once. */
   candidatesChanged(cands: string[]): void;
+  /** Peers whose direct path to an internet (not LAN) address answers now (not suspect). */
+  directPeers(): Iterable<string>;
+}
+
+/** A public address STUN no longer reports, kept while these peers' direct paths still use it. */
+interface Held {
+  addr: string;
+  peers: Set<string>;
 }
 
 export class LocalView {
@@ -51,6 +61,7 @@ export class LocalView {
   private refreshing: Promise<string[]> | null = null;
   private cancelRefresh: () => void = () => {};
   private lastRecheck = -Infinity;
+  private held: Held[] = [];
 
   constructor(private readonly io: LocalViewIo) {}
 
@@ -62,6 +73,26 @@ export class LocalView {
 
   close(): void {
     this.cancelRefresh();
+  }
+
+  /** Addresses kept published after a STUN move (see holdMoved). */
+  heldAddresses(): string[] {
+    return this.held.map((h) => h.addr);
+  }
+
+  /**
+   * A peer's path changed: a held address goes once none of the paths that were direct when it
+   * moved still is (cheap while nothing is held: every path change calls this).
+   */
+  pathsChanged(): void {
+    if (this.held.length === 0) return;
+    const direct = new Set(this.io.directPeers());
+    for (const h of this.held) for (const id of h.peers) if (!direct.has(id)) h.peers.delete(id);
+    const left = this.held.filter((h) => h.peers.size > 0);
+    if (left.length === this.held.length) return;
+    for (const h of this.held) if (h.peers.size === 0) this.io.log.info('old public address released', { addr: h.addr });
+    this.held = left;
+    if (this.io.running()) this.publish(this.compose(this.nat.publicAddress));
   }
 
   get candidates(): readonly string[] {
@@ -133,10 +164,39 @@ export class LocalView {
     if (addr === this.mappedCand) return;
     this.mappedCand = addr;
     if (!this.io.running()) return;
-    const next = this.withMapped(localCandidates(this.localAddrs, this.io.port(), this.nat.publicAddress, this.io.policy));
+    this.publish(this.compose(this.nat.publicAddress));
+  }
+
+  private publish(next: string[]): void {
     if (next.join(',') === this.cands.join(',')) return;
     this.cands = next;
     this.io.candidatesChanged([...next]);
+  }
+
+  /** Candidates for this public address: the mapped one first, held old addresses last. */
+  private compose(publicAddress: string | null): string[] {
+    const c = this.withMapped(localCandidates(this.localAddrs, this.io.port(), publicAddress, this.io.policy));
+    for (const h of this.held) if (!c.includes(h.addr)) c.push(h.addr);
+    return c;
+  }
+
+  /**
+   * STUN answered from a new public address. A NAT that maps per flow (Linux masquerade) gives an
+   * expired STUN flow a new port while our peers' flows keep the old one and still answer: listing
+   * only the new address made every peer drop a working path at once ("the peer moved away", ~13
+   * paths in an N=16 storm). So the old address stays listed while a path that was direct at the
+   * move still is. With none (a real rebinding: the paths went quiet first) it goes at once, as
+   * before; behind a symmetric NAT nothing is held (its STUN address serves STUN's flow only).
+   */
+  private holdMoved(old: string | null, nat: NatInfo): void {
+    const now = nat.publicAddress;
+    if (nat.mapping === 'endpoint-dependent') this.held = [];
+    this.held = this.held.filter((h) => h.addr !== now);
+    if (old === null || now === null || old === now || nat.mapping === 'endpoint-dependent') return;
+    const peers = new Set(this.io.directPeers());
+    if (peers.size === 0) return;
+    this.held = [...this.held.filter((h) => h.addr !== old), { addr: old, peers }].slice(-MAX_HELD);
+    this.io.log.info('public address moved; the old one stays listed while direct paths use it', { old, now, paths: peers.size });
   }
 
   /**
@@ -201,7 +261,8 @@ export class LocalView {
     if (this.io.closed()) return [...this.cands];
     // A symmetric NAT's STUN-mapped port is meaningful only towards the STUN server: still listed,
     // because the peer-reflexive address learned from our pings covers the rest.
-    const next = this.withMapped(localCandidates(this.localAddrs, this.io.port(), nat.publicAddress, this.io.policy));
+    this.holdMoved(this.nat.publicAddress, nat);
+    const next = this.compose(nat.publicAddress);
     const natChanged = nat.mapping !== this.nat.mapping || nat.publicAddress !== this.nat.publicAddress;
     const deltaChanged = delta !== this.delta;
     const changed = next.join(',') !== this.cands.join(',') || deltaChanged;

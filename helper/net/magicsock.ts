@@ -134,6 +134,7 @@ export class MagicSock extends EventEmitter {
         this.emit('candidates', cands);
         for (const rec of this.peers.values()) void this.disco.callMeMaybe(rec);
       },
+      directPeers: () => this.peers.directPeers(),
     });
     this.proxy = new WgProxy({
       wgPort: () => o.wgPort(),
@@ -231,6 +232,8 @@ export class MagicSock extends EventEmitter {
       setWgEndpoint: (key, ep) => o.setWgEndpoint(key, ep),
       viewChanged: (id, v) => this.emit('path', id, v),
       natSuspect: () => this.self.recheck(),
+      isLan: (ep) => this.self.isLan(ep),
+      pathsChanged: () => this.self.pathsChanged(),
     });
   }
 

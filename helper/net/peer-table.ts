@@ -48,6 +48,9 @@ export interface PeerTableIo {
   viewChanged(id: string, view: ViewState): void;
   /** A direct path died or went quiet: our NAT may have moved us (local-view.ts recheck). */
   natSuspect(): void;
+  isLan(endpoint: string): boolean;
+  /** Some peer's direct path changed state (local-view.ts releases held addresses). */
+  pathsChanged(): void;
 }
 
 export class PeerTable {
@@ -184,6 +187,7 @@ export class PeerTable {
       rec.fastEp = null;
       io.fast.set(id, null).catch((err: Error) => io.log.warn('fast path: removal failed', { peer: id, err }));
     }
+    io.pathsChanged();
   }
 
   private onPathState(rec: PeerEndpoint, s: DirectState): void {
@@ -226,6 +230,15 @@ export class PeerTable {
     // A direct path carries everything: the relayed one rests until the direct one is lost or suspect.
     rec.relay.setPaused(s.kind === 'direct' && !s.suspect);
     this.emitView(rec);
+    io.pathsChanged();
+  }
+
+  /** Peers whose direct path to an internet address answers now (not suspect). */
+  *directPeers(): Iterable<string> {
+    for (const rec of this.peers.values()) {
+      const s = rec.machine.state();
+      if (s.kind === 'direct' && !s.suspect && s.endpoint !== null && !this.io.isLan(s.endpoint)) yield rec.peer.id;
+    }
   }
 
   /** The relayed path came up under a suspect direct path: the traffic moves to it. */

@@ -30,6 +30,7 @@ function setup() {
   let updates = 0;
   let relayUp = false;
   let natChecks = 0;
+  let pathChanges = 0;
   const relayed: Buffer[] = [];
   const io: PeerTableIo = {
     clock,
@@ -61,12 +62,14 @@ function setup() {
     setWgEndpoint: async (wg, ep) => void endpoints.push({ wg, ep }),
     viewChanged: (id, v) => views.push({ id, v }),
     natSuspect: () => void natChecks++,
+    isLan: (ep) => ep.startsWith('10.'),
+    pathsChanged: () => void pathChanges++,
   };
   const peer = (id: string, candidates = ['198.51.100.7:41641']): MagicPeer => {
     const k = generateDiscoKey().publicKey;
     return { id, discoPublicKey: k, wgPublicKey: generateDiscoKey().publicKey, candidates };
   };
-  return { clock, c, box, own, io, table: new PeerTable(io), peer, log, pings, sent, endpoints, views, paused, fastSet, proxyRemoved, relayed, updates: () => updates, natChecks: () => natChecks, setRelayUp: (u: boolean) => (relayUp = u) };
+  return { clock, c, box, own, io, table: new PeerTable(io), peer, log, pings, sent, endpoints, views, paused, fastSet, proxyRemoved, relayed, updates: () => updates, natChecks: () => natChecks, pathChanges: () => pathChanges, setRelayUp: (u: boolean) => (relayUp = u) };
 }
 
 test('peer table: valid peers are added (disco key, proxy port → WireGuard endpoint, birthday, kept calls), bad ones rejected', async () => {
@@ -212,4 +215,24 @@ test('peer table: a failed WireGuard endpoint change is counted and reported as 
   };
   assert.equal(await s.table.pushWgEndpoint(rec, '198.51.100.7:41641'), false);
   assert.equal(s.c.wg_endpoint_errors, 1);
+});
+
+test('peer table: direct internet paths that answer are listed for local-view (not suspect, not LAN); every path change and removal is told', () => {
+  const s = setup();
+  s.table.set([s.peer('bob'), s.peer('lan', ['10.1.0.9:41641'])]);
+  assert.deepEqual([...s.table.directPeers()], []);
+  const bob = s.table.get('bob')!;
+  const lan = s.table.get('lan')!;
+  s.clock.advance(5);
+  const told = s.pathChanges();
+  bob.machine.onPong('198.51.100.7:41641', s.pings.find((p) => p.ep === '198.51.100.7:41641')!.txid);
+  lan.machine.onPong('10.1.0.9:41641', s.pings.find((p) => p.ep === '10.1.0.9:41641')!.txid);
+  assert.ok(s.pathChanges() >= told + 2);
+  assert.deepEqual([...s.table.directPeers()], ['bob'], 'a LAN path holds no public address');
+  s.clock.advance(2000);
+  bob.machine.suspect();
+  assert.deepEqual([...s.table.directPeers()], [], 'a suspect path does not count');
+  const beforeRemove = s.pathChanges();
+  s.table.set([s.peer('lan', ['10.1.0.9:41641'])]);
+  assert.ok(s.pathChanges() > beforeRemove, 'a removed peer is told');
 });
