@@ -249,7 +249,14 @@ export class PartyManager implements PartyEngine {
     if (!this.partyState) return [];
     const list = await this.refreshStats();
     // The traffic watch takes this reading as its own (one WireGuard read per round, not two).
-    if (list && this.trafficTimer) this.applyTraffic(list);
+    if (list && this.trafficTimer) {
+      this.applyTraffic(list);
+      // Its own read is now due from this reading, maybe sooner (bytes started to move: 500 ms).
+      if (!this.checkingTraffic) {
+        clearTimeout(this.trafficTimer);
+        this.scheduleTrafficCheck();
+      }
+    }
     // Every second per peer: read what a sample needs, not a whole protobuf Peer (peers()).
     return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => {
       const path = this.paths.get(m.deviceId);
