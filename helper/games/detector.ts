@@ -24,6 +24,7 @@ export interface GameDetectorEvents {
 
 /** Lists the processes of this machine (one implementation per OS). */
 export interface ProcessSource {
+  /** May return the very array of the previous call to say "nothing changed" (the detector then skips the scan). */
   list(): Promise<ProcInfo[]> | ProcInfo[];
   readonly platform: 'linux' | 'windows' | 'darwin';
 }
@@ -43,6 +44,9 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
   // Sources hand back the same ProcInfo object while nothing about a process changed, so its
   // match is remembered per object (until the profiles change).
   private matches = new WeakMap<ProcInfo, Match | null>();
+  // The list of the last scan: a source that hands back the same array again (LinuxProcSource,
+  // while no process came, went or changed) changed nothing, so the scan has nothing to match.
+  private lastProcs: readonly ProcInfo[] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
   /** The wait before the next scan: intervalMs after a game started or stopped, doubling to maxIntervalMs while none does. */
@@ -93,6 +97,7 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
   setMatcher(m: ProfileMatcher): void {
     this.matcher = m;
     this.matches = new WeakMap();
+    this.lastProcs = undefined;
     void this.scan();
   }
 
@@ -112,6 +117,11 @@ export class PollingGameDetector extends EventEmitter<GameDetectorEvents> implem
       if (this.listenerCount('error') > 0) this.emit('error', err instanceof Error ? err : new Error(String(err)));
       return;
     }
+    if (procs === this.lastProcs) {
+      this.waitMs = Math.min(this.maxIntervalMs, this.waitMs * 2);
+      return;
+    }
+    this.lastProcs = procs;
     const seen = new Set<number>();
     const started: Detection[] = [];
     for (const p of procs) {

@@ -53,6 +53,8 @@ export class SessionRecorder {
   }
 
   samples(list: readonly PeerSample[]): void {
+    // Every round at rest: no game, nothing to copy.
+    if (!this.sessions.anyOpen()) return;
     this.sessions.samples(list.map((s) => ({ deviceId: s.deviceId, rttMs: s.rttMs, direct: s.path === PathKind.PATH_KIND_DIRECT })));
   }
 

@@ -91,6 +91,11 @@ export class GameSessions {
     for (const s of this.open.values()) this.syncPlayers(s, atMs);
   }
 
+  /** A game is being played here now. */
+  anyOpen(): boolean {
+    return this.open.size > 0;
+  }
+
   /** Per-peer samples: the round trips count for sessions in which that peer plays along now. */
   samples(list: readonly PeerRtt[]): void {
     if (this.open.size === 0) return;

@@ -7,6 +7,15 @@
 // a trickle (keepalives, a handshake: under NFT_REST_TRICKLE_BYTES) waits for more, at most
 // NFT_REST_MAX_MS. The counters are cumulative, so a later read loses no packet.
 // Path changes are recorded as they happen. The I/O sits behind PeerMetricsSource.
+//
+// While nobody watches (no Watch stream with metrics holds watch()) and the party rests (no
+// peer's WireGuard bytes moved beyond keepalives, no path or peer changed), the round backs off
+// from every second to every 2, then 4 s (REST_MAX_MS): at rest it was the largest steady item
+// of an idle helper. The history keeps 1 s rows, so a round after a longer gap hands over one
+// sample per skipped second too (the rates averaged over the gap) and the graphs stay
+// continuous. Any traffic, a path change or a watcher brings the 1 s round back at once. What
+// reads latest() outside a Watch stream (the Prometheus endpoint) may then see figures up to
+// REST_MAX_MS old.
 
 import type { Logger } from '../core/log.js';
 import { PathKind } from '../gen/lanrage/v1/peer.js';
@@ -77,7 +86,18 @@ interface PeerAcc {
   rxBytes: number;
   txBytes: number;
   loss: LossWindow;
+  path?: PathKind;
+  /** The probe records and their answer count the cached RTT and jitter were computed from. */
+  rttOf?: PeerProbes['direct'];
+  rttAnswered: number;
+  rtt: number | null;
+  jitter: number;
 }
+
+/** The longest wait between two rounds while nobody watches and the party rests. */
+export const REST_MAX_MS = 4000;
+/** WireGuard bytes per peer in one round that still count as rest (keepalives, a handshake). */
+export const REST_ROUND_BYTES = 512;
 
 /** WireGuard bytes on the fast path that do not make an unwatched helper run `nft` (keepalives, handshakes). */
 export const NFT_REST_TRICKLE_BYTES = 4096;
@@ -99,6 +119,9 @@ export class PeerMetrics {
   private latestSamples: PeerSample[] = [];
   private timer: NodeJS.Timeout | null = null;
   private lastTick = 0;
+  /** The wait before the next round: intervalMs, doubling up to REST_MAX_MS while unwatched at rest. */
+  private waitMs: number;
+
   private lastNft = 0;
   /** The fast-path peers' WireGuard byte counters at the last nftables read, and what it read. */
   private nftWg: Map<string, { rx: number; tx: number }> | null = null;
@@ -108,28 +131,55 @@ export class PeerMetrics {
   private running = false;
   private busy = false;
   private readonly now: () => number;
+  private lastRoundAt = 0;
+  /** The wait chosen after the last round (a watcher may cut it short; its seconds are still filled). */
+  private restWaitMs = 0;
 
   constructor(private readonly o: PeerMetricsOptions) {
     this.now = o.now ?? Date.now;
+    this.waitMs = o.intervalMs ?? 1000;
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.timer = setInterval(() => void this.tick(), this.o.intervalMs ?? 1000);
-    this.timer.unref();
+    this.schedule(this.waitMs);
   }
 
   stop(): void {
     this.running = false;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /** The wait before the next round (for tests and logs). */
+  intervalMs(): number {
+    return this.waitMs;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    const timer = setTimeout(() => {
+      void this.tick().finally(() => {
+        if (this.timer === timer && this.running) this.schedule(this.waitMs);
+      });
+    }, ms);
+    timer.unref();
+    this.timer = timer;
   }
 
   /** Somebody watches live: read the fast path's counters more often. Returns the release. */
   watch(): () => void {
     this.watchers++;
-    if (this.watchers === 1) this.o.source.liveProbing?.(true);
+    if (this.watchers === 1) {
+      this.o.source.liveProbing?.(true);
+      // Back to 1 s rounds now, not after a rest wait of up to 4 s.
+      this.waitMs = this.o.intervalMs ?? 1000;
+      if (this.running) {
+        this.schedule(this.waitMs);
+        void this.tick();
+      }
+    }
     let released = false;
     return () => {
       if (!released) {
@@ -187,6 +237,11 @@ export class PeerMetrics {
         nftDt = this.lastNft > 0 ? (now - this.lastNft) / 1000 : 0;
         this.lastNft = now;
       }
+      let rest = inputs.length === this.latestSamples.length;
+      for (const i of inputs) {
+        const a = this.acc.get(i.deviceId);
+        if (!a || a.path !== i.path || a.wgRx === undefined || a.wgTx === undefined || Math.abs(i.rxBytes - a.wgRx) + Math.abs(i.txBytes - a.wgTx) > REST_ROUND_BYTES) rest = false;
+      }
       const seen = new Set<string>();
       const samples = inputs.map((i) => {
         seen.add(i.deviceId);
@@ -194,7 +249,17 @@ export class PeerMetrics {
       });
       for (const id of [...this.acc.keys()]) if (!seen.has(id)) this.acc.delete(id);
       this.latestSamples = samples;
-      if (samples.length > 0) this.o.onSamples(samples);
+      if (samples.length > 0) {
+        // One sample per second the last wait skipped, so the 1 s history has no holes.
+        // Only seconds a rest wait skipped: a late round or a test's jump is not filled in.
+        const gaps = this.lastRoundAt > 0 ? Math.min(Math.round(this.restWaitMs / 1000), Math.round((now - this.lastRoundAt) / 1000)) - 1 : 0;
+        for (let k = gaps; k >= 1; k--) this.o.onSamples(samples.map((x) => ({ ...x, atMs: now - k * 1000 })));
+        this.o.onSamples(samples);
+      }
+      this.lastRoundAt = now;
+      const base = this.o.intervalMs ?? 1000;
+      this.waitMs = this.watchers === 0 && rest ? Math.min(REST_MAX_MS, Math.max(base, this.waitMs * 2)) : base;
+      this.restWaitMs = this.waitMs;
       return samples;
     } catch (err) {
       this.o.log.debug('peer metrics round failed', { err: String(err) });
@@ -219,7 +284,7 @@ export class PeerMetrics {
   private sample(i: PeerMetricsInput, now: number, dt: number, nft: Map<string, FastPathCounters> | null, nftDt: number): PeerSample {
     let a = this.acc.get(i.deviceId);
     if (!a) {
-      a = { nftRxPps: 0, nftTxPps: 0, rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, loss: new LossWindow() };
+      a = { nftRxPps: 0, nftTxPps: 0, rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, loss: new LossWindow(), rttAnswered: -1, rtt: null, jitter: 0 };
       this.acc.set(i.deviceId, a);
     }
     const dRx = counterDelta(a.wgRx, i.rxBytes);
@@ -255,10 +320,18 @@ export class PeerMetrics {
         a.nftTx = undefined;
       }
     }
+    a.path = i.path;
     const probes = i.path === PathKind.PATH_KIND_RELAYED ? i.probes?.relay : i.path === PathKind.PATH_KIND_DIRECT ? i.probes?.direct : undefined;
-    const rtts = probes?.recent(10) ?? [];
-    const rtt = probes ? pathRtt(rtts) : null;
-    const jitter = probes ? jitterOf(rtts) : 0;
+    // RTT and jitter change only with a new pong (one per 5-30 s at rest): computed then only.
+    if (probes !== a.rttOf || (probes?.answeredCount ?? -1) !== a.rttAnswered) {
+      const rtts = probes?.recent(10) ?? [];
+      a.rtt = probes ? pathRtt(rtts) : null;
+      a.jitter = probes ? jitterOf(rtts) : 0;
+      a.rttOf = probes;
+      a.rttAnswered = probes?.answeredCount ?? -1;
+    }
+    const rtt = a.rtt;
+    const jitter = a.jitter;
     const sent = (i.probes?.direct.sentCount ?? 0) + (i.probes?.relay.sentCount ?? 0);
     const lost = (i.probes?.direct.lostCount ?? 0) + (i.probes?.relay.lostCount ?? 0);
     const loss = a.loss.add(now, sent, lost);

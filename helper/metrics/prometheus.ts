@@ -1,6 +1,8 @@
 // The helper's metrics in Prometheus' text format (prom-client). Nothing is sampled for a scrape:
 // every gauge reads the latest per-peer sample, the magicsock and LAN relay counters and the
 // process' own CPU and memory at collect time, so a scrape costs a few hundred microseconds.
+// The per-peer figures are the latest round's: every second while a Watch stream shows metrics,
+// but up to 4 s old (peer-metrics.ts REST_MAX_MS) while nobody watches and the party rests.
 
 import { Counter, Gauge, Registry } from 'prom-client';
 import { PathKind } from '../gen/lanrage/v1/peer.js';

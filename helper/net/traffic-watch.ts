@@ -15,6 +15,10 @@
 // costs one UAPI read every few seconds instead of one a second. The first reading after traffic
 // resumes only starts the clock (observed on two readings), so the back-off delays a report by at
 // most idleReadMs, and only for traffic that starts into an already dead path.
+// Readings may come from elsewhere too: the per-peer metrics round reads the same counters every
+// 1-4 s, and hands them over (PartyManager), so the watch's own read is due only readMs after the
+// latest reading of either (dueInMs); at rest it waits REST_SLACK_MS longer, so that the metrics
+// round, due at the same time, reads for both instead of one read each.
 //
 // A peer is reported when bytes went out and nothing came back for at least quietMs — observed
 // on two readings, so a response that is merely in flight at one reading does not count — and
@@ -57,6 +61,9 @@ export interface TrafficWatchOptions {
   /** Longest read interval while nothing moves (default 4000 ms). */
   idleReadMs?: number;
 }
+
+/** At rest the watch's own read waits this much past readMs for a shared reading to come first. */
+export const REST_SLACK_MS = 500;
 
 /** A WireGuard keepalive: an empty data message. Anything bigger in a reading carried data. */
 const WG_KEEPALIVE_BYTES = 32;
@@ -118,6 +125,7 @@ export class TrafficWatch {
   private readonly fastReadMs: number;
   private readonly idleReadMs: number;
   private readMs: number;
+  private lastUpdateAt = -Infinity;
   /** Of the keys the latest update() returned, those reported because traffic stopped both ways. */
   readonly stopped = new Set<string>();
 
@@ -135,11 +143,18 @@ export class TrafficWatch {
     return this.readMs;
   }
 
+  /** How long until the watch needs a reading of its own, given the latest update() from anyone (0: now). */
+  dueInMs(now: number): number {
+    const slack = this.readMs >= this.idleReadMs ? REST_SLACK_MS : 0;
+    return Math.max(0, this.lastUpdateAt + this.readMs + slack - now);
+  }
+
   /** One reading of every peer's counters; returns the keys whose traffic went unanswered or stopped both ways. */
   update(samples: readonly TrafficSample[], now: number): string[] {
     const out: string[] = [];
     const seen = new Set<string>();
     let busy = false;
+    this.lastUpdateAt = now;
     this.stopped.clear();
     for (const s of samples) {
       seen.add(s.key);

@@ -95,6 +95,7 @@ export class PartyManager implements PartyEngine {
   private readonly wgPeers = new Map<string, string>();
   private readonly paths = new Map<string, PathState>();
   private stats = new Map<string, WgPeerStats>();
+  private statsList: readonly WgPeerStats[] | null = null;
   /** Membership changes, applied one at a time and only the newest (latest-only.ts). */
   private readonly applying = new LatestOnly<PartyState | null>((p) =>
     this.applyNow(p).catch((err: unknown) => {
@@ -233,16 +234,29 @@ export class PartyManager implements PartyEngine {
     return t ? { ...p, rxPackets: t.rxPackets, txPackets: t.txPackets } : p;
   }
 
-  async refreshStats(): Promise<void> {
-    if (!this.wg) return;
-    const list = await this.wg.stats().catch(() => []);
-    this.stats = new Map(list.map((s) => [s.publicKey, s]));
+  /** Reads WireGuard's counters (the device skips the read while its interface is quiet); null when unreadable. */
+  private async refreshStats(): Promise<readonly WgPeerStats[] | null> {
+    if (!this.wg) return null;
+    const list = await this.wg.stats().catch(() => null);
+    // The device hands back the same list while it did not read WireGuard again: nothing to rebuild.
+    if (list !== this.statsList) this.stats = new Map((list ?? []).map((s) => [s.publicKey, s]));
+    this.statsList = list;
+    return list;
   }
 
   /** One WireGuard read for every peer plus the disco probes' records: the per-peer metrics' input. */
   async metricsInputs(): Promise<PeerMetricsInput[]> {
     if (!this.partyState) return [];
-    await this.refreshStats();
+    const list = await this.refreshStats();
+    // The traffic watch takes this reading as its own (one WireGuard read per round, not two).
+    if (list && this.trafficTimer) {
+      this.applyTraffic(list);
+      // Its own read is now due from this reading, maybe sooner (bytes started to move: 500 ms).
+      if (!this.checkingTraffic) {
+        clearTimeout(this.trafficTimer);
+        this.scheduleTrafficCheck();
+      }
+    }
     // Every second per peer: read what a sample needs, not a whole protobuf Peer (peers()).
     return (this.partyState?.members ?? []).filter((m) => !m.isSelf).map((m) => {
       const path = this.paths.get(m.deviceId);
@@ -558,37 +572,46 @@ export class PartyManager implements PartyEngine {
   }
 
   private scheduleTrafficCheck(): void {
+    // Due readMs after the latest reading, ours or the metrics round's (traffic-watch.ts); right
+    // after a failed read (nothing updated) the plain interval, never a busy loop.
+    const due = this.traffic.dueInMs(Date.now());
     const timer = setTimeout(() => {
-      void this.checkTraffic().finally(() => {
+      const read = this.traffic.dueInMs(Date.now()) > 0 ? Promise.resolve() : this.checkTraffic();
+      void read.finally(() => {
         // Only this loop's own timer continues it (watchTraffic off and on again started another).
         if (this.trafficTimer === timer && !this.closed) this.scheduleTrafficCheck();
       });
-    }, this.traffic.nextReadMs());
+    }, due > 0 ? due : this.traffic.nextReadMs());
     timer.unref();
     this.trafficTimer = timer;
   }
 
   private async checkTraffic(): Promise<void> {
-    const wg = this.wg;
-    const p = this.partyState;
-    if (!wg || !p || this.checkingTraffic) return;
+    if (!this.wg || !this.partyState || this.checkingTraffic) return;
     this.checkingTraffic = true;
     try {
-      const list = await wg.stats();
-      const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
-      const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
-      for (const key of quiet) {
-        const id = idOf.get(key);
-        if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));
-      }
-      // The rebinding that silenced a path may have killed the control connection too, which must
-      // carry the peer's new addresses (its relay re-allocation) to us.
-      if (quiet.length > 0) this.control?.checkConnection();
-    } catch (err) {
-      this.log.debug('could not read WireGuard counters', { err: String(err) });
+      const list = await this.refreshStats();
+      if (list) this.applyTraffic(list);
+      else this.log.debug('could not read WireGuard counters');
     } finally {
       this.checkingTraffic = false;
     }
+  }
+
+  /** One reading of WireGuard's counters for the traffic watch, from its own read or the metrics round's. */
+  private applyTraffic(list: readonly WgPeerStats[]): void {
+    const p = this.partyState;
+    if (!p) return;
+    const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
+    if (quiet.length === 0) return;
+    const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
+    for (const key of quiet) {
+      const id = idOf.get(key);
+      if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));
+    }
+    // The rebinding that silenced a path may have killed the control connection too, which must
+    // carry the peer's new addresses (its relay re-allocation) to us.
+    this.control?.checkConnection();
   }
 
 

@@ -46,6 +46,7 @@ export function serverPorts(profile: GameProfile, listening: readonly ListeningP
 
 export class LocalServers {
   private timer: ReturnType<typeof setInterval> | undefined;
+  private started = false;
   private scanning: Promise<void> | undefined;
   private again = false;
   private current = new Map<string, { server: AnnouncedServer; misses: number }>();
@@ -54,13 +55,35 @@ export class LocalServers {
   constructor(private readonly d: LocalServersDeps) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.scan(), SCAN_INTERVAL_MS);
-    this.timer.unref();
+    this.started = true;
     void this.scan();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** No periodic scan runs (no game detected here, no server listed). */
+  idle(): boolean {
+    return this.timer === undefined;
+  }
+
+  /**
+   * The periodic re-scan (a server that opens its port late, its status) only while a game runs
+   * here or a server is listed: a server is a detected game's process, and every game start or
+   * stop scans at once (ServerBrowser), which starts the timer again.
+   */
+  private updateTimer(): void {
+    const needed = this.started && (this.current.size > 0 || this.d.running().length > 0);
+    if (needed && !this.timer) {
+      this.timer = setInterval(() => void this.scan(), SCAN_INTERVAL_MS);
+      this.timer.unref();
+    } else if (!needed && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   list(): AnnouncedServer[] {
@@ -77,6 +100,7 @@ export class LocalServers {
       .catch((err: unknown) => this.d.log.warn('server scan failed', { err: String(err) }))
       .finally(() => {
         this.scanning = undefined;
+        this.updateTimer();
         if (this.again) {
           this.again = false;
           void this.scan();

@@ -55,6 +55,7 @@ export class ServerBrowser {
   private last: GameServer[] = [];
   private lastTargets = '';
   private timer: ReturnType<typeof setInterval> | undefined;
+  private started = false;
   private readonly now: () => number;
 
   constructor(private readonly d: ServerBrowserDeps) {
@@ -78,14 +79,16 @@ export class ServerBrowser {
   }
 
   start(): void {
+    this.started = true;
     this.localChanged();
     this.local.start();
-    this.timer = setInterval(() => this.refresh(), REFRESH_MS);
-    this.timer.unref();
+    this.refresh();
   }
 
   stop(): void {
+    this.started = false;
     clearInterval(this.timer);
+    this.timer = undefined;
     this.local.stop();
     this.partyGames.close();
   }
@@ -190,7 +193,28 @@ export class ServerBrowser {
     });
   }
 
+  /** No timer runs: no server here or announced, no game detected here. */
+  idle(): boolean {
+    return this.timer === undefined && this.local.idle();
+  }
+
+  /**
+   * The 5 s re-list (servers' ages, members' RTTs) only while a server exists here or in the
+   * announcements: without one the list is empty, and what the LAN targets depend on (local
+   * games, announcements, settings) calls refresh() itself when it changes.
+   */
+  private updateTimer(needed: boolean): void {
+    if (needed && this.started && !this.timer) {
+      this.timer = setInterval(() => this.refresh(), REFRESH_MS);
+      this.timer.unref();
+    } else if ((!needed || !this.started) && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
   private refresh(): void {
+    this.updateTimer(hasServers(this.local.list(), this.partyGames.announced()));
     const t = this.targets();
     const tk = JSON.stringify(t);
     if (tk !== this.lastTargets) {

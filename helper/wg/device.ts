@@ -45,7 +45,8 @@ export interface WgDevice {
   setEndpoint(publicKey: string, endpoint: string): Promise<void>;
   /** Removes the peer; removing an unknown peer is not an error. */
   removePeer(publicKey: string): Promise<void>;
-  stats(): Promise<WgPeerStats[]>;
+  /** The same array (do not modify it) while WireGuard was not read again (stats-gate.ts). */
+  stats(): Promise<readonly WgPeerStats[]>;
   /** Removes the interface, ends wireguard-go (by PID) and deletes its UAPI socket. Idempotent. */
   close(): Promise<void>;
 }
@@ -147,7 +148,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
   // is a `wg` process; with wireguard-go a UAPI connection, a full dump and its parse, which were
   // the largest item in an idle helper's profile (metrics and the traffic watch each read).
   const gate: StatsGate | null = new StatsGate();
-  let lastStats: WgPeerStats[] = [];
+  let lastStats: readonly WgPeerStats[] = [];
   const setPeers = async (ps: readonly WgPeer[], timing?: UapiTiming): Promise<void> => {
     open();
     if (ps.length === 0) return;
@@ -188,7 +189,8 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
       let counters: string | null = null;
       if (gate) {
         counters = netDevText(name);
-        if (!gate.mustRead(counters, Date.now())) return lastStats.map((p) => ({ ...p }));
+        // The same array again: callers (metrics round, traffic watch) skip their work on identity.
+        if (!gate.mustRead(counters, Date.now())) return lastStats;
       }
       const at = Date.now();
       lastStats = (await control.get()).peers.map((p) => ({
@@ -199,7 +201,7 @@ export async function createWgDevice(opts: WgDeviceOptions): Promise<WgDevice> {
         txBytes: p.txBytes,
       }));
       gate?.read(counters, at);
-      return lastStats.map((p) => ({ ...p }));
+      return lastStats;
     },
     close() {
       closed ??= teardown().then(() => log.info('WireGuard device removed'));

@@ -14,6 +14,7 @@ import { PathKind } from '../../helper/gen/lanrage/v1/peer.js';
 import { createLogger } from '../../helper/core/log.js';
 import type { GameCatalog } from '../../helper/games/catalog.js';
 import type { GameDetector } from '../../helper/games/detector.js';
+import type { PeerSample } from '../../helper/metrics/peer-metrics.js';
 
 const S = 1000;
 
@@ -168,4 +169,20 @@ test('session recorder: a game process in another network namespace is not playe
   assert.deepEqual(rec.playing(), ['openarena'], 'the other namespace\'s process stopping ends nothing');
   rec.stopped({ pid: 5, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
   assert.equal(r.list(10, 0, '').length, 1);
+});
+
+test('session recorder: while no game is played, the per-round samples are not copied', () => {
+  const rec = new SessionRecorder({ repo: repo(), log: createLogger({}, () => {}), gameName: (id) => id, onRecorded: () => {} });
+  let maps = 0;
+  const list = new Proxy([] as PeerSample[], {
+    get(t, p, r) {
+      if (p === 'map') maps++;
+      return Reflect.get(t, p, r) as unknown;
+    },
+  });
+  rec.samples(list);
+  assert.equal(maps, 0);
+  rec.started({ pid: 5, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 });
+  rec.samples(list);
+  assert.equal(maps, 1);
 });

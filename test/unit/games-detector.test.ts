@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadProfileFile } from '../../helper/games/load-profiles.js';
 import { ProfileMatcher, type ProcInfo } from '../../helper/games/match.js';
 import { PollingGameDetector, type Detection, type ProcessSource } from '../../helper/games/detector.js';
-import { LinuxProcSource, RECHECK_MS, YIELD_EVERY } from '../../helper/games/proc-source.js';
+import { FULL_READ_MS, LinuxProcSource, loadavgKey, RECHECK_MS, YIELD_EVERY } from '../../helper/games/proc-source.js';
 import { GameCatalog, MemoryProfileStore } from '../../helper/games/catalog.js';
 
 const builtins = loadProfileFile();
@@ -166,4 +166,117 @@ test('detector: scans slow down to the idle interval while no game starts or sto
   } finally {
     mock.timers.reset();
   }
+});
+
+test('/proc source: skips the listing while /proc/loadavg says no process came or went, re-reading only young and Wine processes; lists fully every 30 s', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
+  try {
+    const proc = (pid: number, exe: string, argv: string[]): void => {
+      const d = join(root, String(pid));
+      mkdirSync(d, { recursive: true });
+      try {
+        unlinkSync(join(d, 'exe'));
+      } catch {
+        // first time
+      }
+      symlinkSync(exe, join(d, 'exe'));
+      writeFileSync(join(d, 'cmdline'), argv.map((a) => `${a}\0`).join(''));
+    };
+    const loadavg = (threads: number, lastPid: number): void => writeFileSync(join(root, 'loadavg'), `0.10 0.20 0.30 1/${threads} ${lastPid}\n`);
+    proc(100, '/usr/bin/bash', ['bash']);
+    proc(200, '/usr/lib/wine/wine64-preloader', ['/usr/lib/wine/wine64-preloader', 'Z:\\x.exe']);
+    proc(300, '/usr/bin/sh', ['/bin/sh', '/usr/games/openarena-server']);
+    loadavg(90, 300);
+    let now = 0;
+    const src = new LinuxProcSource(root, () => now);
+    const first = await src.list();
+    assert.equal(first.length, 3);
+    // Settled: nothing changed, the very same list comes back (the detector skips on identity).
+    now = RECHECK_MS + 1;
+    assert.equal(await src.list(), first, 'nothing changed: the same array');
+
+    // A process appears in /proc, but loadavg did not move (as it would have): the listing is skipped.
+    proc(400, '/usr/games/openttd', ['openttd', '-D']);
+    now += 2000;
+    assert.equal((await src.list()).some((p) => p.pid === 400), false, 'listing skipped while loadavg stands still');
+    // The Wine process's argv is still re-read without a listing.
+    writeFileSync(join(root, '200', 'cmdline'), 'C:\\Games\\hl2.exe\0-game\0cstrike\0');
+    now += 2000;
+    const wine = await src.list();
+    assert.equal(wine.find((p) => p.pid === 200)?.argv0, 'C:\\Games\\hl2.exe');
+    assert.notEqual(wine, first, 'a changed entry rebuilds the list');
+    // The last PID moved: listed again.
+    loadavg(91, 400);
+    now += 2000;
+    const withNew = await src.list();
+    assert.equal(withNew.find((p) => p.pid === 400)?.exe, 'openttd');
+
+    // A young process execs while loadavg stands still (an exec is no fork): re-read without a listing.
+    proc(400, '/usr/lib/ioquake3/ioq3ded', ['/usr/lib/ioquake3/ioq3ded', '+set', 'com_basegame', 'baseoa']);
+    now += 2000;
+    assert.equal((await src.list()).find((p) => p.pid === 400)?.exe, 'ioq3ded');
+
+    // A process goes without loadavg moving (not possible on Linux bar a PID wrap): the 30 s full read finds it.
+    rmSync(join(root, '100'), { recursive: true });
+    now += 2000;
+    assert.equal((await src.list()).some((p) => p.pid === 100), true, 'still skipped');
+    now += FULL_READ_MS;
+    assert.equal((await src.list()).some((p) => p.pid === 100), false, 'a full read at least every 30 s');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('/proc source: a full listing that finds nothing new hands back the same array; a new process rebuilds it', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
+  try {
+    for (const pid of [10, 11]) {
+      mkdirSync(join(root, String(pid)));
+      symlinkSync('/usr/bin/true', join(root, String(pid), 'exe'));
+      writeFileSync(join(root, String(pid), 'cmdline'), 'true\0');
+    }
+    let now = 0;
+    const src = new LinuxProcSource(root, () => now);
+    const a = await src.list();
+    now = 1000;
+    assert.equal(await src.list(), a, 'young processes re-read, unchanged: same array');
+    mkdirSync(join(root, '12'));
+    symlinkSync('/usr/bin/true', join(root, '12', 'exe'));
+    writeFileSync(join(root, '12', 'cmdline'), 'true\0');
+    const b = await src.list();
+    assert.notEqual(b, a);
+    assert.equal(b.length, 3);
+    const kept = a.find((p) => p.pid === 10);
+    assert.equal(b.find((p) => p.pid === 10), kept, 'unchanged entries keep their object (cached matches)');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('loadavgKey: total threads and last PID', () => {
+  assert.equal(loadavgKey('0.32 0.38 0.17 1/86 4712\n'), '86 4712');
+  assert.equal(loadavgKey('garbage'), null);
+});
+
+test('detector: the same list as last time is not matched again', async () => {
+  let iterations = 0;
+  const procs: ProcInfo[] = [{ pid: 10, exe: 'openttd', argv0: 'openttd', cmdline: 'openttd -D' }];
+  const counted = new Proxy(procs, {
+    get(t, p, r) {
+      if (p === Symbol.iterator) iterations++;
+      return Reflect.get(t, p, r) as unknown;
+    },
+  });
+  const src: ProcessSource = { platform: 'linux', list: () => counted };
+  const det = new PollingGameDetector(src, new ProfileMatcher(builtins, 'linux'), 60_000, () => 1000);
+  await det.scan();
+  assert.equal(iterations, 1);
+  assert.deepEqual(det.running().map((d) => d.profileId), ['openttd']);
+  await det.scan();
+  await det.scan();
+  assert.equal(iterations, 1, 'unchanged list: nothing to match');
+  det.setMatcher(new ProfileMatcher([], 'linux'));
+  await det.scan();
+  assert.equal(iterations, 2, 'new profiles: matched again');
+  assert.deepEqual(det.running(), []);
 });

@@ -1,7 +1,7 @@
 // When sent traffic counts as unanswered (helper/net/traffic-watch.ts), reading after reading.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { carriesData, TrafficWatch } from '../../helper/net/traffic-watch.js';
+import { carriesData, REST_SLACK_MS, TrafficWatch } from '../../helper/net/traffic-watch.js';
 
 test('traffic-watch: traffic that gets no answer for a second is reported once', () => {
   const w = new TrafficWatch();
@@ -164,4 +164,29 @@ test('traffic-watch: a WireGuard handshake and the silence after it (a join) is 
   d.update([{ key: 'p', txBytes: 148 + 32 + 5 * 128, rxBytes: 92 + 5 * 128 }], 500);
   d.update([{ key: 'p', txBytes: 820, rxBytes: 732 }], 1000);
   assert.deepEqual(d.update([{ key: 'p', txBytes: 820, rxBytes: 732 }], 2000), ['p']);
+});
+
+test('traffic-watch: a reading handed over by the metrics round postpones the own read; at rest by a little more, so the round reads for both', () => {
+  const w = new TrafficWatch();
+  let t = 0;
+  const at = (n: number): Array<{ key: string; txBytes: number; rxBytes: number }> => [{ key: 'p', txBytes: n, rxBytes: n }];
+  assert.equal(w.dueInMs(t), 0, 'never read: due now');
+  w.update(at(0), t);
+  assert.equal(w.dueInMs(t), 500);
+  // Rest: the interval grows to 4 s.
+  for (let i = 0; i < 5; i++) {
+    t += w.nextReadMs();
+    w.update(at(0), t);
+  }
+  assert.equal(w.nextReadMs(), 4000);
+  assert.equal(w.dueInMs(t), 4000 + REST_SLACK_MS, 'at rest the own read waits past the shared one');
+  // The metrics round reads 3 s later: the own read moves with it.
+  t += 3000;
+  w.update(at(0), t);
+  assert.equal(w.dueInMs(t + 1000), 3000 + REST_SLACK_MS);
+  // Bytes move: fast reads, no slack.
+  t += 1000;
+  w.update(at(10_000), t);
+  assert.equal(w.dueInMs(t), 500);
+  assert.equal(w.dueInMs(t + 600), 0, 'overdue: read now');
 });

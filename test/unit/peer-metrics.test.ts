@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { PathMachine } from '../../helper/net/path.js';
 import { ProbeStats } from '../../helper/net/probe-stats.js';
 import { parseCounters } from '../../helper/net/fastpath.js';
 import { counterDelta, jitterOf, LossWindow, medianRtt, pathRtt, qualityScore } from '../../helper/metrics/quality.js';
-import { NFT_REST_MAX_MS, NFT_REST_TRICKLE_BYTES, PathChanges, PeerMetrics, type PeerMetricsInput, type PeerSample } from '../../helper/metrics/peer-metrics.js';
+import { NFT_REST_MAX_MS, NFT_REST_TRICKLE_BYTES, REST_MAX_MS, PathChanges, PeerMetrics, type PeerMetricsInput, type PeerSample } from '../../helper/metrics/peer-metrics.js';
 import { PeerHistory } from '../../helper/metrics/peer-history.js';
 import { cpuPercent, parseMeminfo, parseNetDev, parseProcStat, procReader } from '../../helper/metrics/proc-reader.js';
 import { prometheusRegistry } from '../../helper/metrics/prometheus.js';
@@ -330,3 +330,75 @@ test('prometheus: per-peer path, RTT, loss and bytes in the text format', async 
   assert.match(text, /^lanrage_helper_resident_memory_bytes \d+$/m);
 });
 
+
+test('peer metrics: unwatched at rest the round backs off 1 → 2 → 4 s, filling the 1 s history; a watcher or traffic brings 1 s back at once', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    let now = 0;
+    let cur = input({ rxBytes: 1000, txBytes: 1000 });
+    const rounds: number[] = [];
+    const history: number[] = [];
+    const pm = new PeerMetrics({
+      source: { inputs: async () => (rounds.push(now), [cur]), fastPathCounters: async () => new Map() },
+      log,
+      onSamples: (s) => history.push(...s.map((x) => x.atMs)),
+      now: () => now,
+    });
+    const advance = async (ms: number): Promise<void> => {
+      for (let i = 0; i < ms / 500; i++) {
+        now += 500;
+        mock.timers.tick(500);
+        for (let j = 0; j < 10; j++) await Promise.resolve();
+      }
+    };
+    pm.start();
+    await advance(16_000);
+    assert.deepEqual(rounds, [1000, 2000, 4000, 8000, 12_000, 16_000], 'at rest: every 2, then 4 s');
+    assert.equal(REST_MAX_MS, 4000);
+    assert.deepEqual(history, Array.from({ length: 16 }, (_, i) => (i + 1) * 1000), 'one history sample per second all the same');
+    // A Watch with metrics: a round at once, then every second.
+    rounds.length = 0;
+    const release = pm.watch();
+    await advance(3000);
+    assert.deepEqual(rounds, [16_000, 17_000, 18_000, 19_000]);
+    release();
+    await advance(6000);
+    assert.deepEqual(rounds.slice(4), [20_000, 22_000], 'unwatched: backing off again');
+    // Traffic (more than keepalives): 1 s again after the next round.
+    rounds.length = 0;
+    cur = { ...cur, rxBytes: cur.rxBytes + 50_000, txBytes: cur.txBytes + 50_000 };
+    await advance(6000);
+    assert.equal(rounds[1]! - rounds[0]!, 1000, 'traffic: back to 1 s');
+    pm.stop();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('peer metrics: RTT and jitter are computed again only after a new pong', async () => {
+  let recents = 0;
+  class CountingStats extends ProbeStats {
+    override recent(n: number): number[] {
+      recents++;
+      return super.recent(n);
+    }
+  }
+  const direct = new CountingStats();
+  direct.answered(10);
+  direct.answered(12);
+  let now = 1000;
+  const cur = input({ probes: { direct, relay: new ProbeStats(), proxied: { rx: 0, tx: 0 }, fastEndpoint: null } });
+  const pm = new PeerMetrics({ source: { inputs: async () => [cur], fastPathCounters: async () => new Map() }, log, onSamples: () => undefined, now: () => now });
+  const a = await pm.tick();
+  now += 1000;
+  const b = await pm.tick();
+  assert.equal(recents, 1, 'no new pong: the last figures stand');
+  assert.equal(b[0]!.rttMs, a[0]!.rttMs);
+  assert.equal(b[0]!.jitterMs, 2);
+  direct.answered(30);
+  now += 1000;
+  const c = await pm.tick();
+  assert.equal(recents, 2);
+  assert.equal(c[0]!.rttMs, 10);
+  assert.ok(Math.abs(c[0]!.jitterMs - 10) < 1e-9);
+});

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { browse, diffServers, hasServers } from '../../helper/servers/browser.js';
 import { ServerBrowser } from '../../helper/servers/server-browser.js';
@@ -95,4 +95,61 @@ test('/proc/net tables: unconnected UDP and listening TCP sockets by inode', () 
   1: 00000000:6D39 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 123456 2 0000000000000000 0
   2: 0100007F:A1B2 0200007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 654321 2 0000000000000000 0`;
   assert.deepEqual([...parseNetTable(udp, '07')], [['123456', 27961]]);
+});
+
+test('server browser: its timers run only while a game runs here or a server exists here or in announcements', async () => {
+  mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
+  try {
+    let running: Array<{ pid: number; profileId: string; exe: string; detectedAt: number }> = [];
+    const listeners: Array<() => void> = [];
+    let runningCalls = 0;
+    let peersCalls = 0;
+    const sb = new ServerBrowser({
+      log: createLogger({}, () => undefined),
+      games: { detector: { running: () => (runningCalls++, running), on: (_e: string, fn: () => void) => void listeners.push(fn) }, catalog: { get: () => undefined } },
+      settings: () => ({ broadcastPorts: [] }),
+      party: () => undefined,
+      peers: () => (peersCalls++, []),
+      favorites: { list: () => new Set<string>() } as unknown as FavoritesRepo,
+      publish: () => undefined,
+      targetsChanged: () => undefined,
+      sameNetns: () => true,
+    } as unknown as ConstructorParameters<typeof ServerBrowser>[0]);
+    const settle = async (): Promise<void> => {
+      for (let j = 0; j < 10; j++) await Promise.resolve();
+    };
+    sb.start();
+    await settle();
+    const atRest = runningCalls;
+    mock.timers.tick(30_000);
+    await settle();
+    assert.equal(runningCalls, atRest, 'no game, no server: no periodic scan');
+    assert.equal(sb.idle(), true);
+    // A game starts here: scanned every 5 s while it runs.
+    running = [{ pid: 7, profileId: 'openarena', exe: 'ioq3ded', detectedAt: 0 }];
+    for (const fn of listeners) fn();
+    await settle();
+    const before = runningCalls;
+    mock.timers.tick(10_000);
+    await settle();
+    assert.ok(runningCalls > before, 'a game runs: re-scanned');
+    // It stops: the timers stop after the next scan.
+    running = [];
+    for (const fn of listeners) fn();
+    await settle();
+    assert.equal(sb.idle(), true);
+    // A member announces a server: the list is re-built every 5 s (with the members' RTTs).
+    const handlers = new Map<string, (...a: unknown[]) => void>();
+    sb.setChannel({ deviceId: A, announce: async () => undefined, party: () => null, on: (e: string, fn: (...a: unknown[]) => void) => void handlers.set(e, fn), off: () => undefined } as never);
+    handlers.get('announcements')!([{ deviceId: B, announcement: { udpPorts: [], multicastGroups: [], gameProfileIds: ['openarena'], servers: [srv()] } }], true);
+    assert.equal(sb.idle(), false);
+    const p0 = peersCalls;
+    mock.timers.tick(10_000);
+    assert.equal(peersCalls - p0, 2, 'every 5 s while a server is announced');
+    handlers.get('memberLeft')!({ deviceId: B });
+    assert.equal(sb.idle(), true);
+    sb.stop();
+  } finally {
+    mock.timers.reset();
+  }
 });
