@@ -184,6 +184,7 @@ export class MagicSock extends EventEmitter {
         const r = rec.relay.state();
         return !r.up && (r.target !== null || (rec.peer.relayed?.length ?? 0) > 0);
       },
+      relayUp: (rec) => rec.relay.state().up,
     });
     this.disco = new DiscoExchange({
       clock,
