@@ -85,6 +85,14 @@ export class BirthdayRunner {
   private succeeded = false;
   /** The priming TTL of our last successful hard-side attempt (sprayTtl's `learned`). */
   private learnedTtl: number | null = null;
+  /**
+   * Before any success: the TTL of our last failed attempt. The next peer's first attempt takes
+   * the other one (behind a CGNAT the usual TTL always fails: one failure, not one per peer, then
+   * finds the TTL that works; each failure costs the peer 2048 probes and us ATTEMPT_MS).
+   */
+  private failedTtl: number | null = null;
+  /** The TTL each peer's attempts start from (fixed at its first attempt, sprayTtl's `learned`). */
+  private readonly firstTtl = new WeakMap<PeerEndpoint, number | null>();
   /** Hard side: peers whose attempt waits for a free slot. */
   private readonly waiters = new Set<PeerEndpoint>();
   /** Easy side: the peers' probe requests that arrived while the slots were taken, oldest first. */
@@ -166,7 +174,8 @@ export class BirthdayRunner {
     if (!rec.bday.begin(clock.now())) return;
     this.waiters.delete(rec);
     c.birthday_attempts++;
-    const ttl = sprayTtl(io.primingTtl, rec.bday.attempts, this.learnedTtl);
+    if (rec.bday.attempts === 1) this.firstTtl.set(rec, this.learnedTtl ?? this.otherTtl(this.failedTtl));
+    const ttl = sprayTtl(io.primingTtl, rec.bday.attempts, this.firstTtl.get(rec) ?? null);
     const socks: SpraySockets = io.openSockets({
       count: SPRAY_SOCKETS,
       primingTtl: ttl,
@@ -189,6 +198,7 @@ export class BirthdayRunner {
     rec.bdayTimer = clock.setTimeout(() => {
       if (rec.spraySocks !== socks) return;
       c.birthday_failed++;
+      if (!this.succeeded) this.failedTtl = ttl;
       io.log.info('birthday: no probe arrived; staying relayed', { peer: rec.peer.id, attempt: rec.bday.attempts, sent: io.pathSent() });
       this.end(rec, socks);
       this.schedule(rec, rec.bday.nextGapMs());
@@ -212,6 +222,13 @@ export class BirthdayRunner {
     this.io.log.info('birthday: the peer reached one of our sockets', { peer: rec.peer.id, endpoint: from, localPort: sock.port, ttl, sent: this.io.pathSent() });
     this.kick();
     this.io.deliver(msg, ip, port);
+  }
+
+  /** The priming TTL that is not `ttl` (of the two sprayTtl uses), or null. */
+  private otherTtl(ttl: number | null): number | null {
+    if (ttl === null) return null;
+    const usual = sprayTtl(this.io.primingTtl, 1);
+    return ttl === usual ? sprayTtl(this.io.primingTtl, 2) : usual;
   }
 
   private busy(what: 'sockets' | 'probes'): boolean {

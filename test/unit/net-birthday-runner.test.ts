@@ -242,7 +242,7 @@ test('birthday runner, hard side: one attempt at a time until one succeeds; the 
   assert.equal(s.runner.waiting(s.peer), false, 'pinned: nothing to wait for');
 });
 
-test('birthday runner, hard side: a failed attempt frees the slot for the next peer; the TTL that succeeded goes first later', async () => {
+test('birthday runner, hard side: a failed attempt frees the slot for the next peer, which tries the other TTL; the TTL that succeeded goes first later', async () => {
   const s = setup('endpoint-dependent', 'endpoint-independent');
   const carol = addPeer(s, 'carol', '198.51.100.8', 'endpoint-independent');
   const dave = addPeer(s, 'dave', '198.51.100.9', 'endpoint-independent');
@@ -267,6 +267,7 @@ test('birthday runner, hard side: a failed attempt frees the slot for the next p
   await tick();
   assert.ok(opened[0]?.closed, 'bob\'s first attempt failed');
   assert.equal(opened.length, 2, 'carol\'s starts as the slot frees');
+  assert.equal(opened[1]?.o.primingTtl, 3, 'with the TTL that did not just fail (behind a CGNAT the usual one always fails)');
   s.clock.advance(ATTEMPT_MS);
   await tick();
   // Bob's second attempt (one hop further) ran after carol's; it succeeds.
