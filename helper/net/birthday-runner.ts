@@ -11,7 +11,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { pooledRandomBytes } from '../core/random-pool.js';
 import { isPrivate, parseEndpoint, type Endpoint } from './addr.js';
-import { AttemptLimiter, ATTEMPT_MS, birthdayRole, concurrentAttempts, RETRY_AFTER_MS, Spray, SPRAY_PER_SECOND, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole, type NatView } from './birthday.js';
+import { AttemptLimiter, ATTEMPT_MS, birthdayRole, concurrentAttempts, RETRY_AFTER_MS, Spray, SPRAY_PER_SECOND, SPRAY_PROBES, SLOT_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl, START_AFTER_MS, type BirthdayRole, type NatView } from './birthday.js';
 import { classify } from './demux.js';
 import type { PeerEndpoint } from './endpoint.js';
 import type { Counters } from './magicsock-api.js';
@@ -233,7 +233,7 @@ export class BirthdayRunner {
 
   private busy(what: 'sockets' | 'probes'): boolean {
     let n = 0;
-    for (const r of this.io.peers()) if (what === 'sockets' ? r.spraySocks !== null : r.spray !== null) n++;
+    for (const r of this.io.peers()) if (what === 'sockets' ? r.spraySocks !== null : r.spray !== null && r.spray.probes.sent < SLOT_PROBES) n++;
     return n >= concurrentAttempts(this.succeeded);
   }
 
@@ -303,6 +303,8 @@ export class BirthdayRunner {
       // Not through sendDisco: thousands of one-off ports must not fill the priming bookkeeping.
       io.send(ping, e.port, e.ip);
     }
+    // This attempt no longer holds its slot (SLOT_PROBES): a queued request may start.
+    if (this.queue.length > 0 && sp.probes.sent >= SLOT_PROBES) this.kick();
     const next = sp.probes.nextDueAt();
     if (next === null) {
       // The last probes are in flight: give them a moment to be answered.

@@ -86,6 +86,16 @@ export function concurrentAttempts(succeeded: boolean): number {
   return succeeded ? MAX_CONCURRENT : 1;
 }
 
+/**
+ * A probing attempt that sent this many probes without a hit (99 % of hits come earlier,
+ * hitProbability) is most likely one that cannot succeed (the peer primed with a TTL that did not
+ * open its NAT, behind a CGNAT); it goes on, but no longer holds a slot. Measured in an N=8 join
+ * storm: a port-restricted player probing for the CGNAT player's failing first attempt (2048
+ * probes, 8 s) made another peer's queued request too late for its sockets, and that pair stayed
+ * relayed.
+ */
+export const SLOT_PROBES = 1150;
+
 /** How long the hard side keeps its sockets open: the probes' duration plus the call's latency. */
 export const ATTEMPT_MS = Math.ceil((SPRAY_PROBES / SPRAY_PER_SECOND) * 1000) + 3000;
 

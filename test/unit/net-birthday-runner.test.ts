@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../helper/core/clock.js';
-import { ATTEMPT_MS, SPRAY_PER_SECOND, SPRAY_SOCKETS, START_AFTER_MS } from '../../helper/net/birthday.js';
+import { ATTEMPT_MS, SLOT_PROBES, SPRAY_PER_SECOND, SPRAY_SOCKETS, START_AFTER_MS } from '../../helper/net/birthday.js';
 import { BIRTHDAY_LATEST_MS, BirthdayRunner, QUEUED_MARGIN_MS, RELAY_FIRST_MS, type BirthdayIo } from '../../helper/net/birthday-runner.js';
 import { DISCO_MAGIC, DISCO_MIN_LEN } from '../../helper/net/demux.js';
 import { PeerEndpoint } from '../../helper/net/endpoint.js';
@@ -309,8 +309,27 @@ test('birthday runner, easy side: a probe request arriving while one runs is que
   s.runner.startSpray(s.peer, ['198.51.100.7:1000'], 256);
   assert.ok(carol.spray && s.peer.spray, 'two at once after a success');
   s.runner.startSpray(dave, ['198.51.100.9:1000'], 256);
+  assert.equal(dave.spray, null, 'queued');
+  s.clock.advance(500);
   assert.equal(dave.spray, null);
-  s.clock.advance(ATTEMPT_MS);
-  assert.equal(dave.spray, null, 'too late: the peer\'s sockets have closed');
+  // A request whose sockets have (nearly) closed by its turn is dropped.
+  s.runner.startSpray(dave, ['198.51.100.9:1000'], 256, s.clock.now() - ATTEMPT_MS + QUEUED_MARGIN_MS + 500);
+  assert.equal(dave.spray, null, 'too late: the peer\'s sockets close within a second');
   assert.equal(s.c.birthday_refused, 1);
+});
+
+test('birthday runner, easy side: an attempt without a hit after SLOT_PROBES probes no longer holds the slot', () => {
+  const s = setup('endpoint-independent', 'endpoint-dependent');
+  const carol = addPeer(s, 'carol', '198.51.100.8', 'endpoint-dependent');
+  s.io.peers = () => [s.peer, carol];
+  s.runner.startSpray(s.peer, ['198.51.100.7:1000'], 256);
+  s.runner.startSpray(carol, ['198.51.100.8:1000'], 256);
+  assert.equal(carol.spray, null, 'queued');
+  const at = Math.ceil(((SLOT_PROBES - 1) * 1000) / SPRAY_PER_SECOND);
+  s.clock.advance(at - 100);
+  assert.equal(carol.spray, null);
+  s.clock.advance(200);
+  assert.ok(carol.spray, 'starts once bob\'s attempt has sent SLOT_PROBES probes without a hit');
+  assert.ok(s.peer.spray, 'bob\'s goes on');
+  assert.equal(s.c.birthday_refused, 0);
 });
