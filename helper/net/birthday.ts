@@ -54,17 +54,47 @@ export function retryGapMs(attempt: number): number {
   return attempt <= 1 ? RETRY_AFTER_MS : RETRY_LATER_MS;
 }
 
-/** The priming TTL of attempt `attempt` (1-based); 0 stays 0 (priming off). */
-export function sprayTtl(primingTtl: number, attempt: number): number {
-  return primingTtl > 0 ? Math.min(255, primingTtl + (attempt === 2 || attempt === 3 ? 1 : 0)) : 0;
+/**
+ * The priming TTL of attempt `attempt` (1-based); 0 stays 0 (priming off). `learned`: the TTL of
+ * an attempt that succeeded towards another peer. The hops to our NAT are the same for every
+ * peer, so that TTL goes first (attempts 1 and 4) and the other one second: behind a CGNAT, later
+ * peers then skip the first attempt that always fails there (and may spoil the next, see above).
+ */
+export function sprayTtl(primingTtl: number, attempt: number, learned: number | null = null): number {
+  if (primingTtl <= 0) return 0;
+  const usual = primingTtl;
+  const further = Math.min(255, primingTtl + 1);
+  const first = learned === further ? further : usual;
+  const second = first === usual ? further : usual;
+  return attempt === 2 || attempt === 3 ? second : first;
 }
 
 /**
  * Attempts running at once over all peers, on each side: a player behind a random NAT with
  * several friends would otherwise open 256 sockets per friend, and a probing side would multiply
- * its 250 probes/s. Others wait their turn (the hard side) or are refused (the probing side).
+ * its 250 probes/s. Others wait their turn (both sides: the probing side queues the peer's call).
  */
 export const MAX_CONCURRENT = 2;
+
+/**
+ * ...but one at a time until an attempt of this helper succeeded. In a join storm (measured:
+ * birthday probing was 80-89 % of all path-finding datagrams) parallel attempts that all fail the
+ * same way (a wrong priming TTL behind a CGNAT) only multiply the sockets and probes; the first
+ * success tells the TTL that works (sprayTtl's `learned`) and that attempts here can succeed.
+ */
+export function concurrentAttempts(succeeded: boolean): number {
+  return succeeded ? MAX_CONCURRENT : 1;
+}
+
+/**
+ * A probing attempt that sent this many probes without a hit (99 % of hits come earlier,
+ * hitProbability) is most likely one that cannot succeed (the peer primed with a TTL that did not
+ * open its NAT, behind a CGNAT); it goes on, but no longer holds a slot. Measured in an N=8 join
+ * storm: a port-restricted player probing for the CGNAT player's failing first attempt (2048
+ * probes, 8 s) made another peer's queued request too late for its sockets, and that pair stayed
+ * relayed.
+ */
+export const SLOT_PROBES = 1150;
 
 /** How long the hard side keeps its sockets open: the probes' duration plus the call's latency. */
 export const ATTEMPT_MS = Math.ceil((SPRAY_PROBES / SPRAY_PER_SECOND) * 1000) + 3000;
@@ -179,6 +209,11 @@ export class AttemptLimiter {
 
   get running(): boolean {
     return this.active;
+  }
+
+  /** Every attempt was made and none runs: the pair stays relayed. */
+  get spent(): boolean {
+    return !this.active && this.count >= this.max;
   }
 
   /** Whether an attempt may start now; starts it when it may. */

@@ -185,6 +185,7 @@ export class MagicSock extends EventEmitter {
         const r = rec.relay.state();
         return !r.up && (r.target !== null || (rec.peer.relayed?.length ?? 0) > 0);
       },
+      relayUp: (rec) => rec.relay.state().up,
     });
     this.disco = new DiscoExchange({
       clock,

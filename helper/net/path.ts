@@ -66,6 +66,11 @@ export interface PathState {
 
 export interface PathTiming {
   probeIntervalMs: number;
+  /**
+   * The probe interval while `waiting()` says a better way than plain punching is on its way
+   * (birthday probing, see PathOptions.waiting): pings that cannot succeed only keep our NAT open.
+   */
+  waitingProbeIntervalMs: number;
   probeWindowMs: number;
   upgradeIntervalMs: number;
   keepaliveIntervalMs: number;
@@ -94,6 +99,7 @@ export interface PathTiming {
 
 export const DEFAULT_TIMING: PathTiming = {
   probeIntervalMs: 500,
+  waitingProbeIntervalMs: 2_000,
   probeWindowMs: 10_000,
   upgradeIntervalMs: 5_000,
   keepaliveIntervalMs: 5_000,
@@ -158,6 +164,13 @@ export interface PathOptions {
    * lets the lower disco key lead. The other follows (see the top): half the keepalive traffic.
    */
   leads?: () => boolean;
+  /**
+   * Plain punching cannot succeed and another way will (birthday probing between a random
+   * symmetric NAT and a peer with one mapping, not started yet): connecting rounds go at
+   * waitingProbeIntervalMs. Measured in a join storm: those 500 ms rounds of every such pair were
+   * spent only on keeping mappings primed. Default: never.
+   */
+  waiting?: () => boolean;
   timing?: Partial<PathTiming>;
   newTxid?: () => Buffer;
 }
@@ -230,6 +243,8 @@ export class PathMachine {
   private windowEnd = 0;
   private burstUntil = 0;
   private peerReady = false;
+  /** When peerReady last turned true (the peer punched, or answered), else null. */
+  private readyAt: number | null = null;
   private missed = 0;
   private keepaliveTxid: string | null = null;
   /** suspect() is waiting for the active path to answer. */
@@ -290,6 +305,17 @@ export class PathMachine {
 
   get peerHasPunched(): boolean {
     return this.peerReady;
+  }
+
+  /** When the peer punched (its call-me-maybe or ping opened the gate), null while it has not. */
+  get peerPunchedAt(): number | null {
+    return this.readyAt;
+  }
+
+  private setPeerReady(on: boolean): void {
+    if (on && !this.peerReady) this.readyAt = this.o.clock.now();
+    if (!on) this.readyAt = null;
+    this.peerReady = on;
   }
 
   state(): PathState {
@@ -356,7 +382,7 @@ export class PathMachine {
     }
     // While quiet the peer's call proves nothing about our side's stale entries: it calls again.
     if (this.started && now < this.quietUntil) return;
-    if (opensGate && (this.o.peerCallOpensGate?.() ?? true)) this.peerReady = true;
+    if (opensGate && (this.o.peerCallOpensGate?.() ?? true)) this.setPeerReady(true);
     if (!this.started) return this.start();
     if (this.kind === 'direct') {
       for (const c of this.cands.values()) if (c !== this.active && c.lastPongAt === null) this.sendPing(c, false);
@@ -383,7 +409,7 @@ export class PathMachine {
       return;
     }
     const wasReady = this.peerReady;
-    this.peerReady = true;
+    this.setPeerReady(true);
     if (!this.started) return this.start();
     if (this.kind === 'direct') {
       if (c === this.active) this.peerKeptAlive();
@@ -407,7 +433,7 @@ export class PathMachine {
     c.rttMs = rtt;
     if (c === this.active || this.kind !== 'direct') this.probes.answered(rtt);
     c.lastPongAt = now;
-    this.peerReady = true;
+    this.setPeerReady(true);
     if (this.kind !== 'direct' || !this.active) {
       this.setDirect(c);
       return rtt;
@@ -675,7 +701,7 @@ export class PathMachine {
     }
     this.emit();
     const fast = this.kind === 'connecting' || now < this.burstUntil;
-    let next = fast ? this.t.probeIntervalMs : this.t.upgradeIntervalMs;
+    let next = fast ? (this.o.waiting?.() === true ? this.t.waitingProbeIntervalMs : this.t.probeIntervalMs) : this.t.upgradeIntervalMs;
     if (this.quietUntil > now) {
       next = Math.min(next, this.quietUntil - now);
       const recheckAt = this.quietUntil - this.t.quietRecheckMs;
@@ -689,14 +715,14 @@ export class PathMachine {
     this.quietUntil = now + this.t.quietMs;
     this.quietRechecked = false;
     this.quietOnFail = false;
-    this.peerReady = false;
+    this.setPeerReady(false);
     this.reason = `${this.reason}; no direct probes for ${Math.round(this.t.quietMs / 1000)} s so that stale NAT mappings expire, then punching again`;
   }
 
   /** Prime again and ask the peer to punch: a fresh window, gated as at the start. */
   private endQuiet(now: number): void {
     this.quietUntil = 0;
-    this.peerReady = false;
+    this.setPeerReady(false);
     this.lastCallMeMaybe = -Infinity;
     this.kind = 'connecting';
     this.windowEnd = now + this.t.probeWindowMs;
@@ -740,7 +766,7 @@ export class PathMachine {
     this.suspectLater = false;
     this.rested = false;
     // Mappings may have expired on either side: open ours again before pinging at full TTL.
-    this.peerReady = false;
+    this.setPeerReady(false);
     this.lastCallMeMaybe = -Infinity;
     this.afterLoss = true;
     this.quietOnFail = true;

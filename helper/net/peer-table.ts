@@ -36,7 +36,7 @@ export interface PeerTableIo {
   relay: Pick<RelayGlue, 'pathFor' | 'removed' | 'up' | 'sendWireGuard' | 'noRelayWhy' | 'updateTargets'>;
   /** The relay our allocation is on (the view names it), or null. */
   relayServer(): string | null;
-  birthday: Pick<BirthdayRunner, 'added' | 'removed' | 'pathLost'>;
+  birthday: Pick<BirthdayRunner, 'added' | 'removed' | 'pathLost'> & Partial<Pick<BirthdayRunner, 'waiting'>>;
   proxy: Pick<WgProxy, 'add' | 'remove'>;
   /** The Linux fast path, or null. */
   fast: Pick<FastPath, 'set'> | null;
@@ -141,6 +141,8 @@ export class PeerTable {
         relayed: () => rec.relay.state().up,
         // One side of a pair keeps the direct path alive, the other answers (path.ts).
         leads: () => leadsKeepalives(io.box.publicKey, rec.peer.discoPublicKey),
+        // Behind a random symmetric NAT towards a peer with one mapping, only birthday probing finds a path.
+        waiting: () => io.birthday.waiting?.(rec) ?? false,
         io: {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),

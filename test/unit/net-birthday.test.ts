@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttemptLimiter, birthdayRole, hitProbability, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl, retryGapMs } from '../../helper/net/birthday.js';
+import { AttemptLimiter, birthdayRole, concurrentAttempts, hitProbability, MAX_CONCURRENT, Spray, SPRAY_PORT_HIGH, SPRAY_PORT_LOW, SPRAY_PROBES, SPRAY_SOCKETS, sprayTarget, sprayTtl, retryGapMs } from '../../helper/net/birthday.js';
 
 test('roles: a random symmetric NAT opens sockets towards a peer with one mapping, which probes', () => {
   const hard = { mapping: 'endpoint-dependent', portDelta: 0 } as const;
@@ -91,4 +91,26 @@ test('the default schedule: four attempts, 3 s after the first, 35 s after later
   assert.deepEqual(starts, [0, 14_000, 60_000, 106_000]);
   assert.equal(retryGapMs(1), 3000);
   assert.equal(retryGapMs(2), 35_000);
+});
+
+test('sprayTtl: a TTL that succeeded towards another peer goes first, the other one second', () => {
+  // Unlearned: the usual TTL first, one hop further for attempts 2 and 3 (as before).
+  assert.deepEqual([1, 2, 3, 4].map((a) => sprayTtl(2, a)), [2, 3, 3, 2]);
+  assert.deepEqual([1, 2, 3, 4].map((a) => sprayTtl(2, a, 2)), [2, 3, 3, 2]);
+  // Behind a CGNAT the further TTL succeeded: later peers start with it.
+  assert.deepEqual([1, 2, 3, 4].map((a) => sprayTtl(2, a, 3)), [3, 2, 2, 3]);
+  assert.deepEqual([1, 2].map((a) => sprayTtl(0, a, 3)), [0, 0], 'priming off stays off');
+});
+
+test('attempts run one at a time until one succeeded, then MAX_CONCURRENT', () => {
+  assert.equal(concurrentAttempts(false), 1);
+  assert.equal(concurrentAttempts(true), MAX_CONCURRENT);
+  const l = new AttemptLimiter(2, () => 0);
+  assert.equal(l.spent, false);
+  assert.ok(l.begin(0));
+  l.end(1);
+  assert.ok(l.begin(1));
+  assert.equal(l.spent, false, 'not while the last attempt runs');
+  l.end(2);
+  assert.equal(l.spent, true);
 });

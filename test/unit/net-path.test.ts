@@ -11,7 +11,7 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean; leads?: boolean } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean; leads?: boolean; waiting?: () => boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
@@ -25,6 +25,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
       ...(o.behindNat !== undefined && { behindNat: () => o.behindNat! }),
       ...(o.relayed !== undefined && { relayed: () => o.relayed! }),
       ...(o.leads !== undefined && { leads: () => o.leads! }),
+      ...(o.waiting !== undefined && { waiting: o.waiting }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -752,4 +753,36 @@ test('path: exactly one side of a pair leads the keepalives', () => {
   for (const [x, y] of [[k1, k2], [k2, k3], [k1, k3]] as const) {
     assert.notEqual(leadsKeepalives(x, y), leadsKeepalives(y, x), `${x} / ${y}`);
   }
+});
+
+test('path: while another way is on its way (birthday probing), connecting rounds only keep mappings primed, every 2 s', () => {
+  let waiting = true;
+  const h = harness({ gate: true, local: 'endpoint-dependent', peer: 'endpoint-independent', waiting: () => waiting });
+  h.m.start();
+  h.clock.advance(4000);
+  assert.deepEqual(h.to('203.0.113.6:41641'), [0, 2000, 4000]);
+  assert.ok(h.sent.every((x) => x.lowTtl), 'primes until the peer punches');
+  // The peer punches: answered at once (full TTL), then the slow pace again.
+  h.m.callMeMaybe(['203.0.113.6:41641']);
+  assert.equal(h.sent.at(-1)?.lowTtl, false);
+  assert.deepEqual(h.to('203.0.113.6:41641'), [0, 2000, 4000, 4000]);
+  h.clock.advance(2000);
+  assert.deepEqual(h.to('203.0.113.6:41641'), [0, 2000, 4000, 4000, 6000]);
+  // Nothing more to wait for (the attempt runs or failed): the usual pace.
+  waiting = false;
+  h.clock.advance(2500);
+  assert.deepEqual(h.to('203.0.113.6:41641').slice(4), [6000, 8000, 8500]);
+  assert.equal(DEFAULT_TIMING.waitingProbeIntervalMs, 2000);
+});
+
+test('path: peerPunchedAt is when the peer first punched', () => {
+  const h = harness({ gate: true });
+  h.m.start();
+  assert.equal(h.m.peerPunchedAt, null);
+  h.clock.advance(700);
+  h.m.callMeMaybe(['203.0.113.6:41641']);
+  assert.equal(h.m.peerPunchedAt, 700);
+  h.clock.advance(300);
+  h.m.onPing('203.0.113.6:41641');
+  assert.equal(h.m.peerPunchedAt, 700, 'the first punch counts');
 });
