@@ -17,6 +17,8 @@ need conntrack conntrack
 need ping iputils-ping
 need iperf3 iperf3
 need turnserver coturn
+# The per-player metrics lab test has Debian's real Prometheus scrape the helper.
+need prometheus prometheus
 # Port mapping tests run a real UPnP IGD / NAT-PMP / PCP router (nftables build).
 need miniupnpd miniupnpd-nftables
 # LAN discovery tests use a real mDNS stack (avahi) with its own dbus per lab site.
