@@ -65,20 +65,25 @@ test('detector: a failing source keeps the last state and reports the error', as
   assert.deepEqual(det.running().map((d) => d.profileId), ['openttd']);
 });
 
+/** Writes a fake /proc/PID under `root`: its exe link and NUL-separated command line. */
+function fakeProc(root: string): (pid: number, exe: string, argv: string[]) => void {
+  return (pid, exe, argv) => {
+    const d = join(root, String(pid));
+    mkdirSync(d, { recursive: true });
+    try {
+      unlinkSync(join(d, 'exe'));
+    } catch {
+      // first time
+    }
+    symlinkSync(exe, join(d, 'exe'));
+    writeFileSync(join(d, 'cmdline'), argv.map((a) => `${a}\0`).join(''));
+  };
+}
+
 test('/proc source: reads exe and argv, notices an exec while a process is young, trusts settled ones, re-reads Wine argv', async () => {
   const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
   try {
-    const proc = (pid: number, exe: string, argv: string[]): void => {
-      const d = join(root, String(pid));
-      mkdirSync(d, { recursive: true });
-      try {
-        unlinkSync(join(d, 'exe'));
-      } catch {
-        // first time
-      }
-      symlinkSync(exe, join(d, 'exe'));
-      writeFileSync(join(d, 'cmdline'), argv.map((a) => `${a}\0`).join(''));
-    };
+    const proc = fakeProc(root);
     mkdirSync(join(root, 'self'));
     proc(100, '/usr/bin/sh', ['/bin/sh', '/usr/games/openarena-server']);
     proc(200, '/usr/lib/wine/wine64-preloader', ['/usr/lib/wine/wine64-preloader', 'Z:\\x.exe']);
@@ -171,17 +176,7 @@ test('detector: scans slow down to the idle interval while no game starts or sto
 test('/proc source: skips the listing while /proc/loadavg says no process came or went, re-reading only young and Wine processes; lists fully every 30 s', async () => {
   const root = mkdtempSync(join(tmpdir(), 'lanrage-proc-'));
   try {
-    const proc = (pid: number, exe: string, argv: string[]): void => {
-      const d = join(root, String(pid));
-      mkdirSync(d, { recursive: true });
-      try {
-        unlinkSync(join(d, 'exe'));
-      } catch {
-        // first time
-      }
-      symlinkSync(exe, join(d, 'exe'));
-      writeFileSync(join(d, 'cmdline'), argv.map((a) => `${a}\0`).join(''));
-    };
+    const proc = fakeProc(root);
     const loadavg = (threads: number, lastPid: number): void => writeFileSync(join(root, 'loadavg'), `0.10 0.20 0.30 1/${threads} ${lastPid}\n`);
     proc(100, '/usr/bin/bash', ['bash']);
     proc(200, '/usr/lib/wine/wine64-preloader', ['/usr/lib/wine/wine64-preloader', 'Z:\\x.exe']);

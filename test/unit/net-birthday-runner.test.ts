@@ -204,6 +204,17 @@ test('birthday runner waits while a relay carries the pair: until the peer punch
   assert.ok(u.socks()?.opened);
 });
 
+/** Every socket set the runner of `s` opens, in order. */
+function recordSockets(s: ReturnType<typeof setup>): FakeSockets[] {
+  const opened: FakeSockets[] = [];
+  s.io.openSockets = (o) => {
+    const f = new FakeSockets(o);
+    opened.push(f);
+    return f as unknown as SpraySockets;
+  };
+  return opened;
+}
+
 /** A second peer (carol) for the runner of `s`, behind the same kind of NAT as bob. */
 function addPeer(s: ReturnType<typeof setup>, id: string, ip: string, nat: NatMapping): PeerEndpoint {
   const rec = new PeerEndpoint(
@@ -220,12 +231,7 @@ test('birthday runner, hard side: one attempt at a time until one succeeds; the 
   const carol = addPeer(s, 'carol', '198.51.100.8', 'endpoint-independent');
   const all = [s.peer, carol];
   s.io.peers = () => all;
-  const opened: FakeSockets[] = [];
-  s.io.openSockets = (o) => {
-    const f = new FakeSockets(o);
-    opened.push(f);
-    return f as unknown as SpraySockets;
-  };
+  const opened = recordSockets(s);
   s.runner.added(s.peer);
   s.runner.added(carol);
   s.clock.advance(START_AFTER_MS);
@@ -248,12 +254,7 @@ test('birthday runner, hard side: a failed attempt frees the slot for the next p
   const dave = addPeer(s, 'dave', '198.51.100.9', 'endpoint-independent');
   const all = [s.peer];
   s.io.peers = () => all;
-  const opened: FakeSockets[] = [];
-  s.io.openSockets = (o) => {
-    const f = new FakeSockets(o);
-    opened.push(f);
-    return f as unknown as SpraySockets;
-  };
+  const opened = recordSockets(s);
   s.runner.added(s.peer);
   s.clock.advance(START_AFTER_MS);
   await tick();
