@@ -170,6 +170,8 @@ export interface FastPathOptions {
   pubPort(): number;
   run?: NftRunner;
   list?: NftLister;
+  /** Least time between two nft runs (nft-committer.ts; default SPACING_MS). */
+  spacingMs?: number;
 }
 
 /** The set of fast-path peers and the one table that serves them; applies are serialized. */
@@ -184,6 +186,7 @@ export class FastPath {
     this.nft = new NftCommitter({
       render: () => this.render(),
       ...(o.run ? { run: o.run } : {}),
+      ...(o.spacingMs !== undefined ? { spacingMs: o.spacingMs } : {}),
       // The ruleset tells what is installed: peers may have changed while nft ran.
       onApplied: (ruleset) => {
         this.installed = ruleset !== this.removal();

@@ -127,10 +127,12 @@ export class PartyLab {
             ...(this.turnTtlSeconds !== undefined ? ['--turn-ttl', String(this.turnTtlSeconds)] : []),
           ]
         : [];
+    // LANRAGE_LAB_CONTROL_NODE_ARGS: flags for the control server's node (e.g. to profile it in a benchmark).
+    const nodeArgs = (process.env.LANRAGE_LAB_CONTROL_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const proc = this.lab.spawn(
       this.lab.control.ns,
       process.execPath,
-      [HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), '--stun-ip', this.lab.control.ip, '--stun-alt-ip', this.lab.controlAltIp, ...relayArgs],
+      [...nodeArgs, HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), '--stun-ip', this.lab.control.ip, '--stun-alt-ip', this.lab.controlAltIp, ...relayArgs],
       { env: { ...process.env, LANRAGE_LOG: 'debug' } },
     );
     this.control = track(proc, stateDir);
