@@ -221,3 +221,56 @@ export function loadLine(): string {
 }
 
 export const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+/** CPU ticks of every process of the machine at one moment, by class (see cpuByClass). */
+export interface ClassSnapshot {
+  at: number;
+  system: SystemCpu;
+  /** pid → [class, own ticks, reaped children's ticks] */
+  procs: Map<number, [string, number, number]>;
+}
+
+/**
+ * Snapshots utime+stime (and cutime+cstime: children it reaped, such as nft runs) of every process
+ * that `classify` names from its command line; the others are left out.
+ */
+export function snapshotByClass(classify: (argv: readonly string[]) => string | null): ClassSnapshot {
+  const procs = new Map<number, [string, number, number]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const cls = classify(argv);
+      if (cls === null) continue;
+      const f = statFields(Number(e));
+      procs.set(Number(e), [cls, Number(f[11]) + Number(f[12]), Number(f[13]) + Number(f[14])]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { at: performance.now(), system: systemCpu(), procs };
+}
+
+export interface ClassCpu {
+  seconds: number;
+  /** CPU-seconds the machine was busy, and what its cores had. */
+  busyS: number;
+  capacityS: number;
+  /** class → CPU-seconds of its own, and of the children it reaped meanwhile. */
+  byClass: Map<string, { ownS: number; childrenS: number }>;
+}
+
+/** CPU-seconds per class between two snapshots (a process born in between counts whole). */
+export function cpuByClass(a: ClassSnapshot, b: ClassSnapshot): ClassCpu {
+  const hz = clockTicks();
+  const byClass = new Map<string, { ownS: number; childrenS: number }>();
+  for (const [pid, [cls, own, kids]] of b.procs) {
+    const before = a.procs.get(pid);
+    const e = byClass.get(cls) ?? { ownS: 0, childrenS: 0 };
+    e.ownS += (own - (before?.[1] ?? 0)) / hz;
+    e.childrenS += (kids - (before?.[2] ?? 0)) / hz;
+    byClass.set(cls, e);
+  }
+  const busy = b.system.total - b.system.idle - (a.system.total - a.system.idle);
+  return { seconds: (b.at - a.at) / 1000, busyS: busy / hz, capacityS: (b.system.total - a.system.total) / hz, byClass };
+}

@@ -13,6 +13,7 @@
 // BENCH_EXEC_COUNT=1 (count nft/wg/ip processes per helper through PATH wrappers), BENCH_LOG_DIR
 // (write every helper's and the control server's log there),
 // BENCH_CPU_WINDOW_S (CPU-seconds per helper over a fixed window from the joins, default 30; 0 skips),
+// BENCH_MACHINE_WINDOW_S (the whole machine's CPU by part of the lab over the first seconds after the joins, default 6; 0 skips),
 // BENCH_START_BATCH (helpers started at once, default 2), BENCH_IDLE_S (helper CPU at rest after the storm, default 20 s; 0 skips),
 // BENCH_IDLE_SETTLE_S (wait before measuring it, default 2 s: longer leaves V8's post-start-up heap shrinking out), LANRAGE_LAB_VERBOSE=1
 // (helper logs on stderr). Prints figures; asserts nothing about speed.
@@ -26,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { uapiGet, uapiSocketPath } from '../../helper/wg/uapi-socket.js';
 import { labAvailable, withLab, type Lab, type LabSite, type NatKind } from '../lab/lab.js';
 import { PartyLab, type PartyJson } from '../lab/party-lab.js';
-import { childrenOf, clockTicks, comm, CpuMeter, cpuTicksSplit, fmt, loadLine, percentile } from './bench-lib.js';
+import { childrenOf, clockTicks, comm, CpuMeter, cpuByClass, cpuTicksSplit, fmt, loadLine, percentile, snapshotByClass, type ClassCpu } from './bench-lib.js';
 
 const KINDS: NatKind[] = ['port-restricted', 'full-cone', 'address-restricted', 'symmetric', 'public', 'cgnat', 'port-restricted', 'full-cone'];
 const SHORT: Partial<Record<NatKind, string>> = { 'port-restricted': 'prestr', 'full-cone': 'fcone', 'address-restricted': 'arestr', symmetric: 'sym', public: 'pub', cgnat: 'cgnat' };
@@ -38,6 +39,24 @@ const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 20);
 const IDLE_SETTLE_S = Number(process.env.BENCH_IDLE_SETTLE_S ?? 2);
 const START_BATCH = Math.max(1, Number(process.env.BENCH_START_BATCH ?? 2));
 const CPU_WINDOW_S = Number(process.env.BENCH_CPU_WINDOW_S ?? 30);
+const MACHINE_WINDOW_S = Number(process.env.BENCH_MACHINE_WINDOW_S ?? 6);
+
+/** Which part of the lab a process is, from its command line (null: not the lab's). */
+function labClass(argv: readonly string[]): string | null {
+  const main = argv.findIndex((a) => a.endsWith('/helper/main.js'));
+  if (main >= 0) return argv[main + 1] === 'control' ? 'control' : 'helpers';
+  const exe = (argv[0] ?? '').split('/').pop() ?? '';
+  if (exe === 'wireguard-go') return 'wireguard-go';
+  if (exe === 'turnserver') return 'coturn';
+  if (argv.some((a) => a.endsWith('joinstorm.bench.js') || a.endsWith('join-trigger.js'))) return 'bench';
+  return null;
+}
+
+/** "busy 12.0 of 12.0 CPU-s: helpers 8.44 (+0.67 in processes they ran), control 0.95, …" */
+function classLine(c: ClassCpu): string {
+  const parts = [...c.byClass].sort((x, y) => y[1].ownS + y[1].childrenS - (x[1].ownS + x[1].childrenS)).map(([k, v]) => `${k} ${fmt(v.ownS, 2)}${v.childrenS >= 0.005 ? ` (+${fmt(v.childrenS, 2)} in processes they ran: nft, ip)` : ''}`);
+  return `busy ${fmt(c.busyS, 1)} of ${fmt(c.capacityS, 1)} CPU-s; ${parts.join(', ')}`;
+}
 
 const log = (s: string): void => void process.stderr.write(`[joinstorm] ${s}\n`);
 const uptime = (): string => {
@@ -147,8 +166,14 @@ async function storm(n: number): Promise<void> {
           tick = now;
         }, 100);
         wrap?.mark();
+        // CPU by part of the lab over the storm's first seconds (the whole machine, 2 cores here).
+        const classes0 = snapshotByClass(labClass);
+        let machine: ClassCpu | null = null;
+        const machineTimer = MACHINE_WINDOW_S > 0 ? setTimeout(() => (machine = cpuByClass(classes0, snapshotByClass(labClass))), MACHINE_WINDOW_S * 1000) : null;
         const t0 = Date.now();
         for (const t of triggers) t.go();
+        // A mark for tools watching stderr (a profiler started at the joins).
+        log(`joins released at ${new Date(t0).toISOString()}`);
         const joinMs = await Promise.all(triggers.map((t) => t.result));
         log(`joins answered after p50 ${fmt(percentile(joinMs, 50))} ms, max ${fmt(Math.max(...joinMs))} ms; waiting for every WireGuard session`);
 
@@ -182,10 +207,14 @@ async function storm(n: number): Promise<void> {
             settledAt = Date.now();
             break;
           }
-          await sleep(100);
+          // Handshake times are WireGuard's own (absolute): polling slower only notices the end
+          // later. Every 100 ms, the bench (16 UAPI dumps each time) took 0.46 of the 12 CPU-s the
+          // saturated 2 cores had in a 16-player storm's first 6 s.
+          await sleep(500);
         }
         const cpu = meter.stop();
         clearInterval(stallTimer);
+        if (machineTimer && machine === null) await sleep(Math.max(0, t0 + MACHINE_WINDOW_S * 1000 + 50 - Date.now()));
         const stormSecs = ((settledAt ?? Date.now()) - t0) / 1000;
         // The same window for every run (the storm's own length varies with the code and the load):
         // CPU-seconds per helper from the joins to t0 + CPU_WINDOW_S, path finding's tail included.
@@ -300,6 +329,7 @@ async function storm(n: number): Promise<void> {
           const sorted = [...fixedCpuS].sort((x, y) => x - y);
           console.log(`  CPU-s per helper in the first ${CPU_WINDOW_S} s after the joins: mean ${fmt(fixedCpuS.reduce((x, y) => x + y, 0) / n, 2)} (${fixedSplit}) p50 ${fmt(sorted[Math.floor(n / 2)]!, 2)} max ${fmt(sorted[n - 1]!, 2)} (${lab.sites.map((s, i) => `${s.name} ${fmt(fixedCpuS[i]!, 2)}`).join(', ')}); load ${loadLine()}`);
         }
+        if (machine) console.log(`  machine CPU in the first ${MACHINE_WINDOW_S} s after the joins: ${classLine(machine)}`);
         console.log(`  path-finding datagrams: ${dg.reduce((x, y) => x + y, 0)} in all, ${fmt(dg.reduce((x, y) => x + y, 0) / allPairs.length, 1)} per pair (per helper: ${lab.sites.map((s, i) => `${s.name} ${dg[i]}`).join(', ')})`);
         if (wrap) {
           const counts = wrap.counts();
