@@ -83,6 +83,11 @@ function track(proc: ChildProcess, stateDir: string): LabProcess {
   };
 }
 
+/** The helpers' and control server's log level: debug (LANRAGE_LAB_LOG changes it, e.g. to info as players run it, for a benchmark's CPU figures). */
+function labLogLevel(): string {
+  return process.env.LANRAGE_LAB_LOG ?? 'debug';
+}
+
 export class PartyLab {
   readonly dirs: string[] = [];
   control: LabProcess | undefined;
@@ -133,7 +138,7 @@ export class PartyLab {
       this.lab.control.ns,
       process.execPath,
       [...nodeArgs, HELPER_MAIN, 'control', '--state-dir', stateDir, '--grpc-port', String(CONTROL_PORT), '--stun-port', String(STUN_PORT), '--stun-ip', this.lab.control.ip, '--stun-alt-ip', this.lab.controlAltIp, ...relayArgs],
-      { env: { ...process.env, LANRAGE_LOG: 'debug' } },
+      { env: { ...process.env, LANRAGE_LOG: labLogLevel() } },
     );
     this.control = track(proc, stateDir);
     await this.control.waitLog('control ready');
@@ -180,7 +185,7 @@ export class PartyLab {
       '--interface', `lr${this.lab.id}${index}`, '--pwa-dir', PWA_DIST, ...(opts.extraArgs ?? []),
     ];
     const firstStart = !this.helpers.has(site.name) && opts.stateDir === undefined;
-    const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: 'debug' } });
+    const proc = this.lab.spawn(site.host.ns, process.execPath, args, { env: { ...process.env, LANRAGE_LOG: labLogLevel() } });
     const h = track(proc, stateDir);
     this.helpers.set(site.name, h);
     await h.waitLog('helper ready', opts.readyTimeoutMs);
