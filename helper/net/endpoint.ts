@@ -35,6 +35,9 @@ export function validatePeer(p: MagicPeer, ownDiscoKey: string, policy: AddressP
   return { id: p.id, discoPublicKey: p.discoPublicKey, wgPublicKey: p.wgPublicKey, candidates: validatePeerCandidates(p.candidates, policy), relayed, ...(natHint ? { natHint } : {}), portDelta };
 }
 
+/** A pair without WireGuard data for this long is idle (traffic-watch.ts reads at rest every ~4 s). */
+export const IDLE_AFTER_MS = 30_000;
+
 export class PeerEndpoint {
   // Set right after construction: both need the endpoint in their callbacks.
   machine!: PathMachine;
@@ -71,6 +74,8 @@ export class PeerEndpoint {
   pin: { key: string; sock: PublicSocket } | null = null;
   reconciling = false;
   removed = false;
+  /** When WireGuard data last moved to or from the peer (noteTraffic); the add counts as traffic. */
+  lastTrafficAt: number;
 
   constructor(
     public peer: MagicPeer,
@@ -78,6 +83,12 @@ export class PeerEndpoint {
     readonly addedAt: number,
   ) {
     this.handshake = new HandshakeGuard(ownDiscoKey < peer.discoPublicKey);
+    this.lastTrafficAt = addedAt;
+  }
+
+  /** No WireGuard data for IDLE_AFTER_MS: the direct path keeps itself alive at its idle pace (path.ts). */
+  idle(now: number): boolean {
+    return now - this.lastTrafficAt >= IDLE_AFTER_MS;
   }
 
   get id(): string {

@@ -332,6 +332,19 @@ export class MagicSock extends EventEmitter {
     this.relay.conn?.checkNow();
   }
 
+  /**
+   * WireGuard data moved to or from this peer (traffic-watch.ts, from the counters): its direct
+   * path keeps the busy keepalive pace, and comes back to it at once from the idle one.
+   */
+  noteTraffic(peerId: string): void {
+    const rec = this.peers.get(peerId);
+    if (!rec) return;
+    const now = this.clock.now();
+    const wasIdle = rec.idle(now);
+    rec.lastTrafficAt = now;
+    if (wasIdle) rec.machine.wake();
+  }
+
   path(peerId: string): PathState | undefined {
     const rec = this.peers.get(peerId);
     return rec ? this.peers.viewOf(rec) : undefined;

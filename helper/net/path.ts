@@ -19,6 +19,15 @@
 //                (suspect(true)) says so only once a re-probe went unanswered
 //   unreachable  the 10 s window passed without a pong: say why in words, keep trying every 5 s
 //
+// A pair that carries no data (idle(): the caller's WireGuard counters, traffic-watch.ts) keeps its
+// path alive every idleKeepaliveIntervalMs (15 s, still under the 30 s of a Linux NAT's unreplied
+// UDP entry) and rescans every idleRescanIntervalMs (2 min). Measured at rest in a 16-player
+// party: those keepalives and rescans were ~80 % of each helper's datagrams and most of its CPU.
+// A dead idle path is then lost ~21 s after its last pong instead of ~14 s; traffic that starts
+// brings the 5 s pace back at once (wake()), and unanswered traffic re-probes as before. The
+// follower expects the leader's pings at the slower pace whatever it sees itself, so a pair whose
+// sides disagree for a moment about being idle costs no keepalives of its own.
+//
 // Punching across two port-restricted Linux NATs deadlocks if a full-TTL packet of ours reaches
 // the peer's router before the peer has sent anything towards us (STACK-NOTES). So, when `gate` is
 // on, packets to non-LAN candidates are sent with a low TTL (they only open our own NAT) until the
@@ -74,10 +83,14 @@ export interface PathTiming {
   probeWindowMs: number;
   upgradeIntervalMs: number;
   keepaliveIntervalMs: number;
+  /** The keepalive pace while idle() (no data on the pair). */
+  idleKeepaliveIntervalMs: number;
   /** After an unanswered keepalive the next one goes sooner, so a dead path is noticed in ~14 s. */
   suspectIntervalMs: number;
   missedPongsForLoss: number;
   rescanIntervalMs: number;
+  /** The rescan interval while idle(). */
+  idleRescanIntervalMs: number;
   callMeMaybeIntervalMs: number;
   /** After suspect() (traffic went unanswered): the active path must answer within this, or it is lost. */
   reprobeMs: number;
@@ -103,9 +116,11 @@ export const DEFAULT_TIMING: PathTiming = {
   probeWindowMs: 10_000,
   upgradeIntervalMs: 5_000,
   keepaliveIntervalMs: 5_000,
+  idleKeepaliveIntervalMs: 15_000,
   suspectIntervalMs: 2_000,
   missedPongsForLoss: 3,
   rescanIntervalMs: 30_000,
+  idleRescanIntervalMs: 120_000,
   callMeMaybeIntervalMs: 30_000,
   reprobeMs: 1_000,
   burstMs: 3_000,
@@ -171,6 +186,11 @@ export interface PathOptions {
    * spent only on keeping mappings primed. Default: never.
    */
   waiting?: () => boolean;
+  /**
+   * The pair carries no data (default: never): keepalives and rescans go at their idle pace (see
+   * the top). Call wake() when data starts.
+   */
+  idle?: () => boolean;
   timing?: Partial<PathTiming>;
   newTxid?: () => Buffer;
 }
@@ -271,6 +291,8 @@ export class PathMachine {
   private fullSent = false;
   private quietRechecked = false;
   private cancelTimer: () => void = noop;
+  /** When the scheduled round runs (wake() may bring it forward). */
+  private nextRoundAt = Infinity;
   private started = false;
   private closed = false;
   private last: PathState | null = null;
@@ -445,7 +467,7 @@ export class PathMachine {
       if (this.reprobing) {
         this.reprobing = false;
         this.reprobeAnsweredAt = now;
-        this.schedule(this.t.keepaliveIntervalMs);
+        this.schedule(this.keepaliveMs());
       }
       this.emit();
       // Not "or while re-probing": suspect() also fires on false alarms (one-way traffic, a peer
@@ -597,6 +619,7 @@ export class PathMachine {
 
   private schedule(ms: number): void {
     this.cancelTimer();
+    this.nextRoundAt = this.o.clock.now() + ms;
     this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
   }
 
@@ -614,33 +637,59 @@ export class PathMachine {
     this.missed = 0;
     this.keepaliveTxid = null;
     this.rested = true;
-    this.schedule(Math.min(this.followWait(), Math.max(0, this.lastKeepaliveAt + this.t.rescanIntervalMs - now)));
+    this.schedule(Math.min(this.followWait(), Math.max(0, this.lastKeepaliveAt + this.rescanMs() - now)));
   }
 
   private leads(): boolean {
     return this.o.leads?.() ?? true;
   }
 
+  /** The leader's pings are expected at the slower of its two paces (see the top). */
   private followWait(): number {
-    return this.t.keepaliveIntervalMs + this.t.followSlackMs;
+    const pace = this.o.idle ? Math.max(this.t.keepaliveIntervalMs, this.t.idleKeepaliveIntervalMs) : this.t.keepaliveIntervalMs;
+    return pace + this.t.followSlackMs;
+  }
+
+  private keepaliveMs(): number {
+    return this.o.idle?.() === true ? this.t.idleKeepaliveIntervalMs : this.t.keepaliveIntervalMs;
+  }
+
+  private rescanMs(): number {
+    return this.o.idle?.() === true ? this.t.idleRescanIntervalMs : this.t.rescanIntervalMs;
+  }
+
+  /**
+   * Data started on an idle pair: the next keepalive (and a rescan now overdue) comes at the
+   * busy pace, not at the end of the idle interval already scheduled.
+   */
+  wake(): void {
+    if (this.closed || this.kind !== 'direct' || !this.active) return;
+    const due = Math.max(0, this.lastKeepaliveAt + this.t.keepaliveIntervalMs - this.o.clock.now());
+    if (this.nextRoundAt > this.o.clock.now() + due) this.schedule(due);
   }
 
   /** Following and the peer's pings arrive: this round sends nothing to the active path. */
   private followerRests(now: number): boolean {
     return !this.leads() && !this.reprobing && !this.suspectLater && this.missed === 0
-      && now - this.peerPingAt < this.followWait() && now - this.lastKeepaliveAt < this.t.rescanIntervalMs;
+      && now - this.peerPingAt < this.followWait() && now - this.lastKeepaliveAt < this.rescanMs();
   }
 
   private round(): void {
     if (this.closed) return;
     this.cancelTimer();
+    this.nextRoundAt = Infinity;
     const now = this.o.clock.now();
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
+      // Idle pace: a round soon after each keepalive checks for its pong (a dead idle path is
+      // then lost ~21 s after its last pong, not three 15 s intervals); answered, it rests.
+      if (this.o.idle?.() === true && this.keepaliveTxid === null && !this.reprobing && !this.suspectLater && this.missed === 0 && now - this.lastKeepaliveAt < this.keepaliveMs() && !this.followerRests(now)) {
+        return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);
+      }
       if (this.followerRests(now)) {
         this.rested = true;
         this.keepaliveTxid = null;
-        return this.schedule(Math.min(this.followWait() - (now - this.peerPingAt), this.lastKeepaliveAt + this.t.rescanIntervalMs - now));
+        return this.schedule(Math.min(this.followWait() - (now - this.peerPingAt), this.lastKeepaliveAt + this.rescanMs() - now));
       }
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;
@@ -660,11 +709,12 @@ export class PathMachine {
       this.keepaliveTxid = this.sendPing(this.active, false).toString('hex');
       this.lastKeepaliveAt = now;
       this.probes.sent();
-      if (now - this.lastRescan >= this.t.rescanIntervalMs) {
+      if (now - this.lastRescan >= this.rescanMs()) {
         this.lastRescan = now;
         for (const c of this.cands.values()) if (c !== this.active) this.sendPing(c, false);
       }
-      return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 || takeOver ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+      const pace = this.keepaliveMs();
+      return this.schedule(this.reprobing ? this.reprobeWait() : this.missed > 0 || takeOver || pace > this.t.keepaliveIntervalMs ? this.t.suspectIntervalMs : pace);
     }
     if (this.quietUntil > 0 && now >= this.quietUntil) this.endQuiet(now);
     const quiet = now < this.quietUntil;
@@ -751,7 +801,7 @@ export class PathMachine {
     this.emit();
     if (first || wasReprobing) {
       if (first) this.lastRescan = this.o.clock.now();
-      this.schedule(this.t.keepaliveIntervalMs);
+      this.schedule(this.keepaliveMs());
     }
   }
 

@@ -143,6 +143,7 @@ export class PeerTable {
         leads: () => leadsKeepalives(io.box.publicKey, rec.peer.discoPublicKey),
         // Behind a random symmetric NAT towards a peer with one mapping, only birthday probing finds a path.
         waiting: () => io.birthday.waiting?.(rec) ?? false,
+        idle: () => rec.idle(io.clock.now()),
         io: {
           ping: (ep, txid, lowTtl) => io.disco.probe(rec, ep, txid, lowTtl),
           callMeMaybe: () => void io.disco.callMeMaybe(rec),

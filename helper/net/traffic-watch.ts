@@ -128,6 +128,8 @@ export class TrafficWatch {
   private lastUpdateAt = -Infinity;
   /** Of the keys the latest update() returned, those reported because traffic stopped both ways. */
   readonly stopped = new Set<string>();
+  /** The keys whose WireGuard data (not keepalives or handshakes) moved in the latest update(). */
+  readonly moving = new Set<string>();
 
   constructor(o: TrafficWatchOptions = {}) {
     this.minBytes = o.minBytes ?? 96;
@@ -156,6 +158,7 @@ export class TrafficWatch {
     let busy = false;
     this.lastUpdateAt = now;
     this.stopped.clear();
+    this.moving.clear();
     for (const s of samples) {
       seen.add(s.key);
       const p = this.peers.get(s.key);
@@ -167,6 +170,7 @@ export class TrafficWatch {
       }
       const dtx = s.txBytes - p.tx;
       const drx = s.rxBytes - p.rx;
+      if (carriesData(dtx) || carriesData(drx)) this.moving.add(s.key);
       // A lone keepalive either way is not traffic worth watching closely.
       if (dtx > WG_KEEPALIVE_BYTES || drx > WG_KEEPALIVE_BYTES) busy = true;
       p.tx = s.txBytes;

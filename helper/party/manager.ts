@@ -603,8 +603,13 @@ export class PartyManager implements PartyEngine {
     const p = this.partyState;
     if (!p) return;
     const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
-    if (quiet.length === 0) return;
+    if (quiet.length === 0 && this.traffic.moving.size === 0) return;
     const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
+    for (const key of this.traffic.moving) {
+      const id = idOf.get(key);
+      if (id !== undefined) this.sock.noteTraffic(id);
+    }
+    if (quiet.length === 0) return;
     for (const key of quiet) {
       const id = idOf.get(key);
       if (id !== undefined) this.sock.suspect(id, this.traffic.stopped.has(key));

@@ -11,7 +11,7 @@ interface Sent {
   lowTtl: boolean;
 }
 
-function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean; leads?: boolean; waiting?: () => boolean } = {}) {
+function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; local?: NatMapping; peer?: NatMapping; behindNat?: boolean; relayed?: boolean; leads?: boolean; waiting?: () => boolean; idle?: () => boolean } = {}) {
   const clock = new ManualClock(0);
   const sent: Sent[] = [];
   const states: PathState[] = [];
@@ -26,6 +26,7 @@ function harness(o: { candidates?: string[]; gate?: boolean; lan?: string[]; loc
       ...(o.relayed !== undefined && { relayed: () => o.relayed! }),
       ...(o.leads !== undefined && { leads: () => o.leads! }),
       ...(o.waiting !== undefined && { waiting: o.waiting }),
+      ...(o.idle !== undefined && { idle: o.idle }),
       isLan: (ep) => (o.lan ?? []).includes(ep),
       localNat: () => o.local ?? 'unknown',
       peerNat: () => o.peer,
@@ -785,4 +786,85 @@ test('path: peerPunchedAt is when the peer first punched', () => {
   h.clock.advance(300);
   h.m.onPing('203.0.113.6:41641');
   assert.equal(h.m.peerPunchedAt, 700, 'the first punch counts');
+});
+
+// --- idle pairs keep their paths alive at a slower pace ------------------------------------
+
+test('path: an idle pair keeps its direct path alive every 15 s and rescans every 2 min; data brings the 5 s pace back at once', () => {
+  const ep = '203.0.113.6:41641';
+  const other = '198.51.100.2:41641';
+  let idle = true;
+  const h = harness({ idle: () => idle });
+  h.m.start();
+  h.pong(ep, 5);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 300; i++) { // five minutes, every keepalive answered
+    h.clock.advance(1000);
+    h.answerNow(ep);
+  }
+  const keep = h.to(ep).filter((t) => t > t0);
+  const gaps = keep.slice(1).map((t, i) => t - (keep[i] as number));
+  assert.ok(gaps.every((g) => g === DEFAULT_TIMING.idleKeepaliveIntervalMs), `idle keepalive gaps ${gaps.join(',')}`);
+  assert.equal(keep.length, 20, 'five minutes at 15 s (60 at the busy pace)');
+  const rescans = h.to(other).filter((t) => t > t0);
+  assert.ok(rescans.length >= 2 && rescans.length <= 3, `rescans ${rescans.join(',')} (10 at the busy pace)`);
+  assert.equal(h.m.state().kind, 'direct');
+  // Data starts 1 s after a keepalive: the next comes within 5 s of that keepalive, not 15 s,
+  // and the busy pace goes on.
+  const last = keep.at(-1) as number;
+  h.clock.advance(last + 1000 - h.clock.now());
+  idle = false;
+  h.m.wake();
+  for (let i = 0; i < 20; i++) {
+    h.clock.advance(1000);
+    h.answerNow(ep);
+  }
+  const busy = h.to(ep).filter((t) => t > last);
+  assert.ok((busy[0] as number) - last <= DEFAULT_TIMING.keepaliveIntervalMs, `first keepalive after wake() ${(busy[0] as number) - last} ms after the last`);
+  const busyGaps = busy.slice(1).map((t, i) => t - (busy[i] as number));
+  assert.ok(busyGaps.length >= 3 && busyGaps.every((g) => g <= DEFAULT_TIMING.keepaliveIntervalMs), `busy gaps ${busyGaps.join(',')}`);
+});
+
+test('path: an idle dead path is lost within ~21 s of its last pong', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ idle: () => true });
+  h.m.start();
+  h.pong(ep, 5);
+  const lastPong = h.clock.now();
+  let lostAt: number | null = null;
+  for (let t = 0; t < 60_000 && lostAt === null; t += 100) {
+    h.clock.advance(100);
+    if (h.m.state().kind !== 'direct') lostAt = h.clock.now();
+  }
+  assert.ok(lostAt !== null, 'lost');
+  const after = lostAt - lastPong;
+  assert.ok(after <= DEFAULT_TIMING.idleKeepaliveIntervalMs + 3 * DEFAULT_TIMING.suspectIntervalMs, `lost ${after} ms after the last pong`);
+});
+
+test('path: an idle follower waits for the leader\'s pings at the idle pace and sends no keepalives of its own', () => {
+  const ep = '203.0.113.6:41641';
+  const h = harness({ leads: false, idle: () => true });
+  h.m.start();
+  h.pong(ep, 5);
+  const t0 = h.clock.now();
+  for (let i = 0; i < 16; i++) { // four minutes of the leader's idle keepalives
+    h.clock.advance(DEFAULT_TIMING.idleKeepaliveIntervalMs);
+    h.m.onPing(ep);
+    h.answerNow(ep);
+  }
+  const ours = h.to(ep).filter((t) => t > t0);
+  assert.ok(ours.length <= 2, `only the RTT ping every 2 min: ${ours.join(',')}`);
+  // A follower that thinks the pair busy expects them at the idle pace too: once the leader's
+  // pings arrive it takes nothing over (its own pings are answered, as a live peer would).
+  const h2 = harness({ leads: false, idle: () => false });
+  h2.m.start();
+  h2.pong(ep, 5);
+  const t1 = h2.clock.now();
+  for (let s = 1; s <= 240; s++) {
+    h2.clock.advance(1000);
+    if (s % 15 === 0) h2.m.onPing(ep);
+    h2.answerNow(ep);
+  }
+  const ours2 = h2.to(ep).filter((t) => t > t1 + 20_000);
+  assert.ok(ours2.length <= 8, `RTT pings every 30 s only once the leader's pings come, no takeover: ${ours2.join(',')}`);
 });

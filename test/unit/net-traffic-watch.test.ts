@@ -190,3 +190,14 @@ test('traffic-watch: a reading handed over by the metrics round postpones the ow
   assert.equal(w.dueInMs(t), 500);
   assert.equal(w.dueInMs(t + 600), 0, 'overdue: read now');
 });
+
+test('traffic-watch: `moving` names the peers whose data moved in the latest reading, not keepalives or handshakes', () => {
+  const w = new TrafficWatch();
+  w.update([{ key: 'a', txBytes: 0, rxBytes: 0 }, { key: 'b', txBytes: 0, rxBytes: 0 }, { key: 'c', txBytes: 0, rxBytes: 0 }], 0);
+  assert.deepEqual([...w.moving], [], 'a first reading only starts the counts');
+  // a: a game's packets one way; b: one keepalive each way; c: a handshake (initiation + response).
+  w.update([{ key: 'a', txBytes: 0, rxBytes: 1400 }, { key: 'b', txBytes: 32, rxBytes: 32 }, { key: 'c', txBytes: 148, rxBytes: 92 }], 1000);
+  assert.deepEqual([...w.moving], ['a']);
+  w.update([{ key: 'a', txBytes: 0, rxBytes: 1400 }, { key: 'b', txBytes: 64, rxBytes: 64 }, { key: 'c', txBytes: 148, rxBytes: 92 }], 5000);
+  assert.deepEqual([...w.moving], [], 'nothing moved since');
+});
