@@ -342,7 +342,10 @@ export class MagicSock extends EventEmitter {
     const now = this.clock.now();
     const wasIdle = rec.idle(now);
     rec.lastTrafficAt = now;
-    if (wasIdle) rec.machine.wake();
+    if (wasIdle) {
+      rec.machine.wake();
+      rec.relay.wake();
+    }
   }
 
   path(peerId: string): PathState | undefined {

@@ -82,6 +82,7 @@ export class RelayGlue {
       },
       // Also the one signal on the side that only receives: its orphaned allocation hears nothing.
       missed: () => this.conn?.checkNow(),
+      idle: () => rec.idle(io.clock.now()),
       changed: (st) => {
         if (rec.removed) return;
         if (st.up && rec.active !== null && rec.machine.state().suspect) io.relayUnderSuspect(rec);

@@ -13,6 +13,8 @@
 //              unanswered in a row → probing again
 // While the peer has a direct path the caller pauses the machine (no traffic, no keepalive); on
 // resume it probes at once, so a lost direct path falls back to the relay within one round trip.
+// A pair without data (idle(), as for direct paths in path.ts) pings every idleKeepaliveIntervalMs
+// and checks each ping's pong suspectIntervalMs later; wake() brings the busy pace back.
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
@@ -21,6 +23,8 @@ import { ProbeStats } from './probe-stats.js';
 export interface RelayPathTiming {
   probeIntervalMs: number;
   keepaliveIntervalMs: number;
+  /** The keepalive pace while idle(). */
+  idleKeepaliveIntervalMs: number;
   suspectIntervalMs: number;
   missedForLoss: number;
   pingTtlMs: number;
@@ -31,6 +35,7 @@ export interface RelayPathTiming {
 export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
   probeIntervalMs: 250,
   keepaliveIntervalMs: 5_000,
+  idleKeepaliveIntervalMs: 15_000,
   suspectIntervalMs: 1_000,
   missedForLoss: 3,
   pingTtlMs: 10_000,
@@ -51,6 +56,8 @@ export interface RelayPathOptions {
   changed(s: RelayPathState): void;
   /** A keepalive through the relay went unanswered for answerWaitMs (our allocation may be orphaned: check it). */
   missed?(): void;
+  /** The pair carries no data (default: never): keepalives go at the idle pace. */
+  idle?(): boolean;
   timing?: Partial<RelayPathTiming>;
   newTxid?: () => Buffer;
 }
@@ -70,6 +77,8 @@ export class RelayPath {
   private rtt: number | null = null;
   private missed = 0;
   private keepaliveTxid: string | null = null;
+  private lastKeepaliveAt = -Infinity;
+  private nextRoundAt = Infinity;
   private paused = false;
   private closed = false;
   private cancelTimer: () => void = noop;
@@ -147,6 +156,13 @@ export class RelayPath {
     this.round();
   }
 
+  /** Data started on an idle pair: the next keepalive comes at the busy pace. */
+  wake(): void {
+    if (this.closed || this.paused || !this.up || this.target === null) return;
+    const due = Math.max(0, this.lastKeepaliveAt + this.t.keepaliveIntervalMs - this.o.clock.now());
+    if (this.nextRoundAt > this.o.clock.now() + due) this.schedule(due);
+  }
+
   /** A ping outside the schedule (the user's ping command); the pong comes back through onPong. */
   pingNow(): Buffer | null {
     if (this.closed || this.target === null) return null;
@@ -178,14 +194,24 @@ export class RelayPath {
 
   private schedule(ms: number): void {
     this.cancelTimer();
+    this.nextRoundAt = this.o.clock.now() + ms;
     this.cancelTimer = this.o.clock.setTimeout(() => this.round(), ms);
+  }
+
+  private keepaliveMs(): number {
+    return this.o.idle?.() === true ? this.t.idleKeepaliveIntervalMs : this.t.keepaliveIntervalMs;
   }
 
   private round(): void {
     this.cancelTimer();
+    this.nextRoundAt = Infinity;
     if (this.closed || this.paused || this.target === null) return;
     const now = this.o.clock.now();
     for (const [k, p] of this.pending) if (now - p.at > this.t.pingTtlMs) this.pending.delete(k);
+    // Idle pace: the round after a keepalive only checked its pong; answered, wait out the interval.
+    if (this.up && this.keepaliveTxid === null && this.missed === 0 && now - this.lastKeepaliveAt < this.keepaliveMs()) {
+      return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);
+    }
     if (this.up) {
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;
@@ -199,12 +225,14 @@ export class RelayPath {
       } else {
         const txid = this.send(this.target).toString('hex');
         this.keepaliveTxid = txid;
+        this.lastKeepaliveAt = now;
         this.probes.sent();
         this.cancelAnswerWait();
         this.cancelAnswerWait = this.o.clock.setTimeout(() => {
           if (!this.closed && this.pending.has(txid)) this.o.missed?.();
         }, this.t.answerWaitMs);
-        return this.schedule(this.missed > 0 ? this.t.suspectIntervalMs : this.t.keepaliveIntervalMs);
+        const pace = this.keepaliveMs();
+        return this.schedule(this.missed > 0 || pace > this.t.keepaliveIntervalMs ? this.t.suspectIntervalMs : pace);
       }
     }
     this.send(this.target);

@@ -7,7 +7,7 @@ import { ManualClock } from '../../helper/core/clock.js';
 import { combinePath, RelayPath, type RelayPathState } from '../../helper/net/relaypath.js';
 import { chooseRelay, type RelayOffer } from '../../helper/net/relayconn.js';
 
-function rig() {
+function rig(idle?: () => boolean) {
   const clock = new ManualClock();
   const pings: Array<{ target: string; txid: Buffer; at: number }> = [];
   const states: RelayPathState[] = [];
@@ -19,6 +19,7 @@ function rig() {
     changed: (s) => states.push(s),
     missed: () => misses.push(clock.now()),
     newTxid: () => Buffer.alloc(12, ++n),
+    ...(idle ? { idle } : {}),
   });
   return { clock, pings, states, misses, rp };
 }
@@ -175,4 +176,38 @@ test('chooseRelay: fastest UDP relay, kept unless another is clearly better; TCP
   assert.equal(c?.offer.host, '203.0.113.2', 'UDP blocked: the first relay that takes TCP');
   assert.equal(c?.rttMs, null);
   assert.equal(chooseRelay([], new Map(), null), null);
+});
+
+test('relay path: an idle pair pings every 15 s, loses a dead path within ~20 s of its last pong, and wake() brings the 5 s pace back', () => {
+  let idle = true;
+  const { clock, pings, rp } = rig(() => idle);
+  rp.setTarget('203.0.113.1:50000');
+  rp.onPong(pings[0]!.txid);
+  const t0 = clock.now();
+  for (let i = 0; i < 120; i++) { // two minutes, every ping answered
+    clock.advance(1000);
+    const last = pings.at(-1)!;
+    if (last.at === clock.now()) rp.onPong(last.txid);
+  }
+  const keep = pings.filter((p) => p.at > t0).map((p) => p.at);
+  const gaps = keep.slice(1).map((t, i) => t - keep[i]!);
+  assert.ok(gaps.every((g) => g === 15_000), `idle gaps ${gaps.join(',')}`);
+  assert.equal(keep.length, 8);
+  // Data, 10 s after the last ping: the next goes at once (5 s since the last have passed).
+  const lastAt = keep.at(-1)!;
+  assert.equal(clock.now() - lastAt, 10_000);
+  idle = false;
+  rp.wake();
+  clock.advance(1);
+  assert.equal(pings.at(-1)!.at, lastAt + 10_000);
+  // Idle again, and the path dies: lost within idle interval + 3 checks.
+  idle = true;
+  rp.onPong(pings.at(-1)!.txid);
+  const lastPong = clock.now();
+  let lostAt: number | null = null;
+  for (let t = 0; t < 60_000 && lostAt === null; t += 100) {
+    clock.advance(100);
+    if (!rp.state().up) lostAt = clock.now();
+  }
+  assert.ok(lostAt !== null && lostAt - lastPong <= 5000 + 15_000, `lost ${lostAt === null ? 'never' : lostAt - lastPong} ms after the last pong`);
 });
