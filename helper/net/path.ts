@@ -23,6 +23,9 @@
 // path alive every idleKeepaliveIntervalMs (15 s, still under the 30 s of a Linux NAT's unreplied
 // UDP entry) and rescans every idleRescanIntervalMs (2 min). Measured at rest in a 16-player
 // party: those keepalives and rescans were ~80 % of each helper's datagrams and most of its CPU.
+// An unreachable idle pair (relayed) punches again every idleUpgradeIntervalMs (30 s, calling the
+// peer every 2 min) instead of every 5 s (calling every 30 s): two random NATs stay relayed however
+// often they try, and at rest their tries were most of those players' datagrams.
 // A dead idle path is then lost ~21 s after its last pong instead of ~14 s; traffic that starts
 // brings the 5 s pace back at once (wake()), and unanswered traffic re-probes as before. The
 // follower expects the leader's pings at the slower pace whatever it sees itself, so a pair whose
@@ -82,6 +85,8 @@ export interface PathTiming {
   waitingProbeIntervalMs: number;
   probeWindowMs: number;
   upgradeIntervalMs: number;
+  /** Unreachable and idle(): punching again this often (the relay carries the pair meanwhile). */
+  idleUpgradeIntervalMs: number;
   keepaliveIntervalMs: number;
   /** The keepalive pace while idle() (no data on the pair). */
   idleKeepaliveIntervalMs: number;
@@ -92,6 +97,8 @@ export interface PathTiming {
   /** The rescan interval while idle(). */
   idleRescanIntervalMs: number;
   callMeMaybeIntervalMs: number;
+  /** The call-me-maybe interval while unreachable and idle(). */
+  idleCallMeMaybeIntervalMs: number;
   /** After suspect() (traffic went unanswered): the active path must answer within this, or it is lost. */
   reprobeMs: number;
   /** After a call-me-maybe while unreachable: probe at the fast rate for this long. */
@@ -115,6 +122,7 @@ export const DEFAULT_TIMING: PathTiming = {
   waitingProbeIntervalMs: 2_000,
   probeWindowMs: 10_000,
   upgradeIntervalMs: 5_000,
+  idleUpgradeIntervalMs: 30_000,
   keepaliveIntervalMs: 5_000,
   idleKeepaliveIntervalMs: 15_000,
   suspectIntervalMs: 2_000,
@@ -122,6 +130,7 @@ export const DEFAULT_TIMING: PathTiming = {
   rescanIntervalMs: 30_000,
   idleRescanIntervalMs: 120_000,
   callMeMaybeIntervalMs: 30_000,
+  idleCallMeMaybeIntervalMs: 120_000,
   reprobeMs: 1_000,
   burstMs: 3_000,
   pingTtlMs: 15_000,
@@ -663,9 +672,15 @@ export class PathMachine {
    * busy pace, not at the end of the idle interval already scheduled.
    */
   wake(): void {
-    if (this.closed || this.kind !== 'direct' || !this.active) return;
-    const due = Math.max(0, this.lastKeepaliveAt + this.t.keepaliveIntervalMs - this.o.clock.now());
-    if (this.nextRoundAt > this.o.clock.now() + due) this.schedule(due);
+    if (this.closed) return;
+    const now = this.o.clock.now();
+    if (this.kind === 'unreachable') {
+      if (this.nextRoundAt > now + this.t.upgradeIntervalMs) this.schedule(this.t.upgradeIntervalMs);
+      return;
+    }
+    if (this.kind !== 'direct' || !this.active) return;
+    const due = Math.max(0, this.lastKeepaliveAt + this.t.keepaliveIntervalMs - now);
+    if (this.nextRoundAt > now + due) this.schedule(due);
   }
 
   /** Following and the peer's pings arrive: this round sends nothing to the active path. */
@@ -732,7 +747,8 @@ export class PathMachine {
     // primed one of its internet candidates; said earlier (its candidates not known yet), the
     // peer's full-TTL reply reaches our router first and our mapping clashes (lab: 3 players).
     const primed = !quiet && (!gated || hold || [...this.cands.values()].some((c) => !c.lan));
-    if (primed && now - this.lastCallMeMaybe >= this.t.callMeMaybeIntervalMs) {
+    const idleUpgrade = this.kind === 'unreachable' && this.o.idle?.() === true;
+    if (primed && now - this.lastCallMeMaybe >= (idleUpgrade ? this.t.idleCallMeMaybeIntervalMs : this.t.callMeMaybeIntervalMs)) {
       this.lastCallMeMaybe = now;
       this.o.io.callMeMaybe();
     }
@@ -751,7 +767,8 @@ export class PathMachine {
     }
     this.emit();
     const fast = this.kind === 'connecting' || now < this.burstUntil;
-    let next = fast ? (this.o.waiting?.() === true ? this.t.waitingProbeIntervalMs : this.t.probeIntervalMs) : this.t.upgradeIntervalMs;
+    const upgrade = this.kind === 'unreachable' && this.o.idle?.() === true ? this.t.idleUpgradeIntervalMs : this.t.upgradeIntervalMs;
+    let next = fast ? (this.o.waiting?.() === true ? this.t.waitingProbeIntervalMs : this.t.probeIntervalMs) : upgrade;
     if (this.quietUntil > now) {
       next = Math.min(next, this.quietUntil - now);
       const recheckAt = this.quietUntil - this.t.quietRecheckMs;

@@ -868,3 +868,24 @@ test('path: an idle follower waits for the leader\'s pings at the idle pace and 
   const ours2 = h2.to(ep).filter((t) => t > t1 + 20_000);
   assert.ok(ours2.length <= 8, `RTT pings every 30 s only once the leader's pings come, no takeover: ${ours2.join(',')}`);
 });
+
+test('path: an idle unreachable pair punches again every 30 s and calls every 2 min; data brings 5 s back', () => {
+  let idle = false;
+  const h = harness({ idle: () => idle });
+  h.m.start();
+  h.clock.advance(DEFAULT_TIMING.probeWindowMs + 100);
+  assert.equal(h.m.state().kind, 'unreachable');
+  idle = true;
+  const t0 = h.clock.now() + 5000; // the round already scheduled at the busy pace
+  h.clock.advance(5 * 60_000);
+  const tries = [...new Set(h.to('203.0.113.6:41641').filter((t) => t > t0))];
+  const gaps = tries.slice(1).map((t, i) => t - (tries[i] as number));
+  assert.ok(gaps.length >= 8 && gaps.every((g) => g === DEFAULT_TIMING.idleUpgradeIntervalMs), `idle tries every 30 s: ${gaps.join(',')}`);
+  const calls = h.cmm.filter((t) => t > t0);
+  assert.ok(calls.length >= 2 && calls.length <= 3, `calls every 2 min: ${calls.join(',')}`);
+  idle = false;
+  h.m.wake();
+  const n = h.to('203.0.113.6:41641').length;
+  h.clock.advance(DEFAULT_TIMING.upgradeIntervalMs);
+  assert.equal(h.to('203.0.113.6:41641').length, n + 1, 'a try 5 s after the data started');
+});
