@@ -13,13 +13,11 @@ export class LanTable {
   /** Members come and go in a storm: commits coalesce, and one that changes nothing runs no nft. */
   private readonly nft: NftCommitter;
 
-  /** spacingMs: least time between two nft runs (nft-committer.ts; default SPACING_MS). */
-  constructor(opts: { table?: string; run?: NftRunner; spacingMs?: number } = {}) {
+  constructor(opts: { table?: string; run?: NftRunner } = {}) {
     this.name = opts.table ?? DEFAULT_LAN_TABLE;
     this.nft = new NftCommitter({
       render: () => renderLanRuleset({ table: this.name, broadcast: this.broadcast, groups: this.groups, injectors: this.injectors, relayGuard: this.relayGuard }),
       ...(opts.run ? { run: opts.run } : {}),
-      ...(opts.spacingMs !== undefined ? { spacingMs: opts.spacingMs } : {}),
     });
     renderRemoval(this.name); // validates the name now rather than at the first commit
   }

@@ -4,19 +4,14 @@
 // it, and a ruleset equal to the installed one is not run at all. nft reads the ruleset on stdin:
 // no shell, no arguments from outside.
 //
-// Runs are also spaced: a commit asked for within SPACING_MS of the last run's start waits until
-// then, gathering every change of that time into one run. Measured in a 16-player join storm on
-// 2 cores: 12 runs per helper in the first 6 s, their processes ~10 % of the machine's CPU (and
-// the forks ~5 % of the helpers'), while the machine was saturated. Nothing waits on the spacing
-// for connectivity: a peer not yet on the fast path goes through the helper's proxy meanwhile.
+// An owner may also space its runs (spacingMs): a commit asked for within that time of the last
+// run's start waits until then, gathering every change of that time into one run. The wait holds
+// the process open (a ruleset asked for must be installed), at most spacingMs.
 
 import { spawn } from 'node:child_process';
-import { systemClock, type Clock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 
 export type NftRunner = (ruleset: string) => Promise<void>;
-
-/** Least time from one run's start to the next's (a commit asked for sooner waits). */
-export const SPACING_MS = 1500;
 
 /** Runs `nft -f -` with the ruleset on stdin; rejects with nft's message when it fails. */
 export const runNft: NftRunner = (ruleset) =>
@@ -32,6 +27,15 @@ export const runNft: NftRunner = (ruleset) =>
     p.stdin.end(ruleset);
   });
 
+/** Timers that keep the process alive (systemClock's do not): a pending ruleset must be installed. */
+const refClock: Pick<Clock, 'now' | 'setTimeout'> = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
+};
+
 export interface NftCommitterOptions {
   /**
    * The whole ruleset as it should be now, or null when there is nothing to do. Called when a
@@ -41,7 +45,7 @@ export interface NftCommitterOptions {
   run?: NftRunner;
   /** Called after a commit's ruleset was installed (not for skipped commits, nor for replace()). */
   onApplied?(ruleset: string): void;
-  /** Default SPACING_MS; 0 runs every commit as soon as the one before it is done. */
+  /** Least time from one run's start to the next's (default 0: as soon as the one before is done). */
   spacingMs?: number;
   clock?: Pick<Clock, 'now' | 'setTimeout'>;
 }
@@ -64,8 +68,8 @@ export class NftCommitter {
 
   constructor(private readonly o: NftCommitterOptions) {
     this.run = o.run ?? runNft;
-    this.spacingMs = o.spacingMs ?? SPACING_MS;
-    this.clock = o.clock ?? systemClock;
+    this.spacingMs = o.spacingMs ?? 0;
+    this.clock = o.clock ?? refClock;
   }
 
   /**

@@ -52,7 +52,6 @@ test('lan table: changes made while a commit runs ride on one later commit', asy
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const t = new LanTable({
-    spacingMs: 0,
     table: 'lt',
     run: async (r) => {
       runs.push(r);
@@ -74,7 +73,7 @@ test('lan table: changes made while a commit runs ride on one later commit', asy
 
 test('lan table: a commit that changes nothing runs no nft; after remove() it runs again', async () => {
   const runs: string[] = [];
-  const t = new LanTable({ spacingMs: 0, table: 'lt', run: async (r) => void runs.push(r) });
+  const t = new LanTable({ table: 'lt', run: async (r) => void runs.push(r) });
   await t.setInjectors([{ localPort: 3000, srcIp: '10.66.0.9', srcPort: 4000 }]);
   await t.setInjectors([{ localPort: 3000, srcIp: '10.66.0.9', srcPort: 4000 }]);
   assert.equal(runs.length, 1);

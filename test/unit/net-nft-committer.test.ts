@@ -22,7 +22,7 @@ test('nft committer: commits asked for while one runs share one more run, which 
   const r = recorder();
   let text = 'v0';
   let renders = 0;
-  const c = new NftCommitter({ render: () => (renders++, text), run: r.run, spacingMs: 0 });
+  const c = new NftCommitter({ render: () => (renders++, text), run: r.run });
   r.state.hold = true;
   const first = c.commit();
   await tick();
@@ -44,7 +44,7 @@ test('nft committer: the installed ruleset again runs no nft; null from render r
   const r = recorder();
   let text: string | null = 'a';
   const applied: string[] = [];
-  const c = new NftCommitter({ render: () => text, run: r.run, onApplied: (x) => applied.push(x), spacingMs: 0 });
+  const c = new NftCommitter({ render: () => text, run: r.run, onApplied: (x) => applied.push(x) });
   await c.commit();
   await c.commit();
   assert.deepEqual(r.runs, ['a']);
@@ -63,7 +63,7 @@ test('nft committer: a failed run rejects its commits, and the same ruleset runs
   const r = recorder();
   const applied: string[] = [];
   let text = 'a';
-  const c = new NftCommitter({ render: () => text, run: r.run, onApplied: (x) => applied.push(x), spacingMs: 0 });
+  const c = new NftCommitter({ render: () => text, run: r.run, onApplied: (x) => applied.push(x) });
   await c.commit();
   text = 'b';
   r.state.fail = true;
@@ -97,7 +97,7 @@ test('nft committer: runs never overlap, and follow the order they were asked fo
     active--;
   };
   let n = 0;
-  const c = new NftCommitter({ render: () => `r${n}`, run, spacingMs: 0 });
+  const c = new NftCommitter({ render: () => `r${n}`, run });
   const all: Promise<void>[] = [];
   for (let i = 0; i < 5; i++) {
     n++;
@@ -114,7 +114,7 @@ test('nft committer: runs never overlap, and follow the order they were asked fo
 test('nft committer: replace() runs whatever is installed, and commits asked for after it run after it', async () => {
   const r = recorder();
   let text = 'a';
-  const c = new NftCommitter({ render: () => text, run: r.run, spacingMs: 0 });
+  const c = new NftCommitter({ render: () => text, run: r.run });
   r.state.hold = true;
   const a = c.commit();
   await tick();
@@ -130,7 +130,7 @@ test('nft committer: replace() runs whatever is installed, and commits asked for
   assert.deepEqual(r.runs, ['a', 'c', 'remove', 'c'], 'b rendered late (c); the last run installs c');
   // The removal forgot what was installed: the same ruleset as before it runs again.
   const r2 = recorder();
-  const c2 = new NftCommitter({ render: () => 'x', run: r2.run, spacingMs: 0 });
+  const c2 = new NftCommitter({ render: () => 'x', run: r2.run });
   await c2.commit();
   await c2.replace('remove');
   await c2.commit();
