@@ -164,24 +164,12 @@ export const listNft: NftLister = (table) =>
     execFile('nft', ['-j', 'list', 'table', 'ip', table], { maxBuffer: 4 * 1024 * 1024, timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 
-/**
- * Fast-path rulesets are installed at most this often: a join storm moves peers onto the fast path
- * one after another, and each change was its own `nft` run. Measured in a 16-player storm on 2
- * cores: 12-20 runs per helper, their processes ~10 % of the saturated machine's CPU in the first
- * 6 s and the forks ~5 % of the helpers'. Spaced 1.5 s apart they share runs; nothing waits on it
- * for connectivity (a peer not yet on the fast path goes through the helper's proxy). The LAN
- * relay's table is not spaced: a game's first broadcast waits for its injection rule.
- */
-export const FAST_PATH_SPACING_MS = 1500;
-
 export interface FastPathOptions {
   iface: string;
   wgPort(): number;
   pubPort(): number;
   run?: NftRunner;
   list?: NftLister;
-  /** Least time between two nft runs (default FAST_PATH_SPACING_MS). */
-  spacingMs?: number;
 }
 
 /** The set of fast-path peers and the one table that serves them; applies are serialized. */
@@ -196,7 +184,6 @@ export class FastPath {
     this.nft = new NftCommitter({
       render: () => this.render(),
       ...(o.run ? { run: o.run } : {}),
-      spacingMs: o.spacingMs ?? FAST_PATH_SPACING_MS,
       // The ruleset tells what is installed: peers may have changed while nft ran.
       onApplied: (ruleset) => {
         this.installed = ruleset !== this.removal();

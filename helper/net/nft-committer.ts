@@ -3,13 +3,8 @@
 // event loop in a join storm, so commits are serialised, the ones asked for while one waits share
 // it, and a ruleset equal to the installed one is not run at all. nft reads the ruleset on stdin:
 // no shell, no arguments from outside.
-//
-// An owner may also space its runs (spacingMs): a commit asked for within that time of the last
-// run's start waits until then, gathering every change of that time into one run. The wait holds
-// the process open (a ruleset asked for must be installed), at most spacingMs.
 
 import { spawn } from 'node:child_process';
-import type { Clock } from '../core/clock.js';
 
 export type NftRunner = (ruleset: string) => Promise<void>;
 
@@ -27,15 +22,6 @@ export const runNft: NftRunner = (ruleset) =>
     p.stdin.end(ruleset);
   });
 
-/** Timers that keep the process alive (systemClock's do not): a pending ruleset must be installed. */
-const refClock: Pick<Clock, 'now' | 'setTimeout'> = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
-
 export interface NftCommitterOptions {
   /**
    * The whole ruleset as it should be now, or null when there is nothing to do. Called when a
@@ -45,9 +31,6 @@ export interface NftCommitterOptions {
   run?: NftRunner;
   /** Called after a commit's ruleset was installed (not for skipped commits, nor for replace()). */
   onApplied?(ruleset: string): void;
-  /** Least time from one run's start to the next's (default 0: as soon as the one before is done). */
-  spacingMs?: number;
-  clock?: Pick<Clock, 'now' | 'setTimeout'>;
 }
 
 export class NftCommitter {
@@ -56,58 +39,25 @@ export class NftCommitter {
   private queued: Promise<void> | null = null;
   /** The ruleset the last successful run installed: the same one again is not run. */
   private applied: string | null = null;
-  /** When the last run (commit or replace) started; -Infinity before the first. */
-  private lastRunAt = -Infinity;
-  /** Ends a commit's wait for the spacing (set while one waits). */
-  private endWait: (() => void) | null = null;
-  /** replace() runs asked for and not started: nothing waits for the spacing in front of them. */
-  private replacing = 0;
   private readonly run: NftRunner;
-  private readonly spacingMs: number;
-  private readonly clock: Pick<Clock, 'now' | 'setTimeout'>;
 
   constructor(private readonly o: NftCommitterOptions) {
     this.run = o.run ?? runNft;
-    this.spacingMs = o.spacingMs ?? 0;
-    this.clock = o.clock ?? refClock;
   }
 
   /**
-   * Installs what render() returns once the runs before it are done and the spacing has passed;
-   * resolves when nft is done (or was not needed). A failed run forgets what was installed, so the
-   * same text runs again.
+   * Installs what render() returns once the runs before it are done; resolves when nft is done
+   * (or was not needed). A failed run forgets what was installed, so the same text runs again.
    */
   commit(): Promise<void> {
     if (this.queued) return this.queued;
     const next = this.chain.then(async () => {
-      // A change that changes nothing (a peer set to the endpoint it has, a member gone and back
-      // before the run) costs no process, and keeps the table's counters, which a replace restarts;
-      // nor does it wait for the spacing.
-      const wait = this.replacing > 0 ? 0 : this.lastRunAt + this.spacingMs - this.clock.now();
-      if (wait > 0) {
-        if (this.unchanged(this.o.render())) {
-          this.queued = null;
-          return;
-        }
-        // Still queued while it waits: the changes of that time ride on this run. A replace()
-        // asked for meanwhile (the table's removal, at shutdown too) ends the wait.
-        await new Promise<void>((r) => {
-          const cancel = this.clock.setTimeout(() => {
-            this.endWait = null;
-            r();
-          }, wait);
-          this.endWait = () => {
-            cancel();
-            this.endWait = null;
-            r();
-          };
-        });
-      }
       this.queued = null;
       const ruleset = this.o.render();
-      if (ruleset === null || this.unchanged(ruleset)) return;
+      // A change that changes nothing (a peer set to the endpoint it has, a member gone and back
+      // before the run) costs no process, and keeps the table's counters, which a replace restarts.
+      if (ruleset === null || ruleset === this.applied) return;
       this.applied = null;
-      this.lastRunAt = this.clock.now();
       await this.run(ruleset);
       this.applied = ruleset;
       this.o.onApplied?.(ruleset);
@@ -125,20 +75,12 @@ export class NftCommitter {
    * undo what they installed.
    */
   replace(ruleset: string): Promise<void> {
-    this.replacing++;
-    this.endWait?.();
     const next = this.chain.then(() => {
-      this.replacing--;
       this.applied = null;
-      this.lastRunAt = this.clock.now();
       return this.run(ruleset);
     });
     this.queued = null;
     this.chain = next.catch(() => undefined);
     return next;
-  }
-
-  private unchanged(ruleset: string | null): boolean {
-    return ruleset === null || ruleset === this.applied;
   }
 }

@@ -35,7 +35,7 @@ test('fastpath: refuses anything that is not a plain endpoint or port', () => {
 
 test('fastpath: installs on the first peer, updates the set, removes the table with the last', async () => {
   const runs: string[] = [];
-  const fp = new FastPath({ spacingMs: 0, iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => void runs.push(r) });
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => void runs.push(r) });
   await fp.set('a', '203.0.113.6:40001');
   await fp.set('b', '203.0.113.10:40002');
   await fp.set('a', null);
@@ -51,7 +51,7 @@ test('fastpath: installs on the first peer, updates the set, removes the table w
 test('fastpath: a change that changes nothing runs no nft; after a failed run or a reset the same ruleset runs again', async () => {
   const runs: string[] = [];
   let fail = false;
-  const fp = new FastPath({ spacingMs: 0, iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => { runs.push(r); if (fail) throw new Error('nft: busy'); } });
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async (r) => { runs.push(r); if (fail) throw new Error('nft: busy'); } });
   await fp.set('a', '203.0.113.6:40001');
   await fp.set('a', '203.0.113.6:40001'); // the endpoint it has
   assert.equal(runs.length, 1);
@@ -68,7 +68,7 @@ test('fastpath: a change that changes nothing runs no nft; after a failed run or
 
 test('fastpath: a failing nft is reported to the caller and does not wedge later applies', async () => {
   let fail = true;
-  const fp = new FastPath({ spacingMs: 0, iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: Operation not permitted'); } });
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: Operation not permitted'); } });
   await assert.rejects(fp.set('a', '203.0.113.6:40001'), /not permitted/);
   fail = false;
   await fp.set('a', '203.0.113.6:40001');
@@ -104,7 +104,6 @@ test('fastpath: changes made while nft runs are batched into one more transactio
   const runs: string[] = [];
   let release: () => void = () => {};
   const fp = new FastPath({
-    spacingMs: 0,
     iface: 'wg0',
     wgPort: () => 51820,
     pubPort: () => 41641,
@@ -125,7 +124,7 @@ test('fastpath: changes made while nft runs are batched into one more transactio
   for (let i = 0; i < 15; i++) assert.match(runs[1] as string, new RegExp(`203\\.0\\.113\\.${i + 1} \\. 40000`));
   // A failing run rejects every change that rode on it, and the next change runs again.
   let fail = true;
-  const fp2 = new FastPath({ spacingMs: 0, iface: 'wg1', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: busy'); } });
+  const fp2 = new FastPath({ iface: 'wg1', wgPort: () => 51820, pubPort: () => 41641, run: async () => { if (fail) throw new Error('nft: busy'); } });
   const a = fp2.set('x', '203.0.113.1:1');
   const b = fp2.set('y', '203.0.113.2:1');
   await assert.rejects(a, /busy/);
@@ -138,7 +137,6 @@ test('fastpath: a change made after reset() runs after it (does not ride on a ru
   const runs: string[] = [];
   let release: () => void = () => {};
   const fp = new FastPath({
-    spacingMs: 0,
     iface: 'wg2',
     wgPort: () => 51820,
     pubPort: () => 41641,
@@ -182,7 +180,7 @@ test('fastpath: counters of ordinary and pinned peers are parsed apart', async (
   assert.equal(c.size, 2, 'malformed elements are skipped');
 
   // FastPath.counters() hands them out by peer id, pinned peers included.
-  const fp = new FastPath({ spacingMs: 0, iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => {}, list: async () => json });
+  const fp = new FastPath({ iface: 'wg0', wgPort: () => 51820, pubPort: () => 41641, run: async () => {}, list: async () => json });
   await fp.set('ordinary', '203.0.113.6:40001');
   await fp.set('pinned', '203.0.113.10:5000', 45000);
   const byPeer = await fp.counters();

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NftCommitter } from '../../helper/net/nft-committer.js';
-import { ManualClock } from '../../helper/core/clock.js';
 
 /** A runner whose runs are recorded and can be held open (a slow nft) or made to fail. */
 function recorder() {
@@ -141,67 +140,4 @@ test('nft committer: replace() runs whatever is installed, and commits asked for
   r2.state.fail = false;
   await c2.commit();
   assert.deepEqual(r2.runs, ['x', 'remove', 'x', 'remove', 'x']);
-});
-
-test('nft committer: a commit within the spacing of the last run waits for it, and the changes of that time share one run', async () => {
-  const clock = new ManualClock();
-  const r = recorder();
-  let text = 'v0';
-  const c = new NftCommitter({ render: () => text, run: r.run, spacingMs: 1500, clock });
-  await c.commit();
-  assert.deepEqual(r.runs, ['v0'], 'the first commit runs at once');
-  const waiting: Promise<void>[] = [];
-  let done = 0;
-  for (let i = 1; i <= 5; i++) {
-    clock.advance(100);
-    text = `v${i}`;
-    const p = c.commit();
-    void p.then(() => done++);
-    waiting.push(p);
-    await tick();
-  }
-  assert.deepEqual(r.runs, ['v0'], 'nothing runs within 1.5 s of the last run');
-  assert.equal(done, 0);
-  clock.advance(999);
-  await tick();
-  assert.deepEqual(r.runs, ['v0'], 'still 1 ms early');
-  clock.advance(1);
-  await Promise.all(waiting);
-  assert.deepEqual(r.runs, ['v0', 'v5'], 'one run, with the latest state');
-  // Past the spacing a commit runs at once again; one that changes nothing never waits.
-  clock.advance(5000);
-  text = 'v6';
-  await c.commit();
-  assert.deepEqual(r.runs, ['v0', 'v5', 'v6']);
-  await c.commit();
-  assert.deepEqual(r.runs, ['v0', 'v5', 'v6'], 'unchanged: resolved without waiting or running');
-});
-
-test('nft committer: replace() ends a commit\'s wait for the spacing (a removal at shutdown is not held up)', async () => {
-  const clock = new ManualClock();
-  const r = recorder();
-  let text = 'a';
-  const c = new NftCommitter({ render: () => text, run: r.run, spacingMs: 1500, clock });
-  await c.commit();
-  text = 'b';
-  const b = c.commit();
-  await tick();
-  assert.deepEqual(r.runs, ['a']);
-  const removal = c.replace('remove');
-  await Promise.all([b, removal]);
-  assert.deepEqual(r.runs, ['a', 'b', 'remove'], 'in the order asked for, without the clock moving');
-  // A commit queued behind a running one, with a removal asked for after it: no wait either.
-  r.state.hold = true;
-  clock.advance(5000);
-  text = 'c';
-  const c1 = c.commit();
-  await tick();
-  r.state.hold = false;
-  text = 'd';
-  const d = c.commit();
-  const removal2 = c.replace('remove');
-  (r.held.shift() as () => void)();
-  await Promise.all([c1, d, removal2]);
-  assert.deepEqual(r.runs, ['a', 'b', 'remove', 'c', 'd', 'remove']);
-  assert.equal(clock.pending, 0, 'no timer left behind');
 });
