@@ -74,6 +74,7 @@ export class LrPhoneSettings extends LitElement {
   private async refresh(): Promise<void> {
     try {
       this.access = await getRemoteAccess();
+      // The field stays disabled until this answer, so nothing typed is overwritten by it.
       this.address = this.access.listenAddress;
       await this.refreshDevices();
     } catch (err) {
@@ -136,7 +137,7 @@ export class LrPhoneSettings extends LitElement {
           </div>
           <div class="row">
             <label for="p-addr">LAN address</label>
-            <input id="p-addr" type="text" inputmode="decimal" data-testid="remote-address" placeholder="automatic" ?disabled=${a?.enabled}
+            <input id="p-addr" type="text" inputmode="decimal" data-testid="remote-address" placeholder="automatic" ?disabled=${!a || a.enabled}
               .value=${this.address} @input=${(e: Event) => (this.address = (e.target as HTMLInputElement).value)} />
           </div>
           ${a?.enabled
