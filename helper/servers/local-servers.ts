@@ -1,4 +1,5 @@
 import type { Logger } from '../core/log.js';
+import { OnDemandInterval } from '../core/on-demand-interval.js';
 import type { AnnouncedServer } from '../gen/lanrage/control/v1/control.js';
 import type { Detection } from '../games/detector.js';
 import type { GameProfile } from '../games/profile.js';
@@ -45,7 +46,7 @@ export function serverPorts(profile: GameProfile, listening: readonly ListeningP
 }
 
 export class LocalServers {
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly timer = new OnDemandInterval(SCAN_INTERVAL_MS, () => void this.scan());
   private started = false;
   private scanning: Promise<void> | undefined;
   private again = false;
@@ -61,13 +62,12 @@ export class LocalServers {
 
   stop(): void {
     this.started = false;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.timer.set(false);
   }
 
   /** No periodic scan runs (no game detected here, no server listed). */
   idle(): boolean {
-    return this.timer === undefined;
+    return !this.timer.running;
   }
 
   /**
@@ -76,14 +76,7 @@ export class LocalServers {
    * stop scans at once (ServerBrowser), which starts the timer again.
    */
   private updateTimer(): void {
-    const needed = this.started && (this.current.size > 0 || this.d.running().length > 0);
-    if (needed && !this.timer) {
-      this.timer = setInterval(() => void this.scan(), SCAN_INTERVAL_MS);
-      this.timer.unref();
-    } else if (!needed && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    this.timer.set(this.started && (this.current.size > 0 || this.d.running().length > 0));
   }
 
   list(): AnnouncedServer[] {

@@ -1,4 +1,5 @@
 import type { Logger } from '../core/log.js';
+import { OnDemandInterval } from '../core/on-demand-interval.js';
 import { ApiError, Status, invalidArgument } from '../core/api-error.js';
 import type { Detection } from '../games/detector.js';
 import { activeDiscovery } from '../games/discovery.js';
@@ -54,7 +55,7 @@ export class ServerBrowser {
   private readonly seen = new Map<string, number>();
   private last: GameServer[] = [];
   private lastTargets = '';
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly timer = new OnDemandInterval(REFRESH_MS, () => this.refresh());
   private started = false;
   private readonly now: () => number;
 
@@ -87,8 +88,7 @@ export class ServerBrowser {
 
   stop(): void {
     this.started = false;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.timer.set(false);
     this.local.stop();
     this.partyGames.close();
   }
@@ -195,7 +195,7 @@ export class ServerBrowser {
 
   /** No timer runs: no server here or announced, no game detected here. */
   idle(): boolean {
-    return this.timer === undefined && this.local.idle();
+    return !this.timer.running && this.local.idle();
   }
 
   /**
@@ -204,13 +204,7 @@ export class ServerBrowser {
    * games, announcements, settings) calls refresh() itself when it changes.
    */
   private updateTimer(needed: boolean): void {
-    if (needed && this.started && !this.timer) {
-      this.timer = setInterval(() => this.refresh(), REFRESH_MS);
-      this.timer.unref();
-    } else if ((!needed || !this.started) && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
+    this.timer.set(needed && this.started);
   }
 
   private refresh(): void {
