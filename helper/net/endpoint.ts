@@ -11,7 +11,7 @@ import { validatePeerCandidates, type AddressPolicy } from './candidates.js';
 import { isKey } from './disco.js';
 import { HandshakeGuard } from './handshake.js';
 import type { MagicPeer } from './magicsock-api.js';
-import type { PathMachine } from './path.js';
+import { leadsKeepalives, type PathMachine } from './path.js';
 import { MAX_DETECTED_DELTA, ProbeBudget } from './portpredict.js';
 import type { RelayPath, ViewState } from './relaypath.js';
 import type { PublicSocket } from './socket.js';
@@ -79,7 +79,7 @@ export class PeerEndpoint {
 
   constructor(
     public peer: MagicPeer,
-    ownDiscoKey: string,
+    private readonly ownDiscoKey: string,
     readonly addedAt: number,
   ) {
     this.handshake = new HandshakeGuard(ownDiscoKey < peer.discoPublicKey);
@@ -89,6 +89,11 @@ export class PeerEndpoint {
   /** No WireGuard data for IDLE_AFTER_MS: the direct path keeps itself alive at its idle pace (path.ts). */
   idle(now: number): boolean {
     return now - this.lastTrafficAt >= IDLE_AFTER_MS;
+  }
+
+  /** Whether our side keeps this pair's paths alive (path.ts, relaypath.ts); the peer answers. */
+  leads(): boolean {
+    return leadsKeepalives(this.ownDiscoKey, this.peer.discoPublicKey);
   }
 
   get id(): string {

@@ -17,7 +17,7 @@ import { PeerEndpoint, validatePeer } from './endpoint.js';
 import type { FastPath } from './fastpath.js';
 import { isHandshakeInitiation, releaseHeld } from './handshake.js';
 import { pathSent, type Counters, type MagicPeer } from './magicsock-api.js';
-import { leadsKeepalives, PathMachine, type PathOptions, type PathState as DirectState } from './path.js';
+import { PathMachine, type PathOptions, type PathState as DirectState } from './path.js';
 import type { RelayGlue } from './relay-glue.js';
 import { combinePath, type ViewState } from './relaypath.js';
 import type { WgProxy } from './wgproxy.js';
@@ -140,7 +140,7 @@ export class PeerTable {
         peerNat: () => rec.peer.natHint,
         relayed: () => rec.relay.state().up,
         // One side of a pair keeps the direct path alive, the other answers (path.ts).
-        leads: () => leadsKeepalives(io.box.publicKey, rec.peer.discoPublicKey),
+        leads: () => rec.leads(),
         // Behind a random symmetric NAT towards a peer with one mapping, only birthday probing finds a path.
         waiting: () => io.birthday.waiting?.(rec) ?? false,
         idle: () => rec.idle(io.clock.now()),

@@ -83,6 +83,7 @@ export class RelayGlue {
       // Also the one signal on the side that only receives: its orphaned allocation hears nothing.
       missed: () => this.conn?.checkNow(),
       idle: () => rec.idle(io.clock.now()),
+      leads: () => rec.leads(),
       changed: (st) => {
         if (rec.removed) return;
         if (st.up && rec.active !== null && rec.machine.state().suspect) io.relayUnderSuspect(rec);
@@ -176,8 +177,8 @@ export class RelayGlue {
       c.disco_ping_rx++;
       c.disco_pong_tx++;
       this.sendVia(from, io.seal(rec, { type: 'pong', txid: m.txid, observed: from }), 'disco');
-      // Its ping came through, so ours gets through now: confirm our side without waiting a round.
-      rec.relay.probeNow();
+      // Its ping came through: our side confirms without waiting a round, or rests (relaypath.ts).
+      rec.relay.onPing();
       return;
     }
     c.disco_pong_rx++;

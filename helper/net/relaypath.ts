@@ -15,6 +15,11 @@
 // resume it probes at once, so a lost direct path falls back to the relay within one round trip.
 // A pair without data (idle(), as for direct paths in path.ts) pings every idleKeepaliveIntervalMs
 // and checks each ping's pong suspectIntervalMs later; wake() brings the busy pace back.
+// While idle only one side keeps the path alive (`leads`, the same side as for direct paths): the
+// other counts the peer's pings through the relay as its keepalive's pongs, pings itself once
+// every followOwnPingMs (its RTT, and a check of its own allocation), and keeps the path alive as
+// above once the pings stop for idleKeepaliveIntervalMs + followSlackMs. At rest in a 16-player
+// party the random-NAT players' relayed pairs cost them more than their direct ones did.
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
@@ -30,6 +35,10 @@ export interface RelayPathTiming {
   pingTtlMs: number;
   /** A keepalive unanswered this long calls missed() (the path is not lost yet: that takes missedForLoss). */
   answerWaitMs: number;
+  /** Idle and following: the leader's next ping is overdue this long after its idle interval. */
+  followSlackMs: number;
+  /** Idle and following: our own ping this often all the same. */
+  followOwnPingMs: number;
 }
 
 export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
@@ -40,6 +49,8 @@ export const DEFAULT_RELAY_PATH_TIMING: RelayPathTiming = {
   missedForLoss: 3,
   pingTtlMs: 10_000,
   answerWaitMs: 1_000,
+  followSlackMs: 3_000,
+  followOwnPingMs: 60_000,
 };
 
 export interface RelayPathState {
@@ -58,6 +69,8 @@ export interface RelayPathOptions {
   missed?(): void;
   /** The pair carries no data (default: never): keepalives go at the idle pace. */
   idle?(): boolean;
+  /** Whether this side leads the keepalives while idle (default true: both sides ping). */
+  leads?(): boolean;
   timing?: Partial<RelayPathTiming>;
   newTxid?: () => Buffer;
 }
@@ -78,6 +91,7 @@ export class RelayPath {
   private missed = 0;
   private keepaliveTxid: string | null = null;
   private lastKeepaliveAt = -Infinity;
+  private peerPingAt = -Infinity;
   private nextRoundAt = Infinity;
   private paused = false;
   private closed = false;
@@ -156,6 +170,22 @@ export class RelayPath {
     this.round();
   }
 
+  /**
+   * The peer's ping came through the relay. Not confirmed yet: ours gets through now too (a relay
+   * forwards only between allocations that permit each other), so probe at once. Confirmed, idle
+   * and following: it stands for our keepalive's pong (see the top).
+   */
+  onPing(): void {
+    if (this.closed || this.paused || this.target === null) return;
+    if (!this.up) return this.probeNow();
+    const now = this.o.clock.now();
+    this.peerPingAt = now;
+    if (!this.rests(now)) return;
+    this.missed = 0;
+    this.keepaliveTxid = null;
+    this.schedule(this.restMs(now));
+  }
+
   /** Data started on an idle pair: the next keepalive comes at the busy pace. */
   wake(): void {
     if (this.closed || this.paused || !this.up || this.target === null) return;
@@ -202,12 +232,28 @@ export class RelayPath {
     return this.o.idle?.() === true ? this.t.idleKeepaliveIntervalMs : this.t.keepaliveIntervalMs;
   }
 
+  /** Idle, following, and the leader's pings arrive: this round sends nothing. */
+  private rests(now: number): boolean {
+    return this.up && this.missed === 0 && this.o.leads?.() === false && this.o.idle?.() === true
+      && now - this.peerPingAt < this.t.idleKeepaliveIntervalMs + this.t.followSlackMs
+      && now - this.lastKeepaliveAt < this.t.followOwnPingMs;
+  }
+
+  /** Until the leader's next ping is overdue or our own ping is due. */
+  private restMs(now: number): number {
+    return Math.min(this.peerPingAt + this.t.idleKeepaliveIntervalMs + this.t.followSlackMs, this.lastKeepaliveAt + this.t.followOwnPingMs) - now;
+  }
+
   private round(): void {
     this.cancelTimer();
     this.nextRoundAt = Infinity;
     if (this.closed || this.paused || this.target === null) return;
     const now = this.o.clock.now();
     for (const [k, p] of this.pending) if (now - p.at > this.t.pingTtlMs) this.pending.delete(k);
+    if (this.rests(now)) {
+      this.keepaliveTxid = null;
+      return this.schedule(this.restMs(now));
+    }
     // Idle pace: the round after a keepalive only checked its pong; answered, wait out the interval.
     if (this.up && this.keepaliveTxid === null && this.missed === 0 && now - this.lastKeepaliveAt < this.keepaliveMs()) {
       return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);

@@ -7,7 +7,7 @@ import { ManualClock } from '../../helper/core/clock.js';
 import { combinePath, RelayPath, type RelayPathState } from '../../helper/net/relaypath.js';
 import { chooseRelay, type RelayOffer } from '../../helper/net/relayconn.js';
 
-function rig(idle?: () => boolean) {
+function rig(idle?: () => boolean, leads?: () => boolean) {
   const clock = new ManualClock();
   const pings: Array<{ target: string; txid: Buffer; at: number }> = [];
   const states: RelayPathState[] = [];
@@ -20,6 +20,7 @@ function rig(idle?: () => boolean) {
     missed: () => misses.push(clock.now()),
     newTxid: () => Buffer.alloc(12, ++n),
     ...(idle ? { idle } : {}),
+    ...(leads ? { leads } : {}),
   });
   return { clock, pings, states, misses, rp };
 }
@@ -210,4 +211,58 @@ test('relay path: an idle pair pings every 15 s, loses a dead path within ~20 s 
     if (!rp.state().up) lostAt = clock.now();
   }
   assert.ok(lostAt !== null && lostAt - lastPong <= 5000 + 15_000, `lost ${lostAt === null ? 'never' : lostAt - lastPong} ms after the last pong`);
+});
+
+test('relay path: idle and following, the leader\'s pings stand for our keepalives; our own ping once a minute; when they stop, or data starts, we ping again', () => {
+  let idle = true;
+  const { clock, pings, rp } = rig(() => idle, () => false);
+  rp.setTarget('203.0.113.1:50000');
+  rp.onPong(pings[0]!.txid);
+  // The leader pings every 15 s for five minutes; every ping of ours is answered.
+  const t0 = clock.now();
+  for (let s = 1; s <= 300; s++) {
+    clock.advance(1000);
+    if (s % 15 === 0) rp.onPing();
+    const last = pings.at(-1)!;
+    if (last.at === clock.now()) rp.onPong(last.txid);
+  }
+  const own = pings.filter((p) => p.at > t0).map((p) => p.at - t0);
+  assert.ok(own.length >= 4 && own.length <= 6, `own pings while following: ${own.join(',')}`);
+  const gaps = own.slice(1).map((t, i) => t - own[i]!);
+  assert.ok(gaps.every((g) => g >= 55_000), `own pings ~1 min apart: ${gaps.join(',')}`);
+  assert.equal(rp.state().up, true);
+  // The leader's pings stop: we ping within the idle interval + slack of its last one.
+  const lastPeerPing = clock.now() - (clock.now() - t0) % 15_000;
+  const before = pings.length;
+  clock.advance(20_000);
+  assert.ok(pings.length > before && pings[before]!.at - lastPeerPing <= 18_000, `own ping ${pings[before] ? pings[before]!.at - lastPeerPing : 'never'} ms after the leader's last`);
+  // Data: the busy pace (5 s) on our side whatever the leader does.
+  rp.onPong(pings.at(-1)!.txid);
+  rp.onPing();
+  idle = false;
+  rp.wake();
+  const busyFrom = pings.length;
+  for (let s = 0; s < 20; s++) {
+    clock.advance(1000);
+    if (s % 5 === 0) rp.onPing();
+    const last = pings.at(-1)!;
+    if (last.at === clock.now()) rp.onPong(last.txid);
+  }
+  assert.ok(pings.length - busyFrom >= 3, `busy pings of our own: ${pings.length - busyFrom}`);
+});
+
+test('relay path: the leader, or a side told nothing about leading, keeps pinging at the idle pace whatever the peer sends', () => {
+  for (const leads of [() => true, undefined]) {
+    const { clock, pings, rp } = rig(() => true, leads);
+    rp.setTarget('203.0.113.1:50000');
+    rp.onPong(pings[0]!.txid);
+    const t0 = clock.now();
+    for (let s = 1; s <= 120; s++) {
+      clock.advance(1000);
+      if (s % 15 === 7) rp.onPing();
+      const last = pings.at(-1)!;
+      if (last.at === clock.now()) rp.onPong(last.txid);
+    }
+    assert.equal(pings.filter((p) => p.at > t0).length, 8);
+  }
 });
