@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { ManualClock } from '../../helper/core/clock.js';
 import { makePolicy } from '../../helper/net/candidates.js';
-import { LocalView, MAX_HELD } from '../../helper/net/local-view.js';
+import { LocalView, MAX_HELD, randomPortMove } from '../../helper/net/local-view.js';
 import { newCounters } from '../../helper/net/magicsock-api.js';
 import type { StunClient } from '../../helper/net/stun/client.js';
 
@@ -122,4 +122,36 @@ test('nothing held: pathsChanged publishes nothing', async () => {
   const n = t.published.length;
   t.view.pathsChanged();
   assert.equal(t.published.length, n);
+});
+
+test('behind a NAT with random ports per flow, a new STUN port alone is not published; a new address, or a port pattern, is', async () => {
+  const t = setup();
+  t.moveTo('203.0.113.62:40001', '203.0.113.62:51377');
+  await t.view.localCandidates();
+  assert.deepEqual(t.view.candidates, ['10.1.0.2:41641', '203.0.113.62:40001']);
+  const before = t.published.length;
+  // Every refresh at rest: STUN's flow expired, the NAT picked new random ports.
+  for (const [a, b] of [['203.0.113.62:23001', '203.0.113.62:61002'], ['203.0.113.62:7003', '203.0.113.62:33004']] as const) {
+    t.moveTo(a, b);
+    await t.view.localCandidates();
+  }
+  assert.equal(t.published.length, before, 'nothing new for the party');
+  assert.deepEqual(t.view.candidates, ['10.1.0.2:41641', '203.0.113.62:40001']);
+  // A new public address is news.
+  t.moveTo('203.0.113.99:23001', '203.0.113.99:61002');
+  await t.view.localCandidates();
+  assert.equal(t.published.length, before + 1);
+  assert.deepEqual(t.view.candidates, ['10.1.0.2:41641', '203.0.113.99:23001']);
+});
+
+test('randomPortMove: only a port change behind a random endpoint-dependent NAT', () => {
+  const ed = (a: string | null) => ({ mapping: 'endpoint-dependent' as const, publicAddress: a });
+  const ei = (a: string | null) => ({ mapping: 'endpoint-independent' as const, publicAddress: a });
+  assert.equal(randomPortMove(ed('203.0.113.1:1000'), ed('203.0.113.1:2000'), 0), true);
+  assert.equal(randomPortMove(ed('203.0.113.1:1000'), ed('203.0.113.1:2000'), 1), false, 'sequential: the port is the prediction\'s reference');
+  assert.equal(randomPortMove(ed('203.0.113.1:1000'), ed('203.0.113.2:1000'), 0), false, 'a new address');
+  assert.equal(randomPortMove(ei('203.0.113.1:1000'), ei('203.0.113.1:2000'), 0), false, 'one mapping per socket: a rebinding');
+  assert.equal(randomPortMove(ei('203.0.113.1:1000'), ed('203.0.113.1:2000'), 0), false, 'the NAT kind changed');
+  assert.equal(randomPortMove(ed(null), ed('203.0.113.1:2000'), 0), false);
+  assert.equal(randomPortMove(ed('203.0.113.1:1000'), ed('203.0.113.1:1000'), 0), false);
 });
