@@ -684,6 +684,15 @@ export class PathMachine {
     if (this.nextRoundAt > now + due) this.schedule(due);
   }
 
+  /**
+   * Idle pace: a round soon after each keepalive checks for its pong (a dead idle path is then
+   * lost ~21 s after its last pong, not three 15 s intervals); answered, it rests until the next.
+   */
+  private idleRests(now: number): boolean {
+    return this.o.idle?.() === true && this.keepaliveTxid === null && !this.reprobing && !this.suspectLater && this.missed === 0
+      && now - this.lastKeepaliveAt < this.keepaliveMs() && !this.followerRests(now);
+  }
+
   /** Following and the peer's pings arrive: this round sends nothing to the active path. */
   private followerRests(now: number): boolean {
     return !this.leads() && !this.reprobing && !this.suspectLater && this.missed === 0
@@ -697,11 +706,7 @@ export class PathMachine {
     const now = this.o.clock.now();
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
-      // Idle pace: a round soon after each keepalive checks for its pong (a dead idle path is
-      // then lost ~21 s after its last pong, not three 15 s intervals); answered, it rests.
-      if (this.o.idle?.() === true && this.keepaliveTxid === null && !this.reprobing && !this.suspectLater && this.missed === 0 && now - this.lastKeepaliveAt < this.keepaliveMs() && !this.followerRests(now)) {
-        return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);
-      }
+      if (this.idleRests(now)) return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);
       if (this.followerRests(now)) {
         this.rested = true;
         this.keepaliveTxid = null;
