@@ -132,16 +132,23 @@ export function rssKiB(pid: number): number {
   return Number(m?.[1] ?? NaN);
 }
 
-export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
+/** Every process of the machine that `visit` (reading its /proc entries) does not throw for. */
+function eachProcess(visit: (pid: number) => void): void {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      if (Number(statFields(Number(e))[1]) === pid) out.push(Number(e));
+      visit(Number(e));
     } catch {
       // exited meanwhile
     }
   }
+}
+
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  eachProcess((p) => {
+    if (Number(statFields(p)[1]) === pid) out.push(p);
+  });
   return out;
 }
 
@@ -236,18 +243,12 @@ export interface ClassSnapshot {
  */
 export function snapshotByClass(classify: (argv: readonly string[]) => string | null): ClassSnapshot {
   const procs = new Map<number, [string, number, number]>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      const cls = classify(argv);
-      if (cls === null) continue;
-      const f = statFields(Number(e));
-      procs.set(Number(e), [cls, Number(f[11]) + Number(f[12]), Number(f[13]) + Number(f[14])]);
-    } catch {
-      // exited meanwhile
-    }
-  }
+  eachProcess((pid) => {
+    const cls = classify(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean));
+    if (cls === null) return;
+    const f = statFields(pid);
+    procs.set(pid, [cls, Number(f[11]) + Number(f[12]), Number(f[13]) + Number(f[14])]);
+  });
   return { at: performance.now(), system: systemCpu(), procs };
 }
 
