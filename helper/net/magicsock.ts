@@ -132,7 +132,7 @@ export class MagicSock extends EventEmitter {
       natChanged: (nat) => this.emit('nat', nat),
       candidatesChanged: (cands) => {
         this.emit('candidates', cands);
-        for (const rec of this.peers.values()) void this.disco.callMeMaybe(rec);
+        for (const rec of this.peers.peersToCall()) void this.disco.callMeMaybe(rec);
       },
       directPeers: () => this.peers.directPeers(),
     });

@@ -244,6 +244,20 @@ export class PeerTable {
     }
   }
 
+  /**
+   * The peers to call when our candidates change: those without a direct path that answers. A
+   * working path does not need our new address (behind a per-flow NAT the old one stays listed
+   * while such paths use it, local-view.ts); at rest in a 16-player lab party each STUN port move
+   * of a CGNAT player called all 15 peers, which all punched back. A rebinding makes paths
+   * suspect first, so those peers are still called.
+   */
+  *peersToCall(): Iterable<PeerEndpoint> {
+    for (const rec of this.peers.values()) {
+      const s = rec.machine.state();
+      if (!(s.kind === 'direct' && !s.suspect)) yield rec;
+    }
+  }
+
   /** The relayed path came up under a suspect direct path: the traffic moves to it. */
   relayUnderSuspect(rec: PeerEndpoint): void {
     this.onPathState(rec, rec.machine.state());

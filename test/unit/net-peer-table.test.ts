@@ -217,10 +217,12 @@ test('peer table: a failed WireGuard endpoint change is counted and reported as 
   assert.equal(s.c.wg_endpoint_errors, 1);
 });
 
-test('peer table: direct internet paths that answer are listed for local-view (not suspect, not LAN); every path change and removal is told', () => {
+test('peer table: direct internet paths that answer are listed for local-view (not suspect, not LAN), peers without a working path are the ones to call; every path change and removal is told', () => {
   const s = setup();
   s.table.set([s.peer('bob'), s.peer('lan', ['10.1.0.9:41641'])]);
   assert.deepEqual([...s.table.directPeers()], []);
+  const called = () => [...s.table.peersToCall()].map((r) => r.id).sort();
+  assert.deepEqual(called(), ['bob', 'lan'], 'new candidates go to peers still looking');
   const bob = s.table.get('bob')!;
   const lan = s.table.get('lan')!;
   s.clock.advance(5);
@@ -229,9 +231,11 @@ test('peer table: direct internet paths that answer are listed for local-view (n
   lan.machine.onPong('10.1.0.9:41641', s.pings.find((p) => p.ep === '10.1.0.9:41641')!.txid);
   assert.ok(s.pathChanges() >= told + 2);
   assert.deepEqual([...s.table.directPeers()], ['bob'], 'a LAN path holds no public address');
+  assert.deepEqual(called(), [], 'working direct paths need no call');
   s.clock.advance(2000);
   bob.machine.suspect();
   assert.deepEqual([...s.table.directPeers()], [], 'a suspect path does not count');
+  assert.deepEqual(called(), ['bob'], 'a suspect path (maybe a rebinding) is called');
   const beforeRemove = s.pathChanges();
   s.table.set([s.peer('lan', ['10.1.0.9:41641'])]);
   assert.ok(s.pathChanges() > beforeRemove, 'a removed peer is told');
