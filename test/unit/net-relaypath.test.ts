@@ -213,19 +213,25 @@ test('relay path: an idle pair pings every 15 s, loses a dead path within ~20 s 
   assert.ok(lostAt !== null && lostAt - lastPong <= 5000 + 15_000, `lost ${lostAt === null ? 'never' : lostAt - lastPong} ms after the last pong`);
 });
 
+/** `seconds` of a second each: the peer's pings where `peerPings(s)`, every ping of ours answered at once. */
+function run(r: ReturnType<typeof rig>, seconds: number, peerPings: (s: number) => boolean): void {
+  for (let s = 1; s <= seconds; s++) {
+    r.clock.advance(1000);
+    if (peerPings(s)) r.rp.onPing();
+    const last = r.pings.at(-1)!;
+    if (last.at === r.clock.now()) r.rp.onPong(last.txid);
+  }
+}
+
 test('relay path: idle and following, the leader\'s pings stand for our keepalives; our own ping once a minute; when they stop, or data starts, we ping again', () => {
   let idle = true;
-  const { clock, pings, rp } = rig(() => idle, () => false);
+  const r = rig(() => idle, () => false);
+  const { clock, pings, rp } = r;
   rp.setTarget('203.0.113.1:50000');
   rp.onPong(pings[0]!.txid);
   // The leader pings every 15 s for five minutes; every ping of ours is answered.
   const t0 = clock.now();
-  for (let s = 1; s <= 300; s++) {
-    clock.advance(1000);
-    if (s % 15 === 0) rp.onPing();
-    const last = pings.at(-1)!;
-    if (last.at === clock.now()) rp.onPong(last.txid);
-  }
+  run(r, 300, (s) => s % 15 === 0);
   const own = pings.filter((p) => p.at > t0).map((p) => p.at - t0);
   assert.ok(own.length >= 4 && own.length <= 6, `own pings while following: ${own.join(',')}`);
   const gaps = own.slice(1).map((t, i) => t - own[i]!);
@@ -242,27 +248,17 @@ test('relay path: idle and following, the leader\'s pings stand for our keepaliv
   idle = false;
   rp.wake();
   const busyFrom = pings.length;
-  for (let s = 0; s < 20; s++) {
-    clock.advance(1000);
-    if (s % 5 === 0) rp.onPing();
-    const last = pings.at(-1)!;
-    if (last.at === clock.now()) rp.onPong(last.txid);
-  }
+  run(r, 20, (s) => s % 5 === 0);
   assert.ok(pings.length - busyFrom >= 3, `busy pings of our own: ${pings.length - busyFrom}`);
 });
 
 test('relay path: the leader, or a side told nothing about leading, keeps pinging at the idle pace whatever the peer sends', () => {
   for (const leads of [() => true, undefined]) {
-    const { clock, pings, rp } = rig(() => true, leads);
-    rp.setTarget('203.0.113.1:50000');
-    rp.onPong(pings[0]!.txid);
-    const t0 = clock.now();
-    for (let s = 1; s <= 120; s++) {
-      clock.advance(1000);
-      if (s % 15 === 7) rp.onPing();
-      const last = pings.at(-1)!;
-      if (last.at === clock.now()) rp.onPong(last.txid);
-    }
-    assert.equal(pings.filter((p) => p.at > t0).length, 8);
+    const r = rig(() => true, leads);
+    r.rp.setTarget('203.0.113.1:50000');
+    r.rp.onPong(r.pings[0]!.txid);
+    const t0 = r.clock.now();
+    run(r, 120, (s) => s % 15 === 7);
+    assert.equal(r.pings.filter((p) => p.at > t0).length, 8);
   }
 });
