@@ -336,6 +336,11 @@ export class MagicSock extends EventEmitter {
    * WireGuard data moved to or from this peer (traffic-watch.ts, from the counters): its direct
    * path keeps the busy keepalive pace, and comes back to it at once from the idle one.
    */
+  /** The peer's WireGuard carried no data for a while (endpoint.ts idle); unknown peers are not idle. */
+  peerIdle(peerId: string): boolean {
+    return this.peers.get(peerId)?.idle(this.clock.now()) ?? false;
+  }
+
   noteTraffic(peerId: string): void {
     const rec = this.peers.get(peerId);
     if (!rec) return;

@@ -13,6 +13,7 @@ import type { Peer, PingResult } from '../gen/lanrage/v1/peer.js';
 import { MagicSock, type PathState, type RelayLatency } from '../net/magicsock.js';
 import { PortMapper, type PortMapProtocol } from '../net/portmapper/portmapper.js';
 import { TrafficWatch } from '../net/traffic-watch.js';
+import { IdleKeepalive } from './wg-keepalive.js';
 import type { StateRepo } from '../store/state-repo.js';
 import { createWgDevice, loadOrCreateKeyPair, removeStaleInterface, type WgDevice, type WgKeyPair, type WgPeerStats } from '../wg/index.js';
 import { PeerWriter } from '../wg/peer-writer.js';
@@ -106,6 +107,7 @@ export class PartyManager implements PartyEngine {
   private candidates: string[] = [];
   private closed = false;
   private readonly traffic = new TrafficWatch();
+  private readonly keepalive = new IdleKeepalive();
   private trafficTimer: ReturnType<typeof setTimeout> | undefined;
   private checkingTraffic = false;
   /** While in a party: a router-mapped public port for magicsock, published as a candidate. */
@@ -127,6 +129,7 @@ export class PartyManager implements PartyEngine {
         if (!this.wgWriter || allowedIp === undefined) return;
         // The keepalive starts only now: set without an endpoint, WireGuard's first handshake
         // fails at once and it waits 5 s to retry (measured: every join took ~5.4 s to ping).
+        this.keepalive.set(wgPublicKey);
         await this.wgWriter.set({ publicKey: wgPublicKey, endpoint, allowedIps: [allowedIp], persistentKeepaliveSeconds: 20 });
       },
       sendCallMeMaybe: (peerId, cands, spraySockets, primed) => {
@@ -468,6 +471,7 @@ export class PartyManager implements PartyEngine {
       this.sock.setPeers([]);
       await this.sock.stopRelay();
       this.wgPeers.clear();
+      this.keepalive.clear();
       if (this.wg) {
         this.wgWriter = undefined;
         await this.wg.close();
@@ -495,6 +499,7 @@ export class PartyManager implements PartyEngine {
       await this.wg.close();
       this.wg = undefined;
       this.wgPeers.clear();
+      this.keepalive.clear();
     }
     if (!this.wg) {
       const s = this.opts.state.settings;
@@ -514,6 +519,7 @@ export class PartyManager implements PartyEngine {
       if (!keep.has(key)) {
         writes.push(writer.remove(key));
         this.wgPeers.delete(key);
+        this.keepalive.forget(key);
       }
     }
     // New members go to WireGuard in the same write as whatever else is queued (endpoints of
@@ -598,13 +604,31 @@ export class PartyManager implements PartyEngine {
     }
   }
 
+  /** WireGuard's keepalive off on pairs that handshook and rest (wg-keepalive.ts). */
+  private stopIdleKeepalives(list: readonly WgPeerStats[], idOf: ReadonlyMap<string, string>): void {
+    const writer = this.wgWriter;
+    if (!writer) return;
+    for (const key of this.keepalive.toStop(list, (k) => {
+      const id = idOf.get(k);
+      return id !== undefined && this.sock.peerIdle(id);
+    })) {
+      const allowedIp = this.wgPeers.get(key);
+      if (allowedIp === undefined) continue;
+      // No endpoint: WireGuard keeps the one it has (the peer writer keeps a pending one).
+      writer.set({ publicKey: key, allowedIps: [allowedIp], persistentKeepaliveSeconds: 0 }).catch((err: unknown) =>
+        this.log.debug('keepalive change failed', { err: String(err) }),
+      );
+    }
+  }
+
   /** One reading of WireGuard's counters for the traffic watch, from its own read or the metrics round's. */
   private applyTraffic(list: readonly WgPeerStats[]): void {
     const p = this.partyState;
     if (!p) return;
     const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
-    if (quiet.length === 0 && this.traffic.moving.size === 0) return;
     const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
+    this.stopIdleKeepalives(list, idOf);
+    if (quiet.length === 0 && this.traffic.moving.size === 0) return;
     for (const key of this.traffic.moving) {
       const id = idOf.get(key);
       if (id !== undefined) this.sock.noteTraffic(id);
