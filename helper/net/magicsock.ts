@@ -332,15 +332,15 @@ export class MagicSock extends EventEmitter {
     this.relay.conn?.checkNow();
   }
 
-  /**
-   * WireGuard data moved to or from this peer (traffic-watch.ts, from the counters): its direct
-   * path keeps the busy keepalive pace, and comes back to it at once from the idle one.
-   */
   /** The peer's WireGuard carried no data for a while (endpoint.ts idle); unknown peers are not idle. */
   peerIdle(peerId: string): boolean {
     return this.peers.get(peerId)?.idle(this.clock.now()) ?? false;
   }
 
+  /**
+   * WireGuard data moved to or from this peer (traffic-watch.ts, from the counters): its direct
+   * path keeps the busy keepalive pace, and comes back to it at once from the idle one.
+   */
   noteTraffic(peerId: string): void {
     const rec = this.peers.get(peerId);
     if (!rec) return;
