@@ -59,6 +59,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
+import { followerRestMs } from './follow.js';
 import { ProbeStats } from './probe-stats.js';
 import type { NatMapping } from './stun/client.js';
 
@@ -647,7 +648,7 @@ export class PathMachine {
     this.missed = 0;
     this.keepaliveTxid = null;
     this.rested = true;
-    this.schedule(Math.min(this.followWait(), Math.max(0, this.lastKeepaliveAt + this.rescanMs() - now)));
+    this.schedule(this.followerRest(now) ?? 0);
   }
 
   private leads(): boolean {
@@ -690,13 +691,13 @@ export class PathMachine {
    */
   private idleRests(now: number): boolean {
     return this.o.idle?.() === true && this.keepaliveTxid === null && !this.reprobing && !this.suspectLater && this.missed === 0
-      && now - this.lastKeepaliveAt < this.keepaliveMs() && !this.followerRests(now);
+      && now - this.lastKeepaliveAt < this.keepaliveMs() && this.followerRest(now) === null;
   }
 
-  /** Following and the peer's pings arrive: this round sends nothing to the active path. */
-  private followerRests(now: number): boolean {
-    return !this.leads() && !this.reprobing && !this.suspectLater && this.missed === 0
-      && now - this.peerPingAt < this.followWait() && now - this.lastKeepaliveAt < this.rescanMs();
+  /** Following and the peer's pings arrive: how long this round sends nothing to the active path (null: it sends). */
+  private followerRest(now: number): number | null {
+    if (this.leads() || this.reprobing || this.suspectLater || this.missed !== 0) return null;
+    return followerRestMs(now, this.peerPingAt, this.followWait(), this.lastKeepaliveAt, this.rescanMs());
   }
 
   private round(): void {
@@ -707,10 +708,11 @@ export class PathMachine {
     this.prune(now);
     if (this.kind === 'direct' && this.active) {
       if (this.idleRests(now)) return this.schedule(this.lastKeepaliveAt + this.keepaliveMs() - now);
-      if (this.followerRests(now)) {
+      const rest = this.followerRest(now);
+      if (rest !== null) {
         this.rested = true;
         this.keepaliveTxid = null;
-        return this.schedule(Math.min(this.followWait() - (now - this.peerPingAt), this.lastKeepaliveAt + this.rescanMs() - now));
+        return this.schedule(rest);
       }
       if (this.keepaliveTxid !== null && this.pending.has(this.keepaliveTxid)) {
         this.missed++;

@@ -23,6 +23,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { monoOf, type Clock } from '../core/clock.js';
+import { followerRestMs } from './follow.js';
 import { ProbeStats } from './probe-stats.js';
 
 export interface RelayPathTiming {
@@ -180,10 +181,11 @@ export class RelayPath {
     if (!this.up) return this.probeNow();
     const now = this.o.clock.now();
     this.peerPingAt = now;
-    if (!this.rests(now)) return;
+    const rest = this.restMs(now);
+    if (rest === null) return;
     this.missed = 0;
     this.keepaliveTxid = null;
-    this.schedule(this.restMs(now));
+    this.schedule(rest);
   }
 
   /** Data started on an idle pair: the next keepalive comes at the busy pace. */
@@ -232,16 +234,10 @@ export class RelayPath {
     return this.o.idle?.() === true ? this.t.idleKeepaliveIntervalMs : this.t.keepaliveIntervalMs;
   }
 
-  /** Idle, following, and the leader's pings arrive: this round sends nothing. */
-  private rests(now: number): boolean {
-    return this.up && this.missed === 0 && this.o.leads?.() === false && this.o.idle?.() === true
-      && now - this.peerPingAt < this.t.idleKeepaliveIntervalMs + this.t.followSlackMs
-      && now - this.lastKeepaliveAt < this.t.followOwnPingMs;
-  }
-
-  /** Until the leader's next ping is overdue or our own ping is due. */
-  private restMs(now: number): number {
-    return Math.min(this.peerPingAt + this.t.idleKeepaliveIntervalMs + this.t.followSlackMs, this.lastKeepaliveAt + this.t.followOwnPingMs) - now;
+  /** Idle, following, and the leader's pings arrive: how long this round sends nothing (null: it sends). */
+  private restMs(now: number): number | null {
+    if (!this.up || this.missed !== 0 || this.o.leads?.() !== false || this.o.idle?.() !== true) return null;
+    return followerRestMs(now, this.peerPingAt, this.t.idleKeepaliveIntervalMs + this.t.followSlackMs, this.lastKeepaliveAt, this.t.followOwnPingMs);
   }
 
   private round(): void {
@@ -250,9 +246,10 @@ export class RelayPath {
     if (this.closed || this.paused || this.target === null) return;
     const now = this.o.clock.now();
     for (const [k, p] of this.pending) if (now - p.at > this.t.pingTtlMs) this.pending.delete(k);
-    if (this.rests(now)) {
+    const rest = this.restMs(now);
+    if (rest !== null) {
       this.keepaliveTxid = null;
-      return this.schedule(this.restMs(now));
+      return this.schedule(rest);
     }
     // Idle pace: the round after a keepalive only checked its pong; answered, wait out the interval.
     if (this.up && this.keepaliveTxid === null && this.missed === 0 && now - this.lastKeepaliveAt < this.keepaliveMs()) {
