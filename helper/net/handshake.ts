@@ -40,10 +40,22 @@ export const IN_FLIGHT_MS = 5000;
  * initiation 5.08 s after it, while its unseen retry was in flight, and the pair lost 20 s.
  */
 export const ATTEMPT_MS = 90_000;
+/**
+ * wireguard-go consumes at most one initiation per peer every 20 ms (HandshakeInitationRate) and
+ * drops a closer one as a flood, unanswered. A late event loop hands two initiations over in one
+ * go although they left the peer far apart: seen in a 16-player storm, where the peer flushed its
+ * held initiation 5 s after writing it and WireGuard's retry followed 157 ms later; both reached
+ * the other WireGuard 16 ms apart, it answered the stale one only, and the pair waited 5 s more.
+ * So initiations from one peer reach our WireGuard at least this far apart (with a margin for
+ * wireguard-go's own queue under load).
+ */
+export const INITIATION_SPACING_MS = 50;
 
 export class HandshakeGuard {
   private peerInitAt = -Infinity;
   private ownInitAt = -Infinity;
+  /** When the peer's last initiation reached (or is due to reach) our WireGuard. */
+  private initDeliveredAt = -Infinity;
 
   /** lower: our disco public key sorts before the peer's (see rule 3). */
   constructor(private readonly lower: boolean) {}
@@ -83,6 +95,16 @@ export class HandshakeGuard {
     this.peerInitAt = now;
     this.ownInitAt = -Infinity;
     return 'deliver-discard-held';
+  }
+
+  /**
+   * How long to wait before handing the peer's initiation (one incoming() delivers) to our
+   * WireGuard: 0, or until INITIATION_SPACING_MS after the previous one.
+   */
+  spacing(now: number): number {
+    const at = Math.max(now, this.initDeliveredAt + INITIATION_SPACING_MS);
+    this.initDeliveredAt = at;
+    return at - now;
   }
 }
 

@@ -93,6 +93,8 @@ export const COUNTERS = [
   'disco_ping_rx', 'disco_pong_rx', 'disco_ping_tx', 'disco_pong_tx', 'disco_primes',
   'disco_unknown_key', 'disco_bad_auth', 'disco_malformed', 'disco_bad_source', 'disco_pong_unmatched',
   'wg_to_wireguard', 'wg_unknown_source', 'wg_no_proxy', 'wg_held', 'wg_hold_dropped', 'wg_flushed', 'wg_stale_dropped', 'wg_crossing_dropped', 'wg_crossing_yielded',
+  /** Peer initiations delayed so that WireGuard does not drop them as a flood (handshake.ts INITIATION_SPACING_MS). */
+  'wg_init_spaced',
   'cmm_sent', 'cmm_received', 'cmm_buffered', 'cmm_invalid', 'cmm_stale',
   'predict_cmm', 'predict_probes', 'predict_refused',
   'birthday_attempts', 'birthday_sockets', 'birthday_opened', 'birthday_probes', 'birthday_hits', 'birthday_refused', 'birthday_failed',

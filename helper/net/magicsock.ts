@@ -487,7 +487,19 @@ export class MagicSock extends EventEmitter {
         return;
       }
       if (verdict === 'deliver-discard-held') this.c.wg_stale_dropped += rec.hold.discard(isHandshakeInitiation);
+      const wait = msg[0] === WG_HANDSHAKE_INITIATION ? rec.handshake.spacing(this.clock.now()) : 0;
+      if (wait > 0) {
+        this.c.wg_init_spaced++;
+        this.log.debug('wg handshake in spaced', { peer: id, waitMs: wait });
+        this.clock.setTimeout(() => this.deliverToWireGuard(id, msg, rec), wait);
+        return;
+      }
     }
+    this.deliverToWireGuard(id, msg, rec);
+  }
+
+  private deliverToWireGuard(id: string, msg: Buffer, rec: PeerEndpoint | undefined): void {
+    if (this.closed) return;
     if (!this.proxy.toWireGuard(id, msg)) {
       this.c.wg_no_proxy++;
       return;

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HandshakeGuard, releaseHeld } from '../../helper/net/handshake.js';
+import { HandshakeGuard, INITIATION_SPACING_MS, releaseHeld } from '../../helper/net/handshake.js';
 
 const init = Buffer.from([1, 0, 0, 0]);
 const resp = Buffer.from([2, 0, 0, 0]);
@@ -112,4 +112,20 @@ test('only the latest held initiation leaves: WireGuard replaced the older one w
   const r = releaseHeld(g, [first, data, retry], 7579);
   assert.deepEqual(r.send, [data, retry]);
   assert.equal(r.dropped, 1);
+});
+
+test('the peer\'s initiations reach WireGuard at least INITIATION_SPACING_MS apart (its flood limit is 20 ms)', () => {
+  // Join storm, sym11 <- cgnat13: cgnat13 flushed its 5 s old held initiation and WireGuard's
+  // retry followed 157 ms later; sym11's late event loop handed both over 16 ms apart, WireGuard
+  // answered the stale one only, and the pair waited for the next retry.
+  const g = new HandshakeGuard(false);
+  assert.equal(g.incoming(init, 48_524), 'deliver-discard-held');
+  assert.equal(g.spacing(48_524), 0);
+  assert.equal(g.incoming(init, 48_540), 'deliver-discard-held');
+  assert.equal(g.spacing(48_540), INITIATION_SPACING_MS - 16);
+  // A third one right behind waits for the second's slot, not the first's.
+  assert.equal(g.spacing(48_545), 2 * INITIATION_SPACING_MS - 21);
+  // Initiations far apart (a rekey 2 minutes later) wait for nothing.
+  assert.equal(g.spacing(170_000), 0);
+  assert.ok(INITIATION_SPACING_MS > 20);
 });
