@@ -626,9 +626,12 @@ export class PartyManager implements PartyEngine {
     const p = this.partyState;
     if (!p) return;
     const quiet = this.traffic.update(list.map((s) => ({ key: s.publicKey, txBytes: s.txBytes, rxBytes: s.rxBytes })), Date.now());
+    const busy = quiet.length > 0 || this.traffic.moving.size > 0;
+    // At rest with every keepalive already off (most readings), there is nothing to look up.
+    if (!busy && !this.keepalive.any()) return;
     const idOf = new Map(p.members.map((m) => [m.wgPublicKey, m.deviceId]));
     this.stopIdleKeepalives(list, idOf);
-    if (quiet.length === 0 && this.traffic.moving.size === 0) return;
+    if (!busy) return;
     for (const key of this.traffic.moving) {
       const id = idOf.get(key);
       if (id !== undefined) this.sock.noteTraffic(id);

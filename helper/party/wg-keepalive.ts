@@ -29,6 +29,11 @@ export class IdleKeepalive {
     this.on.clear();
   }
 
+  /** Whether any peer's keepalive is on (else toStop has nothing to do). */
+  any(): boolean {
+    return this.on.size > 0;
+  }
+
   /** The peers whose keepalive should go to 0 now (and are counted as off from here). */
   toStop(readings: readonly KeepaliveReading[], idle: (publicKey: string) => boolean): string[] {
     const out: string[] = [];
